@@ -1,0 +1,1 @@
+"""outpost: multi-tenant event delivery to Kinesis and more."""

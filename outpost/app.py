@@ -1,0 +1,150 @@
+"""The HTTP API: `create_app(settings, deps)`, its middlewares and route table."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+from redis.asyncio import Redis
+
+from outpost.crypto import Cipher
+from outpost.delivery import promote_loop
+from outpost.destinations import DestinationCache, Registry
+from outpost.errors import APIError
+from outpost.keys import Keys
+from outpost.kinesis import KinesisProvider
+from outpost.queue import Queue
+from outpost.settings import Settings
+from outpost.store import Store
+
+log = structlog.get_logger("outpost.api")
+PREFIXES = ("/api/v1", "/2025-07-01")
+PUBLIC_PATHS = {"/healthz", *(f"{p}/healthz" for p in PREFIXES)}
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass
+class Deps:
+    """Everything the API and the workers share. Built from settings and a Redis client;
+    opens no connection itself."""
+
+    settings: Settings
+    redis: Redis
+    keys: Keys
+    cipher: Cipher
+    registry: Registry
+    store: Store
+    queue: Queue
+    destinations: DestinationCache
+
+    @classmethod
+    def build(cls, settings: Settings, redis: Redis) -> Deps:
+        keys = Keys(settings.deployment_id)
+        cipher = Cipher(settings.aes_encryption_secret)
+        registry = Registry(
+            [
+                KinesisProvider(
+                    metadata_in_payload=settings.destinations_aws_kinesis_metadata_in_payload,
+                    timeout=settings.delivery_timeout_seconds,
+                    max_connections=settings.delivery_max_concurrency,
+                )
+            ]
+        )
+        return cls(
+            settings=settings,
+            redis=redis,
+            keys=keys,
+            cipher=cipher,
+            registry=registry,
+            store=Store(redis, keys, registry, cipher, settings.max_destinations_per_tenant),
+            queue=Queue(
+                redis,
+                keys,
+                settings.delivery_partitions,
+                settings.event_retention_seconds,
+                settings.attempts_max_per_destination,
+            ),
+            destinations=DestinationCache(registry, cipher),
+        )
+
+
+DEPS = web.AppKey("deps", Deps)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, message: str, data: object = None) -> web.Response:
+    return web.json_response({"status": status, "message": message, "data": data}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except APIError as exc:
+        return error_response(exc.status, exc.message, exc.data)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason.lower())
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled_error", method=request.method, path=request.path)
+        return error_response(500, "internal server error")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+        return await handler(request)
+    expected = request.app[DEPS].settings.api_key
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise APIError(401, "missing Authorization: Bearer <API_KEY>")
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise APIError(401, "invalid API key")
+    return await handler(request)
+
+
+async def read_json(request: web.Request, required: bool = True) -> object:
+    body = await request.read()
+    if not body.strip():
+        if required:
+            raise APIError(400, "request body is required (JSON)")
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise APIError(400, f"malformed JSON: {exc}") from None
+
+
+def create_app(settings: Settings, deps: Deps, run_promoter: bool = True) -> web.Application:
+    from outpost import views
+
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
+    )
+    app[DEPS] = deps
+    app.router.add_get("/healthz", views.healthz)
+    for prefix in PREFIXES:
+        for method, path, handler in views.ROUTES:
+            app.router.add_route(method, prefix + path, handler)
+    if run_promoter:
+        app.cleanup_ctx.append(_retry_promoter)
+    return app
+
+
+async def _retry_promoter(app: web.Application) -> AsyncIterator[None]:
+    stopping = asyncio.Event()
+    task = asyncio.create_task(promote_loop(app[DEPS].queue, stopping))
+    yield
+    stopping.set()
+    await task

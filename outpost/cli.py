@@ -1,0 +1,241 @@
+"""`outpost api|worker|all|dev|tail`: the one place that builds clients from settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from outpost import logs
+from outpost.app import Deps, create_app
+from outpost.delivery import Worker
+from outpost.retry import RetryPolicy
+from outpost.settings import Settings, describe_errors
+
+log = structlog.get_logger("outpost")
+DEMO_STREAM = "my-stream"  # the stream name in seed 002's body, so it works verbatim
+
+
+def load_settings(require_secrets: bool = True) -> Settings:
+    """Settings from the environment, or exit 2 with one line per bad value."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        _fail(describe_errors(exc))
+    if require_secrets and (missing := settings.check_service_secrets()):
+        _fail(missing)
+    return settings
+
+
+def _fail(lines: list[str]) -> None:
+    for line in lines:
+        print(f"outpost: config error: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def build_worker(deps: Deps, settings: Settings) -> Worker:
+    policy = RetryPolicy(
+        max_retries=settings.max_retry_limit,
+        interval=settings.retry_interval_seconds,
+        schedule=tuple(settings.retry_schedule),
+    )
+    return Worker(
+        deps.redis,
+        deps.keys,
+        deps.queue,
+        deps.registry,
+        deps.cipher,
+        policy,
+        concurrency=settings.delivery_max_concurrency,
+        reclaim_idle_seconds=settings.delivery_reclaim_idle_seconds,
+    )
+
+
+async def serve(
+    settings: Settings, api: bool, worker: bool, on_ready: Callable[[], None] | None = None
+) -> None:
+    redis = Redis.from_url(
+        settings.redis_dsn(),
+        health_check_interval=30,
+        max_connections=settings.delivery_max_concurrency + 32,
+    )
+    deps = Deps.build(settings, redis)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = None
+    worker_obj = build_worker(deps, settings) if worker else None
+    worker_task = None
+    try:
+        if api:
+            # one retry promoter per process: the worker runs it when both are here
+            runner = web.AppRunner(
+                create_app(settings, deps, run_promoter=not worker), access_log=None
+            )
+            await runner.setup()
+            await web.TCPSite(runner, settings.api_host, settings.api_port).start()
+            log.info("api_listening", host=settings.api_host, port=settings.api_port)
+        if worker_obj:
+            worker_task = asyncio.create_task(worker_obj.run())
+        if on_ready:
+            on_ready()
+        stopped = asyncio.create_task(stop.wait())
+        waiters = [stopped] + ([worker_task] if worker_task else [])
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting_down")
+    finally:
+        if worker_obj and worker_task:
+            worker_obj.stop()
+            await asyncio.gather(worker_task, return_exceptions=True)
+        if runner:
+            await runner.cleanup()
+        await deps.registry.close()
+        await redis.aclose()
+
+
+def run_dev(args: argparse.Namespace) -> None:
+    """`make run`: start whatever is not configured, then the whole service."""
+    from outpost import devstack
+
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    _dev_secrets(state)
+    os.environ.setdefault("API_HOST", "127.0.0.1")
+    servers = []
+    try:
+        if not any(os.environ.get(k) for k in ("REDIS_URL", "REDIS_HOST")):
+            (state / "redis").mkdir(exist_ok=True)
+            redis = devstack.redis_server(
+                port=devstack.free_port(), data_dir=str((state / "redis").resolve()), aof=True
+            )
+            servers.append(redis.start())
+            os.environ["REDIS_URL"] = redis.redis_url
+            print(f"redis      private redis-server (AOF on) at {redis.redis_url}")
+        if not any(os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS")):
+            moto = devstack.moto_server()
+            servers.append(moto.start())
+            os.environ["AWS_ENDPOINT_URL"] = moto.url
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+            devstack.create_stream(moto.url, DEMO_STREAM)
+            print(f"kinesis/s3 moto server at {moto.url} (stream {DEMO_STREAM!r} created)")
+        settings = load_settings()
+        logs.configure(settings.log_level, settings.log_format)
+        asyncio.run(
+            serve(
+                settings,
+                api=True,
+                worker=True,
+                on_ready=lambda: print(_banner(settings), flush=True),
+            )
+        )
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def _dev_secrets(state: Path) -> None:
+    """Keys for a dev run, kept beside the dev Redis so its encrypted data stays readable."""
+    path = state / "secrets.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    for name in ("API_KEY", "API_JWT_SECRET", "AES_ENCRYPTION_SECRET"):
+        saved.setdefault(name, secrets.token_urlsafe(24))
+        os.environ.setdefault(name, saved[name])
+    path.write_text(json.dumps(saved))
+    path.chmod(0o600)
+
+
+def _banner(settings: Settings) -> str:
+    base = f"http://{settings.api_host}:{settings.api_port}/api/v1"
+    auth = f"-H 'Authorization: Bearer {settings.api_key}'"
+    json_h = "-H 'Content-Type: application/json'"
+    return f"""
+outpost is running: API at {base}   admin key: {settings.api_key}
+
+Try it (seed 002's destination body, unchanged):
+  curl -X PUT {base}/tenants/acme {auth}
+  curl {base}/tenants/acme/destinations {auth} {json_h} --data '{{
+    "type": "aws_kinesis", "topics": ["orders"],
+    "config": {{"stream_name": "{DEMO_STREAM}", "region": "us-east-1"}},
+    "credentials": {{"key": "<AWS_ACCESS_KEY_ID>", "secret": "<AWS_SECRET_ACCESS_KEY>"}}}}'
+  curl {base}/publish {auth} {json_h} --data '{{
+    "tenant_id": "acme", "topic": "orders", "metadata": {{"source": "checkout-service"}},
+    "data": {{"order_id": "123", "status": "created"}}}}'
+Then see the record on the local stream:
+  .venv/bin/outpost tail {DEMO_STREAM}
+Ctrl-C stops the service and the local servers.
+"""
+
+
+def run_tail(args: argparse.Namespace) -> None:
+    """Print every record on a stream (for the local stack)."""
+    from outpost import devstack
+
+    endpoint = (
+        args.endpoint
+        or os.environ.get("AWS_ENDPOINT_URL_KINESIS")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or _dev_endpoint()
+    )
+    for r in devstack.read_stream(endpoint, args.stream):
+        data = r["Data"].decode(errors="replace")
+        print(
+            json.dumps(
+                {
+                    "shard_id": r["ShardId"],
+                    "sequence_number": r["SequenceNumber"],
+                    "partition_key": r["PartitionKey"],
+                    "data": data,
+                }
+            )
+        )
+
+
+def _dev_endpoint() -> str:
+    with contextlib.suppress(OSError):
+        for line in os.popen("ps -eo args").read().splitlines():
+            if "moto_server" in line and "-p" in line:
+                return f"http://127.0.0.1:{line.split('-p')[-1].split()[0]}"
+    raise SystemExit("outpost tail: set AWS_ENDPOINT_URL (or pass --endpoint)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="outpost", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("api", help="HTTP API and retry promoter")
+    sub.add_parser("worker", help="delivery worker")
+    sub.add_parser("all", help="API and worker in one process")
+    dev = sub.add_parser("dev", help="`make run`: local stack for what is not configured + all")
+    dev.add_argument("--state-dir", default=".outpost-dev")
+    tail = sub.add_parser("tail", help="print the records on a Kinesis stream")
+    tail.add_argument("stream")
+    tail.add_argument("--endpoint")
+    args = parser.parse_args(argv)
+    if args.command == "dev":
+        run_dev(args)
+        return
+    if args.command == "tail":
+        run_tail(args)
+        return
+    settings = load_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    api = args.command in ("api", "all")
+    worker = args.command in ("worker", "all")
+    asyncio.run(serve(settings, api=api, worker=worker))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Delivery workers: read tasks, send them, record the outcome.
+
+`process()` handles one task end to end so tests can call it; `run()` is the loop with
+bounded concurrency, periodic reclaim of crashed consumers' tasks and retry promotion;
+`drain()` stops reading and waits for what is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+import uuid
+
+import structlog
+from redis.asyncio import Redis
+
+from outpost.crypto import Cipher
+from outpost.destinations import DestinationCache, Registry
+from outpost.errors import DeliveryError, PermanentError
+from outpost.keys import Keys
+from outpost.models import Event
+from outpost.queue import Entry, Outcome, Queue
+from outpost.retry import RetryPolicy
+
+log = structlog.get_logger("outpost.delivery")
+
+
+class Worker:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        queue: Queue,
+        registry: Registry,
+        cipher: Cipher,
+        policy: RetryPolicy,
+        concurrency: int = 64,
+        reclaim_idle_seconds: float = 60.0,
+        name: str | None = None,
+    ):
+        self.redis = redis
+        self.keys = keys
+        self.queue = queue
+        self.registry = registry
+        self.cipher = cipher
+        self.policy = policy
+        self.concurrency = concurrency
+        self.reclaim_idle_ms = int(reclaim_idle_seconds * 1000)
+        self.name = name or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self._slots = asyncio.Semaphore(concurrency)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self.destinations = DestinationCache(registry, cipher)
+
+    # -- one task -----------------------------------------------------------------------
+    async def process(
+        self,
+        entry: Entry,
+        event: Event | None = None,
+        raw_dest: bytes | None = None,
+        loaded: bool = False,
+    ) -> Outcome:
+        """Deliver one task and record its outcome. Loads what it is not given."""
+        task = entry.task
+        if not loaded:
+            event, raw_dest = await self._load_one(entry)
+        started = time.time()
+        outcome = await self._attempt(entry, event, raw_dest)
+        await self.queue.complete(entry, outcome, started)
+        log.log(
+            20 if outcome.status == "success" else 30,
+            "delivery",
+            event_id=task.event_id,
+            tenant_id=task.tenant_id,
+            destination_id=task.destination_id,
+            attempt=task.attempt,
+            status=outcome.status,
+            code=outcome.code or None,
+            retry_in=None if outcome.retry_in is None else round(outcome.retry_in, 1),
+            dead=outcome.dead or None,
+            duration_ms=round((time.time() - started) * 1000, 1),
+        )
+        return outcome
+
+    async def _attempt(self, entry: Entry, event: Event | None, raw_dest: bytes | None) -> Outcome:
+        if event is None:
+            return Outcome("failed", "event_expired", record_attempt=False)
+        if raw_dest is None:
+            return Outcome("failed", "destination_deleted", record_attempt=False)
+        dest = self.destinations.parse(raw_dest)
+        if not dest.enabled:
+            return Outcome(
+                "failed",
+                "destination_disabled",
+                "destination is disabled",
+                dead=True,
+                record_attempt=False,
+            )
+        provider = self.registry.get(dest.type)
+        try:
+            record = provider.format(event, dest)
+            response = await provider.send(record, dest)
+        except DeliveryError as exc:
+            return self._failure(entry, event, exc)
+        return Outcome("success", response=response)
+
+    def _failure(self, entry: Entry, event: Event, exc: DeliveryError) -> Outcome:
+        response = {"error": exc.code, "message": exc.message[:500], **exc.response}
+        if isinstance(exc, PermanentError) or not event.eligible_for_retry:
+            return Outcome("failed", exc.code, exc.message, response, dead=True)
+        delay = self.policy.delay(entry.task.attempt)
+        if delay is None:
+            return Outcome("failed", exc.code, exc.message, response, dead=True)
+        return Outcome("failed", exc.code, exc.message, response, retry_in=delay)
+
+    async def _load_one(self, entry: Entry) -> tuple[Event | None, bytes | None]:
+        return (await self._load([entry]))[0]
+
+    async def _load(self, entries: list[Entry]) -> list[tuple[Event | None, bytes | None]]:
+        """Events and destinations of a batch in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for e in entries:
+            pipe.get(self.keys.event(e.task.tenant_id, e.task.event_id))
+            pipe.hget(self.keys.destinations(e.task.tenant_id), e.task.destination_id)
+        raw = await pipe.execute()
+        out = []
+        for i in range(len(entries)):
+            ev, dest = raw[2 * i], raw[2 * i + 1]
+            out.append((None if ev is None else Event.from_json(json.loads(ev)), dest))
+        return out
+
+    # -- the loop -------------------------------------------------------------------------
+    async def run(self, promote_retries: bool = True) -> None:
+        await self.queue.ensure_groups()
+        side = [asyncio.create_task(self._reclaim_loop())]
+        if promote_retries:
+            side.append(asyncio.create_task(promote_loop(self.queue, self._stopping)))
+        log.info("worker_started", worker=self.name, concurrency=self.concurrency)
+        try:
+            while not self._stopping.is_set():
+                free = await self._wait_for_slot()
+                try:
+                    entries = await self.queue.read(self.name, count=free, block_ms=1000)
+                except (ConnectionError, OSError) as exc:
+                    log.warning("redis_unavailable", error=str(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                if entries:
+                    await self._dispatch(entries)
+        finally:
+            for t in side:
+                t.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            await self._wait_inflight()
+            log.info("worker_stopped", worker=self.name)
+
+    async def _wait_for_slot(self) -> int:
+        await self._slots.acquire()
+        self._slots.release()
+        return max(1, self.concurrency - len(self._inflight))
+
+    async def _dispatch(self, entries: list[Entry]) -> None:
+        loaded = await self._load(entries)
+        for entry, (event, raw_dest) in zip(entries, loaded, strict=True):
+            await self._slots.acquire()
+            t = asyncio.create_task(self._guarded(entry, event, raw_dest))
+            self._inflight.add(t)
+            t.add_done_callback(self._inflight.discard)
+
+    async def _guarded(self, entry: Entry, event: Event | None, raw_dest: bytes | None) -> None:
+        try:
+            await self.process(entry, event, raw_dest, loaded=True)
+        except Exception:
+            # left unacked: another consumer (or this one) reclaims it after the idle time
+            log.exception(
+                "delivery_crashed",
+                event_id=entry.task.event_id,
+                destination_id=entry.task.destination_id,
+            )
+        finally:
+            self._slots.release()
+
+    async def _reclaim_loop(self) -> None:
+        interval = max(self.reclaim_idle_ms / 2000, 0.5)
+        while not self._stopping.is_set():
+            await asyncio.sleep(interval)
+            try:
+                entries = await self.queue.reclaim(self.name, self.reclaim_idle_ms)
+            except (ConnectionError, OSError):
+                continue
+            if entries:
+                log.info("tasks_reclaimed", count=len(entries))
+                await self._dispatch(entries)
+
+    async def _wait_inflight(self) -> None:
+        if self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run_until_empty(self, limit: float = 30.0) -> None:
+        """Test helper: deliver until no task is queued, in flight or due for retry."""
+        deadline = time.monotonic() + limit
+        await self.queue.ensure_groups()
+        while time.monotonic() < deadline:
+            await self.queue.promote_due()
+            entries = await self.queue.read(self.name, count=self.concurrency, block_ms=50)
+            if entries:
+                await self._dispatch(entries)
+                await self._wait_inflight()
+                continue
+            depth = await self.queue.depth()
+            if depth["queued"] == 0 and depth["retrying"] == 0 and not self._inflight:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError("queue did not drain")
+
+
+async def promote_loop(queue: Queue, stopping: asyncio.Event, interval: float = 0.5) -> None:
+    """Due retries back into their streams; safe to run in many processes at once."""
+    while not stopping.is_set():
+        with contextlib.suppress(ConnectionError, OSError):
+            while await queue.promote_due() > 0:
+                pass
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stopping.wait(), interval)

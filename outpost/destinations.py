@@ -1,0 +1,307 @@
+"""Destinations: the provider registry, create/update rules, storage and masking."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from outpost.crypto import Cipher, mask
+from outpost.errors import APIError, ValidationFailed
+from outpost.models import (
+    Destination,
+    DestinationCreate,
+    DestinationUpdate,
+    Event,
+    iso,
+    utcnow,
+)
+
+
+class Provider(Protocol):
+    """What the delivery path needs from a destination type. `format` is pure."""
+
+    type: str
+    label: str
+    description: str
+    config_model: Any
+    credentials_model: Any
+    config_fields: list[dict[str, Any]]
+    credential_fields: list[dict[str, Any]]
+    sensitive: Any
+
+    def prepare(self, destination: Destination) -> None: ...
+    def target(self, config: dict[str, Any]) -> str: ...
+    def target_url(self, config: dict[str, Any]) -> str | None: ...
+    def ordering_key(self, event: Event, destination: Destination) -> str: ...
+    def format(self, event: Event, destination: Destination) -> Any: ...
+    async def send(self, record: Any, destination: Destination) -> dict[str, Any]: ...
+    async def close(self) -> None: ...
+
+
+def problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    """pydantic errors → Outpost's list of readable messages, each naming its field."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        name = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body"
+        if err["type"] == "missing":
+            out.append(f"{name} is required")
+        elif err["type"] == "extra_forbidden":
+            out.append(f"{name} is not a known field")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            out.append(f"{name}: {msg[:1].lower()}{msg[1:]}")
+    return out
+
+
+class Registry:
+    def __init__(self, providers: Iterable[Provider]):
+        self._by_type = {p.type: p for p in providers}
+
+    def get(self, type_: str) -> Provider:
+        return self._by_type[type_]
+
+    def __contains__(self, type_: str) -> bool:
+        return type_ in self._by_type
+
+    def all(self) -> list[Provider]:
+        return list(self._by_type.values())
+
+    async def close(self) -> None:
+        for p in self._by_type.values():
+            await p.close()
+
+    # -- create / update ------------------------------------------------------------
+    def create(self, tenant_id: str, body: Any, new_id: str) -> Destination:
+        try:
+            req = DestinationCreate.model_validate(body)
+        except ValidationError as exc:
+            raise ValidationFailed(problems(exc)) from None
+        provider = self._provider_for(req.type)
+        config, creds = self._check(provider, req.config, req.credentials)
+        now = iso(utcnow())
+        dest = Destination(
+            id=req.id or new_id,
+            tenant_id=tenant_id,
+            type=req.type,
+            topics=req.topics,
+            config=config,
+            credentials=creds,
+            created_at=now,
+            updated_at=now,
+            disabled_at=_past_time(req.disabled_at, "disabled_at"),
+            delivery_metadata=req.delivery_metadata,
+            metadata=req.metadata,
+        )
+        provider.prepare(dest)
+        return dest
+
+    def update(self, dest: Destination, body: Any) -> Destination:
+        try:
+            req = DestinationUpdate.model_validate(body)
+        except ValidationError as exc:
+            raise ValidationFailed(problems(exc)) from None
+        if req.type is not None and req.type != dest.type:
+            raise ValidationFailed([f"type cannot change (is {dest.type})"])
+        provider = self.get(dest.type)
+        sent = req.model_fields_set
+        config = merge_patch(dest.config, req.config) if req.config else dest.config
+        creds = dest.credentials
+        if req.credentials:
+            creds = merge_patch(creds, _unmasked(req.credentials, creds))
+        config, creds = self._check(provider, config, creds)
+        updated = Destination(
+            id=dest.id,
+            tenant_id=dest.tenant_id,
+            type=dest.type,
+            topics=req.topics if req.topics is not None else dest.topics,
+            config=config,
+            credentials=creds,
+            created_at=dest.created_at,
+            updated_at=iso(utcnow()),
+            disabled_at=(
+                _past_time(req.disabled_at, "disabled_at")
+                if "disabled_at" in sent
+                else dest.disabled_at
+            ),
+            delivery_metadata=_merge_map(
+                dest.delivery_metadata, req.delivery_metadata, "delivery_metadata" in sent
+            ),
+            metadata=_merge_map(dest.metadata, req.metadata, "metadata" in sent),
+        )
+        provider.prepare(updated)
+        return updated
+
+    def _provider_for(self, type_: str) -> Provider:
+        if type_ not in self:
+            known = ", ".join(sorted(self._by_type))
+            raise ValidationFailed(
+                [f"type: unsupported destination type {type_!r} (supported: {known})"]
+            )
+        return self.get(type_)
+
+    @staticmethod
+    def _check(
+        provider: Provider, config: dict[str, Any], creds: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        found: list[str] = []
+        out: list[dict[str, Any]] = []
+        for model, value, prefix in (
+            (provider.config_model, config, "config."),
+            (provider.credentials_model, creds, "credentials."),
+        ):
+            try:
+                out.append(model.model_validate(value).model_dump(exclude_none=True))
+            except ValidationError as exc:
+                found.extend(problems(exc, prefix))
+        if found:
+            raise ValidationFailed(found)
+        return out[0], out[1]
+
+    # -- storage and responses ------------------------------------------------------
+    def to_storage(self, dest: Destination, cipher: Cipher) -> str:
+        return json.dumps(
+            {
+                "id": dest.id,
+                "tenant_id": dest.tenant_id,
+                "type": dest.type,
+                "topics": dest.topics,
+                "config": dest.config,
+                "credentials": cipher.encrypt(dest.credentials, _aad(dest)),
+                "delivery_metadata": dest.delivery_metadata,
+                "metadata": dest.metadata,
+                "created_at": dest.created_at,
+                "updated_at": dest.updated_at,
+                "disabled_at": dest.disabled_at,
+            }
+        )
+
+    def from_storage(self, raw: str | bytes, cipher: Cipher) -> Destination:
+        d = json.loads(raw)
+        dest = Destination(
+            id=d["id"],
+            tenant_id=d["tenant_id"],
+            type=d["type"],
+            topics=d["topics"],
+            config=d["config"],
+            credentials={},
+            created_at=d["created_at"],
+            updated_at=d["updated_at"],
+            disabled_at=d.get("disabled_at"),
+            delivery_metadata=d.get("delivery_metadata"),
+            metadata=d.get("metadata"),
+        )
+        dest.credentials = cipher.decrypt(d["credentials"], _aad(dest))
+        if dest.type in self:
+            self.get(dest.type).prepare(dest)
+        return dest
+
+    def to_response(self, dest: Destination) -> dict[str, Any]:
+        provider = self.get(dest.type)
+        creds = {
+            k: (mask(v) if k in provider.sensitive and isinstance(v, str) else v)
+            for k, v in dest.credentials.items()
+        }
+        return {
+            "id": dest.id,
+            "type": dest.type,
+            "topics": dest.topics,
+            "config": dest.config,
+            "credentials": creds,
+            "delivery_metadata": dest.delivery_metadata,
+            "metadata": dest.metadata,
+            "disabled_at": dest.disabled_at,
+            "created_at": dest.created_at,
+            "updated_at": dest.updated_at,
+            "target": provider.target(dest.config),
+            "target_url": provider.target_url(dest.config),
+        }
+
+    def type_schemas(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": p.type,
+                "label": p.label,
+                "description": p.description,
+                "icon": "",
+                "instructions": "",
+                "config_fields": p.config_fields,
+                "credential_fields": p.credential_fields,
+            }
+            for p in self.all()
+        ]
+
+
+class DestinationCache:
+    """Parsed destinations keyed by their stored bytes. An update changes the bytes, so a
+    PATCH (e.g. rotated credentials) is seen on the very next read with no invalidation."""
+
+    def __init__(self, registry: Registry, cipher: Cipher, size: int = 4096):
+        self.registry = registry
+        self.cipher = cipher
+        self.size = size
+        self._items: OrderedDict[bytes, Destination] = OrderedDict()
+
+    def parse(self, raw: bytes) -> Destination:
+        dest = self._items.get(raw)
+        if dest is None:
+            dest = self.registry.from_storage(raw, self.cipher)
+            self._items[raw] = dest
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return dest
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7396 JSON merge patch: null deletes, objects merge recursively."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _merge_map(
+    current: dict[str, str] | None, patch: dict[str, str | None] | None, sent: bool
+) -> dict[str, str] | None:
+    if not sent:
+        return current
+    if patch is None:
+        return None
+    merged = merge_patch(current or {}, patch)
+    return merged or None
+
+
+def _unmasked(sent: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """A credential sent back exactly as we showed it (masked) keeps its stored value."""
+    return {
+        k: v
+        for k, v in sent.items()
+        if not (isinstance(v, str) and k in current and v == mask(str(current[k])))
+    }
+
+
+def _past_time(value: datetime | None, field: str) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValidationFailed([f"{field}: must carry a time zone (e.g. 2024-01-01T00:00:00Z)"])
+    if value > utcnow():
+        raise ValidationFailed([f"{field}: must not be in the future"])
+    return iso(value)
+
+
+def _aad(dest: Destination) -> str:
+    return f"{dest.tenant_id}/{dest.id}"
+
+
+__all__ = ["APIError", "DestinationCache", "Provider", "Registry", "merge_patch", "problems"]

@@ -1,0 +1,46 @@
+"""The record a destination receives: `{"metadata": {...}, "data": ...}` or the bare data.
+
+Pure functions of the stored event and the destination, so a retried record is
+byte-identical to the first one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+SYSTEM_KEYS = ("event-id", "topic", "timestamp")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON, UTF-8, key order kept. The one serializer for records and storage."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def build_metadata(
+    event_id: str,
+    topic: str,
+    timestamp: int,
+    event_metadata: Mapping[str, str] | None,
+    delivery_metadata: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """System keys first and always winning, then the destination's, then the event's.
+
+    A publisher cannot forge `event-id`; a destination's delivery_metadata overrides
+    what a publisher sent under the same key.
+    """
+    meta = {"event-id": event_id, "topic": topic, "timestamp": str(timestamp)}
+    for source in (delivery_metadata, event_metadata):
+        for key, value in (source or {}).items():
+            meta.setdefault(key, value)
+    return meta
+
+
+def build_document(metadata: dict[str, str], data: Any) -> dict[str, Any]:
+    """The `{metadata, data}` document; also what partition key templates are evaluated on."""
+    return {"metadata": metadata, "data": data}
+
+
+def record_bytes(document: dict[str, Any], metadata_in_payload: bool) -> bytes:
+    return dumps(document if metadata_in_payload else document["data"])

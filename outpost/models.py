@@ -1,0 +1,166 @@
+"""The domain's data: tenants, destinations, events, delivery tasks. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+StrMap = dict[str, str]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds and a `Z`."""
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class TenantUpsert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metadata: StrMap | None = None
+
+
+class PublishRequest(BaseModel):
+    """Outpost's publish body."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: Id | None = None
+    tenant_id: Id
+    destination_id: Id | None = None
+    topic: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    eligible_for_retry: bool = True
+    time: datetime | None = None
+    metadata: StrMap | None = None
+    data: dict[str, Any]
+
+
+TopicName = Annotated[str, StringConstraints(min_length=1)]
+Topics = Literal["*"] | Annotated[list[TopicName], Field(min_length=1)]
+
+
+class DestinationCreate(BaseModel):
+    """The type-independent part of a create body; `config`/`credentials` are checked by
+    the destination type's own models."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: Id | None = None
+    type: str
+    topics: Topics
+    config: dict[str, Any] = {}
+    credentials: dict[str, Any] = {}
+    delivery_metadata: StrMap | None = None
+    metadata: StrMap | None = None
+    disabled_at: datetime | None = None
+
+
+class DestinationUpdate(BaseModel):
+    """PATCH body. Maps merge per RFC 7396 (a null value deletes a key)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str | None = None
+    topics: Topics | None = None
+    config: dict[str, Any] | None = None
+    credentials: dict[str, Any] | None = None
+    delivery_metadata: dict[str, str | None] | None = None
+    metadata: dict[str, str | None] | None = None
+    disabled_at: datetime | None = None
+
+
+@dataclass
+class Destination:
+    """A tenant's destination with its credentials in clear (only ever in memory)."""
+
+    id: str
+    tenant_id: str
+    type: str
+    topics: list[str] | str
+    config: dict[str, Any]
+    credentials: dict[str, Any]
+    created_at: str
+    updated_at: str
+    disabled_at: str | None = None
+    delivery_metadata: dict[str, str] | None = None
+    metadata: dict[str, str] | None = None
+    # provider-specific compiled state (e.g. a JMESPath expression); not stored
+    compiled: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_at is None
+
+    def matches(self, topic: str | None) -> bool:
+        if self.topics == "*":
+            return True
+        return topic is not None and topic in self.topics
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    tenant_id: str
+    topic: str
+    time: datetime
+    data: dict[str, Any]
+    metadata: dict[str, str] = field(default_factory=dict)
+    eligible_for_retry: bool = True
+    destination_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant_id": self.tenant_id,
+            "destination_id": self.destination_id,
+            "topic": self.topic,
+            "time": iso(self.time),
+            "eligible_for_retry": self.eligible_for_retry,
+            "metadata": self.metadata,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Event:
+        return cls(
+            id=raw["id"],
+            tenant_id=raw["tenant_id"],
+            topic=raw.get("topic") or "",
+            time=parse_iso(raw["time"]),
+            data=raw["data"],
+            metadata=raw.get("metadata") or {},
+            eligible_for_retry=raw.get("eligible_for_retry", True),
+            destination_id=raw.get("destination_id"),
+        )
+
+
+@dataclass(frozen=True)
+class Task:
+    """One delivery of one event to one destination; what the partition streams carry."""
+
+    tenant_id: str
+    event_id: str
+    destination_id: str
+    attempt: int = 1
+    manual: bool = False
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "t": self.tenant_id,
+            "e": self.event_id,
+            "d": self.destination_id,
+            "a": str(self.attempt),
+            "m": "1" if self.manual else "0",
+        }
+
+    @classmethod
+    def from_fields(cls, f: dict[str, str]) -> Task:
+        return cls(f["t"], f["e"], f["d"], int(f.get("a", "1")), f.get("m") == "1")

@@ -1,0 +1,242 @@
+"""The delivery queue: partition streams, retries, dead letters, attempts.
+
+Publishing, completing a delivery and promoting retries are each one atomic step (Lua or
+MULTI), so a crash between any two steps loses nothing; at worst a task runs twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from outpost.keys import GROUP, Keys
+from outpost.models import Event, Task
+
+_PUBLISH = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+for i = 2, #KEYS do
+  redis.call('XADD', KEYS[i], '*', 't', ARGV[3], 'e', ARGV[4], 'd', ARGV[3 + i], 'a', '1',
+             'm', '0')
+end
+return 1
+"""
+
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, member in ipairs(due) do
+  local t = cjson.decode(member)
+  redis.call('XADD', t.s, '*', 't', t.t, 'e', t.e, 'd', t.d, 'a', t.a, 'm', t.m)
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A task as read from a partition stream."""
+
+    stream: str
+    entry_id: str
+    task: Task
+
+
+@dataclass
+class Outcome:
+    """What one attempt came to, and what happens next."""
+
+    status: str  # "success" | "failed"
+    code: str = ""
+    message: str = ""
+    response: dict[str, Any] = field(default_factory=dict)
+    retry_in: float | None = None  # seconds; None = no retry
+    dead: bool = False  # keep as a dead letter
+    record_attempt: bool = True
+
+
+class Queue:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        partitions: int = 16,
+        retention_seconds: int = 7 * 24 * 3600,
+        attempts_cap: int = 10_000,
+    ):
+        self.redis = redis
+        self.keys = keys
+        self.partitions = partitions
+        self.retention = retention_seconds
+        self.attempts_cap = attempts_cap
+        self.streams = [keys.partition(n) for n in range(partitions)]
+        self._publish = redis.register_script(_PUBLISH)
+        self._promote = redis.register_script(_PROMOTE)
+
+    def partition_of(self, destination_id: str, ordering_key: str) -> str:
+        """Stable across processes and restarts (crc32, not Python's salted hash)."""
+        n = zlib.crc32(f"{destination_id}\0{ordering_key}".encode()) % self.partitions
+        return self.streams[n]
+
+    # -- producer ---------------------------------------------------------------------
+    async def publish(self, event: Event, routes: list[tuple[str, str]]) -> bool:
+        """Store the event and add one task per (destination id, ordering key), atomically.
+        False when the tenant already has an event with this id (nothing is queued)."""
+        keys = [self.keys.event(event.tenant_id, event.id)]
+        keys += [self.partition_of(dest_id, okey) for dest_id, okey in routes]
+        args: list[Any] = [
+            json.dumps(event.to_json(), ensure_ascii=False),
+            self.retention,
+            event.tenant_id,
+            event.id,
+        ]
+        args += [dest_id for dest_id, _ in routes]
+        return bool(await self._publish(keys=keys, args=args))
+
+    async def load_event(self, tenant_id: str, event_id: str) -> Event | None:
+        raw = await self.redis.get(self.keys.event(tenant_id, event_id))
+        return None if raw is None else Event.from_json(json.loads(raw))
+
+    # -- consumer ---------------------------------------------------------------------
+    async def ensure_groups(self) -> None:
+        for stream in self.streams:
+            try:
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                GROUP, consumer, {s: ">" for s in self.streams}, count=count, block=block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_groups()  # Redis lost its data (restart without persistence)
+            return []
+        return [_entry(stream, eid, f) for stream, items in reply or [] for eid, f in items]
+
+    async def reclaim(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[Entry]:
+        """Take over tasks another consumer read and never acked (it crashed)."""
+        out: list[Entry] = []
+        for stream in self.streams:
+            reply: Any = await self.redis.xautoclaim(
+                stream, GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+            )
+            out.extend(_entry(stream, eid, f) for eid, f in reply[1] if f)
+        return out
+
+    async def complete(self, entry: Entry, outcome: Outcome, attempt_time: float) -> str:
+        """Record the attempt, schedule a retry or keep a dead letter, ack: one MULTI."""
+        task = entry.task
+        attempt_id = f"att_{uuid.uuid4().hex}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if outcome.record_attempt:
+                pipe.xadd(
+                    self.keys.attempts(task.tenant_id, task.destination_id),
+                    {
+                        "id": attempt_id,
+                        "event_id": task.event_id,
+                        "destination_id": task.destination_id,
+                        "attempt": task.attempt,
+                        "status": outcome.status,
+                        "code": outcome.code,
+                        "response_data": json.dumps(outcome.response),
+                        "manual": int(task.manual),
+                        "time": f"{attempt_time:.3f}",
+                    },
+                    maxlen=self.attempts_cap,
+                    approximate=True,
+                )
+            if outcome.retry_in is not None:
+                due_ms = int((time.time() + outcome.retry_in) * 1000)
+                pipe.zadd(self.keys.retries(), {self._retry_member(entry): due_ms})
+            if outcome.dead:
+                dead: dict[Any, Any] = {**task.fields()}
+                pipe.xadd(
+                    self.keys.dead_letters(task.tenant_id),
+                    {
+                        **dead,
+                        "code": outcome.code,
+                        "message": outcome.message[:1000],
+                        "time": f"{attempt_time:.3f}",
+                    },
+                    maxlen=self.attempts_cap,
+                    approximate=True,
+                )
+            pipe.xack(entry.stream, GROUP, entry.entry_id)
+            pipe.xdel(entry.stream, entry.entry_id)
+            await pipe.execute()
+        return attempt_id
+
+    def _retry_member(self, entry: Entry) -> str:
+        t = entry.task
+        return json.dumps(
+            {
+                "s": entry.stream,
+                "t": t.tenant_id,
+                "e": t.event_id,
+                "d": t.destination_id,
+                "a": str(t.attempt + 1),
+                "m": "1" if t.manual else "0",
+            },
+            separators=(",", ":"),
+        )
+
+    async def promote_due(self, limit: int = 500) -> int:
+        """Move retries whose time has come back into their partition streams."""
+        now_ms = int(time.time() * 1000)
+        return int(await self._promote(keys=[self.keys.retries()], args=[now_ms, limit]))
+
+    async def depth(self) -> dict[str, int]:
+        """Tasks not yet finished: queued or in flight, and waiting to be retried."""
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in self.streams:
+            pipe.xlen(stream)
+        pipe.zcard(self.keys.retries())
+        *lengths, retries = await pipe.execute()
+        return {"queued": sum(lengths), "retrying": retries}
+
+    async def attempts(
+        self, tenant_id: str, destination_id: str, count: int = 100
+    ) -> list[dict[str, Any]]:
+        rows: Any = await self.redis.xrevrange(
+            self.keys.attempts(tenant_id, destination_id), count=count
+        )
+        return [_decode_attempt(f) for _, f in rows]
+
+    async def dead_letters(self, tenant_id: str, count: int = 100) -> list[dict[str, str]]:
+        rows: Any = await self.redis.xrange(self.keys.dead_letters(tenant_id), count=count)
+        return [{k.decode(): v.decode() for k, v in f.items()} for _, f in rows]
+
+
+def _entry(stream: bytes | str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
+    decoded = {k.decode(): v.decode() for k, v in fields.items()}
+    return Entry(_s(stream), _s(entry_id), Task.from_fields(decoded))
+
+
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _decode_attempt(f: dict[bytes, bytes]) -> dict[str, Any]:
+    d = {k.decode(): v.decode() for k, v in f.items()}
+    return {
+        "id": d["id"],
+        "event_id": d["event_id"],
+        "destination_id": d["destination_id"],
+        "attempt_number": int(d["attempt"]),
+        "status": d["status"],
+        "code": d["code"] or None,
+        "response_data": json.loads(d["response_data"]),
+        "manual": d["manual"] == "1",
+        "time": float(d["time"]),
+    }

@@ -1,0 +1,108 @@
+"""Service settings, read from the environment with Outpost's variable names."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    api_host: str = "0.0.0.0"
+    api_port: int = Field(3333, ge=1, le=65535)
+    api_key: str = ""
+    api_jwt_secret: str = ""
+    aes_encryption_secret: str = ""
+
+    redis_url: str = ""
+    redis_host: str = "127.0.0.1"
+    redis_port: int = Field(6379, ge=1, le=65535)
+    redis_password: str = ""
+    redis_database: int = Field(0, ge=0)
+
+    deployment_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$")
+    topics: CommaList = []
+
+    destinations_aws_kinesis_metadata_in_payload: bool = True
+    delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    delivery_max_concurrency: int = Field(64, ge=1, le=4096)
+    delivery_partitions: int = Field(16, ge=1, le=1024)
+    delivery_reclaim_idle_seconds: float = Field(60.0, gt=0)
+    max_destinations_per_tenant: int = Field(20, ge=1)
+    max_retry_limit: int = Field(10, ge=0, le=100)
+    retry_interval_seconds: float = Field(30.0, gt=0)
+    retry_schedule: Annotated[list[float], NoDecode] = []
+    event_retention_seconds: int = Field(7 * 24 * 3600, ge=60)
+    attempts_max_per_destination: int = Field(10_000, ge=10)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.lower() if isinstance(v, str) else v
+
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _split_topics(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [t.strip() for t in v.split(",") if t.strip()]
+        return v
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _positive_schedule(cls, v: list[float]) -> list[float]:
+        if any(s <= 0 for s in v):
+            raise ValueError("every delay must be a positive number of seconds")
+        return v
+
+    @model_validator(mode="after")
+    def _reclaim_after_timeout(self) -> Settings:
+        if self.delivery_reclaim_idle_seconds <= self.delivery_timeout_seconds:
+            raise ValueError(
+                "DELIVERY_RECLAIM_IDLE_SECONDS must exceed DELIVERY_TIMEOUT_SECONDS, "
+                "or live deliveries would be claimed twice"
+            )
+        return self
+
+    def redis_dsn(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        auth = f":{self.redis_password}@" if self.redis_password else ""
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_database}"
+
+    def check_service_secrets(self) -> list[str]:
+        """Secrets a serving process cannot run without; one message per missing one."""
+        problems = []
+        if not self.api_key:
+            problems.append("API_KEY: required (the admin key for the API)")
+        if not self.aes_encryption_secret:
+            problems.append("AES_ENCRYPTION_SECRET: required (encrypts credentials at rest)")
+        return problems
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One line per bad setting, named by its environment variable."""
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) or name in _SECRET_NAMES else f" (got {value!r})"
+        lines.append(f"{name}: {err['msg']}{shown}")
+    return lines
+
+
+_SECRET_NAMES = {"API_KEY", "API_JWT_SECRET", "AES_ENCRYPTION_SECRET", "REDIS_PASSWORD"}

@@ -1,0 +1,188 @@
+"""Tenants and destinations in Redis. Each write is one atomic step."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+from outpost.crypto import Cipher
+from outpost.destinations import Registry
+from outpost.errors import APIError
+from outpost.keys import Keys
+from outpost.models import Destination, iso, utcnow
+
+_UPSERT_TENANT = """
+local created = redis.call('HGET', KEYS[1], 'created_at')
+if created then
+  redis.call('HSET', KEYS[1], 'metadata', ARGV[2], 'updated_at', ARGV[3])
+  return 0
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'metadata', ARGV[2], 'created_at', ARGV[3],
+           'updated_at', ARGV[3], 'index', ARGV[4])
+redis.call('ZADD', KEYS[2], 0, ARGV[4])
+return 1
+"""
+
+_CREATE_DESTINATION = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return -2 end
+if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then return -3 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+_REPLACE_DESTINATION = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+class Store:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        registry: Registry,
+        cipher: Cipher,
+        max_destinations: int = 20,
+    ):
+        self.redis = redis
+        self.keys = keys
+        self.registry = registry
+        self.cipher = cipher
+        self.max_destinations = max_destinations
+        self._upsert_tenant = redis.register_script(_UPSERT_TENANT)
+        self._create_dest = redis.register_script(_CREATE_DESTINATION)
+        self._replace_dest = redis.register_script(_REPLACE_DESTINATION)
+
+    # -- tenants ----------------------------------------------------------------------
+    async def upsert_tenant(self, tenant_id: str, metadata: dict[str, str] | None) -> bool:
+        """Create or update; True when created."""
+        now = utcnow()
+        index = f"{int(now.timestamp() * 1000):015d}:{tenant_id}"
+        created = await self._upsert_tenant(
+            keys=[self.keys.tenant(tenant_id), self.keys.tenants()],
+            args=[tenant_id, json.dumps(metadata), iso(now), index],
+        )
+        return bool(created)
+
+    async def tenant_exists(self, tenant_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys.tenant(tenant_id)))
+
+    async def get_tenant(self, tenant_id: str) -> dict[str, Any] | None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.tenant(tenant_id))
+        pipe.hvals(self.keys.destinations(tenant_id))
+        raw, dests = await pipe.execute()
+        if not raw:
+            return None
+        topics: set[str] = set()
+        for d in dests:
+            t = json.loads(d)["topics"]
+            topics.update(["*"] if t == "*" else t)
+        return {
+            "id": raw[b"id"].decode(),
+            "destinations_count": len(dests),
+            "topics": sorted(topics),
+            "metadata": json.loads(raw[b"metadata"]),
+            "created_at": raw[b"created_at"].decode(),
+            "updated_at": raw[b"updated_at"].decode(),
+        }
+
+    async def delete_tenant(self, tenant_id: str) -> bool:
+        index = await self.redis.hget(self.keys.tenant(tenant_id), "index")
+        if index is None:
+            return False
+        dest_ids: list[Any] = await self.redis.hkeys(self.keys.destinations(tenant_id))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(
+                self.keys.tenant(tenant_id),
+                self.keys.destinations(tenant_id),
+                self.keys.dead_letters(tenant_id),
+                *[self.keys.attempts(tenant_id, d.decode()) for d in dest_ids],
+            )
+            pipe.zrem(self.keys.tenants(), index)
+            await pipe.execute()
+        return True
+
+    async def list_tenants(
+        self, limit: int, cursor: str | None, descending: bool
+    ) -> tuple[list[dict[str, Any]], str | None, int]:
+        """A page of tenants ordered by creation; the cursor is the last index member."""
+        key = self.keys.tenants()
+        after = _decode_cursor(cursor)
+        members: list[Any]
+        if descending:
+            top = f"({after}" if after else "+"
+            members = await self.redis.zrevrangebylex(key, top, "-", start=0, num=limit + 1)
+        else:
+            bottom = f"({after}" if after else "-"
+            members = await self.redis.zrangebylex(key, bottom, "+", start=0, num=limit + 1)
+        page = [m.decode() if isinstance(m, bytes) else str(m) for m in members[:limit]]
+        tenants = [t for t in [await self.get_tenant(m.split(":", 1)[1]) for m in page] if t]
+        nxt = _encode_cursor(page[-1]) if len(members) > limit else None
+        return tenants, nxt, await self.redis.zcard(key)
+
+    # -- destinations -----------------------------------------------------------------
+    async def list_destinations(self, tenant_id: str) -> list[Destination]:
+        raws = await self.redis.hvals(self.keys.destinations(tenant_id))
+        dests = [self.registry.from_storage(r, self.cipher) for r in raws]
+        return sorted(dests, key=lambda d: (d.created_at, d.id))
+
+    async def publish_targets(self, tenant_id: str) -> tuple[bool, list[bytes]]:
+        """Whether the tenant exists, and its stored destinations: one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(self.keys.tenant(tenant_id))
+        pipe.hvals(self.keys.destinations(tenant_id))
+        exists, raws = await pipe.execute()
+        return bool(exists), raws
+
+    async def get_destination(self, tenant_id: str, dest_id: str) -> Destination | None:
+        raw = await self.redis.hget(self.keys.destinations(tenant_id), dest_id)
+        return None if raw is None else self.registry.from_storage(raw, self.cipher)
+
+    async def create_destination(self, dest: Destination) -> None:
+        result = await self._create_dest(
+            keys=[self.keys.tenant(dest.tenant_id), self.keys.destinations(dest.tenant_id)],
+            args=[dest.id, self.registry.to_storage(dest, self.cipher), self.max_destinations],
+        )
+        if result == -1:
+            raise APIError(404, "tenant not found")
+        if result == -2:
+            raise APIError(409, f"destination {dest.id} already exists")
+        if result == -3:
+            raise APIError(
+                400, f"tenant has reached MAX_DESTINATIONS_PER_TENANT ({self.max_destinations})"
+            )
+
+    async def replace_destination(self, dest: Destination) -> bool:
+        return bool(
+            await self._replace_dest(
+                keys=[self.keys.destinations(dest.tenant_id)],
+                args=[dest.id, self.registry.to_storage(dest, self.cipher)],
+            )
+        )
+
+    async def delete_destination(self, tenant_id: str, dest_id: str) -> bool:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self.keys.destinations(tenant_id), dest_id)
+            pipe.delete(self.keys.attempts(tenant_id, dest_id))
+            removed, _ = await pipe.execute()
+        return bool(removed)
+
+
+def _encode_cursor(member: str) -> str:
+    return base64.urlsafe_b64encode(member.encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise APIError(400, "invalid cursor") from None

@@ -1,0 +1,306 @@
+"""Request handlers. Each validates, calls the store or the queue, and shapes the reply."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from outpost.app import DEPS, Deps, read_json
+from outpost.destinations import problems
+from outpost.errors import APIError, NotFound, ValidationFailed
+from outpost.models import (
+    ID_PATTERN,
+    Destination,
+    Event,
+    PublishRequest,
+    TenantUpsert,
+    iso,
+    utcnow,
+)
+
+_ID = re.compile(ID_PATTERN)
+
+
+def _deps(request: web.Request) -> Deps:
+    return request.app[DEPS]
+
+
+def _path_id(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not _ID.fullmatch(value):
+        raise ValidationFailed([f"{name} must match {ID_PATTERN}"])
+    return value
+
+
+async def _tenant_or_404(deps: Deps, tenant_id: str) -> None:
+    if not await deps.store.tenant_exists(tenant_id):
+        raise NotFound("tenant")
+
+
+async def _destination_or_404(deps: Deps, tenant_id: str, dest_id: str) -> Destination:
+    await _tenant_or_404(deps, tenant_id)
+    dest = await deps.store.get_destination(tenant_id, dest_id)
+    if dest is None:
+        raise NotFound("destination")
+    return dest
+
+
+# -- health ---------------------------------------------------------------------------------
+async def healthz(request: web.Request) -> web.Response:
+    now = iso(utcnow())
+    try:
+        await _deps(request).redis.ping()
+    except Exception:  # any failure to reach Redis is "unhealthy", never a 500
+        return web.json_response(
+            {"status": "failed", "timestamp": now, "workers": {"redis": {"status": "failed"}}},
+            status=503,
+        )
+    return web.json_response(
+        {"status": "healthy", "timestamp": now, "workers": {"http-server": {"status": "healthy"}}}
+    )
+
+
+# -- tenants --------------------------------------------------------------------------------
+async def upsert_tenant(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    try:
+        body = TenantUpsert.model_validate(await read_json(request, required=False) or {})
+    except ValidationError as exc:
+        raise ValidationFailed(problems(exc)) from None
+    created = await deps.store.upsert_tenant(tenant_id, body.metadata)
+    tenant = await deps.store.get_tenant(tenant_id)
+    return web.json_response(tenant, status=201 if created else 200)
+
+
+async def get_tenant(request: web.Request) -> web.Response:
+    tenant = await _deps(request).store.get_tenant(_path_id(request, "tenant_id"))
+    if tenant is None:
+        raise NotFound("tenant")
+    return web.json_response(tenant)
+
+
+async def delete_tenant(request: web.Request) -> web.Response:
+    if not await _deps(request).store.delete_tenant(_path_id(request, "tenant_id")):
+        raise NotFound("tenant")
+    return web.json_response({"success": True})
+
+
+async def list_tenants(request: web.Request) -> web.Response:
+    q = request.query
+    try:
+        limit = int(q.get("limit", "20"))
+    except ValueError:
+        raise ValidationFailed(["limit must be an integer"]) from None
+    if not 1 <= limit <= 100:
+        raise ValidationFailed(["limit must be between 1 and 100"])
+    direction = q.get("dir", "desc")
+    if direction not in ("asc", "desc"):
+        raise ValidationFailed(["dir must be asc or desc"])
+    if q.get("prev"):
+        raise APIError(400, "prev cursors are not supported yet; page forward with next")
+    tenants, nxt, count = await _deps(request).store.list_tenants(
+        limit, q.get("next"), direction == "desc"
+    )
+    return web.json_response(
+        {
+            "models": tenants,
+            "pagination": {
+                "order_by": "created_at",
+                "dir": direction,
+                "limit": limit,
+                "next": nxt,
+                "prev": None,
+            },
+            "count": count,
+        }
+    )
+
+
+# -- destinations ---------------------------------------------------------------------------
+async def list_destinations(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    await _tenant_or_404(deps, tenant_id)
+    types = set(request.query.getall("type", []))
+    topics = set(request.query.getall("topics", []))
+    out = []
+    for dest in await deps.store.list_destinations(tenant_id):
+        if types and dest.type not in types:
+            continue
+        if topics and dest.topics != "*" and not topics & set(dest.topics):
+            continue
+        out.append(deps.registry.to_response(dest))
+    return web.json_response(out)
+
+
+async def create_destination(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    await _tenant_or_404(deps, tenant_id)
+    body = await read_json(request)
+    dest = deps.registry.create(tenant_id, body, new_id=f"des_{uuid.uuid4().hex[:20]}")
+    _check_topics(deps, dest.topics)
+    await deps.store.create_destination(dest)
+    return web.json_response(deps.registry.to_response(dest), status=201)
+
+
+async def get_destination(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    dest = await _destination_or_404(
+        deps, _path_id(request, "tenant_id"), _path_id(request, "destination_id")
+    )
+    return web.json_response(deps.registry.to_response(dest))
+
+
+async def update_destination(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    dest = await _destination_or_404(
+        deps, _path_id(request, "tenant_id"), _path_id(request, "destination_id")
+    )
+    updated = deps.registry.update(dest, await read_json(request))
+    _check_topics(deps, updated.topics)
+    return await _save(deps, updated)
+
+
+async def delete_destination(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    await _tenant_or_404(deps, tenant_id)
+    if not await deps.store.delete_destination(tenant_id, _path_id(request, "destination_id")):
+        raise NotFound("destination")
+    return web.json_response({"success": True})
+
+
+async def enable_destination(request: web.Request) -> web.Response:
+    return await _set_disabled(request, None)
+
+
+async def disable_destination(request: web.Request) -> web.Response:
+    return await _set_disabled(request, iso(utcnow()))
+
+
+async def _set_disabled(request: web.Request, disabled_at: str | None) -> web.Response:
+    deps = _deps(request)
+    dest = await _destination_or_404(
+        deps, _path_id(request, "tenant_id"), _path_id(request, "destination_id")
+    )
+    if (dest.disabled_at is None) == (disabled_at is None):
+        return web.json_response(deps.registry.to_response(dest))  # already so: no change
+    dest.disabled_at = disabled_at
+    dest.updated_at = iso(utcnow())
+    return await _save(deps, dest)
+
+
+async def _save(deps: Deps, dest: Destination) -> web.Response:
+    if not await deps.store.replace_destination(dest):
+        raise NotFound("destination")  # deleted while we were updating it
+    return web.json_response(deps.registry.to_response(dest))
+
+
+def _check_topics(deps: Deps, topics: list[str] | str) -> None:
+    allowed = deps.settings.topics
+    if not allowed or topics == "*":
+        return
+    unknown = [t for t in topics if t not in allowed]
+    if unknown:
+        raise ValidationFailed(
+            [f"topics: {t!r} is not one of the configured TOPICS" for t in unknown]
+        )
+
+
+# -- publish --------------------------------------------------------------------------------
+async def publish(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    try:
+        req = PublishRequest.model_validate(await read_json(request))
+    except ValidationError as exc:
+        raise ValidationFailed(problems(exc)) from None
+    _check_event_topic(deps, req.topic)
+    event = Event(
+        id=req.id or f"evt_{uuid.uuid4().hex[:24]}",
+        tenant_id=req.tenant_id,
+        topic=req.topic or "",
+        time=_event_time(req),
+        data=req.data,
+        metadata=req.metadata or {},
+        eligible_for_retry=req.eligible_for_retry,
+        destination_id=req.destination_id,
+    )
+    matched = await _match(deps, event)
+    routes = [(d.id, deps.registry.get(d.type).ordering_key(event, d)) for d in matched]
+    fresh = await deps.queue.publish(event, routes)
+    return web.json_response(
+        {"id": event.id, "duplicate": not fresh, "destination_ids": [d.id for d in matched]},
+        status=202,
+    )
+
+
+def _check_event_topic(deps: Deps, topic: str | None) -> None:
+    allowed = deps.settings.topics
+    if allowed and topic is None:
+        raise ValidationFailed(["topic is required (TOPICS is configured)"])
+    if allowed and topic not in allowed:
+        raise ValidationFailed([f"topic: {topic!r} is not one of the configured TOPICS"])
+
+
+def _event_time(req: PublishRequest) -> Any:
+    if req.time is None:
+        return utcnow()
+    if req.time.tzinfo is None:
+        raise ValidationFailed(["time: must carry a time zone (e.g. 2024-01-15T10:30:00Z)"])
+    return req.time
+
+
+async def _match(deps: Deps, event: Event) -> list[Destination]:
+    exists, raws = await deps.store.publish_targets(event.tenant_id)
+    if not exists:
+        raise NotFound("tenant")
+    dests = [deps.destinations.parse(r) for r in raws]
+    if event.destination_id is not None:
+        dests = [d for d in dests if d.id == event.destination_id]
+        if not dests:
+            raise NotFound("destination")
+    return sorted(
+        (d for d in dests if d.enabled and d.matches(event.topic or None)), key=lambda d: d.id
+    )
+
+
+# -- catalogue ------------------------------------------------------------------------------
+async def destination_types(request: web.Request) -> web.Response:
+    return web.json_response(_deps(request).registry.type_schemas())
+
+
+async def destination_type(request: web.Request) -> web.Response:
+    for schema in _deps(request).registry.type_schemas():
+        if schema["type"] == request.match_info["type"]:
+            return web.json_response(schema)
+    raise NotFound("destination type")
+
+
+async def topics(request: web.Request) -> web.Response:
+    return web.json_response(list(_deps(request).settings.topics))
+
+
+ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/healthz", healthz),
+    ("GET", "/tenants", list_tenants),
+    ("PUT", "/tenants/{tenant_id}", upsert_tenant),
+    ("GET", "/tenants/{tenant_id}", get_tenant),
+    ("DELETE", "/tenants/{tenant_id}", delete_tenant),
+    ("GET", "/tenants/{tenant_id}/destinations", list_destinations),
+    ("POST", "/tenants/{tenant_id}/destinations", create_destination),
+    ("GET", "/tenants/{tenant_id}/destinations/{destination_id}", get_destination),
+    ("PATCH", "/tenants/{tenant_id}/destinations/{destination_id}", update_destination),
+    ("DELETE", "/tenants/{tenant_id}/destinations/{destination_id}", delete_destination),
+    ("PUT", "/tenants/{tenant_id}/destinations/{destination_id}/enable", enable_destination),
+    ("PUT", "/tenants/{tenant_id}/destinations/{destination_id}/disable", disable_destination),
+    ("POST", "/publish", publish),
+    ("GET", "/destination-types", destination_types),
+    ("GET", "/destination-types/{type}", destination_type),
+    ("GET", "/topics", topics),
+]

@@ -78,12 +78,29 @@ class Registry:
 
     # -- create / update ------------------------------------------------------------
     def create(self, tenant_id: str, body: Any, new_id: str) -> Destination:
+        """Validate a create body, naming every bad field at once (generic and typed)."""
+        if not isinstance(body, dict):
+            raise ValidationFailed(["body must be a JSON object"])
+        found: list[str] = []
         try:
             req = DestinationCreate.model_validate(body)
         except ValidationError as exc:
-            raise ValidationFailed(problems(exc)) from None
-        provider = self._provider_for(req.type)
-        config, creds = self._check(provider, req.config, req.credentials)
+            found = problems(exc)
+        type_ = body.get("type")
+        provider = self.get(type_) if isinstance(type_, str) and type_ in self else None
+        if isinstance(type_, str) and provider is None:
+            found.append(self._unsupported(type_))
+        config_creds = None
+        if provider is not None:
+            try:
+                config_creds = self._check(
+                    provider, body.get("config") or {}, body.get("credentials") or {}
+                )
+            except ValidationFailed as exc:
+                found.extend(exc.data)
+        if found or provider is None or config_creds is None:
+            raise ValidationFailed(list(dict.fromkeys(found)))
+        config, creds = config_creds
         now = iso(utcnow())
         dest = Destination(
             id=req.id or new_id,
@@ -137,13 +154,9 @@ class Registry:
         provider.prepare(updated)
         return updated
 
-    def _provider_for(self, type_: str) -> Provider:
-        if type_ not in self:
-            known = ", ".join(sorted(self._by_type))
-            raise ValidationFailed(
-                [f"type: unsupported destination type {type_!r} (supported: {known})"]
-            )
-        return self.get(type_)
+    def _unsupported(self, type_: str) -> str:
+        known = ", ".join(sorted(self._by_type))
+        return f"type: unsupported destination type {type_!r} (supported: {known})"
 
     @staticmethod
     def _check(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -45,8 +45,15 @@ class PublishRequest(BaseModel):
     data: dict[str, Any]
 
 
-TopicName = Annotated[str, StringConstraints(min_length=1)]
-Topics = Literal["*"] | Annotated[list[TopicName], Field(min_length=1)]
+def _check_topics(value: Any) -> list[str] | str:
+    if value == "*":
+        return "*"
+    if isinstance(value, list) and value and all(isinstance(t, str) and t.strip() for t in value):
+        return list(dict.fromkeys(value))
+    raise ValueError('must be "*" or a non-empty list of topic names')
+
+
+Topics = Annotated[Any, AfterValidator(_check_topics)]
 
 
 class DestinationCreate(BaseModel):

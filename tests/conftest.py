@@ -1,0 +1,127 @@
+"""Fixtures: real servers on 127.0.0.1, started and stopped here.
+
+- `redis_server`: a private redis-server for the session (never the machine's 6379);
+  `redis` flushes it per test. Fault tests start their own.
+- `kinesis`: parametrized over moto server and kinesis-local (the engine LocalStack runs;
+  needs node, which CI has). Delivery tests that take it run against both.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from outpost import devstack
+from outpost.app import Deps, create_app
+from outpost.cli import build_worker
+from outpost.delivery import Worker
+from outpost.settings import Settings
+
+ADMIN_KEY = "test-admin-key"
+AES_SECRET = "test-aes-secret"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+FAKE_CREDS = {"key": "AKIAIOSFODNN7EXAMPLE", "secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[devstack.RedisServer]:
+    server = devstack.redis_server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: devstack.RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[devstack.Server]:
+    server = devstack.moto_server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kinesis_local_server() -> Iterator[devstack.Server]:
+    server = devstack.kinesis_local(NODE_CACHE)
+    if server is None:
+        pytest.skip("node/npm not installed: kinesis-local runs where node is (CI has it)")
+    server.start(timeout=60)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["moto", "kinesis-local"])
+def kinesis(request: pytest.FixtureRequest) -> devstack.Server:
+    """The Kinesis endpoint a delivery test runs against."""
+    name = "moto" if request.param == "moto" else "kinesis_local_server"
+    server: devstack.Server = request.getfixturevalue(name)
+    return server
+
+
+@pytest.fixture
+def stream(kinesis: devstack.Server) -> str:
+    name = f"s-{uuid.uuid4().hex[:12]}"
+    devstack.create_stream(kinesis.url, name, shards=2)
+    return name
+
+
+def make_settings(redis_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "api_key": ADMIN_KEY,
+        "aes_encryption_secret": AES_SECRET,
+        "redis_url": redis_url,
+        "retry_interval_seconds": 0.05,
+        "max_retry_limit": 3,
+        "delivery_timeout_seconds": 5,
+        "delivery_reclaim_idle_seconds": 6,
+        "delivery_partitions": 4,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(redis_server: devstack.RedisServer) -> Settings:
+    return make_settings(redis_server.redis_url)
+
+
+@pytest.fixture
+async def deps(settings: Settings, redis: Redis) -> AsyncIterator[Deps]:
+    d = Deps.build(settings, redis)
+    yield d
+    await d.registry.close()
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, deps: Deps) -> Any:
+    return await aiohttp_client(create_app(settings, deps, run_promoter=False))
+
+
+@pytest.fixture
+def worker(deps: Deps, settings: Settings) -> Worker:
+    return build_worker(deps, settings)
+
+
+def kinesis_body(
+    stream: str, endpoint: str, topics: Any = ("orders",), **config: Any
+) -> dict[str, Any]:
+    """Seed 002's create body, pointed at a local endpoint."""
+    return {
+        "type": "aws_kinesis",
+        "topics": list(topics) if topics != "*" else "*",
+        "config": {"stream_name": stream, "region": "us-east-1", "endpoint": endpoint, **config},
+        "credentials": dict(FAKE_CREDS),
+    }

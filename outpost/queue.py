@@ -113,15 +113,19 @@ class Queue:
                     raise
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
+        streams = {s: ">" for s in self.streams}
         try:
             reply: Any = await self.redis.xreadgroup(
-                GROUP, consumer, {s: ">" for s in self.streams}, count=count, block=block_ms
+                GROUP, consumer, streams, count=count, block=block_ms
             )
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
-            await self.ensure_groups()  # Redis lost its data (restart without persistence)
-            return []
+            # first read on a new Redis, or Redis lost its data (no persistence)
+            await self.ensure_groups()
+            reply = await self.redis.xreadgroup(
+                GROUP, consumer, streams, count=count, block=block_ms
+            )
         return [_entry(stream, eid, f) for stream, items in reply or [] for eid, f in items]
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[Entry]:

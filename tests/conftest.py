@@ -78,6 +78,14 @@ def stream(kinesis: devstack.Server) -> str:
     return name
 
 
+@pytest.fixture
+def moto_stream(moto: devstack.Server) -> str:
+    """A fresh stream on moto, for tests that are about our logic rather than the server."""
+    name = f"m-{uuid.uuid4().hex[:12]}"
+    devstack.create_stream(moto.url, name, shards=2)
+    return name
+
+
 def make_settings(redis_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "api_key": ADMIN_KEY,

@@ -9,9 +9,12 @@ from redis.asyncio import Redis
 from outpost.app import Deps, create_app
 from tests.conftest import AUTH, FAKE_CREDS, make_settings
 
-SEED_BODY = {"type": "aws_kinesis", "topics": ["orders"],
-             "config": {"stream_name": "my-stream", "region": "us-east-1"},
-             "credentials": {"key": "<AWS_ACCESS_KEY_ID>", "secret": "<AWS_SECRET_ACCESS_KEY>"}}
+SEED_BODY = {
+    "type": "aws_kinesis",
+    "topics": ["orders"],
+    "config": {"stream_name": "my-stream", "region": "us-east-1"},
+    "credentials": {"key": "<AWS_ACCESS_KEY_ID>", "secret": "<AWS_SECRET_ACCESS_KEY>"},
+}
 
 
 async def tenant(client, tid="acme", prefix="/api/v1"):
@@ -21,8 +24,9 @@ async def tenant(client, tid="acme", prefix="/api/v1"):
 
 
 async def destination(client, tid="acme", body=None):
-    r = await client.post(f"/api/v1/tenants/{tid}/destinations", json=body or SEED_BODY,
-                          headers=AUTH)
+    r = await client.post(
+        f"/api/v1/tenants/{tid}/destinations", json=body or SEED_BODY, headers=AUTH
+    )
     assert r.status == 201, await r.text()
     return await r.json()
 
@@ -32,12 +36,22 @@ def assert_error(body, status):
     assert body["status"] == status and body["message"]
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": "Basic dGVzdA=="},
-                                     {"Authorization": "Bearer"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic dGVzdA=="},
+        {"Authorization": "Bearer"},
+    ],
+)
 async def test_auth_required(client, headers):
-    for method, path in [("GET", "/api/v1/tenants"), ("PUT", "/api/v1/tenants/a"),
-                         ("POST", "/api/v1/publish"), ("GET", "/2025-07-01/topics")]:
+    for method, path in [
+        ("GET", "/api/v1/tenants"),
+        ("PUT", "/api/v1/tenants/a"),
+        ("POST", "/api/v1/publish"),
+        ("GET", "/2025-07-01/topics"),
+    ]:
         r = await client.request(method, path, headers=headers)
         assert r.status == 401, (method, path)
         assert_error(await r.json(), 401)
@@ -55,14 +69,14 @@ async def test_healthz_is_public_and_checks_redis(client, settings, aiohttp_clie
 
 
 async def test_tenant_lifecycle(client):
-    r = await client.put("/api/v1/tenants/acme", json={"metadata": {"name": "Acme"}},
-                         headers=AUTH)
+    r = await client.put("/api/v1/tenants/acme", json={"metadata": {"name": "Acme"}}, headers=AUTH)
     assert r.status == 201
     created = await r.json()
     assert created["id"] == "acme" and created["metadata"] == {"name": "Acme"}
     assert created["destinations_count"] == 0 and created["topics"] == []
-    r = await client.put("/api/v1/tenants/acme", json={"metadata": {"name": "Acme 2"}},
-                         headers=AUTH)
+    r = await client.put(
+        "/api/v1/tenants/acme", json={"metadata": {"name": "Acme 2"}}, headers=AUTH
+    )
     assert r.status == 200
     updated = await r.json()
     assert updated["created_at"] == created["created_at"]
@@ -113,16 +127,23 @@ async def test_destination_crud_masks_secrets(client):
     assert d["disabled_at"] is None and d["target"] == "my-stream"
     listed = await (await client.get("/api/v1/tenants/acme/destinations", headers=AUTH)).json()
     assert [x["id"] for x in listed] == [d["id"]]
-    got = await (await client.get(f"/api/v1/tenants/acme/destinations/{d['id']}",
-                                  headers=AUTH)).json()
+    got = await (
+        await client.get(f"/api/v1/tenants/acme/destinations/{d['id']}", headers=AUTH)
+    ).json()
     assert got == d
-    r = await client.patch(f"/api/v1/tenants/acme/destinations/{d['id']}", headers=AUTH,
-                           json={"topics": "*", "config": {"partition_key_template": "data.id"}})
+    r = await client.patch(
+        f"/api/v1/tenants/acme/destinations/{d['id']}",
+        headers=AUTH,
+        json={"topics": "*", "config": {"partition_key_template": "data.id"}},
+    )
     assert r.status == 200
     patched = await r.json()
     assert patched["topics"] == "*"
-    assert patched["config"] == {"stream_name": "my-stream", "region": "us-east-1",
-                                 "partition_key_template": "data.id"}
+    assert patched["config"] == {
+        "stream_name": "my-stream",
+        "region": "us-east-1",
+        "partition_key_template": "data.id",
+    }
     r = await client.delete(f"/api/v1/tenants/acme/destinations/{d['id']}", headers=AUTH)
     assert (r.status, await r.json()) == (200, {"success": True})
     r = await client.get(f"/api/v1/tenants/acme/destinations/{d['id']}", headers=AUTH)
@@ -132,19 +153,29 @@ async def test_destination_crud_masks_secrets(client):
 
 async def test_destination_validation_names_fields(client):
     await tenant(client)
-    r = await client.post("/api/v1/tenants/acme/destinations", headers=AUTH, json={
-        "type": "aws_kinesis", "topics": ["orders"],
-        "config": {"stream_name": "ok", "region": "us-east-1", "partition_key_template": "a["},
-        "credentials": FAKE_CREDS})
+    r = await client.post(
+        "/api/v1/tenants/acme/destinations",
+        headers=AUTH,
+        json={
+            "type": "aws_kinesis",
+            "topics": ["orders"],
+            "config": {"stream_name": "ok", "region": "us-east-1", "partition_key_template": "a["},
+            "credentials": FAKE_CREDS,
+        },
+    )
     body = await r.json()
     assert r.status == 422 and body["message"] == "validation error"
     assert any(p.startswith("config.partition_key_template") for p in body["data"])
     d = await destination(client)
-    r = await client.patch(f"/api/v1/tenants/acme/destinations/{d['id']}", headers=AUTH,
-                           json={"config": {"partition_key_template": "join("}})
+    r = await client.patch(
+        f"/api/v1/tenants/acme/destinations/{d['id']}",
+        headers=AUTH,
+        json={"config": {"partition_key_template": "join("}},
+    )
     assert r.status == 422 and "config.partition_key_template" in (await r.text())
-    r = await client.patch(f"/api/v1/tenants/acme/destinations/{d['id']}", headers=AUTH,
-                           json={"type": "webhook"})
+    r = await client.patch(
+        f"/api/v1/tenants/acme/destinations/{d['id']}", headers=AUTH, json={"type": "webhook"}
+    )
     assert r.status == 422 and "type cannot change" in (await r.text())
     for bad in (b"[]", b'"x"', b"null"):
         r = await client.post("/api/v1/tenants/acme/destinations", data=bad, headers=AUTH)
@@ -156,8 +187,9 @@ async def test_destination_conflicts_limits_and_unknown_tenant(client, deps):
     assert r.status == 404
     await tenant(client)
     await destination(client, body={**SEED_BODY, "id": "mine"})
-    r = await client.post("/api/v1/tenants/acme/destinations", json={**SEED_BODY, "id": "mine"},
-                          headers=AUTH)
+    r = await client.post(
+        "/api/v1/tenants/acme/destinations", json={**SEED_BODY, "id": "mine"}, headers=AUTH
+    )
     assert r.status == 409
     deps.store.max_destinations = 2
     await destination(client)
@@ -171,20 +203,31 @@ async def test_enable_disable(client):
     base = f"/api/v1/tenants/acme/destinations/{d['id']}"
     r = await client.put(f"{base}/disable", headers=AUTH)
     assert r.status == 200 and (await r.json())["disabled_at"] is not None
-    pub = await client.post("/api/v1/publish", headers=AUTH,
-                            json={"tenant_id": "acme", "topic": "orders", "data": {}})
+    pub = await client.post(
+        "/api/v1/publish", headers=AUTH, json={"tenant_id": "acme", "topic": "orders", "data": {}}
+    )
     assert (await pub.json())["destination_ids"] == []
     r = await client.put(f"{base}/enable", headers=AUTH)
     assert r.status == 200 and (await r.json())["disabled_at"] is None
-    pub = await client.post("/api/v1/publish", headers=AUTH,
-                            json={"tenant_id": "acme", "topic": "orders", "data": {}})
+    pub = await client.post(
+        "/api/v1/publish", headers=AUTH, json={"tenant_id": "acme", "topic": "orders", "data": {}}
+    )
     assert (await pub.json())["destination_ids"] == [d["id"]]
 
 
 async def test_credentials_encrypted_at_rest(client, redis):
     await tenant(client)
-    await destination(client, body={**SEED_BODY, "credentials": {
-        "key": "AKIAEXAMPLEKEY", "secret": "very-secret-value-123", "session": "sess-token-xyz"}})
+    await destination(
+        client,
+        body={
+            **SEED_BODY,
+            "credentials": {
+                "key": "AKIAEXAMPLEKEY",
+                "secret": "very-secret-value-123",
+                "session": "sess-token-xyz",
+            },
+        },
+    )
     found = []
     async for key in redis.scan_iter():
         kind = (await redis.type(key)).decode()
@@ -201,13 +244,24 @@ async def test_publish_queues_one_task_per_matching_destination(client, redis, d
     orders = await destination(client)
     everything = await destination(client, body={**SEED_BODY, "topics": "*"})
     await destination(client, body={**SEED_BODY, "topics": ["users"]})
-    r = await client.post("/api/v1/publish", headers=AUTH, json={
-        "id": "evt_1", "tenant_id": "acme", "topic": "orders", "data": {"b": 1, "a": 2},
-        "metadata": {"source": "crm"}})
+    r = await client.post(
+        "/api/v1/publish",
+        headers=AUTH,
+        json={
+            "id": "evt_1",
+            "tenant_id": "acme",
+            "topic": "orders",
+            "data": {"b": 1, "a": 2},
+            "metadata": {"source": "crm"},
+        },
+    )
     assert r.status == 202
     body = await r.json()
-    assert body == {"id": "evt_1", "duplicate": False,
-                    "destination_ids": sorted([orders["id"], everything["id"]])}
+    assert body == {
+        "id": "evt_1",
+        "duplicate": False,
+        "destination_ids": sorted([orders["id"], everything["id"]]),
+    }
     stored = json.loads(await redis.get(deps.keys.event("acme", "evt_1")))
     assert list(stored["data"]) == ["b", "a"] and stored["metadata"] == {"source": "crm"}
     assert (await deps.queue.depth())["queued"] == 2
@@ -220,8 +274,9 @@ async def test_publish_duplicate_is_not_queued_twice_but_is_per_tenant(client, d
     ev = {"id": "evt_same", "tenant_id": "acme", "topic": "orders", "data": {}}
     first = await (await client.post("/api/v1/publish", json=ev, headers=AUTH)).json()
     again = await (await client.post("/api/v1/publish", json=ev, headers=AUTH)).json()
-    other = await (await client.post("/api/v1/publish", json={**ev, "tenant_id": "globex"},
-                                      headers=AUTH)).json()
+    other = await (
+        await client.post("/api/v1/publish", json={**ev, "tenant_id": "globex"}, headers=AUTH)
+    ).json()
     assert (first["duplicate"], again["duplicate"], other["duplicate"]) == (False, True, False)
     assert (await deps.queue.depth())["queued"] == 2
 
@@ -230,24 +285,37 @@ async def test_publish_targets_one_destination(client, deps):
     await tenant(client)
     a = await destination(client)
     await destination(client)
-    r = await client.post("/api/v1/publish", headers=AUTH, json={
-        "tenant_id": "acme", "topic": "orders", "destination_id": a["id"], "data": {}})
+    r = await client.post(
+        "/api/v1/publish",
+        headers=AUTH,
+        json={"tenant_id": "acme", "topic": "orders", "destination_id": a["id"], "data": {}},
+    )
     assert (await r.json())["destination_ids"] == [a["id"]]
-    r = await client.post("/api/v1/publish", headers=AUTH, json={
-        "tenant_id": "acme", "topic": "orders", "destination_id": "nope", "data": {}})
+    r = await client.post(
+        "/api/v1/publish",
+        headers=AUTH,
+        json={"tenant_id": "acme", "topic": "orders", "destination_id": "nope", "data": {}},
+    )
     assert r.status == 404
 
 
-@pytest.mark.parametrize(("body", "status", "field"), [
-    ({"topic": "orders", "data": {}}, 422, "tenant_id"),
-    ({"tenant_id": "acme", "topic": "orders"}, 422, "data"),
-    ({"tenant_id": "acme", "data": []}, 422, "data"),
-    ({"tenant_id": "acme", "data": {}, "metadata": {"a": 1}}, 422, "metadata.a"),
-    ({"tenant_id": "acme", "data": {}, "id": "has space"}, 422, "id"),
-    ({"tenant_id": "acme", "data": {}, "time": "yesterday"}, 422, "time"),
-    ({"tenant_id": "acme", "data": {}, "eligible_for_retry": "maybe"}, 422, "eligible_for_retry"),
-    ({"tenant_id": "ghost", "data": {}}, 404, None),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"topic": "orders", "data": {}}, 422, "tenant_id"),
+        ({"tenant_id": "acme", "topic": "orders"}, 422, "data"),
+        ({"tenant_id": "acme", "data": []}, 422, "data"),
+        ({"tenant_id": "acme", "data": {}, "metadata": {"a": 1}}, 422, "metadata.a"),
+        ({"tenant_id": "acme", "data": {}, "id": "has space"}, 422, "id"),
+        ({"tenant_id": "acme", "data": {}, "time": "yesterday"}, 422, "time"),
+        (
+            {"tenant_id": "acme", "data": {}, "eligible_for_retry": "maybe"},
+            422,
+            "eligible_for_retry",
+        ),
+        ({"tenant_id": "ghost", "data": {}}, 404, None),
+    ],
+)
 async def test_publish_bad_input(client, body, status, field):
     await tenant(client)
     r = await client.post("/api/v1/publish", json=body, headers=AUTH)
@@ -272,13 +340,15 @@ async def test_topics_setting_is_enforced(aiohttp_client, redis, redis_server):
     c = await aiohttp_client(create_app(s, Deps.build(s, redis), run_promoter=False))
     assert await (await c.get("/api/v1/topics", headers=AUTH)).json() == ["orders", "users"]
     await tenant(c)
-    r = await c.post("/api/v1/tenants/acme/destinations", headers=AUTH,
-                     json={**SEED_BODY, "topics": ["orderz"]})
+    r = await c.post(
+        "/api/v1/tenants/acme/destinations", headers=AUTH, json={**SEED_BODY, "topics": ["orderz"]}
+    )
     assert r.status == 422 and "orderz" in await r.text()
     r = await c.post("/api/v1/publish", headers=AUTH, json={"tenant_id": "acme", "data": {}})
     assert r.status == 422 and "topic is required" in await r.text()
-    r = await c.post("/api/v1/publish", headers=AUTH,
-                     json={"tenant_id": "acme", "topic": "nope", "data": {}})
+    r = await c.post(
+        "/api/v1/publish", headers=AUTH, json={"tenant_id": "acme", "topic": "nope", "data": {}}
+    )
     assert r.status == 422
 
 
@@ -298,10 +368,12 @@ async def test_destination_types_describe_kinesis(client):
 async def test_both_prefixes_serve_the_same_api(client):
     await tenant(client, "acme", prefix="/2025-07-01")
     d = await destination(client)
-    a = await (await client.get(f"/api/v1/tenants/acme/destinations/{d['id']}",
-                                headers=AUTH)).json()
-    b = await (await client.get(f"/2025-07-01/tenants/acme/destinations/{d['id']}",
-                                headers=AUTH)).json()
+    a = await (
+        await client.get(f"/api/v1/tenants/acme/destinations/{d['id']}", headers=AUTH)
+    ).json()
+    b = await (
+        await client.get(f"/2025-07-01/tenants/acme/destinations/{d['id']}", headers=AUTH)
+    ).json()
     assert a == b
 
 

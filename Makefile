@@ -1,0 +1,33 @@
+# Two commands: `make run` and `make test`. Both create .venv and install on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "outpost needs Python 3.11+")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## run: the service with a private local stack for whatever is not configured
+run: install
+	$(BIN)/outpost dev
+
+## lint: ruff (lint + format) and mypy
+lint: install
+	$(BIN)/ruff check outpost tests
+	$(BIN)/ruff format --check outpost tests
+	$(BIN)/mypy outpost
+
+## test: lint, then the whole suite against real servers
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .outpost-dev .pytest_cache .mypy_cache .ruff_cache *.egg-info

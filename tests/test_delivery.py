@@ -185,7 +185,7 @@ async def test_patch_takes_effect_on_the_next_send(client, worker, deps, moto, m
     assert r.status == 200
     await worker.run_until_empty()
     assert len(devstack.read_stream(moto.url, moto_stream, expect=1)) == 1
-    clients = worker.registry.get("aws_kinesis")._clients  # noqa: SLF001
+    clients = worker.registry.get("aws_kinesis")._clients
     assert len(clients) == 2  # the rotated credentials built a new client
 
 
@@ -270,7 +270,7 @@ def client_error(code, status=400):
         (client_error("InvalidArgumentException"), "validation_error", False),
         (client_error("InternalFailure", 500), "server_error", True),
         (client_error("SomethingNew", 503), "server_error", True),
-        (asyncio.TimeoutError(), "timeout", True),
+        (TimeoutError(), "timeout", True),
         (ConnectionResetError(), "request_failed", True),
     ],
 )

@@ -9,8 +9,13 @@ from outpost.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
-BOTOCORE_NAMES = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL_S3",
-                  "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+BOTOCORE_NAMES = {
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_KINESIS",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+}
 COMMANDS = {"api", "worker", "all"}
 
 
@@ -22,9 +27,13 @@ def manifests():
 
 
 def test_kubernetes_objects_present():
-    assert set(manifests()) == {("ConfigMap", "outpost-config"), ("Secret", "outpost-secrets"),
-                                ("Deployment", "outpost-api"), ("Deployment", "outpost-worker"),
-                                ("Service", "outpost-api")}
+    assert set(manifests()) == {
+        ("ConfigMap", "outpost-config"),
+        ("Secret", "outpost-secrets"),
+        ("Deployment", "outpost-api"),
+        ("Deployment", "outpost-worker"),
+        ("Service", "outpost-api"),
+    }
 
 
 def test_config_and_secret_use_real_setting_names():
@@ -41,8 +50,9 @@ def test_deployments_run_the_right_commands():
     worker = m["Deployment", "outpost-worker"]["spec"]["template"]["spec"]["containers"][0]
     assert api["args"] == ["api"] and worker["args"] == ["worker"]
     assert api["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    assert api["ports"][0]["containerPort"] == int(m["ConfigMap", "outpost-config"]["data"]
-                                                    ["API_PORT"])
+    assert api["ports"][0]["containerPort"] == int(
+        m["ConfigMap", "outpost-config"]["data"]["API_PORT"]
+    )
     for c in (api, worker):
         refs = {next(iter(v.values()))["name"] for v in c["envFrom"]}
         assert refs == {"outpost-config", "outpost-secrets"}

@@ -18,17 +18,28 @@ OUTPOST = [sys.executable, "-m", "outpost"]
 
 def service_env(redis_url, port, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_"))}
-    env.update({"API_KEY": ADMIN_KEY, "AES_ENCRYPTION_SECRET": AES_SECRET,
-                "REDIS_URL": redis_url, "API_HOST": "127.0.0.1", "API_PORT": str(port),
-                "LOG_FORMAT": "json", "DELIVERY_PARTITIONS": "4", **extra})
+    env.update(
+        {
+            "API_KEY": ADMIN_KEY,
+            "AES_ENCRYPTION_SECRET": AES_SECRET,
+            "REDIS_URL": redis_url,
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(port),
+            "LOG_FORMAT": "json",
+            "DELIVERY_PARTITIONS": "4",
+            **extra,
+        }
+    )
     return env
 
 
 def call(port, method, path, body=None):
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/v1{path}", method=method,
+        f"http://127.0.0.1:{port}/api/v1{path}",
+        method=method,
         data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"})
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return resp.status, json.loads(resp.read())
 
@@ -52,22 +63,35 @@ def fresh_redis():
     server.stop()
 
 
-def test_outpost_all_delivers_and_stops_cleanly_on_sigterm(fresh_redis, moto, moto_stream,
-                                                           tmp_path):
+def test_outpost_all_delivers_and_stops_cleanly_on_sigterm(
+    fresh_redis, moto, moto_stream, tmp_path
+):
     port = devstack.free_port()
     log_path = tmp_path / "stderr.log"
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen([*OUTPOST, "all"], env=service_env(fresh_redis.redis_url, port),
-                                stdout=subprocess.DEVNULL, stderr=log_file)
+        proc = subprocess.Popen(
+            [*OUTPOST, "all"],
+            env=service_env(fresh_redis.redis_url, port),
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
     try:
         wait_healthy(port, proc)
         call(port, "PUT", "/tenants/acme")
-        status, dest = call(port, "POST", "/tenants/acme/destinations",
-                            kinesis_body(moto_stream, moto.url))
+        status, dest = call(
+            port, "POST", "/tenants/acme/destinations", kinesis_body(moto_stream, moto.url)
+        )
         assert status == 201
         for n in range(20):
-            assert call(port, "POST", "/publish", {"tenant_id": "acme", "topic": "orders",
-                                                   "data": {"n": n}})[0] == 202
+            assert (
+                call(
+                    port,
+                    "POST",
+                    "/publish",
+                    {"tenant_id": "acme", "topic": "orders", "data": {"n": n}},
+                )[0]
+                == 202
+            )
         records = devstack.read_stream(moto.url, moto_stream, timeout=20, expect=20)
         assert len(records) == 20
         started = time.monotonic()
@@ -77,13 +101,13 @@ def test_outpost_all_delivers_and_stops_cleanly_on_sigterm(fresh_redis, moto, mo
     finally:
         if proc.poll() is None:
             proc.kill()
-    logs = [json.loads(line) for line in log_path.read_text().splitlines()
-            if line.startswith("{")]
+    logs = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
     deliveries = [entry for entry in logs if entry["event"] == "delivery"]
     assert len(deliveries) == 20
     line = deliveries[0]
-    assert {"event_id", "tenant_id", "destination_id", "attempt", "status",
-            "duration_ms"} <= set(line)
+    assert {"event_id", "tenant_id", "destination_id", "attempt", "status", "duration_ms"} <= set(
+        line
+    )
     assert line["destination_id"] == dest["id"] and line["status"] == "success"
     assert "wJalrXUtnFEMI" not in json.dumps(logs)  # the secret never reaches the logs
 
@@ -97,8 +121,12 @@ def test_api_and_worker_as_separate_processes(fresh_redis, moto, moto_stream):
         wait_healthy(port, api)
         call(port, "PUT", "/tenants/acme")
         call(port, "POST", "/tenants/acme/destinations", kinesis_body(moto_stream, moto.url))
-        call(port, "POST", "/publish", {"tenant_id": "acme", "topic": "orders",
-                                        "id": "evt_queued", "data": {}})
+        call(
+            port,
+            "POST",
+            "/publish",
+            {"tenant_id": "acme", "topic": "orders", "id": "evt_queued", "data": {}},
+        )
         assert devstack.read_stream(moto.url, moto_stream) == []  # nobody delivers yet
         worker = subprocess.Popen([*OUTPOST, "worker"], env=env, stderr=subprocess.DEVNULL)
         [rec] = devstack.read_stream(moto.url, moto_stream, timeout=20, expect=1)
@@ -110,12 +138,15 @@ def test_api_and_worker_as_separate_processes(fresh_redis, moto, moto_stream):
                 assert p.wait(timeout=15) == 0
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({"API_PORT": "http"}, ["API_PORT:"]),
-    ({"API_PORT": "0", "MAX_RETRY_LIMIT": "lots"}, ["API_PORT:", "MAX_RETRY_LIMIT:"]),
-    ({"API_KEY": ""}, ["API_KEY: required"]),
-    ({"AES_ENCRYPTION_SECRET": ""}, ["AES_ENCRYPTION_SECRET: required"]),
-])
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"API_PORT": "http"}, ["API_PORT:"]),
+        ({"API_PORT": "0", "MAX_RETRY_LIMIT": "lots"}, ["API_PORT:", "MAX_RETRY_LIMIT:"]),
+        ({"API_KEY": ""}, ["API_KEY: required"]),
+        ({"AES_ENCRYPTION_SECRET": ""}, ["AES_ENCRYPTION_SECRET: required"]),
+    ],
+)
 def test_bad_settings_fail_fast_with_one_line_each(env, expected):
     full = service_env("redis://127.0.0.1:1/0", 3333, **env)
     run = subprocess.run([*OUTPOST, "api"], env=full, capture_output=True, timeout=30)

@@ -113,7 +113,7 @@ class Queue:
                     raise
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
-        streams = {s: ">" for s in self.streams}
+        streams: dict[Any, Any] = {s: ">" for s in self.streams}
         try:
             reply: Any = await self.redis.xreadgroup(
                 GROUP, consumer, streams, count=count, block=block_ms

@@ -13,7 +13,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from outpost.crypto import Cipher
-from outpost.delivery import promote_loop
+from outpost.delivery import REDIS_DOWN, promote_loop
 from outpost.destinations import DestinationCache, Registry
 from outpost.errors import APIError
 from outpost.keys import Keys
@@ -95,6 +95,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc.status, exc.reason.lower())
     except asyncio.CancelledError:
         raise
+    except REDIS_DOWN as exc:
+        log.error("redis_unavailable", method=request.method, path=request.path, error=str(exc))
+        return error_response(503, "storage unavailable: nothing was accepted, retry later")
     except Exception:
         log.exception("unhandled_error", method=request.method, path=request.path)
         return error_response(500, "internal server error")

@@ -95,6 +95,11 @@ async def serve(
         stopped = asyncio.create_task(stop.wait())
         waiters = [stopped] + ([worker_task] if worker_task else [])
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if worker_task and worker_task.done() and worker_task.exception():
+            raise RuntimeError(
+                "the delivery worker stopped unexpectedly"
+            ) from worker_task.exception()
         log.info("shutting_down")
     finally:
         if worker_obj and worker_task:

@@ -16,6 +16,8 @@ import uuid
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from outpost.crypto import Cipher
 from outpost.destinations import DestinationCache, Registry
@@ -26,6 +28,8 @@ from outpost.queue import Entry, Outcome, Queue
 from outpost.retry import RetryPolicy
 
 log = structlog.get_logger("outpost.delivery")
+# Redis going away is expected (restarts, failover): wait and go on, never crash the loop.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
 class Worker:
@@ -134,7 +138,13 @@ class Worker:
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self, promote_retries: bool = True) -> None:
-        await self.queue.ensure_groups()
+        while not self._stopping.is_set():
+            try:
+                await self.queue.ensure_groups()
+                break
+            except REDIS_DOWN as exc:
+                log.warning("redis_unavailable", error=str(exc))
+                await asyncio.sleep(0.5)
         side = [asyncio.create_task(self._reclaim_loop())]
         if promote_retries:
             side.append(asyncio.create_task(promote_loop(self.queue, self._stopping)))
@@ -144,12 +154,11 @@ class Worker:
                 free = await self._wait_for_slot()
                 try:
                     entries = await self.queue.read(self.name, count=free, block_ms=1000)
-                except (ConnectionError, OSError) as exc:
+                    if entries:
+                        await self._dispatch(entries)
+                except REDIS_DOWN as exc:
                     log.warning("redis_unavailable", error=str(exc))
                     await asyncio.sleep(0.5)
-                    continue
-                if entries:
-                    await self._dispatch(entries)
         finally:
             for t in side:
                 t.cancel()
@@ -189,11 +198,11 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 entries = await self.queue.reclaim(self.name, self.reclaim_idle_ms)
-            except (ConnectionError, OSError):
+                if entries:
+                    log.info("tasks_reclaimed", count=len(entries))
+                    await self._dispatch(entries)
+            except REDIS_DOWN:
                 continue
-            if entries:
-                log.info("tasks_reclaimed", count=len(entries))
-                await self._dispatch(entries)
 
     async def _wait_inflight(self) -> None:
         if self._inflight:
@@ -223,7 +232,7 @@ class Worker:
 async def promote_loop(queue: Queue, stopping: asyncio.Event, interval: float = 0.5) -> None:
     """Due retries back into their streams; safe to run in many processes at once."""
     while not stopping.is_set():
-        with contextlib.suppress(ConnectionError, OSError):
+        with contextlib.suppress(*REDIS_DOWN):
             while await queue.promote_due() > 0:
                 pass
         with contextlib.suppress(asyncio.TimeoutError):

@@ -132,9 +132,15 @@ class Queue:
         """Take over tasks another consumer read and never acked (it crashed)."""
         out: list[Entry] = []
         for stream in self.streams:
-            reply: Any = await self.redis.xautoclaim(
-                stream, GROUP, consumer, min_idle_ms, start_id="0-0", count=count
-            )
+            try:
+                reply: Any = await self.redis.xautoclaim(
+                    stream, GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self.ensure_groups()
+                continue
             out.extend(_entry(stream, eid, f) for eid, f in reply[1] if f)
         return out
 

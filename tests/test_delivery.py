@@ -320,3 +320,47 @@ async def test_rotated_credentials_are_used_on_the_next_send(
     assert [r["PartitionKey"] for r in owner.get_records(ShardIterator=it)["Records"]] == [
         "evt_rot"
     ]
+
+
+async def test_worker_survives_a_redis_restart(moto, moto_stream, tmp_path):
+    """Redis goes away under a running worker and comes back (AOF on): the worker waits,
+    then delivers what was queued before and after; nothing acknowledged is lost."""
+    from redis.asyncio import Redis
+
+    from outpost.app import Deps
+    from outpost.cli import build_worker
+    from tests.conftest import make_settings
+
+    port = devstack.free_port()
+    server = devstack.redis_server(port=port, data_dir=str(tmp_path), aof=True).start()
+    settings = make_settings(server.redis_url)
+    redis = Redis.from_url(server.redis_url)
+    deps = Deps.build(settings, redis)
+    dest = deps.registry.create("acme", kinesis_body(moto_stream, moto.url), new_id="d1")
+    await deps.store.upsert_tenant("acme", None)
+    await deps.store.create_destination(dest)
+
+    async def put(eid):
+        ev = Event(id=eid, tenant_id="acme", topic="orders", time=datetime.now(UTC), data={})
+        assert await deps.queue.publish(ev, [(dest.id, eid)])
+
+    worker = build_worker(deps, settings)
+    runner = asyncio.create_task(worker.run())
+    try:
+        await put("before")
+        await asyncio.to_thread(devstack.read_stream, moto.url, moto_stream, 10.0, 1)
+        await redis.execute_command("BGREWRITEAOF")
+        await asyncio.sleep(0.3)
+        server.stop()
+        await asyncio.sleep(1.5)  # the worker meets a dead Redis for a while
+        assert not runner.done()
+        server = devstack.redis_server(port=port, data_dir=str(tmp_path), aof=True).start()
+        await put("after")
+        records = await asyncio.to_thread(devstack.read_stream, moto.url, moto_stream, 15.0, 2)
+        assert sorted(r["PartitionKey"] for r in records) == ["after", "before"]
+    finally:
+        worker.stop()
+        await asyncio.wait_for(runner, 10)
+        await deps.registry.close()
+        await redis.aclose()
+        server.stop()

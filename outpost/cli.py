@@ -119,6 +119,7 @@ def run_dev(args: argparse.Namespace) -> None:
     state.mkdir(parents=True, exist_ok=True)
     _dev_secrets(state)
     os.environ.setdefault("API_HOST", "127.0.0.1")
+    stack_file = state / "stack.json"  # where `outpost tail` finds the local endpoint
     servers = []
     try:
         if not any(os.environ.get(k) for k in ("REDIS_URL", "REDIS_HOST")):
@@ -139,6 +140,7 @@ def run_dev(args: argparse.Namespace) -> None:
             print(f"kinesis/s3 moto server at {moto.url} (stream {DEMO_STREAM!r} created)")
         settings = load_settings()
         logs.configure(settings.log_level, settings.log_format)
+        stack_file.write_text(json.dumps({"aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL")}))
         asyncio.run(
             serve(
                 settings,
@@ -148,6 +150,7 @@ def run_dev(args: argparse.Namespace) -> None:
             )
         )
     finally:
+        stack_file.unlink(missing_ok=True)
         for server in reversed(servers):
             server.stop()
 
@@ -193,7 +196,7 @@ def run_tail(args: argparse.Namespace) -> None:
         args.endpoint
         or os.environ.get("AWS_ENDPOINT_URL_KINESIS")
         or os.environ.get("AWS_ENDPOINT_URL")
-        or _dev_endpoint()
+        or _dev_endpoint(Path(args.state_dir))
     )
     for r in devstack.read_stream(endpoint, args.stream):
         data = r["Data"].decode(errors="replace")
@@ -209,12 +212,15 @@ def run_tail(args: argparse.Namespace) -> None:
         )
 
 
-def _dev_endpoint() -> str:
-    with contextlib.suppress(OSError):
-        for line in os.popen("ps -eo args").read().splitlines():
-            if "moto_server" in line and "-p" in line:
-                return f"http://127.0.0.1:{line.split('-p')[-1].split()[0]}"
-    raise SystemExit("outpost tail: set AWS_ENDPOINT_URL (or pass --endpoint)")
+def _dev_endpoint(state: Path) -> str:
+    """The local Kinesis endpoint of a running `outpost dev`."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        endpoint = json.loads((state / "stack.json").read_text())["aws_endpoint_url"]
+        if endpoint:
+            return str(endpoint)
+    raise SystemExit(
+        "outpost tail: no running `make run` found; set AWS_ENDPOINT_URL or pass --endpoint"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     tail = sub.add_parser("tail", help="print the records on a Kinesis stream")
     tail.add_argument("stream")
     tail.add_argument("--endpoint")
+    tail.add_argument("--state-dir", default=".outpost-dev")
     args = parser.parse_args(argv)
     if args.command == "dev":
         run_dev(args)

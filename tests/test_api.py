@@ -389,8 +389,9 @@ async def test_unknown_route_and_method_get_error_bodies(client):
 async def test_publish_without_redis_is_a_clear_503(settings, aiohttp_client):
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     down = await aiohttp_client(create_app(settings, Deps.build(settings, dead), False))
-    r = await down.post("/api/v1/publish", headers=AUTH,
-                        json={"tenant_id": "acme", "topic": "orders", "data": {}})
+    r = await down.post(
+        "/api/v1/publish", headers=AUTH, json={"tenant_id": "acme", "topic": "orders", "data": {}}
+    )
     assert r.status == 503
     body = await r.json()
     assert_error(body, 503)

@@ -239,10 +239,17 @@ class KinesisProvider:
         return build_document(meta, event.data)
 
     def ordering_key(self, event: Event, destination: Destination) -> str:
-        try:
-            return self.format(event, destination).partition_key
-        except PermanentError:
+        """The partition key alone (publish picks the task's stream with it); the record is
+        serialized once, at send time."""
+        if "template" not in destination.compiled:
+            self.prepare(destination)
+        template = destination.compiled["template"]
+        if template is None:
             return event.id
+        try:
+            return partition_key(template, self.document(event, destination), event.id)
+        except PermanentError:
+            return event.id  # the send will fail permanently and say why
 
     def format(self, event: Event, destination: Destination) -> Record:
         if "template" not in destination.compiled:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -248,7 +249,7 @@ def _check_event_topic(deps: Deps, topic: str | None) -> None:
         raise ValidationFailed([f"topic: {topic!r} is not one of the configured TOPICS"])
 
 
-def _event_time(req: PublishRequest) -> Any:
+def _event_time(req: PublishRequest) -> datetime:
     if req.time is None:
         return utcnow()
     if req.time.tzinfo is None:

@@ -16,9 +16,10 @@ from outpost.retry import RetryPolicy
 from tests.conftest import AUTH, kinesis_body
 
 
-async def setup_destination(client, stream, endpoint, tenant="acme", **body_extra):
+async def setup_destination(client, stream, endpoint, tenant="acme", config=(), **body_extra):
+    """Seed 002's body on a local endpoint; `config` adds to its config."""
     await client.put(f"/api/v1/tenants/{tenant}", headers=AUTH)
-    body = {**kinesis_body(stream, endpoint), **body_extra}
+    body = {**kinesis_body(stream, endpoint, **dict(config)), **body_extra}
     r = await client.post(f"/api/v1/tenants/{tenant}/destinations", json=body, headers=AUTH)
     assert r.status == 201, await r.text()
     return await r.json()
@@ -65,9 +66,6 @@ async def test_template_key_and_bare_data(client, worker, kinesis, stream):
         stream,
         kinesis.url,
         config={
-            "stream_name": stream,
-            "region": "us-east-1",
-            "endpoint": kinesis.url,
             "partition_key_template": "data.customer_id",
             "metadata_in_payload": False,
         },
@@ -107,9 +105,6 @@ async def test_key_too_long_goes_to_dead_letters_at_once(client, worker, deps, k
         stream,
         kinesis.url,
         config={
-            "stream_name": stream,
-            "region": "us-east-1",
-            "endpoint": kinesis.url,
             "partition_key_template": "data.k",
         },
     )

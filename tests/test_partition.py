@@ -98,3 +98,30 @@ def test_template_sees_metadata_and_data_in_both_modes(wrapped):
     rec = KinesisProvider().format(ev, d)
     assert rec.partition_key == "orders:c-1"
     assert ("metadata" in json.loads(rec.data)) is wrapped
+
+
+def test_ordering_key_matches_the_records_key_without_formatting():
+    ev = Event(
+        id="evt_o",
+        tenant_id="t",
+        topic="orders",
+        time=datetime(2024, 1, 1, tzinfo=UTC),
+        data={"c": "c-9", "big": "x" * (2 * 1024 * 1024)},
+    )
+    d = Destination(
+        id="d",
+        tenant_id="t",
+        type="aws_kinesis",
+        topics="*",
+        config={"stream_name": "s", "region": "us-east-1", "partition_key_template": "data.c"},
+        credentials={},
+        created_at="",
+        updated_at="",
+    )
+    p = KinesisProvider()
+    assert p.ordering_key(ev, d) == "c-9"  # a record that could never be sent still routes
+    with pytest.raises(PermanentError):
+        p.format(ev, d)
+    d.config.pop("partition_key_template")
+    d.compiled.clear()
+    assert p.ordering_key(ev, d) == "evt_o"

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from outpost.crypto import Cipher
 from outpost.delivery import REDIS_DOWN, promote_loop
@@ -71,6 +75,19 @@ class Deps:
             ),
             destinations=DestinationCache(registry, cipher),
         )
+
+
+def connect_redis(url: str, max_connections: int = 128) -> Redis:
+    """A client that reconnects and retries a command whose connection broke (Redis
+    restarted or failed over). Repeating our writes is safe: publish is a SET NX claim,
+    acks and retry entries are idempotent; at worst an attempt is recorded twice."""
+    return Redis.from_url(
+        url,
+        max_connections=max_connections,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=5),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
 
 
 DEPS = web.AppKey("deps", Deps)

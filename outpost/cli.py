@@ -16,10 +16,9 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from outpost import logs
-from outpost.app import Deps, create_app
+from outpost.app import Deps, connect_redis, create_app
 from outpost.delivery import Worker
 from outpost.retry import RetryPolicy
 from outpost.settings import Settings, describe_errors
@@ -66,11 +65,7 @@ def build_worker(deps: Deps, settings: Settings) -> Worker:
 async def serve(
     settings: Settings, api: bool, worker: bool, on_ready: Callable[[], None] | None = None
 ) -> None:
-    redis = Redis.from_url(
-        settings.redis_dsn(),
-        health_check_interval=30,
-        max_connections=settings.delivery_max_concurrency + 32,
-    )
+    redis = connect_redis(settings.redis_dsn(), settings.delivery_max_concurrency + 32)
     deps = Deps.build(settings, redis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -102,8 +102,13 @@ class RedisServer(Server):
 
 
 def redis_server(
-    port: int | None = None, data_dir: str | None = None, aof: bool = False
+    port: int | None = None,
+    data_dir: str | None = None,
+    aof: bool = False,
+    fsync: str = "everysec",
 ) -> RedisServer:
+    """A private redis-server; `fsync` is appendfsync (everysec, or always: nothing
+    acknowledged is lost even on SIGKILL)."""
     port = port or free_port()
     data_dir = data_dir or tempfile.mkdtemp(prefix="outpost-redis-")
     argv = [
@@ -117,7 +122,7 @@ def redis_server(
         "--appendonly",
         "yes" if aof else "no",
         "--appendfsync",
-        "everysec",
+        fsync,
         "--dir",
         data_dir,
         "--daemonize",

@@ -1,0 +1,89 @@
+"""Fault injection for the fault tests: a proxy in front of a real Kinesis endpoint that
+can throttle a share of PutRecord calls or go away entirely, and event counting."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+from aiohttp import ClientSession, web
+
+THROTTLED = {
+    "__type": "ProvisionedThroughputExceededException",
+    "message": "Rate exceeded for shard (injected)",
+}
+
+
+class KinesisProxy:
+    """Forwards every request to `upstream`; `throttle` is the share of PutRecord calls
+    answered with ProvisionedThroughputExceededException instead."""
+
+    def __init__(self, upstream: str, throttle: float = 0.0, seed: int = 7):
+        self.upstream = upstream.rstrip("/")
+        self.throttle = throttle
+        self.rand = random.Random(seed)
+        self.calls: Counter[str] = Counter()
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._session: ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> KinesisProxy:
+        self._session = self._session or ClientSession()
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening (connections are refused) but keep the port for a restart."""
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def close(self) -> None:
+        await self.stop()
+        if self._session:
+            await self._session.close()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        target = request.headers.get("X-Amz-Target", "")
+        op = target.rsplit(".", 1)[-1]
+        self.calls[op] += 1
+        if op == "PutRecord" and self.rand.random() < self.throttle:
+            self.calls["throttled"] += 1
+            return web.json_response(
+                THROTTLED, status=400, content_type="application/x-amz-json-1.1"
+            )
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        async with self._session.request(
+            request.method,
+            self.upstream + request.path_qs,
+            data=await request.read(),
+            headers=headers,
+        ) as up:
+            body = await up.read()
+            return web.Response(body=body, status=up.status, content_type=up.content_type)
+
+
+def tally(published: list[str], records: list[dict[str, Any]]) -> dict[str, int]:
+    """published / delivered (distinct) / missing / duplicates, keyed on the partition
+    key (the event id by default)."""
+    seen = Counter(r["PartitionKey"] for r in records)
+    wanted = set(published)
+    delivered = len(wanted & set(seen))
+    return {
+        "published": len(wanted),
+        "delivered": delivered,
+        "missing": len(wanted) - delivered,
+        "duplicates": sum(n - 1 for k, n in seen.items() if k in wanted),
+    }

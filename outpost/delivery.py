@@ -113,7 +113,8 @@ class Worker:
 
     def _failure(self, entry: Entry, event: Event, exc: DeliveryError) -> Outcome:
         response = {"error": exc.code, "message": exc.message[:500], **exc.response}
-        if isinstance(exc, PermanentError) or not event.eligible_for_retry:
+        # a manual retry is one attempt: on failure it is kept (dead letter), not rescheduled
+        if isinstance(exc, PermanentError) or not event.eligible_for_retry or entry.task.manual:
             return Outcome("failed", exc.code, exc.message, response, dead=True)
         delay = self.policy.delay(entry.task.attempt)
         if delay is None:

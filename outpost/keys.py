@@ -27,6 +27,10 @@ class Keys:
     def event(self, tenant_id: str, event_id: str) -> str:
         return f"{self.prefix}{{t:{tenant_id}}}:event:{event_id}"
 
+    def event_owners(self, event_id: str) -> str:
+        """Set of tenant ids that published an event with this id (admin lookups)."""
+        return f"{self.prefix}{{e:{event_id}}}:owners"
+
     def attempts(self, tenant_id: str, destination_id: str) -> str:
         return f"{self.prefix}{{t:{tenant_id}}}:attempts:{destination_id}"
 

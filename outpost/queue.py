@@ -21,11 +21,26 @@ from outpost.models import Event, Task
 
 _PUBLISH = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
-for i = 2, #KEYS do
-  redis.call('XADD', KEYS[i], '*', 't', ARGV[3], 'e', ARGV[4], 'd', ARGV[3 + i], 'a', '1',
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+for i = 3, #KEYS do
+  redis.call('XADD', KEYS[i], '*', 't', ARGV[3], 'e', ARGV[4], 'd', ARGV[2 + i], 'a', '1',
              'm', '0')
 end
 return 1
+"""
+
+_REDRIVE = """
+local n = 0
+for i = 2, #KEYS do
+  local base = (i - 2) * 4
+  if redis.call('XDEL', KEYS[1], ARGV[base + 1]) == 1 then
+    redis.call('XADD', KEYS[i], '*', 't', ARGV[base + 2], 'e', ARGV[base + 3],
+               'd', ARGV[base + 4], 'a', '1', 'm', '0')
+    n = n + 1
+  end
+end
+return n
 """
 
 _PROMOTE = """
@@ -78,6 +93,7 @@ class Queue:
         self.streams = [keys.partition(n) for n in range(partitions)]
         self._publish = redis.register_script(_PUBLISH)
         self._promote = redis.register_script(_PROMOTE)
+        self._redrive = redis.register_script(_REDRIVE)
 
     def partition_of(self, destination_id: str, ordering_key: str) -> str:
         """Stable across processes and restarts (crc32, not Python's salted hash)."""
@@ -88,7 +104,7 @@ class Queue:
     async def publish(self, event: Event, routes: list[tuple[str, str]]) -> bool:
         """Store the event and add one task per (destination id, ordering key), atomically.
         False when the tenant already has an event with this id (nothing is queued)."""
-        keys = [self.keys.event(event.tenant_id, event.id)]
+        keys = [self.keys.event(event.tenant_id, event.id), self.keys.event_owners(event.id)]
         keys += [self.partition_of(dest_id, okey) for dest_id, okey in routes]
         args: list[Any] = [
             json.dumps(event.to_json(), ensure_ascii=False),
@@ -224,8 +240,63 @@ class Queue:
         return [_decode_attempt(f) for _, f in rows]
 
     async def dead_letters(self, tenant_id: str, count: int = 100) -> list[dict[str, str]]:
-        rows: Any = await self.redis.xrange(self.keys.dead_letters(tenant_id), count=count)
-        return [{k.decode(): v.decode() for k, v in f.items()} for _, f in rows]
+        page, _ = await self.dead_letter_page(tenant_id, limit=count)
+        return page
+
+    async def dead_letter_page(
+        self,
+        tenant_id: str,
+        limit: int = 100,
+        after: str | None = None,
+        destination_id: str | None = None,
+        event_ids: set[str] | None = None,
+    ) -> tuple[list[dict[str, str]], str | None]:
+        """Oldest first. Each item carries its entry `id`; the cursor is the last id."""
+        key = self.keys.dead_letters(tenant_id)
+        out: list[dict[str, str]] = []
+        start = f"({after}" if after else "-"
+        while len(out) <= limit:
+            rows: Any = await self.redis.xrange(key, min=start, count=max(limit, 100))
+            if not rows:
+                break
+            for entry_id, f in rows:
+                item = {"id": _s(entry_id), **{k.decode(): v.decode() for k, v in f.items()}}
+                if destination_id and item["d"] != destination_id:
+                    continue
+                if event_ids is not None and item["e"] not in event_ids:
+                    continue
+                out.append(item)
+            start = f"({_s(rows[-1][0])}"
+        page = out[:limit]
+        return page, (page[-1]["id"] if len(out) > limit else None)
+
+    async def redrive(self, tenant_id: str, items: list[tuple[str, Task, str]]) -> int:
+        """Put dead letters back in the queue with a fresh retry budget. `items` are
+        (dead-letter id, task, ordering key). Only entries this call removes from the
+        dead letters are queued, so concurrent redrives cannot queue one twice."""
+        if not items:
+            return 0
+        keys = [self.keys.dead_letters(tenant_id)]
+        args: list[Any] = []
+        for dead_id, task, okey in items:
+            keys.append(self.partition_of(task.destination_id, okey))
+            args += [
+                dead_id,
+                task.tenant_id,
+                task.event_id,
+                task.destination_id,
+            ]
+        return int(await self._redrive(keys=keys, args=args))
+
+    async def enqueue(self, task: Task, ordering_key: str) -> None:
+        """One task straight into its partition stream (manual retry)."""
+        fields: dict[Any, Any] = task.fields()
+        await self.redis.xadd(self.partition_of(task.destination_id, ordering_key), fields)
+
+    async def event_owners(self, event_id: str) -> list[str]:
+        """Tenants that have an event with this id (ids are unique per tenant only)."""
+        members: Any = await self.redis.smembers(self.keys.event_owners(event_id))
+        return sorted(_s(m) for m in members)
 
 
 def _entry(stream: bytes | str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:

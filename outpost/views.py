@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from outpost.app import DEPS, Deps, read_json
 from outpost.destinations import problems
@@ -17,7 +17,9 @@ from outpost.models import (
     ID_PATTERN,
     Destination,
     Event,
+    Id,
     PublishRequest,
+    Task,
     TenantUpsert,
     iso,
     utcnow,
@@ -271,6 +273,154 @@ async def _match(deps: Deps, event: Event) -> list[Destination]:
     )
 
 
+# -- dead letters and retries ------------------------------------------------------------
+def _limit(request: web.Request, default: int = 100, most: int = 1000) -> int:
+    try:
+        limit = int(request.query.get("limit", str(default)))
+    except ValueError:
+        raise ValidationFailed(["limit must be an integer"]) from None
+    if not 1 <= limit <= most:
+        raise ValidationFailed([f"limit must be between 1 and {most}"])
+    return limit
+
+
+def _dead_letter(item: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": item["id"],
+        "event_id": item["e"],
+        "destination_id": item["d"],
+        "attempt_number": int(item["a"]),
+        "manual": item["m"] == "1",
+        "code": item["code"],
+        "message": item["message"],
+        "time": iso(datetime.fromtimestamp(float(item["time"]), UTC)),
+    }
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    await _tenant_or_404(deps, tenant_id)
+    limit = _limit(request)
+    page, nxt = await deps.queue.dead_letter_page(
+        tenant_id, limit, request.query.get("next"), request.query.get("destination_id")
+    )
+    return web.json_response(
+        {
+            "models": [_dead_letter(i) for i in page],
+            "pagination": {
+                "order_by": "time",
+                "dir": "asc",
+                "limit": limit,
+                "next": nxt,
+                "prev": None,
+            },
+        }
+    )
+
+
+class RedriveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    destination_id: Id | None = None
+    event_ids: Annotated[list[Id], Field(min_length=1, max_length=1000)] | None = None
+
+
+async def redrive_dead_letters(request: web.Request) -> web.Response:
+    """Back into the queue with a fresh retry budget: all, one destination's, or some
+    events'. Entries of disabled or deleted destinations and of expired events stay."""
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    await _tenant_or_404(deps, tenant_id)
+    try:
+        req = RedriveRequest.model_validate(await read_json(request, required=False) or {})
+    except ValidationError as exc:
+        raise ValidationFailed(problems(exc)) from None
+    dests = {d.id: d for d in await deps.store.list_destinations(tenant_id)}
+    if req.destination_id and req.destination_id not in dests:
+        raise NotFound("destination")
+    wanted = set(req.event_ids) if req.event_ids else None
+    redriven, skipped, cursor = 0, [], None
+    while True:
+        page, cursor = await deps.queue.dead_letter_page(
+            tenant_id, 500, cursor, req.destination_id, wanted
+        )
+        batch = []
+        for item in page:
+            task = Task.from_fields(item)
+            reason = await _redrive_blocker(deps, dests.get(task.destination_id), task)
+            if reason:
+                skipped.append(
+                    {
+                        "id": item["id"],
+                        "event_id": task.event_id,
+                        "destination_id": task.destination_id,
+                        "reason": reason,
+                    }
+                )
+                continue
+            event = await deps.queue.load_event(tenant_id, task.event_id)
+            dest = dests[task.destination_id]
+            assert event is not None
+            batch.append((item["id"], task, deps.registry.get(dest.type).ordering_key(event, dest)))
+        redriven += await deps.queue.redrive(tenant_id, batch)
+        if cursor is None:
+            break
+    return web.json_response({"redriven": redriven, "skipped": skipped}, status=202)
+
+
+async def _redrive_blocker(deps: Deps, dest: Destination | None, task: Task) -> str | None:
+    if dest is None:
+        return "destination_deleted"
+    if not dest.enabled:
+        return "destination_disabled"
+    if not await deps.redis.exists(deps.keys.event(task.tenant_id, task.event_id)):
+        return "event_expired"
+    return None
+
+
+class RetryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_id: Id
+    destination_id: Id
+    tenant_id: Id | None = None
+
+
+async def retry(request: web.Request) -> web.Response:
+    """One manual attempt of an event to a destination (`manual: true` on the attempt)."""
+    deps = _deps(request)
+    try:
+        req = RetryRequest.model_validate(await read_json(request))
+    except ValidationError as exc:
+        raise ValidationFailed(problems(exc)) from None
+    tenant_id = req.tenant_id or await _owner_of(deps, req.event_id)
+    event = await deps.queue.load_event(tenant_id, req.event_id)
+    if event is None:
+        raise NotFound("event")
+    dest = await deps.store.get_destination(tenant_id, req.destination_id)
+    if dest is None:
+        raise NotFound("destination")
+    if not dest.enabled:
+        raise APIError(400, "destination is disabled")
+    if not dest.matches(event.topic or None):
+        raise APIError(400, "destination does not match the event's topic")
+    task = Task(tenant_id, event.id, dest.id, attempt=1, manual=True)
+    await deps.queue.enqueue(task, deps.registry.get(dest.type).ordering_key(event, dest))
+    return web.json_response({"success": True}, status=202)
+
+
+async def _owner_of(deps: Deps, event_id: str) -> str:
+    owners = await deps.queue.event_owners(event_id)
+    if not owners:
+        raise NotFound("event")
+    if len(owners) > 1:
+        raise APIError(
+            409,
+            "several tenants have an event with this id: pass tenant_id",
+            {"tenant_ids": owners},
+        )
+    return owners[0]
+
+
 # -- catalogue ------------------------------------------------------------------------------
 async def destination_types(request: web.Request) -> web.Response:
     return web.json_response(_deps(request).registry.type_schemas())
@@ -301,6 +451,9 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("PUT", "/tenants/{tenant_id}/destinations/{destination_id}/enable", enable_destination),
     ("PUT", "/tenants/{tenant_id}/destinations/{destination_id}/disable", disable_destination),
     ("POST", "/publish", publish),
+    ("POST", "/retry", retry),
+    ("GET", "/tenants/{tenant_id}/dead-letters", list_dead_letters),
+    ("POST", "/tenants/{tenant_id}/dead-letters/redrive", redrive_dead_letters),
     ("GET", "/destination-types", destination_types),
     ("GET", "/destination-types/{type}", destination_type),
     ("GET", "/topics", topics),

@@ -19,9 +19,16 @@ class KinesisProxy:
     """Forwards every request to `upstream`; `throttle` is the share of PutRecord calls
     answered with ProvisionedThroughputExceededException instead."""
 
-    def __init__(self, upstream: str, throttle: float = 0.0, seed: int = 7):
+    def __init__(
+        self,
+        upstream: str,
+        throttle: float = 0.0,
+        seed: int = 7,
+        reject_marker: bytes | None = None,
+    ):
         self.upstream = upstream.rstrip("/")
         self.throttle = throttle
+        self.reject_marker = reject_marker  # PutRecords containing it get ValidationException
         self.rand = random.Random(seed)
         self.calls: Counter[str] = Counter()
         self.port = 0
@@ -62,6 +69,14 @@ class KinesisProxy:
             self.calls["throttled"] += 1
             return web.json_response(
                 THROTTLED, status=400, content_type="application/x-amz-json-1.1"
+            )
+        body = await request.read()
+        if op == "PutRecord" and self.reject_marker and self.reject_marker in body:
+            self.calls["rejected"] += 1
+            return web.json_response(
+                {"__type": "ValidationException", "message": "injected"},
+                status=400,
+                content_type="application/x-amz-json-1.1",
             )
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}

@@ -20,6 +20,7 @@ from outpost.crypto import Cipher
 from outpost.delivery import REDIS_DOWN, promote_loop
 from outpost.destinations import DestinationCache, Registry
 from outpost.errors import APIError
+from outpost.history import History
 from outpost.keys import Keys
 from outpost.kinesis import KinesisProvider
 from outpost.queue import Queue
@@ -45,6 +46,7 @@ class Deps:
     store: Store
     queue: Queue
     destinations: DestinationCache
+    history: History
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis) -> Deps:
@@ -72,8 +74,11 @@ class Deps:
                 settings.delivery_partitions,
                 settings.event_retention_seconds,
                 settings.attempts_max_per_destination,
+                settings.log_max_per_tenant,
+                settings.log_max_total,
             ),
             destinations=DestinationCache(registry, cipher),
+            history=History(redis, keys),
         )
 
 

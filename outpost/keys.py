@@ -31,8 +31,29 @@ class Keys:
         """Set of tenant ids that published an event with this id (admin lookups)."""
         return f"{self.prefix}{{e:{event_id}}}:owners"
 
+    def events_index(self, tenant_id: str | None = None) -> str:
+        """Sorted set, score = event time ms: a tenant's event ids, or (None) every
+        `tenant/event` for admin listings."""
+        if tenant_id is None:
+            return f"{self.prefix}events"
+        return f"{self.prefix}{{t:{tenant_id}}}:events"
+
+    def attempt(self, attempt_id: str) -> str:
+        """One attempt's record (JSON, with its tenant); attempt ids are global."""
+        return f"{self.prefix}attempt:{attempt_id}"
+
     def attempts(self, tenant_id: str, destination_id: str) -> str:
+        """Sorted set of a destination's attempt ids, score = attempt time ms."""
         return f"{self.prefix}{{t:{tenant_id}}}:attempts:{destination_id}"
+
+    def tenant_attempts(self, tenant_id: str) -> str:
+        return f"{self.prefix}{{t:{tenant_id}}}:attempts"
+
+    def event_attempts(self, tenant_id: str, event_id: str) -> str:
+        return f"{self.prefix}{{t:{tenant_id}}}:event:{event_id}:attempts"
+
+    def all_attempts(self) -> str:
+        return f"{self.prefix}attempts"
 
     def dead_letters(self, tenant_id: str) -> str:
         return f"{self.prefix}{{t:{tenant_id}}}:dead"

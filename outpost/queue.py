@@ -7,28 +7,38 @@ MULTI), so a crash between any two steps loses nothing; at worst a task runs twi
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from outpost.keys import GROUP, Keys
-from outpost.models import Event, Task
+from outpost.models import Event, Task, iso
 
 _PUBLISH = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-for i = 3, #KEYS do
-  redis.call('XADD', KEYS[i], '*', 't', ARGV[3], 'e', ARGV[4], 'd', ARGV[2 + i], 'a', '1',
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3] .. '/' .. ARGV[4])
+if ARGV[6] == '1' then
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[7]) + 1))
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[8]) + 1))
+end
+for i = 5, #KEYS do
+  redis.call('XADD', KEYS[i], '*', 't', ARGV[3], 'e', ARGV[4], 'd', ARGV[4 + i], 'a', '1',
              'm', '0')
 end
 return 1
 """
+
+TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
 
 _REDRIVE = """
 local n = 0
@@ -84,7 +94,11 @@ class Queue:
         partitions: int = 16,
         retention_seconds: int = 7 * 24 * 3600,
         attempts_cap: int = 10_000,
+        log_cap_tenant: int = 100_000,
+        log_cap_total: int = 1_000_000,
     ):
+        self.log_cap_tenant = log_cap_tenant
+        self.log_cap_total = log_cap_total
         self.redis = redis
         self.keys = keys
         self.partitions = partitions
@@ -102,15 +116,26 @@ class Queue:
 
     # -- producer ---------------------------------------------------------------------
     async def publish(self, event: Event, routes: list[tuple[str, str]]) -> bool:
-        """Store the event and add one task per (destination id, ordering key), atomically.
-        False when the tenant already has an event with this id (nothing is queued)."""
-        keys = [self.keys.event(event.tenant_id, event.id), self.keys.event_owners(event.id)]
+        """Store and index the event and add one task per (destination id, ordering key),
+        atomically. False when the tenant already has an event with this id (nothing is
+        queued)."""
+        keys = [
+            self.keys.event(event.tenant_id, event.id),
+            self.keys.event_owners(event.id),
+            self.keys.events_index(event.tenant_id),
+            self.keys.events_index(),
+        ]
         keys += [self.partition_of(dest_id, okey) for dest_id, okey in routes]
+        record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
         args: list[Any] = [
-            json.dumps(event.to_json(), ensure_ascii=False),
+            json.dumps(record, ensure_ascii=False),
             self.retention,
             event.tenant_id,
             event.id,
+            int(event.time.timestamp() * 1000),
+            "1" if random.random() < TRIM_SHARE else "0",
+            self.log_cap_tenant,
+            self.log_cap_total,
         ]
         args += [dest_id for dest_id, _ in routes]
         return bool(await self._publish(keys=keys, args=args))
@@ -166,22 +191,7 @@ class Queue:
         attempt_id = f"att_{uuid.uuid4().hex}"
         async with self.redis.pipeline(transaction=True) as pipe:
             if outcome.record_attempt:
-                pipe.xadd(
-                    self.keys.attempts(task.tenant_id, task.destination_id),
-                    {
-                        "id": attempt_id,
-                        "event_id": task.event_id,
-                        "destination_id": task.destination_id,
-                        "attempt": task.attempt,
-                        "status": outcome.status,
-                        "code": outcome.code,
-                        "response_data": json.dumps(outcome.response),
-                        "manual": int(task.manual),
-                        "time": f"{attempt_time:.3f}",
-                    },
-                    maxlen=self.attempts_cap,
-                    approximate=True,
-                )
+                self._record_attempt(pipe, attempt_id, task, outcome, attempt_time)
             if outcome.retry_in is not None:
                 due_ms = int((time.time() + outcome.retry_in) * 1000)
                 pipe.zadd(self.keys.retries(), {self._retry_member(entry): due_ms})
@@ -202,6 +212,38 @@ class Queue:
             pipe.xdel(entry.stream, entry.entry_id)
             await pipe.execute()
         return attempt_id
+
+    def _record_attempt(
+        self, pipe: Any, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
+    ) -> None:
+        record = {
+            "id": attempt_id,
+            "tenant_id": task.tenant_id,
+            "event_id": task.event_id,
+            "destination_id": task.destination_id,
+            "attempt_number": task.attempt,
+            "status": outcome.status,
+            "code": outcome.code or "ok",
+            "response_data": outcome.response,
+            "manual": task.manual,
+            "time": iso(datetime.fromtimestamp(attempt_time, UTC)),
+        }
+        score = int(attempt_time * 1000)
+        pipe.set(self.keys.attempt(attempt_id), json.dumps(record), ex=self.retention)
+        by_event = self.keys.event_attempts(task.tenant_id, task.event_id)
+        capped = {
+            self.keys.attempts(task.tenant_id, task.destination_id): self.attempts_cap,
+            self.keys.tenant_attempts(task.tenant_id): self.log_cap_tenant,
+            self.keys.all_attempts(): self.log_cap_total,
+        }
+        for index in (by_event, *capped):
+            pipe.zadd(index, {attempt_id: score})
+        pipe.expire(by_event, self.retention)
+        if random.random() < TRIM_SHARE:  # trimming is amortised, like XADD MAXLEN ~
+            oldest = (time.time() - self.retention) * 1000
+            for index, cap in capped.items():
+                pipe.zremrangebyscore(index, "-inf", oldest)
+                pipe.zremrangebyrank(index, 0, -(cap + 1))
 
     def _retry_member(self, entry: Entry) -> str:
         t = entry.task
@@ -234,10 +276,14 @@ class Queue:
     async def attempts(
         self, tenant_id: str, destination_id: str, count: int = 100
     ) -> list[dict[str, Any]]:
-        rows: Any = await self.redis.xrevrange(
-            self.keys.attempts(tenant_id, destination_id), count=count
+        """A destination's latest attempts, newest first."""
+        ids: Any = await self.redis.zrevrange(
+            self.keys.attempts(tenant_id, destination_id), 0, count - 1
         )
-        return [_decode_attempt(f) for _, f in rows]
+        if not ids:
+            return []
+        raws: Any = await self.redis.mget([self.keys.attempt(_s(i)) for i in ids])
+        return [json.loads(r) for r in raws if r is not None]
 
     async def dead_letters(self, tenant_id: str, count: int = 100) -> list[dict[str, str]]:
         page, _ = await self.dead_letter_page(tenant_id, limit=count)
@@ -306,18 +352,3 @@ def _entry(stream: bytes | str, entry_id: bytes | str, fields: dict[bytes, bytes
 
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
-
-
-def _decode_attempt(f: dict[bytes, bytes]) -> dict[str, Any]:
-    d = {k.decode(): v.decode() for k, v in f.items()}
-    return {
-        "id": d["id"],
-        "event_id": d["event_id"],
-        "destination_id": d["destination_id"],
-        "attempt_number": int(d["attempt"]),
-        "status": d["status"],
-        "code": d["code"] or None,
-        "response_data": json.loads(d["response_data"]),
-        "manual": d["manual"] == "1",
-        "time": float(d["time"]),
-    }

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     retry_schedule: Annotated[list[float], NoDecode] = []
     event_retention_seconds: int = Field(7 * 24 * 3600, ge=60)
     attempts_max_per_destination: int = Field(10_000, ge=10)
+    log_max_per_tenant: int = Field(100_000, ge=100)
+    log_max_total: int = Field(1_000_000, ge=100)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

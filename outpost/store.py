@@ -103,6 +103,8 @@ class Store:
                 self.keys.tenant(tenant_id),
                 self.keys.destinations(tenant_id),
                 self.keys.dead_letters(tenant_id),
+                self.keys.events_index(tenant_id),
+                self.keys.tenant_attempts(tenant_id),
                 *[self.keys.attempts(tenant_id, d.decode()) for d in dest_ids],
             )
             pipe.zrem(self.keys.tenants(), index)

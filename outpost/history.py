@@ -1,0 +1,197 @@
+"""The event and attempt log: what happened, kept `EVENT_RETENTION_SECONDS` and bounded.
+
+Records are JSON strings with a TTL; sorted-set indexes (score = time in ms) list them per
+tenant, per destination, per event and globally (admin). Indexes are capped at write time
+and members whose record expired are skipped at read time. A page walks the narrowest
+index from a `(score, member)` cursor and applies filters in batches, scanning at most
+`MAX_SCAN` index entries per request so that no query is unbounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from outpost.errors import APIError
+from outpost.keys import Keys
+
+MAX_SCAN = 20_000
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int = 100
+    next: str | None = None
+    prev: str | None = None
+    descending: bool = True
+    since_ms: float = float("-inf")  # inclusive bounds on the index score
+    until_ms: float = float("inf")
+
+
+@dataclass
+class Page:
+    models: list[dict[str, Any]]
+    next: str | None
+    prev: str | None
+
+
+def encode_cursor(score: float, member: str) -> str:
+    return base64.urlsafe_b64encode(f"{score:.0f}|{member}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        score, member = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return float(score), member
+    except (ValueError, UnicodeDecodeError):
+        raise APIError(400, "invalid cursor") from None
+
+
+def time_bounds(query: Any) -> tuple[float, float]:
+    """`time[gte]`, `time[gt]`, `time[lte]`, `time[lt]` (RFC 3339 or YYYY-MM-DD) → ms."""
+    lo, hi = float("-inf"), float("inf")
+    for op in ("gte", "gt", "lte", "lt"):
+        raw = query.get(f"time[{op}]")
+        if raw is None:
+            continue
+        try:
+            ms = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000
+        except ValueError:
+            raise APIError(
+                422, "validation error", [f"time[{op}] must be an RFC 3339 date-time or YYYY-MM-DD"]
+            ) from None
+        if op == "gte":
+            lo = max(lo, ms)
+        elif op == "gt":
+            lo = max(lo, ms + 1)
+        elif op == "lte":
+            hi = min(hi, ms)
+        else:
+            hi = min(hi, ms - 1)
+    return lo, hi
+
+
+async def walk(
+    redis: Redis, key: str, descending: bool, after: tuple[float, str] | None, lo: float, hi: float
+) -> AsyncIterator[tuple[float, str]]:
+    """Index entries in order, strictly after the cursor, within [lo, hi]."""
+    offset = 0
+    while True:
+        rows: Any
+        if descending:
+            top = after[0] if after else hi
+            rows = await redis.zrevrangebyscore(
+                key, top, lo, start=offset, num=BATCH, withscores=True
+            )
+        else:
+            bottom = after[0] if after else lo
+            rows = await redis.zrangebyscore(
+                key, bottom, hi, start=offset, num=BATCH, withscores=True
+            )
+        if not rows:
+            return
+        for raw, score in rows:
+            member = raw.decode()
+            if (
+                after
+                and score == after[0]
+                and (member >= after[1] if descending else member <= after[1])
+            ):
+                continue
+            yield score, member
+        offset += len(rows)
+
+
+async def page(
+    redis: Redis,
+    index: str,
+    req: PageRequest,
+    load: Callable[[list[str]], Any],
+    keep: Callable[[dict[str, Any]], bool],
+) -> Page:
+    """A page of records from `index`. `load` fetches records for members (None where
+    expired); `keep` is the filter."""
+    backwards = req.prev is not None
+    raw_cursor = req.prev or req.next
+    cursor = decode_cursor(raw_cursor) if raw_cursor else None
+    order = req.descending != backwards
+    found: list[tuple[float, str, dict[str, Any]]] = []
+    scanned, batch = 0, []
+    more = False
+    async for score, member in walk(redis, index, order, cursor, req.since_ms, req.until_ms):
+        batch.append((score, member))
+        scanned += 1
+        if len(batch) >= BATCH or scanned >= MAX_SCAN:
+            found += await _keep(batch, load, keep)
+            batch = []
+        if len(found) > req.limit or scanned >= MAX_SCAN:
+            more = True
+            break
+    if batch:
+        found += await _keep(batch, load, keep)
+    more = more or len(found) > req.limit
+    items = found[: req.limit]
+    if backwards:
+        items.reverse()
+    models = [r for _, _, r in items]
+    first = encode_cursor(items[0][0], items[0][1]) if items else None
+    last = encode_cursor(items[-1][0], items[-1][1]) if items else None
+    if backwards:
+        return Page(models, next=last, prev=first if more else None)
+    return Page(models, next=last if more else None, prev=first if cursor else None)
+
+
+async def _keep(
+    batch: list[tuple[float, str]],
+    load: Callable[[list[str]], Any],
+    keep: Callable[[dict[str, Any]], bool],
+) -> list[tuple[float, str, dict[str, Any]]]:
+    records = await load([m for _, m in batch])
+    return [
+        (s, m, r) for (s, m), r in zip(batch, records, strict=True) if r is not None and keep(r)
+    ]
+
+
+class History:
+    """Reads of the log. Writes happen inside the publish and complete steps (queue)."""
+
+    def __init__(self, redis: Redis, keys: Keys):
+        self.redis = redis
+        self.keys = keys
+
+    async def _load(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        if not keys:
+            return []
+        raws: Any = await self.redis.mget(keys)
+        return [None if r is None else json.loads(r) for r in raws]
+
+    async def load_events(
+        self, members: list[str], tenant_id: str | None
+    ) -> list[dict[str, Any] | None]:
+        """Members are event ids (tenant index) or `tenant/event` (global index)."""
+        keys = [self.keys.event(*_split(m, tenant_id)) for m in members]
+        return await self._load(keys)
+
+    async def load_attempts(self, members: list[str]) -> list[dict[str, Any] | None]:
+        """Attempt ids are global; the record carries its tenant."""
+        return await self._load([self.keys.attempt(m) for m in members])
+
+    async def attempt(self, attempt_id: str) -> dict[str, Any] | None:
+        return (await self.load_attempts([attempt_id]))[0]
+
+    async def event(self, tenant_id: str, event_id: str) -> dict[str, Any] | None:
+        return (await self._load([self.keys.event(tenant_id, event_id)]))[0]
+
+
+def _split(member: str, tenant_id: str | None) -> tuple[str, str]:
+    if tenant_id is not None:
+        return tenant_id, member
+    tenant, _, item = member.partition("/")
+    return tenant, item

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from outpost.app import DEPS, Deps, read_json
 from outpost.destinations import problems
 from outpost.errors import APIError, NotFound, ValidationFailed
+from outpost.history import Page, PageRequest, page, time_bounds
 from outpost.models import (
     ID_PATTERN,
     Destination,
@@ -421,6 +422,171 @@ async def _owner_of(deps: Deps, event_id: str) -> str:
     return owners[0]
 
 
+# -- event and attempt log ------------------------------------------------------------------
+def _page_request(request: web.Request) -> PageRequest:
+    q = request.query
+    direction = q.get("dir", "desc")
+    if direction not in ("asc", "desc"):
+        raise ValidationFailed(["dir must be asc or desc"])
+    if q.get("order_by", "time") != "time":
+        raise ValidationFailed(["order_by must be time"])
+    if q.get("next") and q.get("prev"):
+        raise ValidationFailed(["pass next or prev, not both"])
+    since, until = time_bounds(q)
+    return PageRequest(
+        limit=_limit(request),
+        next=q.get("next") or None,
+        prev=q.get("prev") or None,
+        descending=direction == "desc",
+        since_ms=since,
+        until_ms=until,
+    )
+
+
+def _page_body(result: Page, req: PageRequest) -> dict[str, Any]:
+    return {
+        "models": result.models,
+        "pagination": {
+            "order_by": "time",
+            "dir": "desc" if req.descending else "asc",
+            "limit": req.limit,
+            "next": result.next,
+            "prev": result.prev,
+        },
+    }
+
+
+def _values(request: web.Request, name: str) -> set[str]:
+    return {v for raw in request.query.getall(name, []) for v in raw.split(",") if v}
+
+
+def _event_view(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: record.get(k)
+        for k in ("id", "tenant_id", "matched_destination_ids", "topic", "time", "metadata", "data")
+    }
+
+
+async def list_events(request: web.Request) -> web.Response:
+    deps, req = _deps(request), _page_request(request)
+    ids, tenants = _values(request, "id"), _values(request, "tenant_id")
+    dests, topics = _values(request, "destination_id"), _values(request, "topic")
+    tenant = next(iter(tenants)) if len(tenants) == 1 else None
+    index = deps.keys.events_index(tenant)
+
+    def keep(e: dict[str, Any]) -> bool:
+        return (
+            (not ids or e["id"] in ids)
+            and (not tenants or e["tenant_id"] in tenants)
+            and (not topics or e.get("topic") in topics)
+            and (not dests or bool(dests & set(e.get("matched_destination_ids") or [])))
+        )
+
+    result = await page(deps.redis, index, req, lambda m: deps.history.load_events(m, tenant), keep)
+    result.models = [_event_view(e) for e in result.models]
+    return web.json_response(_page_body(result, req))
+
+
+async def get_event(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    event_id = _path_id(request, "event_id")
+    tenant_id = request.query.get("tenant_id") or await _owner_of(deps, event_id)
+    record = await deps.history.event(tenant_id, event_id)
+    if record is None:
+        raise NotFound("event")
+    return web.json_response(_event_view(record))
+
+
+async def _attempts_page(
+    request: web.Request, tenant_id: str | None, destination_id: str | None
+) -> web.Response:
+    deps, req = _deps(request), _page_request(request)
+    statuses = _values(request, "status")
+    if statuses - {"success", "failed"}:
+        raise ValidationFailed(["status must be success or failed"])
+    event_ids = _values(request, "event_id")
+    tenants = _values(request, "tenant_id") if tenant_id is None else {tenant_id}
+    dests = _values(request, "destination_id") if destination_id is None else {destination_id}
+    one_tenant = next(iter(tenants)) if len(tenants) == 1 else None
+    if one_tenant and len(event_ids) == 1:
+        index = deps.keys.event_attempts(one_tenant, next(iter(event_ids)))
+    elif one_tenant and len(dests) == 1:
+        index = deps.keys.attempts(one_tenant, next(iter(dests)))
+    elif one_tenant:
+        index = deps.keys.tenant_attempts(one_tenant)
+    else:
+        index = deps.keys.all_attempts()
+
+    def keep(a: dict[str, Any]) -> bool:
+        return (
+            (not statuses or a["status"] in statuses)
+            and (not event_ids or a["event_id"] in event_ids)
+            and (not tenants or a["tenant_id"] in tenants)
+            and (not dests or a["destination_id"] in dests)
+        )
+
+    result = await page(deps.redis, index, req, deps.history.load_attempts, keep)
+    result.models = await _include(deps, request, result.models)
+    return web.json_response(_page_body(result, req))
+
+
+async def _include(
+    deps: Deps, request: web.Request, attempts: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`include=event`, `include=event.data`, `include=destination`."""
+    wanted = _values(request, "include")
+    if not wanted:
+        return attempts
+    if wanted - {"event", "event.data", "destination"}:
+        raise ValidationFailed(["include must be event, event.data or destination"])
+    for a in attempts:
+        if wanted & {"event", "event.data"}:
+            e = await deps.history.event(a["tenant_id"], a["event_id"])
+            if e is not None:
+                keys = ["id", "tenant_id", "topic", "time", "eligible_for_retry", "metadata"]
+                a["event"] = {
+                    **{k: e.get(k) for k in keys},
+                    "destination_id": a["destination_id"],
+                    **({"data": e["data"]} if "event.data" in wanted else {}),
+                }
+            else:
+                a["event"] = None
+        if "destination" in wanted:
+            d = await deps.store.get_destination(a["tenant_id"], a["destination_id"])
+            a["destination"] = None if d is None else deps.registry.to_response(d)
+    return attempts
+
+
+async def list_attempts(request: web.Request) -> web.Response:
+    return await _attempts_page(request, None, None)
+
+
+async def list_destination_attempts(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id, dest_id = _path_id(request, "tenant_id"), _path_id(request, "destination_id")
+    await _destination_or_404(deps, tenant_id, dest_id)
+    return await _attempts_page(request, tenant_id, dest_id)
+
+
+async def get_attempt(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    record = await deps.history.attempt(_path_id(request, "attempt_id"))
+    if record is None:
+        raise NotFound("attempt")
+    [shown] = await _include(deps, request, [record])
+    return web.json_response(shown)
+
+
+async def get_destination_attempt(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id, dest_id = _path_id(request, "tenant_id"), _path_id(request, "destination_id")
+    record = await deps.history.attempt(_path_id(request, "attempt_id"))
+    if record is None or (record["tenant_id"], record["destination_id"]) != (tenant_id, dest_id):
+        raise NotFound("attempt")
+    [shown] = await _include(deps, request, [record])
+    return web.json_response(shown)
+
+
 # -- catalogue ------------------------------------------------------------------------------
 async def destination_types(request: web.Request) -> web.Response:
     return web.json_response(_deps(request).registry.type_schemas())
@@ -452,6 +618,20 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("PUT", "/tenants/{tenant_id}/destinations/{destination_id}/disable", disable_destination),
     ("POST", "/publish", publish),
     ("POST", "/retry", retry),
+    ("GET", "/events", list_events),
+    ("GET", "/events/{event_id}", get_event),
+    ("GET", "/attempts", list_attempts),
+    ("GET", "/attempts/{attempt_id}", get_attempt),
+    (
+        "GET",
+        "/tenants/{tenant_id}/destinations/{destination_id}/attempts",
+        list_destination_attempts,
+    ),
+    (
+        "GET",
+        "/tenants/{tenant_id}/destinations/{destination_id}/attempts/{attempt_id}",
+        get_destination_attempt,
+    ),
     ("GET", "/tenants/{tenant_id}/dead-letters", list_dead_letters),
     ("POST", "/tenants/{tenant_id}/dead-letters/redrive", redrive_dead_letters),
     ("GET", "/destination-types", destination_types),

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from outpost import logs
+from outpost.alerts import Alerts
 from outpost.app import Deps, connect_redis, create_app
 from outpost.delivery import Worker
 from outpost.retry import RetryPolicy
@@ -44,6 +45,15 @@ def _fail(lines: list[str]) -> None:
     raise SystemExit(2)
 
 
+def build_alerts(settings: Settings) -> Alerts:
+    return Alerts(
+        url=settings.operator_events_http_url,
+        secret=settings.operator_events_http_signing_secret,
+        limit=settings.alert_consecutive_failure_count,
+        auto_disable=settings.alert_auto_disable_destination,
+    )
+
+
 def build_worker(deps: Deps, settings: Settings) -> Worker:
     policy = RetryPolicy(
         max_retries=settings.max_retry_limit,
@@ -59,6 +69,8 @@ def build_worker(deps: Deps, settings: Settings) -> Worker:
         policy,
         concurrency=settings.delivery_max_concurrency,
         reclaim_idle_seconds=settings.delivery_reclaim_idle_seconds,
+        alerts=build_alerts(settings),
+        store=deps.store,
     )
 
 
@@ -100,6 +112,8 @@ async def serve(
         if worker_obj and worker_task:
             worker_obj.stop()
             await asyncio.gather(worker_task, return_exceptions=True)
+        if worker_obj and worker_obj.alerts:
+            await worker_obj.alerts.close()
         if runner:
             await runner.cleanup()
         await deps.registry.close()

@@ -19,13 +19,15 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from outpost.alerts import Alerts
 from outpost.crypto import Cipher
 from outpost.destinations import DestinationCache, Registry
 from outpost.errors import DeliveryError, PermanentError
 from outpost.keys import Keys
-from outpost.models import Event
+from outpost.models import Event, Task, iso, utcnow
 from outpost.queue import Entry, Outcome, Queue
 from outpost.retry import RetryPolicy
+from outpost.store import Store
 
 log = structlog.get_logger("outpost.delivery")
 # Redis going away is expected (restarts, failover): wait and go on, never crash the loop.
@@ -44,7 +46,11 @@ class Worker:
         concurrency: int = 64,
         reclaim_idle_seconds: float = 60.0,
         name: str | None = None,
+        alerts: Alerts | None = None,
+        store: Store | None = None,
     ):
+        self.alerts = alerts
+        self.store = store or Store(redis, keys, registry, cipher)
         self.redis = redis
         self.keys = keys
         self.queue = queue
@@ -73,7 +79,10 @@ class Worker:
             event, raw_dest = await self._load_one(entry)
         started = time.time()
         outcome = await self._attempt(entry, event, raw_dest)
-        await self.queue.complete(entry, outcome, started)
+        outcome.topic = event.topic if event is not None else ""
+        _, failures = await self.queue.complete(entry, outcome, started)
+        if self.alerts is not None and outcome.status == "failed":
+            await self._alert(entry, outcome, failures)
         log.log(
             20 if outcome.status == "success" else 30,
             "delivery",
@@ -88,6 +97,41 @@ class Worker:
             duration_ms=round((time.time() - started) * 1000, 1),
         )
         return outcome
+
+    async def _alert(self, entry: Entry, outcome: Outcome, failures: int | None) -> None:
+        """Alerts at 50/70/90/100 % of the consecutive-failure limit and on exhausted
+        retries; at 100 % the destination is disabled when ALERT_AUTO_DISABLE_DESTINATION."""
+        assert self.alerts is not None
+        task, error = entry.task, {"code": outcome.code, "message": outcome.message[:500]}
+        level = self.alerts.level(failures)
+        if level is not None:
+            disabled = level == 100 and self.alerts.auto_disable and await self._disable(task)
+            self.alerts.alert(
+                "alert.consecutive_failure",
+                task,
+                {
+                    "consecutive_failures": failures,
+                    "limit": self.alerts.limit,
+                    "percent": level,
+                    "destination_disabled": disabled,
+                    "last_error": error,
+                },
+            )
+        if outcome.dead and outcome.exhausted:
+            self.alerts.alert("alert.retries_exhausted", task, {"last_error": error})
+
+    async def _disable(self, task: Task) -> bool:
+        dest = await self.store.get_destination(task.tenant_id, task.destination_id)
+        if dest is None or not dest.enabled:
+            return False
+        dest.disabled_at = dest.updated_at = iso(utcnow())
+        await self.store.replace_destination(dest)
+        log.warning(
+            "destination_auto_disabled",
+            tenant_id=task.tenant_id,
+            destination_id=task.destination_id,
+        )
+        return True
 
     async def _attempt(self, entry: Entry, event: Event | None, raw_dest: bytes | None) -> Outcome:
         if event is None:
@@ -118,7 +162,7 @@ class Worker:
             return Outcome("failed", exc.code, exc.message, response, dead=True)
         delay = self.policy.delay(entry.task.attempt)
         if delay is None:
-            return Outcome("failed", exc.code, exc.message, response, dead=True)
+            return Outcome("failed", exc.code, exc.message, response, dead=True, exhausted=True)
         return Outcome("failed", exc.code, exc.message, response, retry_in=delay)
 
     async def _load_one(self, entry: Entry) -> tuple[Event | None, bytes | None]:

@@ -58,6 +58,10 @@ class Keys:
     def dead_letters(self, tenant_id: str) -> str:
         return f"{self.prefix}{{t:{tenant_id}}}:dead"
 
+    def failures(self, tenant_id: str, destination_id: str) -> str:
+        """Consecutive failed attempts of a destination (reset by a success)."""
+        return f"{self.prefix}{{t:{tenant_id}}}:failures:{destination_id}"
+
     def partition(self, n: int) -> str:
         return f"{self.prefix}{{p:{n}}}:tasks"
 

@@ -84,6 +84,8 @@ class Outcome:
     retry_in: float | None = None  # seconds; None = no retry
     dead: bool = False  # keep as a dead letter
     record_attempt: bool = True
+    topic: str = ""  # the event's, kept on the attempt record for filtering
+    exhausted: bool = False  # dead because the retries ran out
 
 
 class Queue:
@@ -185,13 +187,22 @@ class Queue:
             out.extend(_entry(stream, eid, f) for eid, f in reply[1] if f)
         return out
 
-    async def complete(self, entry: Entry, outcome: Outcome, attempt_time: float) -> str:
+    async def complete(
+        self, entry: Entry, outcome: Outcome, attempt_time: float
+    ) -> tuple[str, int | None]:
         """Record the attempt, schedule a retry or keep a dead letter, ack: one MULTI."""
         task = entry.task
         attempt_id = f"att_{uuid.uuid4().hex}"
+        count_at = None
         async with self.redis.pipeline(transaction=True) as pipe:
             if outcome.record_attempt:
                 self._record_attempt(pipe, attempt_id, task, outcome, attempt_time)
+                counter = self.keys.failures(task.tenant_id, task.destination_id)
+                if outcome.status == "success":
+                    pipe.delete(counter)
+                else:
+                    count_at = len(pipe.command_stack)
+                    pipe.incr(counter)
             if outcome.retry_in is not None:
                 due_ms = int((time.time() + outcome.retry_in) * 1000)
                 pipe.zadd(self.keys.retries(), {self._retry_member(entry): due_ms})
@@ -210,8 +221,8 @@ class Queue:
                 )
             pipe.xack(entry.stream, GROUP, entry.entry_id)
             pipe.xdel(entry.stream, entry.entry_id)
-            await pipe.execute()
-        return attempt_id
+            results = await pipe.execute()
+        return attempt_id, None if count_at is None else int(results[count_at])
 
     def _record_attempt(
         self, pipe: Any, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
@@ -227,6 +238,7 @@ class Queue:
             "response_data": outcome.response,
             "manual": task.manual,
             "time": iso(datetime.fromtimestamp(attempt_time, UTC)),
+            "topic": outcome.topic,
         }
         score = int(attempt_time * 1000)
         pipe.set(self.keys.attempt(attempt_id), json.dumps(record), ex=self.retention)

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     log_max_per_tenant: int = Field(100_000, ge=100)
     log_max_total: int = Field(1_000_000, ge=100)
 
+    alert_consecutive_failure_count: int = Field(100, ge=1)
+    alert_auto_disable_destination: bool = False
+    operator_events_http_url: str = ""
+    operator_events_http_signing_secret: str = ""
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -108,4 +113,10 @@ def describe_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
-_SECRET_NAMES = {"API_KEY", "API_JWT_SECRET", "AES_ENCRYPTION_SECRET", "REDIS_PASSWORD"}
+_SECRET_NAMES = {
+    "API_KEY",
+    "API_JWT_SECRET",
+    "AES_ENCRYPTION_SECRET",
+    "REDIS_PASSWORD",
+    "OPERATOR_EVENTS_HTTP_SIGNING_SECRET",
+}

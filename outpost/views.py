@@ -504,7 +504,7 @@ async def _attempts_page(
     statuses = _values(request, "status")
     if statuses - {"success", "failed"}:
         raise ValidationFailed(["status must be success or failed"])
-    event_ids = _values(request, "event_id")
+    event_ids, topics = _values(request, "event_id"), _values(request, "topic")
     tenants = _values(request, "tenant_id") if tenant_id is None else {tenant_id}
     dests = _values(request, "destination_id") if destination_id is None else {destination_id}
     one_tenant = next(iter(tenants)) if len(tenants) == 1 else None
@@ -523,6 +523,7 @@ async def _attempts_page(
             and (not event_ids or a["event_id"] in event_ids)
             and (not tenants or a["tenant_id"] in tenants)
             and (not dests or a["destination_id"] in dests)
+            and (not topics or a.get("topic") in topics)
         )
 
     result = await page(deps.redis, index, req, deps.history.load_attempts, keep)
@@ -534,6 +535,8 @@ async def _include(
     deps: Deps, request: web.Request, attempts: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """`include=event`, `include=event.data`, `include=destination`."""
+    for a in attempts:
+        a.pop("topic", None)  # stored for filtering; not part of an attempt's shape
     wanted = _values(request, "include")
     if not wanted:
         return attempts

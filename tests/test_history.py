@@ -114,6 +114,9 @@ async def test_attempts_log(client, worker, deps, moto, moto_stream):
     assert (await client.get(f"/api/v1{wrong}", headers=AUTH)).status == 404
     by_event = await get(client, "/attempts?tenant_id=acme&event_id=e1&status=success")
     assert [a["id"] for a in by_event["models"]] == [success["id"]]
+    assert "topic" not in by_event["models"][0]
+    assert len((await get(client, "/attempts?topic=orders"))["models"]) == 5
+    assert (await get(client, "/attempts?topic=users"))["models"] == []
     with_dest = await get(
         client, f"/attempts?tenant_id=acme&destination_id={ok}&include=destination"
     )

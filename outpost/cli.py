@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -54,12 +55,21 @@ def build_alerts(settings: Settings) -> Alerts:
     )
 
 
-def build_worker(deps: Deps, settings: Settings) -> Worker:
-    policy = RetryPolicy(
+def build_worker(
+    deps: Deps, settings: Settings, policy: RetryPolicy | None = None, **options: Any
+) -> Worker:
+    """The worker as settings describe it; tests pass a policy or options to override."""
+    policy = policy or RetryPolicy(
         max_retries=settings.max_retry_limit,
         interval=settings.retry_interval_seconds,
         schedule=tuple(settings.retry_schedule),
     )
+    defaults: dict[str, Any] = {
+        "concurrency": settings.delivery_max_concurrency,
+        "reclaim_idle_seconds": settings.delivery_reclaim_idle_seconds,
+        "alerts": build_alerts(settings),
+        "store": deps.store,
+    }
     return Worker(
         deps.redis,
         deps.keys,
@@ -67,10 +77,7 @@ def build_worker(deps: Deps, settings: Settings) -> Worker:
         deps.registry,
         deps.cipher,
         policy,
-        concurrency=settings.delivery_max_concurrency,
-        reclaim_idle_seconds=settings.delivery_reclaim_idle_seconds,
-        alerts=build_alerts(settings),
-        store=deps.store,
+        **{**defaults, **options},
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +27,18 @@ from outpost.models import (
 )
 
 _ID = re.compile(ID_PATTERN)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def parse_body(request: web.Request, model: type[M], required: bool = True) -> M:
+    """The JSON body as `model`, or 400 (malformed) / 422 naming every bad field."""
+    body = await read_json(request, required=required)
+    try:
+        return model.model_validate({} if body is None else body)
+    except ValidationError as exc:
+        raise ValidationFailed(problems(exc)) from None
 
 
 def _deps(request: web.Request) -> Deps:
@@ -72,10 +84,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def upsert_tenant(request: web.Request) -> web.Response:
     deps = _deps(request)
     tenant_id = _path_id(request, "tenant_id")
-    try:
-        body = TenantUpsert.model_validate(await read_json(request, required=False) or {})
-    except ValidationError as exc:
-        raise ValidationFailed(problems(exc)) from None
+    body = await parse_body(request, TenantUpsert, required=False)
     created = await deps.store.upsert_tenant(tenant_id, body.metadata)
     tenant = await deps.store.get_tenant(tenant_id)
     return web.json_response(tenant, status=201 if created else 200)
@@ -220,10 +229,7 @@ def _check_topics(deps: Deps, topics: list[str] | str) -> None:
 # -- publish --------------------------------------------------------------------------------
 async def publish(request: web.Request) -> web.Response:
     deps = _deps(request)
-    try:
-        req = PublishRequest.model_validate(await read_json(request))
-    except ValidationError as exc:
-        raise ValidationFailed(problems(exc)) from None
+    req = await parse_body(request, PublishRequest)
     _check_event_topic(deps, req.topic)
     event = Event(
         id=req.id or f"evt_{uuid.uuid4().hex[:24]}",
@@ -332,10 +338,7 @@ async def redrive_dead_letters(request: web.Request) -> web.Response:
     deps = _deps(request)
     tenant_id = _path_id(request, "tenant_id")
     await _tenant_or_404(deps, tenant_id)
-    try:
-        req = RedriveRequest.model_validate(await read_json(request, required=False) or {})
-    except ValidationError as exc:
-        raise ValidationFailed(problems(exc)) from None
+    req = await parse_body(request, RedriveRequest, required=False)
     dests = {d.id: d for d in await deps.store.list_destinations(tenant_id)}
     if req.destination_id and req.destination_id not in dests:
         raise NotFound("destination")
@@ -389,10 +392,7 @@ class RetryRequest(BaseModel):
 async def retry(request: web.Request) -> web.Response:
     """One manual attempt of an event to a destination (`manual: true` on the attempt)."""
     deps = _deps(request)
-    try:
-        req = RetryRequest.model_validate(await read_json(request))
-    except ValidationError as exc:
-        raise ValidationFailed(problems(exc)) from None
+    req = await parse_body(request, RetryRequest)
     tenant_id = req.tenant_id or await _owner_of(deps, req.event_id)
     event = await deps.queue.load_event(tenant_id, req.event_id)
     if event is None:

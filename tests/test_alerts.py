@@ -9,7 +9,7 @@ from aiohttp import web
 
 from outpost import devstack
 from outpost.alerts import Alerts, sign, thresholds
-from outpost.delivery import Worker
+from outpost.cli import build_worker
 from outpost.retry import RetryPolicy
 from tests.conftest import AUTH, kinesis_body
 
@@ -41,13 +41,10 @@ async def receiver(aiohttp_server):
 
 
 def make_worker(deps, alerts, retries=0):
-    return Worker(
-        deps.redis,
-        deps.keys,
-        deps.queue,
-        deps.registry,
-        deps.cipher,
-        RetryPolicy(max_retries=retries, interval=0.01),
+    return build_worker(
+        deps,
+        deps.settings,
+        policy=RetryPolicy(max_retries=retries, interval=0.01),
         alerts=alerts,
         store=deps.store,
     )

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from outpost import devstack
-from outpost.delivery import Worker
+from outpost.cli import build_worker
 from outpost.kinesis import translate
 from outpost.models import Event
 from outpost.retry import RetryPolicy
@@ -149,14 +149,7 @@ async def test_not_eligible_for_retry_gets_one_attempt(client, worker, deps, mot
 async def test_retries_exhausted_then_dead_letter(client, deps, settings, moto):
     dead_port = devstack.free_port()  # nothing listens there
     dest = await setup_destination(client, "s", f"http://127.0.0.1:{dead_port}")
-    w = Worker(
-        deps.redis,
-        deps.keys,
-        deps.queue,
-        deps.registry,
-        deps.cipher,
-        RetryPolicy(max_retries=2, interval=0.02),
-    )
+    w = build_worker(deps, deps.settings, policy=RetryPolicy(max_retries=2, interval=0.02))
     await publish(client, data={})
     await w.run_until_empty()
     attempts = await deps.queue.attempts("acme", dest["id"])
@@ -215,15 +208,7 @@ async def test_crashed_consumers_tasks_are_reclaimed(client, deps, moto, moto_st
         await publish(client, id=f"evt_{i}", data={"i": i})
     taken = await deps.queue.read("crashed-worker", count=10, block_ms=100)
     assert len(taken) == 3  # read, never acked: that worker died
-    w = Worker(
-        deps.redis,
-        deps.keys,
-        deps.queue,
-        deps.registry,
-        deps.cipher,
-        RetryPolicy(),
-        reclaim_idle_seconds=0.3,
-    )
+    w = build_worker(deps, deps.settings, policy=RetryPolicy(), reclaim_idle_seconds=0.3)
     runner = asyncio.create_task(w.run())
     try:
         records = await asyncio.to_thread(devstack.read_stream, moto.url, moto_stream, 15.0, 3)
@@ -236,7 +221,6 @@ async def test_crashed_consumers_tasks_are_reclaimed(client, deps, moto, moto_st
 
 async def test_worker_loop_delivers_a_burst_and_stops(client, deps, settings, moto, moto_stream):
     await setup_destination(client, moto_stream, moto.url)
-    from outpost.cli import build_worker
 
     w = build_worker(deps, settings)
     runner = asyncio.create_task(w.run())
@@ -323,7 +307,6 @@ async def test_worker_survives_a_redis_restart(moto, moto_stream, tmp_path):
     from redis.asyncio import Redis
 
     from outpost.app import Deps
-    from outpost.cli import build_worker
     from tests.conftest import make_settings
 
     port = devstack.free_port()

@@ -13,7 +13,7 @@ import pytest
 
 from outpost import devstack
 from outpost.app import Deps, connect_redis
-from outpost.delivery import Worker
+from outpost.cli import build_worker
 from outpost.models import Event
 from outpost.retry import RetryPolicy
 from tests.conftest import ADMIN_KEY, AES_SECRET, kinesis_body, make_settings
@@ -168,14 +168,7 @@ async def test_redis_killed_with_aof_loses_no_acknowledged_event(tmp_path, moto,
         await stack.destination()
         ids = await stack.backlog(1000)  # every publish returned: the 202s
         stack.restart_redis(kill=True)  # SIGKILL, then start on the same AOF
-        worker = Worker(
-            stack.deps.redis,
-            stack.deps.keys,
-            stack.deps.queue,
-            stack.deps.registry,
-            stack.deps.cipher,
-            RetryPolicy(),
-        )
+        worker = build_worker(stack.deps, stack.settings, policy=RetryPolicy())
         await worker.run_until_empty(limit=60)
         counts = tally(ids, await read_all(moto.url, moto_stream, len(ids)))
         report("Redis kill -9 + restart (AOF, appendfsync always)", counts)
@@ -189,15 +182,7 @@ async def test_kinesis_endpoint_away_for_ten_seconds(tmp_path, moto, moto_stream
     stack = Stack(tmp_path, proxy.url, moto_stream)
     await stack.destination()
     policy = RetryPolicy(schedule=(0.5, 1, 2, 4, 4, 4, 4, 4))
-    worker = Worker(
-        stack.deps.redis,
-        stack.deps.keys,
-        stack.deps.queue,
-        stack.deps.registry,
-        stack.deps.cipher,
-        policy,
-        concurrency=32,
-    )
+    worker = build_worker(stack.deps, stack.settings, policy=policy, concurrency=32)
     runner = asyncio.create_task(worker.run())
     try:
         ids = await stack.backlog(600)
@@ -221,13 +206,8 @@ async def test_throttling_is_retried_and_visible(tmp_path, moto, moto_stream):
     proxy = await KinesisProxy(moto.url, throttle=0.3).start()
     stack = Stack(tmp_path, proxy.url, moto_stream)
     await stack.destination()
-    worker = Worker(
-        stack.deps.redis,
-        stack.deps.keys,
-        stack.deps.queue,
-        stack.deps.registry,
-        stack.deps.cipher,
-        RetryPolicy(max_retries=12, interval=0.05),
+    worker = build_worker(
+        stack.deps, stack.settings, policy=RetryPolicy(max_retries=12, interval=0.05)
     )
     try:
         ids = await stack.backlog(500)

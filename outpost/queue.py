@@ -11,6 +11,7 @@ import random
 import time
 import uuid
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,9 +32,16 @@ if ARGV[6] == '1' then
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[7]) + 1))
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[8]) + 1))
 end
-for i = 5, #KEYS do
-  redis.call('XADD', KEYS[i], '*', 't', ARGV[3], 'e', ARGV[4], 'd', ARGV[4 + i], 'a', '1',
-             'm', '0')
+local routes = tonumber(ARGV[11])
+for i = 1, routes do
+  redis.call('XADD', KEYS[5 + i], '*', 't', ARGV[3], 'e', ARGV[4], 'd', ARGV[11 + i],
+             'a', '1', 'm', '0')
+end
+for j = 12 + routes, #ARGV do
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 't', ARGV[3], 'e', ARGV[4],
+             'd', ARGV[j], 'a', '0', 'm', '0', 'code', 'destination_disabled',
+             'message', 'the destination was disabled when the event was published',
+             'time', ARGV[9])
 end
 return 1
 """
@@ -117,15 +125,18 @@ class Queue:
         return self.streams[n]
 
     # -- producer ---------------------------------------------------------------------
-    async def publish(self, event: Event, routes: list[tuple[str, str]]) -> bool:
-        """Store and index the event and add one task per (destination id, ordering key),
-        atomically. False when the tenant already has an event with this id (nothing is
-        queued)."""
+    async def publish(
+        self, event: Event, routes: list[tuple[str, str]], held: Sequence[str] = ()
+    ) -> bool:
+        """Store and index the event, add one task per (destination id, ordering key) and
+        keep a dead letter for each `held` (disabled) destination, atomically. False when
+        the tenant already has an event with this id (nothing is queued)."""
         keys = [
             self.keys.event(event.tenant_id, event.id),
             self.keys.event_owners(event.id),
             self.keys.events_index(event.tenant_id),
             self.keys.events_index(),
+            self.keys.dead_letters(event.tenant_id),
         ]
         keys += [self.partition_of(dest_id, okey) for dest_id, okey in routes]
         record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
@@ -138,8 +149,12 @@ class Queue:
             "1" if random.random() < TRIM_SHARE else "0",
             self.log_cap_tenant,
             self.log_cap_total,
+            f"{time.time():.3f}",
+            self.attempts_cap,
+            len(routes),
         ]
         args += [dest_id for dest_id, _ in routes]
+        args += list(held)
         return bool(await self._publish(keys=keys, args=args))
 
     async def load_event(self, tenant_id: str, event_id: str) -> Event | None:

@@ -241,9 +241,9 @@ async def publish(request: web.Request) -> web.Response:
         eligible_for_retry=req.eligible_for_retry,
         destination_id=req.destination_id,
     )
-    matched = await _match(deps, event)
+    matched, held = await _match(deps, event)
     routes = [(d.id, deps.registry.get(d.type).ordering_key(event, d)) for d in matched]
-    fresh = await deps.queue.publish(event, routes)
+    fresh = await deps.queue.publish(event, routes, held=[d.id for d in held])
     return web.json_response(
         {"id": event.id, "duplicate": not fresh, "destination_ids": [d.id for d in matched]},
         status=202,
@@ -266,7 +266,9 @@ def _event_time(req: PublishRequest) -> datetime:
     return req.time
 
 
-async def _match(deps: Deps, event: Event) -> list[Destination]:
+async def _match(deps: Deps, event: Event) -> tuple[list[Destination], list[Destination]]:
+    """Destinations whose topics match: (enabled ones, disabled ones). The disabled ones
+    get a dead letter instead of a task, so nothing is lost while they are paused."""
     exists, raws = await deps.store.publish_targets(event.tenant_id)
     if not exists:
         raise NotFound("tenant")
@@ -275,9 +277,8 @@ async def _match(deps: Deps, event: Event) -> list[Destination]:
         dests = [d for d in dests if d.id == event.destination_id]
         if not dests:
             raise NotFound("destination")
-    return sorted(
-        (d for d in dests if d.enabled and d.matches(event.topic or None)), key=lambda d: d.id
-    )
+    hits = sorted((d for d in dests if d.matches(event.topic or None)), key=lambda d: d.id)
+    return [d for d in hits if d.enabled], [d for d in hits if not d.enabled]
 
 
 # -- dead letters and retries ------------------------------------------------------------

@@ -202,3 +202,35 @@ async def test_manual_retry_errors(client, worker, deps, moto):
         json={"event_id": "evt_x", "destination_id": a, "tenant_id": "acme"},
     )
     assert r.status == 400 and "disabled" in (await r.json())["message"]
+
+
+async def test_events_published_while_disabled_are_kept_and_redriven(
+    client, worker, moto, moto_stream
+):
+    a = await make_dest(client, moto_stream, moto.url)
+    await client.put(f"{BASE}/destinations/{a}/disable", headers=AUTH)
+    r = await client.post(
+        "/api/v1/publish",
+        headers=AUTH,
+        json={"tenant_id": "acme", "topic": "orders", "id": "paused", "data": {}},
+    )
+    assert (await r.json())["destination_ids"] == []  # not delivered now...
+    r = await client.post(
+        "/api/v1/publish",
+        headers=AUTH,
+        json={"tenant_id": "acme", "topic": "users", "id": "other-topic", "data": {}},
+    )
+    await worker.run_until_empty()
+    [letter] = (await dead(client))["models"]  # ...but kept (the users topic never matched)
+    assert (letter["event_id"], letter["code"], letter["attempt_number"]) == (
+        "paused",
+        "destination_disabled",
+        0,
+    )
+    await client.put(f"{BASE}/destinations/{a}/enable", headers=AUTH)
+    r = await client.post(f"{BASE}/dead-letters/redrive", headers=AUTH)
+    assert (await r.json())["redriven"] == 1
+    await worker.run_until_empty()
+    assert [x["PartitionKey"] for x in devstack.read_stream(moto.url, moto_stream, expect=1)] == [
+        "paused"
+    ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from outpost.auth import ADMIN, PRINCIPAL, Tokens, authenticate, authorize
 from outpost.crypto import Cipher
 from outpost.delivery import REDIS_DOWN, promote_loop
 from outpost.destinations import DestinationCache, Registry
@@ -29,7 +29,6 @@ from outpost.store import Store
 
 log = structlog.get_logger("outpost.api")
 PREFIXES = ("/api/v1", "/2025-07-01")
-PUBLIC_PATHS = {"/healthz", *(f"{p}/healthz" for p in PREFIXES)}
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -47,6 +46,7 @@ class Deps:
     queue: Queue
     destinations: DestinationCache
     history: History
+    tokens: Tokens
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis) -> Deps:
@@ -79,6 +79,7 @@ class Deps:
             ),
             destinations=DestinationCache(registry, cipher),
             history=History(redis, keys),
+            tokens=Tokens(settings.api_jwt_secret, settings.api_jwt_ttl_seconds),
         )
 
 
@@ -125,17 +126,24 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal server error")
 
 
+ACCESS = web.AppKey("access", dict)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+    """Authenticate, then apply the route's declared access level (see auth.py)."""
+    access = request.app[ACCESS].get(request.match_info.handler, "any")
+    if access == "public" or request.method == "OPTIONS":
         return await handler(request)
-    expected = request.app[DEPS].settings.api_key
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise APIError(401, "missing Authorization: Bearer <API_KEY>")
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise APIError(401, "invalid API key")
+    deps = request.app[DEPS]
+    if deps.settings.api_auth_disabled:
+        principal = ADMIN
+    else:
+        principal = await authenticate(
+            request, deps.settings.api_key, deps.tokens, deps.store.tenant_exists
+        )
+    authorize(principal, access, request.match_info.get("tenant_id"))
+    request[PRINCIPAL] = principal
     return await handler(request)
 
 
@@ -158,9 +166,10 @@ def create_app(settings: Settings, deps: Deps, run_promoter: bool = True) -> web
         middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
     app[DEPS] = deps
+    app[ACCESS] = {handler: access for _, _, handler, access in views.ROUTES}
     app.router.add_get("/healthz", views.healthz)
     for prefix in PREFIXES:
-        for method, path, handler in views.ROUTES:
+        for method, path, handler, _ in views.ROUTES:
             app.router.add_route(method, prefix + path, handler)
     if run_promoter:
         app.cleanup_ctx.append(_retry_promoter)

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     api_port: int = Field(3333, ge=1, le=65535)
     api_key: str = ""
     api_jwt_secret: str = ""
+    api_jwt_ttl_seconds: int = Field(24 * 3600, ge=60)
+    api_auth_disabled: bool = False  # explicit; an empty API_KEY alone never turns auth off
     aes_encryption_secret: str = ""
 
     redis_url: str = ""
@@ -95,8 +97,11 @@ class Settings(BaseSettings):
     def check_service_secrets(self) -> list[str]:
         """Secrets a serving process cannot run without; one message per missing one."""
         problems = []
-        if not self.api_key:
-            problems.append("API_KEY: required (the admin key for the API)")
+        if not self.api_key and not self.api_auth_disabled:
+            problems.append(
+                "API_KEY: required (the admin key for the API; "
+                "API_AUTH_DISABLED=true runs with no auth at all)"
+            )
         if not self.aes_encryption_secret:
             problems.append("AES_ENCRYPTION_SECRET: required (encrypts credentials at rest)")
         return problems

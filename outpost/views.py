@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from outpost.app import DEPS, Deps, read_json
+from outpost.auth import principal_of
 from outpost.destinations import problems
 from outpost.errors import APIError, NotFound, ValidationFailed
 from outpost.history import Page, PageRequest, page, time_bounds
@@ -103,6 +104,18 @@ async def delete_tenant(request: web.Request) -> web.Response:
     return web.json_response({"success": True})
 
 
+async def tenant_token(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    await _tenant_or_404(deps, tenant_id)
+    return web.json_response({"token": deps.tokens.issue(tenant_id), "tenant_id": tenant_id})
+
+
+def _own_tenant(request: web.Request) -> str | None:
+    """The caller's tenant when it holds a tenant token; None for the admin."""
+    return principal_of(request).tenant_id
+
+
 async def list_tenants(request: web.Request) -> web.Response:
     q = request.query
     try:
@@ -116,9 +129,14 @@ async def list_tenants(request: web.Request) -> web.Response:
         raise ValidationFailed(["dir must be asc or desc"])
     if q.get("prev"):
         raise APIError(400, "prev cursors are not supported yet; page forward with next")
-    tenants, nxt, count = await _deps(request).store.list_tenants(
-        limit, q.get("next"), direction == "desc"
-    )
+    own = _own_tenant(request)
+    if own is not None:  # a tenant token lists its own tenant only (Outpost's contract)
+        tenant = await _deps(request).store.get_tenant(own)
+        tenants, nxt, count = ([tenant] if tenant else []), None, 1
+    else:
+        tenants, nxt, count = await _deps(request).store.list_tenants(
+            limit, q.get("next"), direction == "desc"
+        )
     return web.json_response(
         {
             "models": tenants,
@@ -394,7 +412,10 @@ async def retry(request: web.Request) -> web.Response:
     """One manual attempt of an event to a destination (`manual: true` on the attempt)."""
     deps = _deps(request)
     req = await parse_body(request, RetryRequest)
-    tenant_id = req.tenant_id or await _owner_of(deps, req.event_id)
+    own = _own_tenant(request)
+    if own is not None and req.tenant_id not in (None, own):
+        raise APIError(403, "the token is for another tenant")
+    tenant_id = own or req.tenant_id or await _owner_of(deps, req.event_id)
     event = await deps.queue.load_event(tenant_id, req.event_id)
     if event is None:
         raise NotFound("event")
@@ -457,6 +478,12 @@ def _page_body(result: Page, req: PageRequest) -> dict[str, Any]:
     }
 
 
+def _scoped_tenants(request: web.Request) -> set[str]:
+    """The `tenant_id` filter; a tenant token always means its own tenant only."""
+    own = _own_tenant(request)
+    return {own} if own is not None else _values(request, "tenant_id")
+
+
 def _values(request: web.Request, name: str) -> set[str]:
     return {v for raw in request.query.getall(name, []) for v in raw.split(",") if v}
 
@@ -470,7 +497,7 @@ def _event_view(record: dict[str, Any]) -> dict[str, Any]:
 
 async def list_events(request: web.Request) -> web.Response:
     deps, req = _deps(request), _page_request(request)
-    ids, tenants = _values(request, "id"), _values(request, "tenant_id")
+    ids, tenants = _values(request, "id"), _scoped_tenants(request)
     dests, topics = _values(request, "destination_id"), _values(request, "topic")
     tenant = next(iter(tenants)) if len(tenants) == 1 else None
     index = deps.keys.events_index(tenant)
@@ -491,7 +518,9 @@ async def list_events(request: web.Request) -> web.Response:
 async def get_event(request: web.Request) -> web.Response:
     deps = _deps(request)
     event_id = _path_id(request, "event_id")
-    tenant_id = request.query.get("tenant_id") or await _owner_of(deps, event_id)
+    tenant_id = (
+        _own_tenant(request) or request.query.get("tenant_id") or await _owner_of(deps, event_id)
+    )
     record = await deps.history.event(tenant_id, event_id)
     if record is None:
         raise NotFound("event")
@@ -506,7 +535,7 @@ async def _attempts_page(
     if statuses - {"success", "failed"}:
         raise ValidationFailed(["status must be success or failed"])
     event_ids, topics = _values(request, "event_id"), _values(request, "topic")
-    tenants = _values(request, "tenant_id") if tenant_id is None else {tenant_id}
+    tenants = _scoped_tenants(request) if tenant_id is None else {tenant_id}
     dests = _values(request, "destination_id") if destination_id is None else {destination_id}
     one_tenant = next(iter(tenants)) if len(tenants) == 1 else None
     if one_tenant and len(event_ids) == 1:
@@ -575,8 +604,9 @@ async def list_destination_attempts(request: web.Request) -> web.Response:
 async def get_attempt(request: web.Request) -> web.Response:
     deps = _deps(request)
     record = await deps.history.attempt(_path_id(request, "attempt_id"))
-    if record is None:
-        raise NotFound("attempt")
+    own = _own_tenant(request)
+    if record is None or (own is not None and record["tenant_id"] != own):
+        raise NotFound("attempt")  # another tenant's attempt: its existence does not leak
     [shown] = await _include(deps, request, [record])
     return web.json_response(shown)
 
@@ -607,38 +637,52 @@ async def topics(request: web.Request) -> web.Response:
     return web.json_response(list(_deps(request).settings.topics))
 
 
-ROUTES: list[tuple[str, str, Any]] = [
-    ("GET", "/healthz", healthz),
-    ("GET", "/tenants", list_tenants),
-    ("PUT", "/tenants/{tenant_id}", upsert_tenant),
-    ("GET", "/tenants/{tenant_id}", get_tenant),
-    ("DELETE", "/tenants/{tenant_id}", delete_tenant),
-    ("GET", "/tenants/{tenant_id}/destinations", list_destinations),
-    ("POST", "/tenants/{tenant_id}/destinations", create_destination),
-    ("GET", "/tenants/{tenant_id}/destinations/{destination_id}", get_destination),
-    ("PATCH", "/tenants/{tenant_id}/destinations/{destination_id}", update_destination),
-    ("DELETE", "/tenants/{tenant_id}/destinations/{destination_id}", delete_destination),
-    ("PUT", "/tenants/{tenant_id}/destinations/{destination_id}/enable", enable_destination),
-    ("PUT", "/tenants/{tenant_id}/destinations/{destination_id}/disable", disable_destination),
-    ("POST", "/publish", publish),
-    ("POST", "/retry", retry),
-    ("GET", "/events", list_events),
-    ("GET", "/events/{event_id}", get_event),
-    ("GET", "/attempts", list_attempts),
-    ("GET", "/attempts/{attempt_id}", get_attempt),
+# (method, path, handler, access): access is public | admin | tenant | any (see auth.py)
+ROUTES: list[tuple[str, str, Any, str]] = [
+    ("GET", "/healthz", healthz, "public"),
+    ("GET", "/tenants", list_tenants, "any"),
+    ("PUT", "/tenants/{tenant_id}", upsert_tenant, "tenant"),
+    ("GET", "/tenants/{tenant_id}", get_tenant, "tenant"),
+    ("DELETE", "/tenants/{tenant_id}", delete_tenant, "tenant"),
+    ("GET", "/tenants/{tenant_id}/token", tenant_token, "admin"),
+    ("GET", "/tenants/{tenant_id}/destinations", list_destinations, "tenant"),
+    ("POST", "/tenants/{tenant_id}/destinations", create_destination, "tenant"),
+    ("GET", "/tenants/{tenant_id}/destinations/{destination_id}", get_destination, "tenant"),
+    ("PATCH", "/tenants/{tenant_id}/destinations/{destination_id}", update_destination, "tenant"),
+    ("DELETE", "/tenants/{tenant_id}/destinations/{destination_id}", delete_destination, "tenant"),
+    (
+        "PUT",
+        "/tenants/{tenant_id}/destinations/{destination_id}/enable",
+        enable_destination,
+        "tenant",
+    ),
+    (
+        "PUT",
+        "/tenants/{tenant_id}/destinations/{destination_id}/disable",
+        disable_destination,
+        "tenant",
+    ),
+    ("POST", "/publish", publish, "admin"),
+    ("POST", "/retry", retry, "any"),
+    ("GET", "/events", list_events, "any"),
+    ("GET", "/events/{event_id}", get_event, "any"),
+    ("GET", "/attempts", list_attempts, "any"),
+    ("GET", "/attempts/{attempt_id}", get_attempt, "any"),
     (
         "GET",
         "/tenants/{tenant_id}/destinations/{destination_id}/attempts",
         list_destination_attempts,
+        "tenant",
     ),
     (
         "GET",
         "/tenants/{tenant_id}/destinations/{destination_id}/attempts/{attempt_id}",
         get_destination_attempt,
+        "tenant",
     ),
-    ("GET", "/tenants/{tenant_id}/dead-letters", list_dead_letters),
-    ("POST", "/tenants/{tenant_id}/dead-letters/redrive", redrive_dead_letters),
-    ("GET", "/destination-types", destination_types),
-    ("GET", "/destination-types/{type}", destination_type),
-    ("GET", "/topics", topics),
+    ("GET", "/tenants/{tenant_id}/dead-letters", list_dead_letters, "tenant"),
+    ("POST", "/tenants/{tenant_id}/dead-letters/redrive", redrive_dead_letters, "tenant"),
+    ("GET", "/destination-types", destination_types, "any"),
+    ("GET", "/destination-types/{type}", destination_type, "any"),
+    ("GET", "/topics", topics, "any"),
 ]

@@ -185,6 +185,7 @@ def test_secret_settings_are_not_echoed(monkeypatch):
     monkeypatch.setenv("REDIS_PASSWORD", "")
     s = Settings(api_key="", aes_encryption_secret="")
     assert s.check_service_secrets() == [
-        "API_KEY: required (the admin key for the API)",
+        "API_KEY: required (the admin key for the API; "
+        "API_AUTH_DISABLED=true runs with no auth at all)",
         "AES_ENCRYPTION_SECRET: required (encrypts credentials at rest)",
     ]

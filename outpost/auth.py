@@ -1,0 +1,116 @@
+"""Who is calling: the admin (API_KEY) or one tenant (an HS256 JWT from
+`GET /tenants/{id}/token`), and what each route lets them do.
+
+Every route in `views.ROUTES` declares its access:
+- `public`: no credentials (health);
+- `admin`: the API key only; a tenant token gets 403;
+- `tenant`: the path's `{tenant_id}` must be the token's tenant, else 403 (whether or not
+  that tenant exists, so existence does not leak);
+- `any`: admin or tenant; the handler scopes what a tenant sees to its own data.
+Missing, malformed, expired or badly signed credentials, and tokens of deleted tenants,
+get 401.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import jwt
+from aiohttp import web
+
+from outpost.errors import APIError
+
+ISSUER = "outpost"
+ACCESS_LEVELS = ("public", "admin", "tenant", "any")
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str | None = None  # None: the admin
+
+    @property
+    def admin(self) -> bool:
+        return self.tenant_id is None
+
+
+ADMIN = Principal()
+
+
+class Tokens:
+    def __init__(self, secret: str, ttl_seconds: int = 24 * 3600):
+        self.secret = secret
+        self.ttl = ttl_seconds
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secret)
+
+    def issue(self, tenant_id: str, now: float | None = None) -> str:
+        if not self.enabled:
+            raise APIError(501, "tenant tokens are off: set API_JWT_SECRET")
+        iat = int(now if now is not None else time.time())
+        claims = {"iss": ISSUER, "sub": tenant_id, "iat": iat, "exp": iat + self.ttl}
+        return jwt.encode(claims, self.secret, algorithm="HS256")
+
+    def verify(self, token: str) -> str:
+        """The token's tenant id, or 401."""
+        if not self.enabled:
+            raise APIError(401, "invalid API key")
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=["HS256"],
+                issuer=ISSUER,
+                options={"require": ["exp", "iss", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise APIError(401, "token expired") from None
+        except jwt.InvalidTokenError:
+            raise APIError(401, "invalid API key or token") from None
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise APIError(401, "invalid token subject")
+        return sub
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+TenantExists = Callable[[str], Awaitable[bool]]
+
+
+def bearer(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise APIError(401, "missing Authorization: Bearer <API_KEY or tenant token>")
+    return token.strip()
+
+
+async def authenticate(
+    request: web.Request, api_key: str, tokens: Tokens, tenant_exists: TenantExists
+) -> Principal:
+    token = bearer(request)
+    if api_key and hmac.compare_digest(token.encode(), api_key.encode()):
+        return ADMIN
+    tenant_id = tokens.verify(token)
+    if not await tenant_exists(tenant_id):
+        raise APIError(401, "the token's tenant no longer exists")
+    return Principal(tenant_id)
+
+
+def authorize(principal: Principal, access: str, path_tenant: str | None) -> None:
+    if principal.admin or access == "any":
+        return
+    if access == "admin":
+        raise APIError(403, "this route needs the admin API key")
+    if access == "tenant" and path_tenant != principal.tenant_id:
+        raise APIError(403, "the token is for another tenant")
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request.get(PRINCIPAL, ADMIN)

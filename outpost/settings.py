@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     def _lower(cls, v: object) -> object:
         return v.lower() if isinstance(v, str) else v
 
+    @field_validator("api_jwt_secret")
+    @classmethod
+    def _long_enough(cls, v: str) -> str:
+        if v and len(v.encode()) < 32:
+            raise ValueError("must be at least 32 bytes (it signs HS256 tenant tokens)")
+        return v
+
     @field_validator("topics", mode="before")
     @classmethod
     def _split_topics(cls, v: object) -> object:

@@ -89,6 +89,7 @@ def moto_stream(moto: devstack.Server) -> str:
 def make_settings(redis_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "api_key": ADMIN_KEY,
+        "api_jwt_secret": "test-jwt-secret-of-at-least-32-bytes",
         "aes_encryption_secret": AES_SECRET,
         "redis_url": redis_url,
         "retry_interval_seconds": 0.05,

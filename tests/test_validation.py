@@ -189,3 +189,9 @@ def test_secret_settings_are_not_echoed(monkeypatch):
         "API_AUTH_DISABLED=true runs with no auth at all)",
         "AES_ENCRYPTION_SECRET: required (encrypts credentials at rest)",
     ]
+
+
+def test_short_jwt_secret_is_refused():
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        Settings(api_jwt_secret="short")
+    assert Settings(api_jwt_secret="x" * 32).api_jwt_secret == "x" * 32

@@ -19,6 +19,7 @@ from outpost.auth import ADMIN, PRINCIPAL, Tokens, authenticate, authorize
 from outpost.crypto import Cipher
 from outpost.delivery import REDIS_DOWN, promote_loop
 from outpost.destinations import DestinationCache, Registry
+from outpost.endpoints import EndpointPolicy
 from outpost.errors import APIError
 from outpost.history import History
 from outpost.keys import Keys
@@ -47,6 +48,7 @@ class Deps:
     destinations: DestinationCache
     history: History
     tokens: Tokens
+    endpoints: EndpointPolicy
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis) -> Deps:
@@ -80,6 +82,7 @@ class Deps:
             destinations=DestinationCache(registry, cipher),
             history=History(redis, keys),
             tokens=Tokens(settings.api_jwt_secret, settings.api_jwt_ttl_seconds),
+            endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
         )
 
 

@@ -69,6 +69,7 @@ def build_worker(
         "reclaim_idle_seconds": settings.delivery_reclaim_idle_seconds,
         "alerts": build_alerts(settings),
         "store": deps.store,
+        "endpoints": deps.endpoints,
     }
     return Worker(
         deps.redis,
@@ -135,6 +136,8 @@ def run_dev(args: argparse.Namespace) -> None:
     state.mkdir(parents=True, exist_ok=True)
     _dev_secrets(state)
     os.environ.setdefault("API_HOST", "127.0.0.1")
+    # the local stack lives on 127.0.0.1: let destinations point at it
+    os.environ.setdefault("DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS", "true")
     stack_file = state / "stack.json"  # where `outpost tail` finds the local endpoint
     servers = []
     try:

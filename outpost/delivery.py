@@ -22,9 +22,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from outpost.alerts import Alerts
 from outpost.crypto import Cipher
 from outpost.destinations import DestinationCache, Registry
+from outpost.endpoints import EndpointPolicy, ForbiddenEndpoint
 from outpost.errors import DeliveryError, PermanentError
 from outpost.keys import Keys
-from outpost.models import Event, Task, iso, utcnow
+from outpost.models import Destination, Event, Task, iso, utcnow
 from outpost.queue import Entry, Outcome, Queue
 from outpost.retry import RetryPolicy
 from outpost.store import Store
@@ -48,7 +49,9 @@ class Worker:
         name: str | None = None,
         alerts: Alerts | None = None,
         store: Store | None = None,
+        endpoints: EndpointPolicy | None = None,
     ):
+        self.endpoints = endpoints or EndpointPolicy(allow_private=True)
         self.alerts = alerts
         self.store = store or Store(redis, keys, registry, cipher)
         self.redis = redis
@@ -97,6 +100,13 @@ class Worker:
             duration_ms=round((time.time() - started) * 1000, 1),
         )
         return outcome
+
+    async def _endpoint_allowed(self, dest: Destination) -> None:
+        """The SSRF guard again at send time: the endpoint's DNS may have changed."""
+        try:
+            await self.endpoints.check(dest.config.get("endpoint"), at_send=True)
+        except ForbiddenEndpoint as exc:
+            raise PermanentError("endpoint_forbidden", str(exc)) from None
 
     async def _alert(self, entry: Entry, outcome: Outcome, failures: int | None) -> None:
         """Alerts at 50/70/90/100 % of the consecutive-failure limit and on exhausted
@@ -150,6 +160,7 @@ class Worker:
         provider = self.registry.get(dest.type)
         try:
             record = provider.format(event, dest)
+            await self._endpoint_allowed(dest)
             response = await provider.send(record, dest)
         except DeliveryError as exc:
             return self._failure(entry, event, exc)

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     topics: CommaList = []
 
     destinations_aws_kinesis_metadata_in_payload: bool = True
+    destinations_allow_private_endpoints: bool = False
     delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)
     delivery_max_concurrency: int = Field(64, ge=1, le=4096)
     delivery_partitions: int = Field(16, ge=1, le=1024)

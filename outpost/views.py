@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from outpost.app import DEPS, Deps, read_json
 from outpost.auth import principal_of
 from outpost.destinations import problems
+from outpost.endpoints import ForbiddenEndpoint
 from outpost.errors import APIError, NotFound, ValidationFailed
 from outpost.history import Page, PageRequest, page, time_bounds
 from outpost.models import (
@@ -176,6 +177,7 @@ async def create_destination(request: web.Request) -> web.Response:
     body = await read_json(request)
     dest = deps.registry.create(tenant_id, body, new_id=f"des_{uuid.uuid4().hex[:20]}")
     _check_topics(deps, dest.topics)
+    await _check_endpoint(deps, dest)
     await deps.store.create_destination(dest)
     return web.json_response(deps.registry.to_response(dest), status=201)
 
@@ -195,6 +197,7 @@ async def update_destination(request: web.Request) -> web.Response:
     )
     updated = deps.registry.update(dest, await read_json(request))
     _check_topics(deps, updated.topics)
+    await _check_endpoint(deps, updated)
     return await _save(deps, updated)
 
 
@@ -231,6 +234,13 @@ async def _save(deps: Deps, dest: Destination) -> web.Response:
     if not await deps.store.replace_destination(dest):
         raise NotFound("destination")  # deleted while we were updating it
     return web.json_response(deps.registry.to_response(dest))
+
+
+async def _check_endpoint(deps: Deps, dest: Destination) -> None:
+    try:
+        await deps.endpoints.check(dest.config.get("endpoint"))
+    except ForbiddenEndpoint as exc:
+        raise ValidationFailed([f"config.endpoint: {exc}"]) from None
 
 
 def _check_topics(deps: Deps, topics: list[str] | str) -> None:

@@ -90,6 +90,7 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "api_key": ADMIN_KEY,
         "api_jwt_secret": "test-jwt-secret-of-at-least-32-bytes",
+        "destinations_allow_private_endpoints": True,  # the local servers are on 127.0.0.1
         "aes_encryption_secret": AES_SECRET,
         "redis_url": redis_url,
         "retry_interval_seconds": 0.05,

@@ -80,6 +80,7 @@ class Stack:
                 "DELIVERY_RECLAIM_IDLE_SECONDS": "6",
                 "DELIVERY_TIMEOUT_SECONDS": "5",
                 "RETRY_INTERVAL_SECONDS": "0.2",
+                "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS": "true",
             }
         )
         with open(log_path, "ab") as log:

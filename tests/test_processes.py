@@ -27,6 +27,7 @@ def service_env(redis_url, port, **extra):
             "API_PORT": str(port),
             "LOG_FORMAT": "json",
             "DELIVERY_PARTITIONS": "4",
+            "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS": "true",
             **extra,
         }
     )

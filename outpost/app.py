@@ -30,7 +30,6 @@ from outpost.store import Store
 
 log = structlog.get_logger("outpost.api")
 PREFIXES = ("/api/v1", "/2025-07-01")
-MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -103,8 +102,11 @@ DEPS = web.AppKey("deps", Deps)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(status: int, message: str, data: object = None) -> web.Response:
-    return web.json_response({"status": status, "message": message, "data": data}, status=status)
+def error_response(
+    status: int, message: str, data: object = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = {"status": status, "message": message, "data": data}
+    return web.json_response(body, status=status, headers=headers)
 
 
 @web.middleware
@@ -112,9 +114,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except APIError as exc:
-        return error_response(exc.status, exc.message, exc.data)
+        return error_response(exc.status, exc.message, exc.data, exc.headers)
     except web.HTTPRequestEntityTooLarge:
-        return error_response(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+        limit = request.app[DEPS].settings.max_event_bytes
+        return error_response(413, f"request body is larger than MAX_EVENT_BYTES ({limit})")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -166,7 +169,7 @@ def create_app(settings: Settings, deps: Deps, run_promoter: bool = True) -> web
     from outpost import views
 
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
+        middlewares=[errors_middleware, auth_middleware], client_max_size=settings.max_event_bytes
     )
     app[DEPS] = deps
     app[ACCESS] = {handler: access for _, _, handler, access in views.ROUTES}

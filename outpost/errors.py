@@ -39,11 +39,14 @@ class PermanentError(DeliveryError):
 
 
 class APIError(OutpostError):
-    def __init__(self, status: int, message: str, data: Any = None):
+    def __init__(
+        self, status: int, message: str, data: Any = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.data = data
+        self.headers = headers or {}
 
 
 class NotFound(APIError):

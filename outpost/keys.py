@@ -62,6 +62,9 @@ class Keys:
         """Consecutive failed attempts of a destination (reset by a success)."""
         return f"{self.prefix}{{t:{tenant_id}}}:failures:{destination_id}"
 
+    def publish_rate(self, tenant_id: str, second: int) -> str:
+        return f"{self.prefix}{{t:{tenant_id}}}:rate:{second}"
+
     def partition(self, n: int) -> str:
         return f"{self.prefix}{{p:{n}}}:tasks"
 

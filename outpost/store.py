@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 from redis.asyncio import Redis
@@ -142,6 +143,15 @@ class Store:
         pipe.hvals(self.keys.destinations(tenant_id))
         exists, raws = await pipe.execute()
         return bool(exists), raws
+
+    async def take_publish_slot(self, tenant_id: str, per_second: int) -> bool:
+        """A fixed one-second window per tenant, shared by every API process."""
+        key = self.keys.publish_rate(tenant_id, int(time.time()))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 2)
+        count, _ = await pipe.execute()
+        return int(count) <= per_second
 
     async def get_destination(self, tenant_id: str, dest_id: str) -> Destination | None:
         raw = await self.redis.hget(self.keys.destinations(tenant_id), dest_id)

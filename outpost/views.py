@@ -259,6 +259,13 @@ async def publish(request: web.Request) -> web.Response:
     deps = _deps(request)
     req = await parse_body(request, PublishRequest)
     _check_event_topic(deps, req.topic)
+    limit = deps.settings.publish_rate_limit_per_second
+    if limit and not await deps.store.take_publish_slot(req.tenant_id, limit):
+        raise APIError(
+            429,
+            f"tenant is over PUBLISH_RATE_LIMIT_PER_SECOND ({limit}); nothing was accepted",
+            headers={"Retry-After": "1"},
+        )
     event = Event(
         id=req.id or f"evt_{uuid.uuid4().hex[:24]}",
         tenant_id=req.tenant_id,

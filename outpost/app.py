@@ -52,7 +52,7 @@ class Deps:
     @classmethod
     def build(cls, settings: Settings, redis: Redis) -> Deps:
         keys = Keys(settings.deployment_id)
-        cipher = Cipher(settings.aes_encryption_secret)
+        cipher = Cipher(settings.aes_encryption_secret, settings.aes_encryption_secret_previous)
         registry = Registry(
             [
                 KinesisProvider(

@@ -242,6 +242,21 @@ def _dev_endpoint(state: Path) -> str:
     )
 
 
+async def rotate_key(settings: Settings) -> None:
+    redis = connect_redis(settings.redis_dsn())
+    deps = Deps.build(settings, redis)
+    try:
+        done, raced = await deps.store.reencrypt_all()
+    finally:
+        await redis.aclose()
+    print(
+        f"re-encrypted {done} destination(s) with the current AES_ENCRYPTION_SECRET"
+        + (f"; {raced} changed meanwhile: run again" if raced else "")
+    )
+    if raced:
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="outpost", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,6 +269,11 @@ def main(argv: list[str] | None = None) -> None:
     tail.add_argument("stream")
     tail.add_argument("--endpoint")
     tail.add_argument("--state-dir", default=".outpost-dev")
+    sub.add_parser(
+        "rotate-key",
+        help="re-encrypt all credentials with AES_ENCRYPTION_SECRET "
+        "(old keys in AES_ENCRYPTION_SECRET_PREVIOUS)",
+    )
     args = parser.parse_args(argv)
     if args.command == "dev":
         run_dev(args)
@@ -263,6 +283,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
+    if args.command == "rotate-key":
+        asyncio.run(rotate_key(settings))
+        return
     api = args.command in ("api", "all")
     worker = args.command in ("worker", "all")
     asyncio.run(serve(settings, api=api, worker=worker))

@@ -25,10 +25,13 @@ class DecryptionFailed(OutpostError):
 
 
 class Cipher:
-    def __init__(self, secret: str):
+    """Encrypts with `secret`; decrypts with it or any of `previous` (key rotation)."""
+
+    def __init__(self, secret: str, previous: list[str] | tuple[str, ...] = ()):
         if not secret:
             raise ValueError("an encryption secret is required")
-        self._aead = AESGCM(hashlib.sha256(secret.encode()).digest())
+        self._aead = _aead(secret)
+        self._readers = [self._aead, *(_aead(s) for s in previous if s)]
 
     def encrypt(self, value: dict[str, Any], bound_to: str) -> str:
         nonce = os.urandom(NONCE_BYTES)
@@ -37,12 +40,18 @@ class Cipher:
 
     def decrypt(self, blob: str, bound_to: str) -> dict[str, Any]:
         raw = base64.b64decode(blob)
-        try:
-            plain = self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], bound_to.encode())
-        except InvalidTag:
-            raise DecryptionFailed("credentials could not be decrypted") from None
-        result: dict[str, Any] = json.loads(plain)
-        return result
+        for aead in self._readers:
+            try:
+                plain = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], bound_to.encode())
+            except InvalidTag:
+                continue
+            result: dict[str, Any] = json.loads(plain)
+            return result
+        raise DecryptionFailed("credentials could not be decrypted with any configured key")
+
+
+def _aead(secret: str) -> AESGCM:
+    return AESGCM(hashlib.sha256(secret.encode()).digest())
 
 
 def mask(secret: str) -> str:

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     api_jwt_ttl_seconds: int = Field(24 * 3600, ge=60)
     api_auth_disabled: bool = False  # explicit; an empty API_KEY alone never turns auth off
     aes_encryption_secret: str = ""
+    # old secrets still accepted for reading while `outpost rotate-key` re-encrypts
+    aes_encryption_secret_previous: CommaList = []
 
     redis_url: str = ""
     redis_host: str = "127.0.0.1"
@@ -68,7 +70,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 bytes (it signs HS256 tenant tokens)")
         return v
 
-    @field_validator("topics", mode="before")
+    @field_validator("topics", "aes_encryption_secret_previous", mode="before")
     @classmethod
     def _split_topics(cls, v: object) -> object:
         if isinstance(v, str):
@@ -132,6 +134,7 @@ _SECRET_NAMES = {
     "API_KEY",
     "API_JWT_SECRET",
     "AES_ENCRYPTION_SECRET",
+    "AES_ENCRYPTION_SECRET_PREVIOUS",
     "REDIS_PASSWORD",
     "OPERATOR_EVENTS_HTTP_SIGNING_SECRET",
 }

@@ -35,6 +35,12 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 """
 
+_SWAP_DESTINATION = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
 _REPLACE_DESTINATION = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -59,6 +65,7 @@ class Store:
         self._upsert_tenant = redis.register_script(_UPSERT_TENANT)
         self._create_dest = redis.register_script(_CREATE_DESTINATION)
         self._replace_dest = redis.register_script(_REPLACE_DESTINATION)
+        self._swap_dest = redis.register_script(_SWAP_DESTINATION)
 
     # -- tenants ----------------------------------------------------------------------
     async def upsert_tenant(self, tenant_id: str, metadata: dict[str, str] | None) -> bool:
@@ -143,6 +150,25 @@ class Store:
         pipe.hvals(self.keys.destinations(tenant_id))
         exists, raws = await pipe.execute()
         return bool(exists), raws
+
+    async def reencrypt_all(self) -> tuple[int, int]:
+        """Re-seal every destination's credentials with the current key (rotation).
+        Returns (re-encrypted, changed meanwhile and left for the next run)."""
+        done = raced = 0
+        async for member in self.redis.zscan_iter(self.keys.tenants()):
+            tenant_id = (member[0] if isinstance(member, tuple) else member).decode()
+            tenant_id = tenant_id.split(":", 1)[1]
+            key = self.keys.destinations(tenant_id)
+            stored: Any = await self.redis.hgetall(key)
+            for dest_id, raw in stored.items():
+                fresh = self.registry.to_storage(
+                    self.registry.from_storage(raw, self.cipher), self.cipher
+                )
+                if await self._swap_dest(keys=[key], args=[dest_id, raw, fresh]):
+                    done += 1
+                else:
+                    raced += 1
+        return done, raced
 
     async def take_publish_slot(self, tenant_id: str, per_second: int) -> bool:
         """A fixed one-second window per tenant, shared by every API process."""

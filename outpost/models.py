@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -53,7 +53,18 @@ def _check_topics(value: Any) -> list[str] | str:
     raise ValueError('must be "*" or a non-empty list of topic names')
 
 
-Topics = Annotated[Any, AfterValidator(_check_topics)]
+Topics = Annotated[
+    Any,
+    AfterValidator(_check_topics),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "string", "enum": ["*"]},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+            ]
+        }
+    ),
+]
 
 
 class DestinationCreate(BaseModel):

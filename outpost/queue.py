@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import uuid
 import zlib
@@ -19,6 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from outpost.errors import APIError
 from outpost.keys import GROUP, Keys
 from outpost.models import Event, Task, iso
 
@@ -46,6 +48,7 @@ end
 return 1
 """
 
+STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
 
 _REDRIVE = """
@@ -325,6 +328,8 @@ class Queue:
         event_ids: set[str] | None = None,
     ) -> tuple[list[dict[str, str]], str | None]:
         """Oldest first. Each item carries its entry `id`; the cursor is the last id."""
+        if after is not None and not STREAM_ID.fullmatch(after):
+            raise APIError(400, "invalid cursor")
         key = self.keys.dead_letters(tenant_id)
         out: list[dict[str, str]] = []
         start = f"({after}" if after else "-"

@@ -27,6 +27,7 @@ from outpost.models import (
     iso,
     utcnow,
 )
+from outpost.openapi import docs_page, openapi_json
 
 _ID = re.compile(ID_PATTERN)
 
@@ -657,6 +658,8 @@ async def topics(request: web.Request) -> web.Response:
 # (method, path, handler, access): access is public | admin | tenant | any (see auth.py)
 ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/healthz", healthz, "public"),
+    ("GET", "/openapi.json", openapi_json, "public"),
+    ("GET", "/docs", docs_page, "public"),
     ("GET", "/tenants", list_tenants, "any"),
     ("PUT", "/tenants/{tenant_id}", upsert_tenant, "tenant"),
     ("GET", "/tenants/{tenant_id}", get_tenant, "tenant"),

@@ -234,3 +234,12 @@ async def test_events_published_while_disabled_are_kept_and_redriven(
     assert [x["PartitionKey"] for x in devstack.read_stream(moto.url, moto_stream, expect=1)] == [
         "paused"
     ]
+
+
+async def test_foreign_cursor_is_400_not_500(client):
+    """Found by schemathesis: another list's cursor reached Redis as a stream id."""
+    await client.put("/api/v1/tenants/acme", headers=AUTH)
+    for cursor in ("MHxhY21lL2V2dA%3D%3D", "0-0-0", "abc"):
+        r = await client.get(f"{BASE}/dead-letters?next={cursor}", headers=AUTH)
+        assert r.status == 400 and (await r.json())["message"] == "invalid cursor"
+    assert (await client.get(f"{BASE}/dead-letters?next=0-1", headers=AUTH)).status == 200

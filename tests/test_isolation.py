@@ -21,6 +21,8 @@ CALLERS = ("none", "garbage", "other", "own", "admin")
 # handler → (body for the call, status expected for the *other* tenant on an `any` route)
 CALLS = {
     "healthz": (None, 200),
+    "openapi_json": (None, 200),
+    "docs_page": (None, 200),
     "list_tenants": (None, 200),
     "upsert_tenant": ({"metadata": {"k": "v"}}, None),
     "get_tenant": (None, None),

@@ -1,0 +1,254 @@
+"""The OpenAPI 3.1 document, generated from the route table (`views.ROUTES`), the request
+models and the response shapes (`schemas.py`): a route cannot be missing from it, and a
+test validates real responses against it. Served at `/api/v1/openapi.json`, with a small
+HTML page at `/api/v1/docs`."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from outpost import schemas
+from outpost.models import DestinationCreate, DestinationUpdate, PublishRequest, TenantUpsert
+
+ERROR_STATUSES = {
+    "400": "Malformed JSON, bad cursor or bad request",
+    "401": "Missing or invalid credentials",
+    "403": "The credentials do not allow this route or tenant",
+    "404": "Not found",
+    "409": "Conflict",
+    "413": "Body larger than MAX_EVENT_BYTES",
+    "422": "Validation error: data lists each bad field",
+    "429": "Over PUBLISH_RATE_LIMIT_PER_SECOND (see Retry-After)",
+    "501": "Not configured",
+    "503": "Redis unavailable: nothing was accepted",
+}
+
+
+def _q(name: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": kind, **extra}
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+PAGE = [
+    _q("limit", "integer", minimum=1, maximum=1000),
+    _q("next"),
+    _q("prev"),
+    _q("dir", enum=["asc", "desc"]),
+    _q("order_by", enum=["time"]),
+]
+TIME = [_q(f"time[{op}]", format="date-time") for op in ("gte", "gt", "lte", "lt")]
+INCLUDE = [_q("include", enum=["event", "event.data", "destination"])]
+
+
+@dataclass
+class Op:
+    ok: int
+    response: Any  # a model, a list of a model, or None
+    request: type[BaseModel] | None = None
+    query: list[dict[str, Any]] = field(default_factory=list)
+    also_ok: tuple[int, ...] = ()  # further success statuses with the same body
+
+
+def _operations() -> dict[str, Op]:
+    from outpost.views import RedriveRequest, RetryRequest
+
+    s = schemas
+    return {
+        "healthz": Op(200, s.Health),
+        "openapi_json": Op(200, None),
+        "docs_page": Op(200, None),
+        "list_tenants": Op(
+            200,
+            s.TenantPage,
+            query=[
+                _q("limit", "integer", minimum=1, maximum=100),
+                _q("next"),
+                _q("prev"),
+                _q("dir", enum=["asc", "desc"]),
+            ],
+        ),
+        "upsert_tenant": Op(200, s.Tenant, TenantUpsert, also_ok=(201,)),
+        "get_tenant": Op(200, s.Tenant),
+        "delete_tenant": Op(200, s.SuccessResponse),
+        "tenant_token": Op(200, s.TenantToken),
+        "list_destinations": Op(200, [s.Destination], query=[_q("type"), _q("topics")]),
+        "create_destination": Op(201, s.Destination, DestinationCreate),
+        "get_destination": Op(200, s.Destination),
+        "update_destination": Op(200, s.Destination, DestinationUpdate),
+        "delete_destination": Op(200, s.SuccessResponse),
+        "enable_destination": Op(200, s.Destination),
+        "disable_destination": Op(200, s.Destination),
+        "publish": Op(202, s.PublishResponse, PublishRequest),
+        "retry": Op(202, s.SuccessResponse, RetryRequest),
+        "list_events": Op(
+            200,
+            s.EventPage,
+            query=[_q("id"), _q("tenant_id"), _q("destination_id"), _q("topic"), *TIME, *PAGE],
+        ),
+        "get_event": Op(200, s.Event, query=[_q("tenant_id")]),
+        "list_attempts": Op(
+            200,
+            s.AttemptPage,
+            query=[
+                _q("tenant_id"),
+                _q("event_id"),
+                _q("destination_id"),
+                _q("topic"),
+                _q("status", enum=["success", "failed"]),
+                *TIME,
+                *PAGE,
+                *INCLUDE,
+            ],
+        ),
+        "get_attempt": Op(200, s.Attempt, query=INCLUDE),
+        "list_destination_attempts": Op(
+            200,
+            s.AttemptPage,
+            query=[
+                _q("event_id"),
+                _q("topic"),
+                _q("status", enum=["success", "failed"]),
+                *TIME,
+                *PAGE,
+                *INCLUDE,
+            ],
+        ),
+        "get_destination_attempt": Op(200, s.Attempt, query=INCLUDE),
+        "list_dead_letters": Op(
+            200,
+            s.DeadLetterPage,
+            query=[
+                _q("destination_id"),
+                _q("limit", "integer", minimum=1, maximum=1000),
+                _q("next"),
+            ],
+        ),
+        "redrive_dead_letters": Op(202, s.RedriveResult, RedriveRequest),
+        "destination_types": Op(200, [s.DestinationType]),
+        "destination_type": Op(200, s.DestinationType),
+        "topics": Op(200, None),
+    }
+
+
+def _models(ops: dict[str, Op]) -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {"ErrorResponse": schemas.ErrorResponse}
+    for op in ops.values():
+        for m in (op.request, op.response[0] if isinstance(op.response, list) else op.response):
+            if isinstance(m, type) and issubclass(m, BaseModel):
+                found[m.__name__] = m
+    return list(found.values())
+
+
+def _ref(model: Any) -> dict[str, Any]:
+    if model is None:
+        return {}
+    if isinstance(model, list):
+        return {"type": "array", "items": _ref(model[0])}
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def build(prefix: str = "/api/v1") -> dict[str, Any]:
+    from outpost.views import ROUTES
+
+    ops = _operations()
+    _, defs = models_json_schema(
+        [
+            (m, "validation" if m in {o.request for o in ops.values()} else "serialization")
+            for m in _models(ops)
+        ],
+        ref_template="#/components/schemas/{model}",
+    )
+    error = {
+        "description": "",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+    paths: dict[str, Any] = {}
+    for method, path, handler, access in ROUTES:
+        op = ops[handler.__name__]
+        params = [
+            {
+                "name": n,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+            }
+            for n in re.findall(r"{(\w+)}", path)
+        ]
+        content = {"application/json": {"schema": _ref(op.response) or {}}}
+        operation: dict[str, Any] = {
+            "operationId": handler.__name__,
+            "summary": (handler.__doc__ or handler.__name__.replace("_", " ")).split("\n")[0],
+            "parameters": params + op.query,
+            "responses": {
+                **{str(c): {"description": "OK", "content": content} for c in (op.ok, *op.also_ok)},
+                **{code: {**error, "description": text} for code, text in ERROR_STATUSES.items()},
+            },
+            "security": []
+            if access == "public"
+            else (
+                [{"AdminApiKey": []}]
+                if access == "admin"
+                else [{"AdminApiKey": []}, {"TenantJwt": []}]
+            ),
+            "x-access": access,
+        }
+        if op.request is not None:
+            operation["requestBody"] = {
+                "required": handler.__name__ not in ("upsert_tenant", "redrive_dead_letters"),
+                "content": {"application/json": {"schema": _ref(op.request)}},
+            }
+        paths.setdefault(prefix + path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "outpost",
+            "version": "1.0.0",
+            "description": "Multi-tenant event delivery (Outpost-compatible API).",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {
+                "AdminApiKey": {"type": "http", "scheme": "bearer"},
+                "TenantJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            },
+        },
+    }
+
+
+_DOCUMENT: dict[str, Any] = {}
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this API."""
+    if not _DOCUMENT:
+        _DOCUMENT.update(build())
+    return web.json_response(_DOCUMENT)
+
+
+async def docs_page(request: web.Request) -> web.Response:
+    """A small HTML page listing every operation."""
+    doc = _DOCUMENT or build()
+    rows = "".join(
+        f"<tr><td><code>{m.upper()}</code></td><td><code>{html.escape(p)}</code></td>"
+        f"<td>{html.escape(o['summary'])}</td><td>{o['x-access']}</td></tr>"
+        for p, item in doc["paths"].items()
+        for m, o in item.items()
+    )
+    page = (
+        "<!doctype html><meta charset=utf-8><title>outpost API</title>"
+        "<style>body{font:14px system-ui;margin:2em}td{padding:2px 10px}</style>"
+        "<h1>outpost API</h1><p>Machine-readable: <a href=openapi.json>openapi.json</a>."
+        " Auth: <code>Authorization: Bearer &lt;API_KEY or tenant token&gt;</code>.</p>"
+        f"<table><tr><th>method</th><th>path</th><th>summary</th><th>access</th></tr>"
+        f"{rows}</table>"
+    )
+    return web.Response(text=page, content_type="text/html")

@@ -1,0 +1,170 @@
+"""The API's response shapes, as pydantic models: the source of the OpenAPI document's
+schemas. Tests validate real responses against the generated document, so a handler that
+drifts from these shapes fails."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+DateTime = Field(json_schema_extra={"format": "date-time"})
+
+
+class ErrorResponse(_Shape):
+    status: int
+    message: str
+    data: list[str] | dict[str, Any] | None
+
+
+class SuccessResponse(_Shape):
+    success: bool
+
+
+class WorkerHealth(_Shape):
+    status: Literal["healthy", "failed"]
+
+
+class Health(_Shape):
+    status: Literal["healthy", "failed"]
+    timestamp: str = DateTime
+    workers: dict[str, WorkerHealth]
+
+
+class SeekPagination(_Shape):
+    order_by: str
+    dir: Literal["asc", "desc"]
+    limit: int
+    next: str | None
+    prev: str | None
+
+
+class Tenant(_Shape):
+    id: str
+    destinations_count: int
+    topics: list[str]
+    metadata: dict[str, str] | None
+    created_at: str = DateTime
+    updated_at: str = DateTime
+
+
+class TenantPage(_Shape):
+    models: list[Tenant]
+    pagination: SeekPagination
+    count: int
+
+
+class TenantToken(_Shape):
+    token: str
+    tenant_id: str
+
+
+class Destination(_Shape):
+    id: str
+    type: str
+    topics: Literal["*"] | list[str]
+    config: dict[str, Any]
+    credentials: dict[str, Any]
+    delivery_metadata: dict[str, str] | None
+    metadata: dict[str, str] | None
+    disabled_at: str | None = DateTime
+    created_at: str = DateTime
+    updated_at: str = DateTime
+    target: str
+    target_url: str | None
+
+
+class PublishResponse(_Shape):
+    id: str
+    duplicate: bool
+    destination_ids: list[str]
+
+
+class Event(_Shape):
+    id: str
+    tenant_id: str
+    matched_destination_ids: list[str]
+    topic: str
+    time: str = DateTime
+    metadata: dict[str, str] | None
+    data: dict[str, Any]
+
+
+class EventPage(_Shape):
+    models: list[Event]
+    pagination: SeekPagination
+
+
+class Attempt(_Shape):
+    id: str
+    tenant_id: str
+    status: Literal["success", "failed"]
+    time: str = DateTime
+    code: str
+    response_data: dict[str, Any] | None
+    attempt_number: int
+    manual: bool
+    event_id: str
+    destination_id: str
+    event: dict[str, Any] | None = None
+    destination: Destination | None = None
+
+
+class AttemptPage(_Shape):
+    models: list[Attempt]
+    pagination: SeekPagination
+
+
+class DeadLetter(_Shape):
+    id: str
+    event_id: str
+    destination_id: str
+    attempt_number: int
+    manual: bool
+    code: str
+    message: str
+    time: str = DateTime
+
+
+class DeadLetterPage(_Shape):
+    models: list[DeadLetter]
+    pagination: SeekPagination
+
+
+class Skipped(_Shape):
+    id: str
+    event_id: str
+    destination_id: str
+    reason: str
+
+
+class RedriveResult(_Shape):
+    redriven: int
+    skipped: list[Skipped]
+
+
+class SchemaField(BaseModel):
+    key: str
+    type: str
+    label: str
+    required: bool
+    sensitive: bool
+    description: str | None = None
+    pattern: str | None = None
+    minlength: int | None = None
+    maxlength: int | None = None
+
+
+class DestinationType(_Shape):
+    type: str
+    label: str
+    description: str
+    icon: str
+    instructions: str
+    config_fields: list[SchemaField]
+    credential_fields: list[SchemaField]

@@ -201,3 +201,20 @@ async def test_tenant_token_lists_only_its_own_tenant(client, deps):
     r = await client.get("/api/v1/tenants", headers={"Authorization": f"Bearer {token}"})
     body = await r.json()
     assert [t["id"] for t in body["models"]] == ["acme"] and body["count"] == 1
+
+
+async def test_auth_is_off_only_when_said_so(aiohttp_client, redis, redis_server):
+    from outpost.app import Deps, create_app
+    from tests.conftest import make_settings
+
+    s = make_settings(redis_server.redis_url, api_key="", api_auth_disabled=True)
+    assert s.check_service_secrets() == []
+    c = await aiohttp_client(create_app(s, Deps.build(s, redis), run_promoter=False))
+    assert (await c.put("/api/v1/tenants/acme")).status == 201  # no credentials needed
+    s2 = make_settings(redis_server.redis_url, api_key="")
+    assert any(p.startswith("API_KEY") for p in s2.check_service_secrets())
+    c2 = await aiohttp_client(create_app(s2, Deps.build(s2, redis), run_promoter=False))
+    assert (await c2.get("/api/v1/tenants/acme")).status == 401  # empty key matches nothing
+    assert (
+        await c2.get("/api/v1/tenants/acme", headers={"Authorization": "Bearer "})
+    ).status == 401

@@ -134,10 +134,9 @@ def redis_server(
 
 
 def moto_server(port: int | None = None) -> Server:
+    """moto (Kinesis + S3) on 127.0.0.1, one request at a time (see `_moto_serial`)."""
     port = port or free_port()
-    exe = Path(sys.executable).with_name("moto_server")
-    argv = [str(exe), "-H", "127.0.0.1", "-p", str(port)]
-    return Server(argv, port)
+    return Server([sys.executable, "-m", "outpost._moto_serial", str(port)], port)
 
 
 def kinesis_local(install_dir: str | Path, port: int | None = None) -> Server | None:

@@ -97,6 +97,25 @@ class Stack:
         self.server.stop()
 
 
+async def successful_acks(stack):
+    attempts = await stack.deps.queue.attempts("acme", stack.dest.id, count=100_000)
+    return {
+        a["event_id"]: (a["response_data"]["shard_id"], a["response_data"]["sequence_number"])
+        for a in attempts
+        if a["status"] == "success"
+    }
+
+
+def diagnose(ids, records, acks):
+    """Explain a missing event: was it acknowledged by the server, and under which record?"""
+    on_stream = {(r["ShardId"], r["SequenceNumber"]): r["PartitionKey"] for r in records}
+    lines = []
+    for eid in sorted(set(ids) - {r["PartitionKey"] for r in records}):
+        ack = acks.get(eid)
+        lines.append(f"{eid}: server ack {ack}, stream has {on_stream.get(ack)!r} there")
+    return "; ".join(lines)
+
+
 def report(name, counts):
     print(f"\nFAULT {name}: " + " ".join(f"{k}={v}" for k, v in counts.items()))
 
@@ -193,14 +212,16 @@ async def test_kinesis_endpoint_away_for_ten_seconds(tmp_path, moto, moto_stream
         assert await stack.remaining() > 0
         await proxy.start(proxy.port)
         await stack.wait_drained(limit=90)
+        acks = await successful_acks(stack)
     finally:
         worker.stop()
         await runner
         await proxy.close()
         await stack.close()
-    counts = tally(ids, await read_all(moto.url, moto_stream, len(ids)))
+    records = await read_all(moto.url, moto_stream, len(ids))
+    counts = tally(ids, records)
     report("Kinesis endpoint away 10 s", counts)
-    assert counts["missing"] == 0
+    assert counts["missing"] == 0, diagnose(ids, records, acks)
 
 
 async def test_throttling_is_retried_and_visible(tmp_path, moto, moto_stream):

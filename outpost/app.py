@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from outpost.delivery import REDIS_DOWN, promote_loop
 from outpost.destinations import DestinationCache, Registry
 from outpost.endpoints import EndpointPolicy
 from outpost.errors import APIError
+from outpost.flowstore import FlowStore
 from outpost.history import History
 from outpost.keys import Keys
 from outpost.kinesis import KinesisProvider
@@ -48,6 +50,7 @@ class Deps:
     history: History
     tokens: Tokens
     endpoints: EndpointPolicy
+    flows: FlowStore
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis) -> Deps:
@@ -82,6 +85,7 @@ class Deps:
             history=History(redis, keys),
             tokens=Tokens(settings.api_jwt_secret, settings.api_jwt_ttl_seconds),
             endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
+            flows=FlowStore(redis, keys, cipher),
         )
 
 
@@ -102,6 +106,64 @@ DEPS = web.AppKey("deps", Deps)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+FLOW_PREFIX = "/data/foundation/flowservice"
+_FLOW_CODES = {
+    400: 1101,
+    401: 1104,
+    403: 1105,
+    404: 1102,
+    405: 1107,
+    409: 1106,
+    412: 1103,
+    413: 1108,
+    422: 1101,
+    429: 1109,
+    500: 1199,
+    503: 1198,
+}
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Payload too large",
+    422: "Unprocessable entity",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+def flow_error(status: int, message: str, data: object = None) -> web.Response:
+    """The Flow Service error body: {type, title, status, report}."""
+    code = _FLOW_CODES.get(status, 1100)
+    report: dict[str, object] = {"detailed-message": message, "request-id": uuid.uuid4().hex}
+    if isinstance(data, list):
+        report["details"] = data
+    body = {
+        "type": f"https://ns.adobe.com/aep/errors/FLOW-{code}-{status}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "report": report,
+    }
+    return web.json_response(body, status=status)
+
+
+def _error(
+    request: web.Request,
+    status: int,
+    message: str,
+    data: object = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    if request.path.startswith(FLOW_PREFIX):
+        return flow_error(status, message, data)
+    return error_response(status, message, data, headers)
+
+
 def error_response(
     status: int, message: str, data: object = None, headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -114,22 +176,22 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except APIError as exc:
-        return error_response(exc.status, exc.message, exc.data, exc.headers)
+        return _error(request, exc.status, exc.message, exc.data, exc.headers)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[DEPS].settings.max_event_bytes
-        return error_response(413, f"request body is larger than MAX_EVENT_BYTES ({limit})")
+        return _error(request, 413, f"request body is larger than MAX_EVENT_BYTES ({limit})")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason.lower())
+        return _error(request, exc.status, exc.reason.lower())
     except asyncio.CancelledError:
         raise
     except REDIS_DOWN as exc:
         log.error("redis_unavailable", method=request.method, path=request.path, error=str(exc))
-        return error_response(503, "storage unavailable: nothing was accepted, retry later")
+        return _error(request, 503, "storage unavailable: nothing was accepted, retry later")
     except Exception:
         log.exception("unhandled_error", method=request.method, path=request.path)
-        return error_response(500, "internal server error")
+        return _error(request, 500, "internal server error")
 
 
 ACCESS = web.AppKey("access", dict)
@@ -172,7 +234,12 @@ def create_app(settings: Settings, deps: Deps, run_promoter: bool = True) -> web
         middlewares=[errors_middleware, auth_middleware], client_max_size=settings.max_event_bytes
     )
     app[DEPS] = deps
+    from outpost import flowservice
+
     app[ACCESS] = {handler: access for _, _, handler, access in views.ROUTES}
+    app[ACCESS].update({handler: "any" for _, _, handler in flowservice.FLOW_ROUTES})
+    for method, path, handler in flowservice.FLOW_ROUTES:
+        app.router.add_route(method, FLOW_PREFIX + path, handler)
     app.router.add_get("/healthz", views.healthz)
     for prefix in PREFIXES:
         for method, path, handler, _ in views.ROUTES:

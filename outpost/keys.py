@@ -65,6 +65,11 @@ class Keys:
     def publish_rate(self, tenant_id: str, second: int) -> str:
         return f"{self.prefix}{{t:{tenant_id}}}:rate:{second}"
 
+    def flow_resources(self, org: str, sandbox: str, kind: str) -> str:
+        """Flow Service resources of one kind (connections, sourceConnections, ...) in one
+        org (tenant) and sandbox: a hash of id → JSON."""
+        return f"{self.prefix}{{t:{org}}}:fs:{sandbox}:{kind}"
+
     def partition(self, n: int) -> str:
         return f"{self.prefix}{{p:{n}}}:tasks"
 

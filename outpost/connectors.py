@@ -1,0 +1,115 @@
+"""The AWS calls behind a base connection's `test` and `explore`: Kinesis ListStreams,
+S3 ListBuckets / HeadBucket / ListObjectsV2. One client per call (not a hot path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore.exceptions import BotoCoreError, ClientError
+
+from outpost.errors import APIError
+from outpost.flowspecs import KINESIS, S3
+
+_CONFIG = AioConfig(
+    connect_timeout=5,
+    read_timeout=10,
+    retries={"total_max_attempts": 2},
+    s3={"addressing_style": "path"},
+)
+
+
+def _client(spec_id: str, p: dict[str, Any]) -> Any:
+    if spec_id == KINESIS:
+        return AioSession().create_client(
+            "kinesis",
+            region_name=p["region"],
+            endpoint_url=p.get("endpoint") or None,
+            aws_access_key_id=p["accessKeyId"],
+            aws_secret_access_key=p["secretKey"],
+            config=_CONFIG,
+        )
+    return AioSession().create_client(
+        "s3",
+        region_name=p.get("region") or "us-east-1",
+        endpoint_url=p.get("serviceUrl") or None,
+        aws_access_key_id=p["s3AccessKey"],
+        aws_secret_access_key=p["s3SecretKey"],
+        aws_session_token=p.get("s3SessionToken"),
+        config=_CONFIG,
+    )
+
+
+async def test(spec_id: str, params: dict[str, Any]) -> bool:
+    """A real, cheap call with the stored credentials."""
+    try:
+        async with _client(spec_id, params) as client:
+            if spec_id == KINESIS:
+                await client.list_streams(Limit=1)
+            elif params.get("bucketName"):
+                await client.head_bucket(Bucket=params["bucketName"])
+            else:
+                await client.list_buckets()
+    except (ClientError, BotoCoreError, OSError):
+        return False
+    return True
+
+
+def _item(kind: str, name: str, path: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "name": name,
+        "path": path,
+        "canPreview": kind == "file",
+        "canFetchSchema": kind == "file",
+    }
+
+
+async def explore(
+    spec_id: str, params: dict[str, Any], object_type: str, obj: str | None
+) -> list[dict[str, Any]]:
+    try:
+        async with _client(spec_id, params) as client:
+            if spec_id == KINESIS:
+                return [_item("stream", s, s) for s in await _streams(client)]
+            if spec_id == S3:
+                return await _s3(client, params, object_type, obj)
+    except (ClientError, BotoCoreError, OSError) as exc:
+        raise APIError(400, f"explore failed: {exc}") from None
+    raise APIError(400, "this connection spec cannot be explored")
+
+
+async def _streams(client: Any) -> list[str]:
+    names: list[str] = []
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = await client.list_streams(**kwargs)
+        names += page.get("StreamNames", [])
+        if not page.get("HasMoreStreams") or not names:
+            return names
+        kwargs = {"ExclusiveStartStreamName": names[-1]}
+
+
+async def _s3(
+    client: Any, params: dict[str, Any], object_type: str, obj: str | None
+) -> list[dict[str, Any]]:
+    if object_type == "root":
+        if params.get("bucketName"):
+            bucket = params["bucketName"]
+            return [_item("folder", bucket, f"{bucket}/")]
+        buckets = (await client.list_buckets()).get("Buckets", [])
+        return [_item("folder", b["Name"], f"{b['Name']}/") for b in buckets]
+    if object_type != "folder" or not obj:
+        raise APIError(400, "objectType must be root, or folder with object=<bucket/prefix/>")
+    bucket, _, prefix = obj.partition("/")
+    out: list[dict[str, Any]] = []
+    paginator = client.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        for p in page.get("CommonPrefixes", []):
+            name = p["Prefix"][len(prefix) :].rstrip("/")
+            out.append(_item("folder", name, f"{bucket}/{p['Prefix']}"))
+        for o in page.get("Contents", []):
+            if o["Key"] != prefix:
+                out.append(_item("file", o["Key"][len(prefix) :], f"{bucket}/{o['Key']}"))
+    return out

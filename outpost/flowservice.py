@@ -1,0 +1,472 @@
+"""The Flow-Service-compatible surface under `/data/foundation/flowservice` (seeds 000 and
+001 work with only the host changed). `x-gw-ims-org-id` names the tenant and
+`x-sandbox-name` a partition inside it (default `prod`): nothing crosses either."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from jsonschema import Draft7Validator
+
+from outpost import connectors
+from outpost.app import DEPS, Deps, read_json
+from outpost.auth import principal_of
+from outpost.endpoints import ForbiddenEndpoint
+from outpost.errors import APIError
+from outpost.flowspecs import KINESIS, PIPELINE, S3, SPECS, STREAMING_FLOW, secret_params
+from outpost.flowstore import new_etag
+from outpost.models import ID_PATTERN
+
+PREFIX = "/data/foundation/flowservice"
+_ID = re.compile(ID_PATTERN)
+_SANDBOX = re.compile(r"^[a-z0-9-]{1,64}$")
+_COMMON = (
+    "id",
+    "createdAt",
+    "updatedAt",
+    "createdBy",
+    "updatedBy",
+    "createdClient",
+    "updatedClient",
+    "imsOrgId",
+    "sandboxName",
+    "state",
+    "etag",
+    "version",
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    org: str
+    sandbox: str
+    by: str
+
+
+async def _scope(request: web.Request) -> Scope:
+    org = request.headers.get("x-gw-ims-org-id", "")
+    sandbox = request.headers.get("x-sandbox-name", "") or "prod"
+    if not _ID.fullmatch(org):
+        raise APIError(400, "x-gw-ims-org-id is required: the tenant id")
+    if not _SANDBOX.fullmatch(sandbox):
+        raise APIError(400, "x-sandbox-name must be 1-64 of a-z, 0-9, '-'")
+    principal = principal_of(request)
+    if principal.tenant_id is not None and principal.tenant_id != org:
+        raise APIError(403, "the token is for another tenant than x-gw-ims-org-id")
+    if not await request.app[DEPS].store.tenant_exists(org):
+        raise APIError(404, f"org {org} is not a tenant")
+    return Scope(org, sandbox, principal.tenant_id or "admin")
+
+
+def _kind(request: web.Request) -> str:
+    return str(request.match_info["kind"])
+
+
+# -- validation -----------------------------------------------------------------------------
+def _problems(schema: dict[str, Any], value: Any, where: str) -> list[str]:
+    out = []
+    for err in Draft7Validator(schema).iter_errors(value):
+        path = ".".join([where, *(str(p) for p in err.absolute_path)])
+        if err.validator == "required":
+            missing = re.findall(r"'([^']+)' is a required property", err.message)
+            out += [f"{path}.{m} is required" for m in missing]
+        elif err.validator == "additionalProperties":
+            extra = re.findall(r"'([^']+)'", err.message.split("(")[-1])
+            out += [f"{path}.{x} is not a known parameter" for x in extra]
+        else:
+            out.append(f"{path}: {err.message}")
+    return sorted(out)
+
+
+def _require(body: Any, fields: dict[str, type], optional: dict[str, type]) -> None:
+    if not isinstance(body, dict):
+        raise APIError(400, "the body must be a JSON object")
+    problems = [f"{k} is required" for k in fields if k not in body]
+    problems += [
+        f"{k} must be {t.__name__}"
+        for k, t in {**fields, **optional}.items()
+        if k in body and not isinstance(body[k], t)
+    ]
+    unknown = set(body) - set(fields) - set(optional) - set(_COMMON)
+    problems += [f"{k} is not a known field" for k in sorted(unknown)]
+    if problems:
+        raise APIError(400, "; ".join(problems))
+
+
+def _spec_of(body: dict[str, Any], wanted: str | None = None) -> dict[str, Any]:
+    spec_id = (body.get("connectionSpec") or {}).get("id")
+    if spec_id not in SPECS:
+        raise APIError(400, f"connectionSpec.id {spec_id!r} is not a known connection spec")
+    if wanted == "auth" and not SPECS[spec_id]["authSpec"]:
+        raise APIError(400, "this connection spec needs no base connection")
+    return SPECS[spec_id]
+
+
+async def _check_connection(deps: Deps, s: Scope, body: Any) -> set[str]:
+    _require(
+        body,
+        {"name": str, "auth": dict, "connectionSpec": dict},
+        {"description": str, "providerId": str},
+    )
+    spec = _spec_of(body, "auth")
+    if "providerId" in body and body["providerId"] != spec["providerId"]:
+        raise APIError(400, f"providerId must be {spec['providerId']} for this spec")
+    names = [a["name"] for a in spec["authSpec"]]
+    auth = body["auth"]
+    if auth.get("specName") not in names:
+        raise APIError(400, f"auth.specName must be one of {names}")
+    schema = next(a["spec"] for a in spec["authSpec"] if a["name"] == auth["specName"])
+    problems = _problems(schema, auth.get("params", {}), "auth.params")
+    if problems:
+        raise APIError(400, "; ".join(problems), problems)
+    params = auth["params"]
+    for key in ("endpoint", "serviceUrl"):
+        try:
+            await deps.endpoints.check(params.get(key))
+        except ForbiddenEndpoint as exc:
+            raise APIError(400, f"auth.params.{key}: {exc}") from None
+    return secret_params(spec["id"], auth["specName"])
+
+
+async def _check_source(deps: Deps, s: Scope, body: Any) -> set[str]:
+    _require(
+        body,
+        {"name": str, "baseConnectionId": str, "connectionSpec": dict, "params": dict},
+        {"description": str, "data": dict},
+    )
+    spec = _spec_of(body)
+    if spec["id"] != KINESIS:
+        raise APIError(400, "only Amazon Kinesis source connections are supported")
+    base = await deps.flows.get("connections", s.org, s.sandbox, body["baseConnectionId"])
+    if base is None:
+        raise APIError(
+            400,
+            f"baseConnectionId {body['baseConnectionId']} is not a "
+            "connection in this org and sandbox",
+        )
+    if base["connectionSpec"]["id"] != spec["id"]:
+        raise APIError(400, "baseConnectionId has another connectionSpec")
+    fmt = (body.get("data") or {}).get("format", "json")
+    if fmt not in spec["dataFormats"]:
+        raise APIError(400, f"data.format must be one of {spec['dataFormats']}")
+    problems = _problems(spec["sourceSpec"]["spec"], body["params"], "params")
+    if problems:
+        raise APIError(400, "; ".join(problems), problems)
+    body.setdefault("data", {"format": "json"})
+    body["params"].setdefault("dataType", "raw")
+    body["params"].setdefault("reset", "latest")
+    return set()
+
+
+async def _check_target(deps: Deps, s: Scope, body: Any) -> set[str]:
+    _require(
+        body,
+        {"name": str, "connectionSpec": dict, "params": dict},
+        {"description": str, "data": dict},
+    )
+    if _spec_of(body)["id"] != PIPELINE:
+        raise APIError(400, f"target connections use the pipeline spec {PIPELINE}")
+    problems = _problems(SPECS[PIPELINE]["targetSpec"]["spec"], body["params"], "params")
+    if problems:
+        raise APIError(400, "; ".join(problems), problems)
+    topics = deps.settings.topics
+    if topics and body["params"]["topic"] not in topics:
+        raise APIError(400, f"params.topic must be one of the configured TOPICS {topics}")
+    return set()
+
+
+async def _check_flow(deps: Deps, s: Scope, body: Any) -> set[str]:
+    _require(
+        body,
+        {"name": str, "flowSpec": dict, "sourceConnectionIds": list, "targetConnectionIds": list},
+        {"description": str},
+    )
+    if body["flowSpec"].get("id") != STREAMING_FLOW:
+        raise APIError(400, f"flowSpec.id must be the streaming flow spec {STREAMING_FLOW}")
+    for field, kind in (
+        ("sourceConnectionIds", "sourceConnections"),
+        ("targetConnectionIds", "targetConnections"),
+    ):
+        ids = body[field]
+        if len(ids) != 1 or not isinstance(ids[0], str):
+            raise APIError(400, f"{field} must hold exactly one id")
+        if await deps.flows.get(kind, s.org, s.sandbox, ids[0]) is None:
+            raise APIError(400, f"{field}: {ids[0]} is not in this org and sandbox")
+    return set()
+
+
+CHECKS = {
+    "connections": _check_connection,
+    "sourceConnections": _check_source,
+    "targetConnections": _check_target,
+    "flows": _check_flow,
+}
+
+
+# -- views ----------------------------------------------------------------------------------
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _shown(record: dict[str, Any]) -> dict[str, Any]:
+    """Secrets never leave in clear."""
+    out = copy.deepcopy(record)
+    auth = out.get("auth")
+    if auth:
+        secrets = secret_params(out["connectionSpec"]["id"], auth.get("specName", ""))
+        for k in secrets & set(auth.get("params", {})):
+            auth["params"][k] = "*" * 8
+    return out
+
+
+async def list_specs(request: web.Request) -> web.Response:
+    return web.json_response({"items": list(SPECS.values())})
+
+
+async def get_spec(request: web.Request) -> web.Response:
+    spec = SPECS.get(request.match_info["id"])
+    if spec is None:
+        raise APIError(404, "no such connection spec")
+    return web.json_response({"items": [spec]})
+
+
+async def create(request: web.Request) -> web.Response:
+    deps, s, kind = request.app[DEPS], await _scope(request), _kind(request)
+    body = await read_json(request)
+    secrets = await CHECKS[kind](deps, s, body)
+    assert isinstance(body, dict)
+    now, etag = _now_ms(), new_etag()
+    record = {
+        **{k: v for k, v in body.items() if k not in _COMMON},
+        "id": str(uuid.uuid4()),
+        "createdAt": now,
+        "updatedAt": now,
+        "createdBy": s.by,
+        "updatedBy": s.by,
+        "createdClient": "outpost",
+        "updatedClient": "outpost",
+        "imsOrgId": s.org,
+        "sandboxName": s.sandbox,
+        "description": body.get("description", ""),
+        "state": "enabled",
+        "etag": etag,
+        "version": etag,
+    }
+    await deps.flows.create(kind, record, secrets)
+    return web.json_response({"id": record["id"], "etag": etag}, status=201)
+
+
+async def _get_or_404(request: web.Request) -> tuple[Deps, Scope, str, dict[str, Any]]:
+    deps, s, kind = request.app[DEPS], await _scope(request), _kind(request)
+    record = await deps.flows.get(kind, s.org, s.sandbox, request.match_info["id"])
+    if record is None:
+        raise APIError(404, f"no such {kind[:-1]} in this org and sandbox")
+    return deps, s, kind, record
+
+
+async def get_one(request: web.Request) -> web.Response:
+    *_, record = await _get_or_404(request)
+    return web.json_response({"items": [_shown(record)]})
+
+
+async def list_all(request: web.Request) -> web.Response:
+    deps, s, kind = request.app[DEPS], await _scope(request), _kind(request)
+    records = await deps.flows.all(kind, s.org, s.sandbox)
+    return web.json_response(_listing(request, kind, records))
+
+
+def _listing(request: web.Request, kind: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    q = request.query
+    for expr in q.getall("property", []):
+        records = [r for r in records if _matches(r, expr)]
+    if q.get("count") == "true":
+        return {"count": len(records)}
+    order = q.get("orderby", "-createdAt")
+    field, desc = order.lstrip("+-"), order.startswith("-")
+    records.sort(key=lambda r: (str(_at(r, field)), r["id"]), reverse=desc)
+    try:
+        limit = min(max(int(q.get("limit", "100")), 1), 100)
+        start = (
+            int(base64.urlsafe_b64decode(q["continuationToken"]).decode())
+            if q.get("continuationToken")
+            else 0
+        )
+    except ValueError:
+        raise APIError(400, "limit and continuationToken must be what we gave you") from None
+    page = records[start : start + limit]
+    body: dict[str, Any] = {"items": [_shown(r) for r in page], "_links": {}}
+    if start + limit < len(records):
+        token = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+        body["_links"]["next"] = {"href": f"/{kind}?continuationToken={token}&limit={limit}"}
+    return body
+
+
+def _at(record: dict[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _matches(record: dict[str, Any], expr: str) -> bool:
+    """`path==a,b` (any of), `path!=a`, or a bare `path` (exists)."""
+    for op in ("!=", "=="):
+        if op in expr:
+            path, _, values = expr.partition(op)
+            hit = str(_at(record, path)) in values.split(",")
+            return hit if op == "==" else not hit
+    return _at(record, expr) is not None
+
+
+async def patch(request: web.Request) -> web.Response:
+    deps, s, kind, record = await _get_or_404(request)
+    match = request.headers.get("If-Match")
+    if not match:
+        raise APIError(400, "If-Match with the resource's etag is required")
+    if _bare(match) != _bare(record["etag"]):
+        raise APIError(412, "the etag does not match: the resource changed")
+    ops = await read_json(request)
+    patched = apply_patch(record, ops)
+    for immutable in ("connectionSpec", "flowSpec", "baseConnectionId", *_COMMON):
+        if patched.get(immutable) != record.get(immutable):
+            raise APIError(400, f"{immutable} cannot be changed")
+    secrets = await CHECKS[kind](deps, s, {k: v for k, v in patched.items() if k not in _COMMON})
+    etag = new_etag()
+    patched.update(updatedAt=_now_ms(), updatedBy=s.by, etag=etag, version=etag)
+    result = await deps.flows.replace(kind, patched, record["etag"], secrets)
+    if result == 0:
+        raise APIError(412, "the etag does not match: the resource changed")
+    if result < 0:
+        raise APIError(404, f"no such {kind[:-1]} in this org and sandbox")
+    return web.json_response({"id": record["id"], "etag": etag})
+
+
+def _bare(etag: str) -> str:
+    return etag.removeprefix("W/").strip().strip('"')
+
+
+def apply_patch(doc: dict[str, Any], ops: Any) -> dict[str, Any]:
+    """JSON Patch (RFC 6902) `add`, `replace` and `remove` on object paths."""
+    if not isinstance(ops, list) or not ops:
+        raise APIError(400, "the body must be a JSON Patch array")
+    out = copy.deepcopy(doc)
+    for op in ops:
+        if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove"):
+            raise APIError(400, "each operation needs op add, replace or remove")
+        parts = [
+            p.replace("~1", "/").replace("~0", "~") for p in str(op.get("path", "")).split("/")[1:]
+        ]
+        if not parts or not parts[0]:
+            raise APIError(400, "each operation needs a path such as /name")
+        parent: Any = out
+        for part in parts[:-1]:
+            if not isinstance(parent, dict) or part not in parent:
+                raise APIError(400, f"path {op['path']} does not exist")
+            parent = parent[part]
+        last = parts[-1]
+        if not isinstance(parent, dict):
+            raise APIError(400, f"path {op['path']} is not an object member")
+        if op["op"] in ("remove", "replace") and last not in parent:
+            raise APIError(400, f"path {op['path']} does not exist")
+        if op["op"] == "remove":
+            del parent[last]
+        else:
+            if "value" not in op:
+                raise APIError(400, f"{op['op']} {op['path']} needs a value")
+            parent[last] = op["value"]
+    return out
+
+
+async def delete(request: web.Request) -> web.Response:
+    deps, s, kind, record = await _get_or_404(request)
+    users = await _users(deps, s, kind, record["id"])
+    if users:
+        raise APIError(400, f"in use by {', '.join(users)}: delete those first")
+    await deps.flows.delete(kind, s.org, s.sandbox, record["id"])
+    return web.Response(status=204)
+
+
+async def _users(deps: Deps, s: Scope, kind: str, rid: str) -> list[str]:
+    if kind == "connections":
+        return [
+            f"sourceConnection {r['id']}"
+            for r in await deps.flows.all("sourceConnections", s.org, s.sandbox)
+            if r.get("baseConnectionId") == rid
+        ]
+    if kind in ("sourceConnections", "targetConnections"):
+        field = "sourceConnectionIds" if kind == "sourceConnections" else "targetConnectionIds"
+        return [
+            f"flow {r['id']}"
+            for r in await deps.flows.all("flows", s.org, s.sandbox)
+            if rid in r.get(field, [])
+        ]
+    return []
+
+
+async def test_connection(request: web.Request) -> web.Response:
+    *_, record = await _connection(request)
+    ok = await connectors.test(record["connectionSpec"]["id"], record["auth"]["params"])
+    return web.json_response({"result": ok})
+
+
+async def explore(request: web.Request) -> web.Response:
+    *_, record = await _connection(request)
+    items = await connectors.explore(
+        record["connectionSpec"]["id"],
+        record["auth"]["params"],
+        request.query.get("objectType", "root"),
+        request.query.get("object"),
+    )
+    return web.json_response(items)
+
+
+async def _connection(request: web.Request) -> tuple[Deps, Scope, str, dict[str, Any]]:
+    if _kind(request) != "connections":
+        raise APIError(404, "only base connections can be tested or explored")
+    found = await _get_or_404(request)
+    if found[3]["connectionSpec"]["id"] not in (KINESIS, S3):
+        raise APIError(400, "this connection spec cannot be tested")
+    return found
+
+
+async def flow_action(request: web.Request) -> web.Response:
+    if _kind(request) != "flows":
+        raise APIError(404, "actions exist on flows only")
+    deps, s, kind, record = await _get_or_404(request)
+    op = request.query.get("op")
+    if op not in ("enable", "disable"):
+        raise APIError(400, "op must be enable or disable")
+    etag = new_etag()
+    updated = {
+        **record,
+        "state": f"{op}d",
+        "updatedAt": _now_ms(),
+        "updatedBy": s.by,
+        "etag": etag,
+        "version": etag,
+    }
+    if await deps.flows.replace(kind, updated, record["etag"], set()) != 1:
+        raise APIError(412, "the flow changed meanwhile: try again")
+    return web.json_response({"id": record["id"], "etag": etag})
+
+
+_KINDS = "{kind:connections|sourceConnections|targetConnections|flows}"
+FLOW_ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/connectionSpecs", list_specs),
+    ("GET", "/connectionSpecs/{id}", get_spec),
+    ("GET", f"/{_KINDS}", list_all),
+    ("POST", f"/{_KINDS}", create),
+    ("GET", f"/{_KINDS}/{{id}}", get_one),
+    ("PATCH", f"/{_KINDS}/{{id}}", patch),
+    ("DELETE", f"/{_KINDS}/{{id}}", delete),
+    ("GET", f"/{_KINDS}/{{id}}/test", test_connection),
+    ("GET", f"/{_KINDS}/{{id}}/explore", explore),
+    ("POST", f"/{_KINDS}/{{id}}/action", flow_action),
+]

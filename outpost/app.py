@@ -21,11 +21,12 @@ from outpost.crypto import Cipher
 from outpost.delivery import REDIS_DOWN, promote_loop
 from outpost.destinations import DestinationCache, Registry
 from outpost.endpoints import EndpointPolicy
-from outpost.errors import APIError
+from outpost.errors import APIError, NotFound
 from outpost.flowstore import FlowStore
 from outpost.history import History
 from outpost.keys import Keys
 from outpost.kinesis import KinesisProvider
+from outpost.models import Event
 from outpost.queue import Queue
 from outpost.settings import Settings
 from outpost.store import Store
@@ -87,6 +88,24 @@ class Deps:
             endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
             flows=FlowStore(redis, keys, cipher),
         )
+
+    async def publish(self, event: Event) -> tuple[bool, list[str]]:
+        """Match the tenant's destinations and queue the event in one atomic step (the publish
+        route and the Kinesis source reader both come here). Returns (fresh, matched ids)."""
+        exists, raws = await self.store.publish_targets(event.tenant_id)
+        if not exists:
+            raise NotFound("tenant")
+        dests = [self.destinations.parse(r) for r in raws]
+        if event.destination_id is not None:
+            dests = [d for d in dests if d.id == event.destination_id]
+            if not dests:
+                raise NotFound("destination")
+        hits = sorted((d for d in dests if d.matches(event.topic or None)), key=lambda d: d.id)
+        enabled = [d for d in hits if d.enabled]
+        held = [d.id for d in hits if not d.enabled]  # kept as dead letters, not lost
+        routes = [(d.id, self.registry.get(d.type).ordering_key(event, d)) for d in enabled]
+        fresh = await self.queue.publish(event, routes, held=held)
+        return fresh, [d.id for d in enabled]
 
 
 def connect_redis(url: str, max_connections: int = 128) -> Redis:

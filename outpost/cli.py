@@ -24,6 +24,7 @@ from outpost.app import Deps, connect_redis, create_app
 from outpost.delivery import Worker
 from outpost.retry import RetryPolicy
 from outpost.settings import Settings, describe_errors
+from outpost.source import SourceReader
 
 log = structlog.get_logger("outpost")
 DEMO_STREAM = "my-stream"  # the stream name in seed 002's body, so it works verbatim
@@ -83,7 +84,11 @@ def build_worker(
 
 
 async def serve(
-    settings: Settings, api: bool, worker: bool, on_ready: Callable[[], None] | None = None
+    settings: Settings,
+    api: bool,
+    worker: bool,
+    on_ready: Callable[[], None] | None = None,
+    source: bool = False,
 ) -> None:
     redis = connect_redis(settings.redis_dsn(), settings.delivery_max_concurrency + 32)
     deps = Deps.build(settings, redis)
@@ -94,6 +99,8 @@ async def serve(
     runner = None
     worker_obj = build_worker(deps, settings) if worker else None
     worker_task = None
+    reader: SourceReader | None = None
+    reader_task: asyncio.Task[None] | None = None
     try:
         if api:
             # one retry promoter per process: the worker runs it when both are here
@@ -105,6 +112,9 @@ async def serve(
             log.info("api_listening", host=settings.api_host, port=settings.api_port)
         if worker_obj:
             worker_task = asyncio.create_task(worker_obj.run())
+        if source:
+            reader = SourceReader(deps)
+            reader_task = asyncio.create_task(reader.run())
         if on_ready:
             on_ready()
         stopped = asyncio.create_task(stop.wait())
@@ -117,6 +127,9 @@ async def serve(
             ) from worker_task.exception()
         log.info("shutting_down")
     finally:
+        if reader and reader_task:
+            reader.stop()
+            await asyncio.gather(reader_task, return_exceptions=True)
         if worker_obj and worker_task:
             worker_obj.stop()
             await asyncio.gather(worker_task, return_exceptions=True)
@@ -165,6 +178,7 @@ def run_dev(args: argparse.Namespace) -> None:
                 settings,
                 api=True,
                 worker=True,
+                source=True,
                 on_ready=lambda: print(_banner(settings), flush=True),
             )
         )
@@ -262,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("api", help="HTTP API and retry promoter")
     sub.add_parser("worker", help="delivery worker")
-    sub.add_parser("all", help="API and worker in one process")
+    sub.add_parser("all", help="API, worker and Kinesis source reader in one process")
+    sub.add_parser("source", help="Kinesis source reader (Flow Service flows)")
     dev = sub.add_parser("dev", help="`make run`: local stack for what is not configured + all")
     dev.add_argument("--state-dir", default=".outpost-dev")
     tail = sub.add_parser("tail", help="print the records on a Kinesis stream")
@@ -288,7 +303,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     api = args.command in ("api", "all")
     worker = args.command in ("worker", "all")
-    asyncio.run(serve(settings, api=api, worker=worker))
+    source = args.command in ("source", "all")
+    asyncio.run(serve(settings, api=api, worker=worker, source=source))
 
 
 if __name__ == "__main__":

@@ -272,8 +272,11 @@ async def _get_or_404(request: web.Request) -> tuple[Deps, Scope, str, dict[str,
 
 
 async def get_one(request: web.Request) -> web.Response:
-    *_, record = await _get_or_404(request)
-    return web.json_response({"items": [_shown(record)]})
+    deps, _, kind, record = await _get_or_404(request)
+    shown = _shown(record)
+    if kind == "flows":
+        shown.update(await deps.flows.flow_status(record["id"]))
+    return web.json_response({"items": [shown]})
 
 
 async def list_all(request: web.Request) -> web.Response:

@@ -58,7 +58,11 @@ class FlowStore:
 
     async def create(self, kind: str, record: dict[str, Any], secrets: set[str]) -> None:
         key = self._key(record["imsOrgId"], record["sandboxName"], kind)
-        await self.redis.hset(key, record["id"], self._seal(record, secrets))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, record["id"], self._seal(record, secrets))
+            if kind == "flows":
+                pipe.sadd(self.keys.flow_index(), _member(record))
+            await pipe.execute()
 
     async def get(self, kind: str, org: str, sandbox: str, rid: str) -> dict[str, Any] | None:
         raw = await self.redis.hget(self._key(org, sandbox, kind), rid)
@@ -80,4 +84,46 @@ class FlowStore:
         )
 
     async def delete(self, kind: str, org: str, sandbox: str, rid: str) -> bool:
-        return bool(await self.redis.hdel(self._key(org, sandbox, kind), rid))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._key(org, sandbox, kind), rid)
+            if kind == "flows":
+                pipe.srem(self.keys.flow_index(), f"{org}/{sandbox}/{rid}")
+            removed, *_ = await pipe.execute()
+        return bool(removed)
+
+    async def flow_status(self, flow_id: str) -> dict[str, Any]:
+        """What the source readers report: counts, last run, checkpoint per shard, the
+        latest failed records."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.flow_state(flow_id, "metrics"))
+        pipe.hgetall(self.keys.flow_state(flow_id, "checkpoints"))
+        pipe.xrevrange(self.keys.flow_state(flow_id, "failed"), count=20)
+        metrics, checkpoints, failed = await pipe.execute()
+        m = {k.decode(): int(v) for k, v in metrics.items()}
+        return {
+            "metrics": {
+                "recordsRead": m.get("records_read", 0),
+                "eventsPublished": m.get("events_published", 0),
+                "failedRecords": m.get("failed_records", 0),
+            },
+            "lastRunDetails": {
+                "lastRunAt": m.get("last_run_ms"),
+                "checkpoints": {k.decode(): v.decode() for k, v in checkpoints.items()},
+                "failedRecords": [
+                    {k.decode(): v.decode() for k, v in f.items()} for _, f in failed
+                ],
+            },
+        }
+
+    async def flow_ids(self) -> list[tuple[str, str, str]]:
+        """(org, sandbox, flow id) of every flow."""
+        members: Any = await self.redis.smembers(self.keys.flow_index())
+        out = []
+        for m in members:
+            org, sandbox, fid = (m.decode() if isinstance(m, bytes) else m).split("/", 2)
+            out.append((org, sandbox, fid))
+        return sorted(out)
+
+
+def _member(record: dict[str, Any]) -> str:
+    return f"{record['imsOrgId']}/{record['sandboxName']}/{record['id']}"

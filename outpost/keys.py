@@ -70,6 +70,14 @@ class Keys:
         org (tenant) and sandbox: a hash of id → JSON."""
         return f"{self.prefix}{{t:{org}}}:fs:{sandbox}:{kind}"
 
+    def flow_index(self) -> str:
+        """Set of `org/sandbox/flow id` of every flow, for the source readers."""
+        return f"{self.prefix}fs:flows"
+
+    def flow_state(self, flow_id: str, what: str) -> str:
+        """A flow's reader state: `lease:<shard>`, `checkpoints`, `metrics`, `failed`."""
+        return f"{self.prefix}{{f:{flow_id}}}:{what}"
+
     def partition(self, n: int) -> str:
         return f"{self.prefix}{{p:{n}}}:tasks"
 

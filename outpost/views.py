@@ -277,12 +277,9 @@ async def publish(request: web.Request) -> web.Response:
         eligible_for_retry=req.eligible_for_retry,
         destination_id=req.destination_id,
     )
-    matched, held = await _match(deps, event)
-    routes = [(d.id, deps.registry.get(d.type).ordering_key(event, d)) for d in matched]
-    fresh = await deps.queue.publish(event, routes, held=[d.id for d in held])
+    fresh, matched = await deps.publish(event)
     return web.json_response(
-        {"id": event.id, "duplicate": not fresh, "destination_ids": [d.id for d in matched]},
-        status=202,
+        {"id": event.id, "duplicate": not fresh, "destination_ids": matched}, status=202
     )
 
 
@@ -300,21 +297,6 @@ def _event_time(req: PublishRequest) -> datetime:
     if req.time.tzinfo is None:
         raise ValidationFailed(["time: must carry a time zone (e.g. 2024-01-15T10:30:00Z)"])
     return req.time
-
-
-async def _match(deps: Deps, event: Event) -> tuple[list[Destination], list[Destination]]:
-    """Destinations whose topics match: (enabled ones, disabled ones). The disabled ones
-    get a dead letter instead of a task, so nothing is lost while they are paused."""
-    exists, raws = await deps.store.publish_targets(event.tenant_id)
-    if not exists:
-        raise NotFound("tenant")
-    dests = [deps.destinations.parse(r) for r in raws]
-    if event.destination_id is not None:
-        dests = [d for d in dests if d.id == event.destination_id]
-        if not dests:
-            raise NotFound("destination")
-    hits = sorted((d for d in dests if d.matches(event.topic or None)), key=lambda d: d.id)
-    return [d for d in hits if d.enabled], [d for d in hits if not d.enabled]
 
 
 # -- dead letters and retries ------------------------------------------------------------

@@ -113,7 +113,12 @@ async def serve(
         if worker_obj:
             worker_task = asyncio.create_task(worker_obj.run())
         if source:
-            reader = SourceReader(deps)
+            reader = SourceReader(
+                deps,
+                lease_ms=int(settings.source_lease_seconds * 1000),
+                poll_seconds=settings.source_poll_seconds,
+                batch=settings.source_batch_limit,
+            )
             reader_task = asyncio.create_task(reader.run())
         if on_ready:
             on_ready()

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     log_max_per_tenant: int = Field(100_000, ge=100)
     log_max_total: int = Field(1_000_000, ge=100)
 
+    source_lease_seconds: float = Field(10.0, gt=0)
+    source_poll_seconds: float = Field(1.0, gt=0)
+    source_batch_limit: int = Field(1000, ge=1, le=10_000)
     alert_consecutive_failure_count: int = Field(100, ge=1)
     alert_auto_disable_destination: bool = False
     operator_events_http_url: str = ""

@@ -114,12 +114,14 @@ class SourceReader:
         lease_ms: int = 10_000,
         poll_seconds: float = 1.0,
         discover_seconds: float = 2.0,
+        batch: int = 1000,
     ):
         self.deps = deps
         self.owner = owner or uuid.uuid4().hex
         self.lease_ms = lease_ms
         self.poll = poll_seconds
         self.discover = discover_seconds
+        self.batch = batch
         self._stopping = asyncio.Event()
         self._flows: dict[str, asyncio.Task[None]] = {}
         redis = deps.redis
@@ -218,14 +220,17 @@ class SourceReader:
             if await self._lease(
                 keys=[self._key(plan, f"lease:{sid}")], args=[self.owner, self.lease_ms]
             ):
-                running[sid] = asyncio.create_task(self._read_shard(plan, client, sid))
+                running[sid] = asyncio.create_task(self._read_shard(plan, client, shard))
 
     def _key(self, plan: Plan, what: str) -> str:
         return self.deps.keys.flow_state(plan.flow_id, what)
 
     # -- one shard --------------------------------------------------------------------------
-    async def _read_shard(self, plan: Plan, client: Any, sid: str) -> None:
+    async def _read_shard(self, plan: Plan, client: Any, shard: dict[str, Any]) -> None:
+        sid = shard["ShardId"]
+        ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
         lease = self._key(plan, f"lease:{sid}")
+        position: str | None = await self._checkpoint_of(plan, sid)
         try:
             iterator = await self._iterator(plan, client, sid)
             while iterator and not self._stopping.is_set():
@@ -234,15 +239,16 @@ class SourceReader:
                     return
                 started = time.monotonic()
                 try:
-                    page = await client.get_records(ShardIterator=iterator, Limit=1000)
+                    page = await client.get_records(ShardIterator=iterator, Limit=self.batch)
                 except ClientError as exc:
                     iterator = await self._recover(plan, client, sid, exc)
                     continue
                 records = page.get("Records", [])
                 if records:
                     await self._deliver(plan, sid, records, lease)
+                    position = records[-1]["SequenceNumber"]
                 iterator = page.get("NextShardIterator")
-                if iterator is None:
+                if iterator is None or (not records and _past(position, ending)):
                     await self._mark(plan, sid, lease, SHARD_END, 0, 0, 0)
                     log.info("source_shard_drained", flow_id=plan.flow_id, shard_id=sid)
                     return
@@ -255,13 +261,15 @@ class SourceReader:
         finally:
             await self._release(keys=[lease], args=[self.owner])
 
-    async def _iterator(self, plan: Plan, client: Any, sid: str) -> str | None:
+    async def _checkpoint_of(self, plan: Plan, sid: str) -> str | None:
         seq: Any = await self.deps.redis.hget(self._key(plan, "checkpoints"), sid)
+        return None if seq is None else str(seq.decode())
+
+    async def _iterator(self, plan: Plan, client: Any, sid: str) -> str | None:
+        seq = await self._checkpoint_of(plan, sid)
         kwargs: dict[str, Any] = {"StreamName": plan.stream, "ShardId": sid}
         if seq is not None:
-            kwargs.update(
-                ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=seq.decode()
-            )
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=seq)
         elif plan.reset == "earliest":
             kwargs["ShardIteratorType"] = "TRIM_HORIZON"
         else:  # latest: from the flow's creation on, the same after any restart
@@ -329,6 +337,14 @@ class SourceReader:
             maxlen=1000,
             approximate=True,
         )
+
+
+def _past(position: str | None, ending: str | None) -> bool:
+    """A closed shard read to its ending sequence number is drained, even on servers that
+    keep handing out iterators for it."""
+    if ending is None:
+        return False
+    return int(position or 0) >= int(ending)
 
 
 def _client(auth: dict[str, Any]) -> Any:

@@ -386,3 +386,32 @@ async def test_targets_flows_actions_and_delete_protection(fs):
         expect=400,
     )
     assert "flowSpec.id" in err["report"]["detailed-message"]
+
+
+async def test_s3_test_uses_head_bucket_when_a_bucket_is_named(fs, moto, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto.url)
+    boto3.client("s3", endpoint_url=moto.url, **devstack.FAKE_AWS).create_bucket(Bucket="here")
+    [body] = seed_bodies("001")
+    for bucket, expected in (("here", True), ("not-here", False)):
+        b = json.loads(json.dumps(body))
+        b["auth"]["params"]["bucketName"] = bucket
+        created = await post(fs, "connections", b)
+        r = await fs.get(f"{BASE}/connections/{created['id']}/test", headers=headers())
+        assert await r.json() == {"result": expected}
+
+
+async def test_target_topic_is_checked_against_topics(aiohttp_client, redis, redis_server):
+    from outpost.app import Deps, create_app
+    from tests.conftest import make_settings
+
+    s = make_settings(redis_server.redis_url, topics=["orders"])
+    c = await aiohttp_client(create_app(s, Deps.build(s, redis), run_promoter=False))
+    await c.put("/api/v1/tenants/acme", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    body = {
+        "name": "t",
+        "connectionSpec": {"id": PIPELINE, "version": "1.0"},
+        "params": {"topic": "users"},
+    }
+    err = await post(c, "targetConnections", body, expect=400)
+    assert "TOPICS" in err["report"]["detailed-message"]
+    await post(c, "targetConnections", {**body, "params": {"topic": "orders"}})

@@ -16,6 +16,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from outpost import filters
 from outpost.auth import ADMIN, PRINCIPAL, Tokens, authenticate, authorize
 from outpost.crypto import Cipher
 from outpost.delivery import REDIS_DOWN, promote_loop
@@ -26,7 +27,7 @@ from outpost.flowstore import FlowStore
 from outpost.history import History
 from outpost.keys import Keys
 from outpost.kinesis import KinesisProvider
-from outpost.models import Event
+from outpost.models import Event, iso
 from outpost.queue import Queue
 from outpost.settings import Settings
 from outpost.store import Store
@@ -100,7 +101,17 @@ class Deps:
             dests = [d for d in dests if d.id == event.destination_id]
             if not dests:
                 raise NotFound("destination")
-        hits = sorted((d for d in dests if d.matches(event.topic or None)), key=lambda d: d.id)
+        doc = {
+            "id": event.id,
+            "topic": event.topic,
+            "time": iso(event.time),
+            "metadata": event.metadata,
+            "data": event.data,
+        }
+        hits = sorted(
+            (d for d in dests if d.matches(event.topic or None) and filters.matches(d.filter, doc)),
+            key=lambda d: d.id,
+        )
         enabled = [d for d in hits if d.enabled]
         held = [d.id for d in hits if not d.enabled]  # kept as dead letters, not lost
         routes = [(d.id, self.registry.get(d.type).ordering_key(event, d)) for d in enabled]

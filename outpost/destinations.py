@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from outpost.crypto import Cipher, mask
 from outpost.errors import APIError, ValidationFailed
+from outpost.filters import problems as filter_problems
 from outpost.models import (
     Destination,
     DestinationCreate,
@@ -101,7 +102,9 @@ class Registry:
         if found or provider is None or config_creds is None:
             raise ValidationFailed(list(dict.fromkeys(found)))
         config, creds = config_creds
-        now = iso(utcnow())
+        _check_filter(req.filter)
+        created = _past_time(req.created_at, "created_at") or iso(utcnow())
+        updated = _past_time(req.updated_at, "updated_at") or created
         dest = Destination(
             id=req.id or new_id,
             tenant_id=tenant_id,
@@ -109,11 +112,12 @@ class Registry:
             topics=req.topics,
             config=config,
             credentials=creds,
-            created_at=now,
-            updated_at=now,
+            created_at=created,
+            updated_at=updated,
             disabled_at=_past_time(req.disabled_at, "disabled_at"),
             delivery_metadata=req.delivery_metadata,
             metadata=req.metadata,
+            filter=req.filter or None,
         )
         provider.prepare(dest)
         return dest
@@ -150,7 +154,9 @@ class Registry:
                 dest.delivery_metadata, req.delivery_metadata, "delivery_metadata" in sent
             ),
             metadata=_merge_map(dest.metadata, req.metadata, "metadata" in sent),
+            filter=(req.filter or None) if "filter" in sent else dest.filter,
         )
+        _check_filter(updated.filter)
         provider.prepare(updated)
         return updated
 
@@ -188,6 +194,7 @@ class Registry:
                 "credentials": cipher.encrypt(dest.credentials, _aad(dest)),
                 "delivery_metadata": dest.delivery_metadata,
                 "metadata": dest.metadata,
+                "filter": dest.filter,
                 "created_at": dest.created_at,
                 "updated_at": dest.updated_at,
                 "disabled_at": dest.disabled_at,
@@ -208,6 +215,7 @@ class Registry:
             disabled_at=d.get("disabled_at"),
             delivery_metadata=d.get("delivery_metadata"),
             metadata=d.get("metadata"),
+            filter=d.get("filter"),
         )
         dest.credentials = cipher.decrypt(d["credentials"], _aad(dest))
         if dest.type in self:
@@ -228,6 +236,7 @@ class Registry:
             "credentials": creds,
             "delivery_metadata": dest.delivery_metadata,
             "metadata": dest.metadata,
+            "filter": dest.filter,
             "disabled_at": dest.disabled_at,
             "created_at": dest.created_at,
             "updated_at": dest.updated_at,
@@ -301,6 +310,12 @@ def _unmasked(sent: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
         for k, v in sent.items()
         if not (isinstance(v, str) and k in current and v == mask(str(current[k])))
     }
+
+
+def _check_filter(flt: dict[str, Any] | None) -> None:
+    found = filter_problems(flt) if flt else []
+    if found:
+        raise ValidationFailed(found)
 
 
 def _past_time(value: datetime | None, field: str) -> str | None:

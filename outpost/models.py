@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -80,6 +81,9 @@ class DestinationCreate(BaseModel):
     delivery_metadata: StrMap | None = None
     metadata: StrMap | None = None
     disabled_at: datetime | None = None
+    filter: dict[str, Any] | None = None
+    created_at: datetime | None = None  # import overrides (admin only)
+    updated_at: datetime | None = None
 
 
 class DestinationUpdate(BaseModel):
@@ -93,6 +97,7 @@ class DestinationUpdate(BaseModel):
     delivery_metadata: dict[str, str | None] | None = None
     metadata: dict[str, str | None] | None = None
     disabled_at: datetime | None = None
+    filter: dict[str, Any] | None = None  # full replacement; null or {} clears
 
 
 @dataclass
@@ -110,6 +115,7 @@ class Destination:
     disabled_at: str | None = None
     delivery_metadata: dict[str, str] | None = None
     metadata: dict[str, str] | None = None
+    filter: dict[str, Any] | None = None
     # provider-specific compiled state (e.g. a JMESPath expression); not stored
     compiled: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -120,7 +126,14 @@ class Destination:
     def matches(self, topic: str | None) -> bool:
         if self.topics == "*":
             return True
-        return topic is not None and topic in self.topics
+        return topic is not None and any(topic_matches(t, topic) for t in self.topics)
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """A topic entry; `*` inside it matches any run of characters (TOPICS_ALLOW_WILDCARDS)."""
+    if "*" not in pattern:
+        return pattern == topic
+    return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), topic) is not None
 
 
 @dataclass(frozen=True)

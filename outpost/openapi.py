@@ -78,6 +78,7 @@ def _operations() -> dict[str, Op]:
         "get_tenant": Op(200, s.Tenant),
         "delete_tenant": Op(200, s.SuccessResponse),
         "tenant_token": Op(200, s.TenantToken),
+        "tenant_portal": Op(200, s.PortalRedirect, query=[_q("theme", enum=["light", "dark"])]),
         "list_destinations": Op(200, [s.Destination], query=[_q("type"), _q("topics")]),
         "create_destination": Op(201, s.Destination, DestinationCreate),
         "get_destination": Op(200, s.Destination),

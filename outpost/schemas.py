@@ -64,6 +64,11 @@ class TenantToken(_Shape):
     tenant_id: str
 
 
+class PortalRedirect(_Shape):
+    redirect_url: str
+    tenant_id: str
+
+
 class Destination(_Shape):
     id: str
     type: str
@@ -72,6 +77,7 @@ class Destination(_Shape):
     credentials: dict[str, Any]
     delivery_metadata: dict[str, str] | None
     metadata: dict[str, str] | None
+    filter: dict[str, Any] | None
     disabled_at: str | None = DateTime
     created_at: str = DateTime
     updated_at: str = DateTime

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
 
     deployment_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$")
     topics: CommaList = []
+    topics_allow_wildcards: bool = False
+    portal_referer_url: str = ""  # where GET /tenants/{id}/portal sends a tenant's users
 
     destinations_aws_kinesis_metadata_in_payload: bool = True
     destinations_allow_private_endpoints: bool = False

@@ -6,6 +6,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,6 +26,7 @@ from outpost.models import (
     Task,
     TenantUpsert,
     iso,
+    topic_matches,
     utcnow,
 )
 from outpost.openapi import docs_page, openapi_json
@@ -113,6 +115,24 @@ async def tenant_token(request: web.Request) -> web.Response:
     return web.json_response({"token": deps.tokens.issue(tenant_id), "tenant_id": tenant_id})
 
 
+async def tenant_portal(request: web.Request) -> web.Response:
+    """A portal link carrying a fresh tenant token (the portal itself comes later)."""
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    await _tenant_or_404(deps, tenant_id)
+    theme = request.query.get("theme")
+    if theme not in (None, "light", "dark"):
+        raise ValidationFailed(["theme must be light or dark"])
+    base = deps.settings.portal_referer_url or f"{request.scheme}://{request.host}/portal"
+    query = {"token": deps.tokens.issue(tenant_id), "tenant_id": tenant_id}
+    if theme:
+        query["theme"] = theme
+    sep = "&" if "?" in base else "?"
+    return web.json_response(
+        {"redirect_url": f"{base}{sep}{urlencode(query)}", "tenant_id": tenant_id}
+    )
+
+
 def _own_tenant(request: web.Request) -> str | None:
     """The caller's tenant when it holds a tenant token; None for the admin."""
     return principal_of(request).tenant_id
@@ -176,6 +196,12 @@ async def create_destination(request: web.Request) -> web.Response:
     tenant_id = _path_id(request, "tenant_id")
     await _tenant_or_404(deps, tenant_id)
     body = await read_json(request)
+    if (
+        isinstance(body, dict)
+        and _own_tenant(request)
+        and (body.get("created_at") or body.get("updated_at"))
+    ):
+        raise APIError(403, "created_at and updated_at overrides need the admin API key")
     dest = deps.registry.create(tenant_id, body, new_id=f"des_{uuid.uuid4().hex[:20]}")
     _check_topics(deps, dest.topics)
     await _check_endpoint(deps, dest)
@@ -245,10 +271,17 @@ async def _check_endpoint(deps: Deps, dest: Destination) -> None:
 
 
 def _check_topics(deps: Deps, topics: list[str] | str) -> None:
-    allowed = deps.settings.topics
-    if not allowed or topics == "*":
+    if topics == "*":
         return
-    unknown = [t for t in topics if t not in allowed]
+    patterns = [t for t in topics if "*" in t]
+    if patterns and not deps.settings.topics_allow_wildcards:
+        raise ValidationFailed(
+            [f"topics: {t!r} uses a wildcard; set TOPICS_ALLOW_WILDCARDS" for t in patterns]
+        )
+    allowed = deps.settings.topics
+    if not allowed:
+        return
+    unknown = [t for t in topics if not any(topic_matches(t, a) for a in allowed)]
     if unknown:
         raise ValidationFailed(
             [f"topics: {t!r} is not one of the configured TOPICS" for t in unknown]
@@ -647,6 +680,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/tenants/{tenant_id}", get_tenant, "tenant"),
     ("DELETE", "/tenants/{tenant_id}", delete_tenant, "tenant"),
     ("GET", "/tenants/{tenant_id}/token", tenant_token, "admin"),
+    ("GET", "/tenants/{tenant_id}/portal", tenant_portal, "admin"),
     ("GET", "/tenants/{tenant_id}/destinations", list_destinations, "tenant"),
     ("POST", "/tenants/{tenant_id}/destinations", create_destination, "tenant"),
     ("GET", "/tenants/{tenant_id}/destinations/{destination_id}", get_destination, "tenant"),

@@ -28,6 +28,7 @@ CALLS = {
     "get_tenant": (None, None),
     "delete_tenant": (None, None),
     "tenant_token": (None, None),
+    "tenant_portal": (None, None),
     "list_destinations": (None, None),
     "create_destination": ("DEST_BODY", None),
     "get_destination": (None, None),

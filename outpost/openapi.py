@@ -15,6 +15,12 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from outpost import schemas
+from outpost.metrics import (
+    ATTEMPT_DIMENSIONS,
+    ATTEMPT_MEASURES,
+    EVENT_DIMENSIONS,
+    EVENT_MEASURES,
+)
 from outpost.models import DestinationCreate, DestinationUpdate, PublishRequest, TenantUpsert
 
 ERROR_STATUSES = {
@@ -132,6 +138,28 @@ def _operations() -> dict[str, Op]:
             ],
         ),
         "redrive_dead_letters": Op(202, s.RedriveResult, RedriveRequest),
+        "event_metrics": Op(
+            200,
+            s.MetricsResponse,
+            query=[
+                _q("time[start]", format="date-time"),
+                _q("time[end]", format="date-time"),
+                _q("granularity", pattern=r"^\d+[smhdwM]$"),
+                _q("measures", enum=sorted(EVENT_MEASURES)),
+                _q("dimensions", enum=sorted(EVENT_DIMENSIONS)),
+            ],
+        ),
+        "attempt_metrics": Op(
+            200,
+            s.MetricsResponse,
+            query=[
+                _q("time[start]", format="date-time"),
+                _q("time[end]", format="date-time"),
+                _q("granularity", pattern=r"^\d+[smhdwM]$"),
+                _q("measures", enum=sorted(ATTEMPT_MEASURES)),
+                _q("dimensions", enum=sorted(ATTEMPT_DIMENSIONS)),
+            ],
+        ),
         "destination_types": Op(200, [s.DestinationType]),
         "destination_type": Op(200, s.DestinationType),
         "topics": Op(200, None),

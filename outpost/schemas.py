@@ -64,6 +64,25 @@ class TenantToken(_Shape):
     tenant_id: str
 
 
+class MetricsDataPoint(_Shape):
+    time_bucket: str | None = DateTime
+    dimensions: dict[str, str]
+    metrics: dict[str, float | int]
+
+
+class MetricsMetadata(_Shape):
+    granularity: str | None
+    query_time_ms: int
+    row_count: int
+    row_limit: int
+    truncated: bool
+
+
+class MetricsResponse(_Shape):
+    data: list[MetricsDataPoint]
+    metadata: MetricsMetadata
+
+
 class PortalRedirect(_Shape):
     redirect_url: str
     tenant_id: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -11,6 +12,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from outpost import metrics
 from outpost.app import DEPS, Deps, read_json
 from outpost.auth import principal_of
 from outpost.destinations import problems
@@ -26,6 +28,7 @@ from outpost.models import (
     Task,
     TenantUpsert,
     iso,
+    parse_iso,
     topic_matches,
     utcnow,
 )
@@ -654,6 +657,76 @@ async def get_destination_attempt(request: web.Request) -> web.Response:
     return web.json_response(shown)
 
 
+# -- metrics --------------------------------------------------------------------------------
+async def _log_rows(
+    deps: Deps, index: str, q: dict[str, Any], load: Any
+) -> tuple[list[dict[str, Any]], bool]:
+    """Log records in [start, end) from an index, at most metrics.ROW_LIMIT of them."""
+    lo, hi = q["start"].timestamp() * 1000, q["end"].timestamp() * 1000
+    members: Any = await deps.redis.zrangebyscore(
+        index, lo, f"({hi}", start=0, num=metrics.ROW_LIMIT + 1
+    )
+    truncated = len(members) > metrics.ROW_LIMIT
+    names = [m.decode() for m in members[: metrics.ROW_LIMIT]]
+    records = []
+    for i in range(0, len(names), 500):
+        records += [r for r in await load(names[i : i + 500]) if r is not None]
+    return records, truncated
+
+
+async def event_metrics(request: web.Request) -> web.Response:
+    """Event counts and rates, bucketed and grouped (computed from the event log)."""
+    deps, started = _deps(request), time.monotonic()
+    q = metrics.parse_query(request.query, metrics.EVENT_MEASURES, metrics.EVENT_DIMENSIONS)
+    tenant = metrics.scope(q, _own_tenant(request))
+    records, truncated = await _log_rows(
+        deps, deps.keys.events_index(tenant), q, lambda m: deps.history.load_events(m, tenant)
+    )
+    per_destination = "destination_id" in q["dimensions"] or "destination_id" in q["filters"]
+    rows = []
+    for e in records:
+        base = {"time": parse_iso(e["time"]), "tenant_id": e["tenant_id"], "topic": e["topic"]}
+        if per_destination:  # an event counts once for each destination it matched
+            rows += [
+                {**base, "destination_id": d} for d in e.get("matched_destination_ids") or [""]
+            ]
+        else:
+            rows.append(base)
+    points = metrics.aggregate(rows, q)
+    return web.json_response(metrics.response(points, q, started, truncated))
+
+
+async def attempt_metrics(request: web.Request) -> web.Response:
+    """Attempt counts, outcomes and rates, bucketed and grouped (from the attempt log)."""
+    deps, started = _deps(request), time.monotonic()
+    q = metrics.parse_query(request.query, metrics.ATTEMPT_MEASURES, metrics.ATTEMPT_DIMENSIONS)
+    tenant = metrics.scope(q, _own_tenant(request))
+    index = deps.keys.tenant_attempts(tenant) if tenant else deps.keys.all_attempts()
+    records, truncated = await _log_rows(deps, index, q, deps.history.load_attempts)
+    types: dict[tuple[str, str], str] = {}
+    for a in records:
+        key = (a["tenant_id"], a["destination_id"])
+        if key not in types:
+            dest = await deps.store.get_destination(*key)
+            types[key] = dest.type if dest else "unknown"
+    rows = [
+        {
+            "time": parse_iso(a["time"]),
+            "tenant_id": a["tenant_id"],
+            "destination_id": a["destination_id"],
+            "destination_type": types[(a["tenant_id"], a["destination_id"])],
+            "topic": a.get("topic", ""),
+            "status": a["status"],
+            "code": a["code"],
+            "manual": "true" if a["manual"] else "false",
+            "attempt_number": str(a["attempt_number"]),
+        }
+        for a in records
+    ]
+    points = metrics.aggregate(rows, q)
+    return web.json_response(metrics.response(points, q, started, truncated))
+
+
 # -- catalogue ------------------------------------------------------------------------------
 async def destination_types(request: web.Request) -> web.Response:
     return web.json_response(_deps(request).registry.type_schemas())
@@ -718,6 +791,8 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ),
     ("GET", "/tenants/{tenant_id}/dead-letters", list_dead_letters, "tenant"),
     ("POST", "/tenants/{tenant_id}/dead-letters/redrive", redrive_dead_letters, "tenant"),
+    ("GET", "/metrics/events", event_metrics, "any"),
+    ("GET", "/metrics/attempts", attempt_metrics, "any"),
     ("GET", "/destination-types", destination_types, "any"),
     ("GET", "/destination-types/{type}", destination_type, "any"),
     ("GET", "/topics", topics, "any"),

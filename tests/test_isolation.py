@@ -46,6 +46,18 @@ CALLS = {
     "get_destination_attempt": (None, None),
     "list_dead_letters": (None, None),
     "redrive_dead_letters": ({}, None),
+    "event_metrics": (
+        None,
+        200,
+        "?time[start]=2020-01-01T00:00:00Z"
+        "&time[end]=2030-01-01T00:00:00Z&measures=count&dimensions=topic",
+    ),
+    "attempt_metrics": (
+        None,
+        200,
+        "?time[start]=2020-01-01T00:00:00Z"
+        "&time[end]=2030-01-01T00:00:00Z&measures=count,error_rate",
+    ),
     "destination_types": (None, 200),
     "destination_type": (None, 200),
     "topics": (None, 200),
@@ -133,11 +145,11 @@ def test_every_route_is_in_the_matrix():
 )
 async def test_route_matrix(client, deps, worker, redis, method, path, handler, access):
     world = World()
-    body_template, other_status = CALLS[handler.__name__]
+    body_template, other_status, *query = CALLS[handler.__name__]
     for caller in CALLERS:
         await world.build(client, deps, worker, redis)  # destructive calls start afresh
         ids = world.ids["acme"]
-        url = "/api/v1" + path.format(**ids)
+        url = "/api/v1" + path.format(**ids) + "".join(query)
         body = body_template
         if body == "DEST_BODY":
             body = kinesis_body("s", "http://127.0.0.1:1")

@@ -139,22 +139,33 @@ def moto_server(port: int | None = None) -> Server:
     return Server([sys.executable, "-m", "outpost._moto_serial", str(port)], port)
 
 
+def npm_install(root: Path, name: str, spec: str) -> Path:
+    """Install an npm package into `root` once; its folder."""
+    pkg = root / "node_modules" / name
+    if not pkg.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RuntimeError("npm is not installed")
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / "package.json").exists():
+            (root / "package.json").write_text("{}")
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--silent", spec],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    return pkg
+
+
 def kinesis_local(install_dir: str | Path, port: int | None = None) -> Server | None:
     """kinesis-local (the engine LocalStack runs) when node is present; None otherwise."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         return None
     root = Path(install_dir)
-    pkg = root / "node_modules" / "kinesis-local"
-    if not pkg.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--silent", "kinesis-local"],
-            cwd=root,
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
+    pkg = npm_install(root, "kinesis-local", "kinesis-local")
     shim = root / "bind-loopback.js"
     shim.write_text(
         "const net=require('net');const listen=net.Server.prototype.listen;"

@@ -3,9 +3,11 @@ every shared route, as the admin and with a tenant token. The SDK validates each
 against Outpost's contract; a response it rejects fails the test."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from outpost_sdk import Outpost
@@ -174,3 +176,27 @@ def test_shared_routes_with_a_tenant_token(live):
     with pytest.raises(OutpostError) as info:  # admin-only
         me.publish(request={"tenant_id": "sdk-t1", "topic": "orders", "data": {}})
     assert info.value.status_code == 403
+
+
+NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))
+
+
+def test_typescript_sdk_flows(live, tmp_path):
+    """Tenant, destination (aws_kinesis) and publish flows through @hookdeck/outpost-sdk."""
+    node = shutil.which("node")
+    if node is None or shutil.which("npm") is None:
+        pytest.skip("node/npm not installed: the TypeScript SDK runs where node is (CI has it)")
+    devstack.npm_install(NODE_CACHE, "@hookdeck/outpost-sdk", "@hookdeck/outpost-sdk@1.6.0")
+    script = NODE_CACHE / "ts_sdk_flow.mjs"  # beside node_modules, so the import resolves
+    shutil.copy(Path(__file__).with_name("ts_sdk_flow.mjs"), script)
+    base, kinesis = live
+    env = {
+        **os.environ,
+        "OUTPOST_URL": base,
+        "OUTPOST_KEY": ADMIN_KEY,
+        "KINESIS_URL": kinesis,
+        "STREAM": "sdk-stream",
+    }
+    run = subprocess.run([node, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "TS SDK OK" in run.stdout

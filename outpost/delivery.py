@@ -83,6 +83,8 @@ class Worker:
         started = time.time()
         outcome = await self._attempt(entry, event, raw_dest)
         outcome.topic = event.topic if event is not None else ""
+        if raw_dest is not None:
+            outcome.destination_type = self.destinations.parse(raw_dest).type
         _, failures = await self.queue.complete(entry, outcome, started)
         if self.alerts is not None and outcome.status == "failed":
             await self._alert(entry, outcome, failures)

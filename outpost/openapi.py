@@ -74,6 +74,7 @@ def _operations() -> dict[str, Op]:
             200,
             s.TenantPage,
             query=[
+                _q("id"),
                 _q("limit", "integer", minimum=1, maximum=100),
                 _q("next"),
                 _q("prev"),
@@ -107,6 +108,7 @@ def _operations() -> dict[str, Op]:
                 _q("tenant_id"),
                 _q("event_id"),
                 _q("destination_id"),
+                _q("destination_type"),
                 _q("topic"),
                 _q("status", enum=["success", "failed"]),
                 *TIME,
@@ -114,7 +116,7 @@ def _operations() -> dict[str, Op]:
                 *INCLUDE,
             ],
         ),
-        "get_attempt": Op(200, s.Attempt, query=INCLUDE),
+        "get_attempt": Op(200, s.Attempt, query=[_q("tenant_id"), *INCLUDE]),
         "list_destination_attempts": Op(
             200,
             s.AttemptPage,
@@ -147,6 +149,7 @@ def _operations() -> dict[str, Op]:
                 _q("granularity", pattern=r"^\d+[smhdwM]$"),
                 _q("measures", enum=sorted(EVENT_MEASURES)),
                 _q("dimensions", enum=sorted(EVENT_DIMENSIONS)),
+                *(_q(f"filters[{d}]") for d in sorted(EVENT_DIMENSIONS)),
             ],
         ),
         "attempt_metrics": Op(
@@ -158,6 +161,7 @@ def _operations() -> dict[str, Op]:
                 _q("granularity", pattern=r"^\d+[smhdwM]$"),
                 _q("measures", enum=sorted(ATTEMPT_MEASURES)),
                 _q("dimensions", enum=sorted(ATTEMPT_DIMENSIONS)),
+                *(_q(f"filters[{d}]") for d in sorted(ATTEMPT_DIMENSIONS)),
             ],
         ),
         "destination_types": Op(200, [s.DestinationType]),

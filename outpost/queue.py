@@ -96,6 +96,7 @@ class Outcome:
     dead: bool = False  # keep as a dead letter
     record_attempt: bool = True
     topic: str = ""  # the event's, kept on the attempt record for filtering
+    destination_type: str = ""
     exhausted: bool = False  # dead because the retries ran out
 
 
@@ -257,6 +258,7 @@ class Queue:
             "manual": task.manual,
             "time": iso(datetime.fromtimestamp(attempt_time, UTC)),
             "topic": outcome.topic,
+            "destination_type": outcome.destination_type,
         }
         score = int(attempt_time * 1000)
         pipe.set(self.keys.attempt(attempt_id), json.dumps(record), ex=self.retention)

@@ -154,10 +154,12 @@ async def list_tenants(request: web.Request) -> web.Response:
         raise ValidationFailed(["dir must be asc or desc"])
     if q.get("prev"):
         raise APIError(400, "prev cursors are not supported yet; page forward with next")
-    own = _own_tenant(request)
-    if own is not None:  # a tenant token lists its own tenant only (Outpost's contract)
-        tenant = await _deps(request).store.get_tenant(own)
-        tenants, nxt, count = ([tenant] if tenant else []), None, 1
+    own, ids = _own_tenant(request), _values(request, "id")
+    if own is not None or ids:  # a tenant token sees its own tenant only (the contract)
+        wanted = sorted(ids & {own} if own is not None and ids else ids or {own or ""})
+        found = [await _deps(request).store.get_tenant(t) for t in wanted]
+        tenants, nxt = [t for t in found if t], None
+        count = len(tenants)
     else:
         tenants, nxt, count = await _deps(request).store.list_tenants(
             limit, q.get("next"), direction == "desc"
@@ -571,6 +573,7 @@ async def _attempts_page(
     if statuses - {"success", "failed"}:
         raise ValidationFailed(["status must be success or failed"])
     event_ids, topics = _values(request, "event_id"), _values(request, "topic")
+    kinds = _values(request, "destination_type")
     tenants = _scoped_tenants(request) if tenant_id is None else {tenant_id}
     dests = _values(request, "destination_id") if destination_id is None else {destination_id}
     one_tenant = next(iter(tenants)) if len(tenants) == 1 else None
@@ -590,6 +593,7 @@ async def _attempts_page(
             and (not tenants or a["tenant_id"] in tenants)
             and (not dests or a["destination_id"] in dests)
             and (not topics or a.get("topic") in topics)
+            and (not kinds or a.get("destination_type") in kinds)
         )
 
     result = await page(deps.redis, index, req, deps.history.load_attempts, keep)
@@ -601,8 +605,9 @@ async def _include(
     deps: Deps, request: web.Request, attempts: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """`include=event`, `include=event.data`, `include=destination`."""
-    for a in attempts:
-        a.pop("topic", None)  # stored for filtering; not part of an attempt's shape
+    for a in attempts:  # stored for filtering; not part of an attempt's shape
+        a.pop("topic", None)
+        a.pop("destination_type", None)
     wanted = _values(request, "include")
     if not wanted:
         return attempts
@@ -640,7 +645,7 @@ async def list_destination_attempts(request: web.Request) -> web.Response:
 async def get_attempt(request: web.Request) -> web.Response:
     deps = _deps(request)
     record = await deps.history.attempt(_path_id(request, "attempt_id"))
-    own = _own_tenant(request)
+    own = _own_tenant(request) or request.query.get("tenant_id")
     if record is None or (own is not None and record["tenant_id"] != own):
         raise NotFound("attempt")  # another tenant's attempt: its existence does not leak
     [shown] = await _include(deps, request, [record])

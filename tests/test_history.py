@@ -170,3 +170,22 @@ async def test_log_is_bounded_and_expires(aiohttp_client, redis, redis_server, m
     assert 0 < ttl <= 3600
     newest = await c.get("/api/v1/events?tenant_id=acme&limit=1", headers=AUTH)
     assert (await newest.json())["models"][0]["id"] == "e129"
+
+
+async def test_contract_filters_tenants_by_id_and_attempts_by_type(
+    client, worker, moto, moto_stream
+):
+    for t in ("t1", "t2", "t3"):
+        await client.put(f"/api/v1/tenants/{t}", headers=AUTH)
+    body = await get(client, "/tenants?id=t1&id=t3&id=ghost")
+    assert [t["id"] for t in body["models"]] == ["t1", "t3"] and body["count"] == 2
+    await make_dest(client, "t1", moto_stream, moto.url)
+    await publish(client, "t1", "e1", 1)
+    await worker.run_until_empty()
+    hits = await get(client, "/attempts?destination_type=aws_kinesis")
+    assert len(hits["models"]) == 1 and "destination_type" not in hits["models"][0]
+    assert (await get(client, "/attempts?destination_type=webhook"))["models"] == []
+    aid = hits["models"][0]["id"]
+    assert (await get(client, f"/attempts/{aid}?tenant_id=t1"))["id"] == aid
+    r = await client.get(f"/api/v1/attempts/{aid}?tenant_id=t2", headers=AUTH)
+    assert r.status == 404

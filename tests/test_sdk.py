@@ -170,12 +170,42 @@ def test_shared_routes_with_a_tenant_token(live):
     assert me.schemas.list_destination_types()
     em = me.metrics.get_event_metrics(request={"time": RANGE, "measures": ["count"]})
     assert [p.metrics["count"] for p in em.data] == [1]
+    am = me.metrics.get_attempt_metrics(request={"time": RANGE, "measures": ["count"]})
+    assert am.data and am.data[0].metrics["count"] >= 1
+    assert me.tenants.upsert(tenant_id="sdk-t1", body={"metadata": {"a": "b"}}).metadata
+    assert me.destinations.get(tenant_id="sdk-t1", destination_id=dest.id).id == dest.id
+    assert me.destinations.disable(tenant_id="sdk-t1", destination_id=dest.id).disabled_at
+    assert me.destinations.enable(tenant_id="sdk-t1", destination_id=dest.id).disabled_at is None
+    attempt = me.attempts.list(request={}).models[0]
+    assert me.attempts.get(attempt_id=attempt.id).tenant_id == "sdk-t1"
+    listed = me.destinations.list_attempts(
+        request={"tenant_id": "sdk-t1", "destination_id": dest.id}
+    )
+    assert [a.id for a in listed.models] == [attempt.id]
+    assert (
+        me.destinations.get_attempt(
+            tenant_id="sdk-t1", destination_id=dest.id, attempt_id=attempt.id
+        ).id
+        == attempt.id
+    )
+    assert me.events.get(event_id="t1-evt").data == {"x": 1}
+    me.retry(request={"event_id": "t1-evt", "destination_id": dest.id})
+    assert me.schemas.get_destination_type(type_="aws_kinesis").type == "aws_kinesis"
+    assert me.health.check() is not None
+    with pytest.raises(OutpostError) as info:  # another tenant's event: not found
+        me.events.get(event_id="t2-evt")
+    assert info.value.status_code == 404
     with pytest.raises(OutpostError) as info:  # another tenant's resources
         me.destinations.list(tenant_id="sdk-t2")
     assert info.value.status_code == 403
     with pytest.raises(OutpostError) as info:  # admin-only
         me.publish(request={"tenant_id": "sdk-t1", "topic": "orders", "data": {}})
     assert info.value.status_code == 403
+    me.destinations.delete(tenant_id="sdk-t1", destination_id=dest.id)
+    me.tenants.delete(tenant_id="sdk-t1")
+    with pytest.raises(OutpostError) as info:  # the token died with its tenant
+        me.tenants.get(tenant_id="sdk-t1")
+    assert info.value.status_code == 401
 
 
 NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))

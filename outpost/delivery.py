@@ -65,6 +65,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight_ids: set[str] = set()  # entries this worker is processing now
         self._stopping = asyncio.Event()
         self.destinations = DestinationCache(registry, cipher)
 
@@ -233,6 +234,7 @@ class Worker:
         loaded = await self._load(entries)
         for entry, (event, raw_dest) in zip(entries, loaded, strict=True):
             await self._slots.acquire()
+            self._inflight_ids.add(entry.entry_id)
             t = asyncio.create_task(self._guarded(entry, event, raw_dest))
             self._inflight.add(t)
             t.add_done_callback(self._inflight.discard)
@@ -248,6 +250,7 @@ class Worker:
                 destination_id=entry.task.destination_id,
             )
         finally:
+            self._inflight_ids.discard(entry.entry_id)
             self._slots.release()
 
     async def _reclaim_loop(self) -> None:
@@ -256,6 +259,8 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 entries = await self.queue.reclaim(self.name, self.reclaim_idle_ms)
+                # XAUTOCLAIM also returns our own slow sends: never run an entry twice here
+                entries = [e for e in entries if e.entry_id not in self._inflight_ids]
                 if entries:
                     log.info("tasks_reclaimed", count=len(entries))
                     await self._dispatch(entries)

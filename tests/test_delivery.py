@@ -342,3 +342,30 @@ async def test_worker_survives_a_redis_restart(moto, moto_stream, tmp_path):
         await deps.registry.close()
         await redis.aclose()
         server.stop()
+
+
+async def test_a_worker_never_reclaims_its_own_slow_sends(client, deps, moto, moto_stream):
+    """Sends slower than the reclaim idle time must not be claimed and sent again by the
+    same worker (found under CI load)."""
+    await setup_destination(client, moto_stream, moto.url)
+    provider = deps.registry.get("aws_kinesis")
+    real_send = provider.send
+
+    async def slow_send(record, dest):  # a real send, made slow
+        await asyncio.sleep(1.2)
+        return await real_send(record, dest)
+
+    provider.send = slow_send
+    w = build_worker(deps, deps.settings, policy=RetryPolicy(), reclaim_idle_seconds=0.3)
+    runner = asyncio.create_task(w.run())
+    try:
+        for i in range(3):
+            await publish(client, id=f"slow_{i}", data={})
+        records = await asyncio.to_thread(devstack.read_stream, moto.url, moto_stream, 15.0, 3)
+        await asyncio.sleep(1.5)  # time for any second copy to land
+        records = devstack.read_stream(moto.url, moto_stream)
+    finally:
+        w.stop()
+        await runner
+        provider.send = real_send
+    assert sorted(r["PartitionKey"] for r in records) == ["slow_0", "slow_1", "slow_2"]

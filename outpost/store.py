@@ -120,22 +120,34 @@ class Store:
         return True
 
     async def list_tenants(
-        self, limit: int, cursor: str | None, descending: bool
-    ) -> tuple[list[dict[str, Any]], str | None, int]:
-        """A page of tenants ordered by creation; the cursor is the last index member."""
+        self, limit: int, next_cursor: str | None, prev_cursor: str | None, descending: bool
+    ) -> tuple[list[dict[str, Any]], str | None, str | None, int]:
+        """A page of tenants ordered by creation, with next/prev cursors (index members)."""
         key = self.keys.tenants()
-        after = _decode_cursor(cursor)
+        backwards = prev_cursor is not None
+        after = _decode_cursor(prev_cursor if backwards else next_cursor)
         members: list[Any]
-        if descending:
+        if descending != backwards:
             top = f"({after}" if after else "+"
             members = await self.redis.zrevrangebylex(key, top, "-", start=0, num=limit + 1)
         else:
             bottom = f"({after}" if after else "-"
             members = await self.redis.zrangebylex(key, bottom, "+", start=0, num=limit + 1)
+        more = len(members) > limit
         page = [m.decode() if isinstance(m, bytes) else str(m) for m in members[:limit]]
+        if backwards:
+            page.reverse()
         tenants = [t for t in [await self.get_tenant(m.split(":", 1)[1]) for m in page] if t]
-        nxt = _encode_cursor(page[-1]) if len(members) > limit else None
-        return tenants, nxt, await self.redis.zcard(key)
+        first = _encode_cursor(page[0]) if page else None
+        last = _encode_cursor(page[-1]) if page else None
+        if backwards:
+            return tenants, last, (first if more else None), await self.redis.zcard(key)
+        return (
+            tenants,
+            (last if more else None),
+            (first if after else None),
+            await self.redis.zcard(key),
+        )
 
     # -- destinations -----------------------------------------------------------------
     async def list_destinations(self, tenant_id: str) -> list[Destination]:

@@ -152,17 +152,15 @@ async def list_tenants(request: web.Request) -> web.Response:
     direction = q.get("dir", "desc")
     if direction not in ("asc", "desc"):
         raise ValidationFailed(["dir must be asc or desc"])
-    if q.get("prev"):
-        raise APIError(400, "prev cursors are not supported yet; page forward with next")
     own, ids = _own_tenant(request), _values(request, "id")
     if own is not None or ids:  # a tenant token sees its own tenant only (the contract)
         wanted = sorted(ids & {own} if own is not None and ids else ids or {own or ""})
         found = [await _deps(request).store.get_tenant(t) for t in wanted]
-        tenants, nxt = [t for t in found if t], None
+        tenants, nxt, prev = [t for t in found if t], None, None
         count = len(tenants)
     else:
-        tenants, nxt, count = await _deps(request).store.list_tenants(
-            limit, q.get("next"), direction == "desc"
+        tenants, nxt, prev, count = await _deps(request).store.list_tenants(
+            limit, q.get("next") or None, q.get("prev") or None, direction == "desc"
         )
     return web.json_response(
         {
@@ -172,7 +170,7 @@ async def list_tenants(request: web.Request) -> web.Response:
                 "dir": direction,
                 "limit": limit,
                 "next": nxt,
-                "prev": None,
+                "prev": prev,
             },
             "count": count,
         }

@@ -113,6 +113,21 @@ async def test_list_tenants_pages_with_cursor(client):
         if not cursor:
             break
     assert seen == ["t0", "t1", "t2", "t3", "t4"]
+    p1 = await (await client.get("/api/v1/tenants?limit=2&dir=asc", headers=AUTH)).json()
+    assert p1["pagination"]["prev"] is None
+    p2 = await (
+        await client.get(
+            f"/api/v1/tenants?limit=2&dir=asc&next={p1['pagination']['next']}", headers=AUTH
+        )
+    ).json()
+    assert [t["id"] for t in p2["models"]] == ["t2", "t3"]
+    back = await (
+        await client.get(
+            f"/api/v1/tenants?limit=2&dir=asc&prev={p2['pagination']['prev']}", headers=AUTH
+        )
+    ).json()
+    assert [t["id"] for t in back["models"]] == ["t0", "t1"]
+    assert back["pagination"]["prev"] is None and back["pagination"]["next"]
     desc = await (await client.get("/api/v1/tenants?limit=100", headers=AUTH)).json()
     assert [t["id"] for t in desc["models"]] == ["t4", "t3", "t2", "t1", "t0"]
     assert (await client.get("/api/v1/tenants?limit=0", headers=AUTH)).status == 422

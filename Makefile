@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "outpost needs Python 3.11+")'
@@ -28,6 +28,10 @@ lint: install
 ## test: lint, then the whole suite against real servers
 test: lint
 	$(BIN)/pytest
+
+## bench: what the service adds to PutRecord's own cost (a benchmark, not a test)
+bench: install
+	$(BIN)/python -m outpost.bench
 
 clean:
 	rm -rf $(VENV) .outpost-dev .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,360 @@
+"""`make bench`: what the service adds to the cost of PutRecord, measured in one run.
+
+Every server binds 127.0.0.1 and is stopped at the end. Parts, each its own process:
+- `endpoint`: a minimal Kinesis PutRecord/PutRecords server (the client's ceiling), which
+  also measures publish → receive latency from a timestamp in each record's data;
+- `load`: single-event `POST /publish` from a separate process (fixed rate or flat out).
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+KEY = "bench-admin-key"
+SECRET = "bench-aes-secret"
+
+
+# -- the minimal Kinesis endpoint -------------------------------------------------------------
+def endpoint_app() -> web.Application:
+    latencies: list[float] = []
+
+    def note(data_b64: str) -> None:
+        try:
+            doc = json.loads(base64.b64decode(data_b64))
+            sent = doc.get("data", doc).get("sent_at")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(sent, float):
+            latencies.append(time.time() - sent)
+
+    async def kinesis(request: web.Request) -> web.Response:
+        op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+        body = json.loads(await request.read())
+        if op == "PutRecords":
+            for r in body["Records"]:
+                note(r["Data"])
+            records = [
+                {"ShardId": "shardId-000000000000", "SequenceNumber": str(i)}
+                for i in range(len(body["Records"]))
+            ]
+            out = {"FailedRecordCount": 0, "Records": records}
+        else:
+            note(body["Data"])
+            out = {"ShardId": "shardId-000000000000", "SequenceNumber": "1"}
+        return web.json_response(out, content_type="application/x-amz-json-1.1")
+
+    async def stats(request: web.Request) -> web.Response:
+        data = sorted(latencies)
+        latencies.clear()
+        return web.json_response({"n": len(data), "p50": pct(data, 50), "p99": pct(data, 99)})
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_get("/stats", stats)
+    app.router.add_post("/{tail:.*}", kinesis)
+    return app
+
+
+def pct(data: list[float], p: float) -> float | None:
+    if not data:
+        return None
+    return data[min(len(data) - 1, int(len(data) * p / 100))] * 1000
+
+
+# -- publish load, from its own process -----------------------------------------------------
+async def load(url: str, seconds: float, concurrency: int, rate: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+    interval = concurrency / rate if rate else 0.0
+    body: dict[str, Any] = {"tenant_id": "bench", "topic": "orders", "data": {"pad": "x" * 200}}
+    async with ClientSession(
+        connector=TCPConnector(limit=concurrency),
+        timeout=ClientTimeout(total=10),
+        headers={"Authorization": f"Bearer {KEY}"},
+    ) as http:
+
+        async def one_client(offset: float) -> None:
+            nonlocal errors
+            next_at = time.monotonic() + offset
+            while time.monotonic() < deadline:
+                if interval:
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                    next_at += interval
+                started = time.monotonic()
+                body["data"]["sent_at"] = time.time()
+                async with http.post(url, json=body) as resp:
+                    await resp.read()
+                    if resp.status != 202:
+                        errors += 1
+                latencies.append(time.monotonic() - started)
+
+        await asyncio.gather(*(one_client(i * interval / concurrency) for i in range(concurrency)))
+    data = sorted(latencies)
+    return {"per_s": len(data) / seconds, "p99_ms": pct(data, 99), "errors": errors}
+
+
+# -- the run --------------------------------------------------------------------------------
+def _outpost(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "outpost", command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "outpost.bench", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def ceiling(endpoint: str, seconds: float, concurrency: int) -> float:
+    """Bare aiobotocore PutRecord calls/s from this process: the client's own ceiling."""
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import AioSession
+
+    count = 0
+    deadline = time.monotonic() + seconds
+    config = AioConfig(max_pool_connections=concurrency, retries={"total_max_attempts": 1})
+    async with AioSession().create_client(
+        "kinesis",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=config,
+    ) as c:
+
+        async def worker() -> None:
+            nonlocal count
+            while time.monotonic() < deadline:
+                await c.put_record(StreamName="bench", Data=b'{"n":1}', PartitionKey="k")
+                count += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return count / seconds
+
+
+def service_env(redis_url: str, port: int, concurrency: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_"))}
+    env.update(
+        {
+            "API_KEY": KEY,
+            "AES_ENCRYPTION_SECRET": SECRET,
+            "REDIS_URL": redis_url,
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(port),
+            "LOG_LEVEL": "error",
+            "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS": "true",
+            "DELIVERY_MAX_CONCURRENCY": str(concurrency),
+        }
+    )
+    return env
+
+
+async def prefill(redis_url: str, endpoint: str, n: int) -> Any:
+    """A tenant with a Kinesis destination on the bench endpoint, and `n` queued events."""
+    from datetime import UTC, datetime
+
+    from outpost.app import Deps, connect_redis
+    from outpost.models import Event
+    from outpost.settings import Settings
+
+    settings = Settings(api_key=KEY, aes_encryption_secret=SECRET, redis_url=redis_url)
+    redis = connect_redis(redis_url)
+    deps = Deps.build(settings, redis)
+    await redis.flushdb()
+    await deps.store.upsert_tenant("bench", None)
+    dest = deps.registry.create(
+        "bench",
+        {
+            "type": "aws_kinesis",
+            "topics": "*",
+            "config": {"stream_name": "bench", "region": "us-east-1", "endpoint": endpoint},
+            "credentials": {"key": "bench", "secret": "bench-secret"},
+        },
+        "d1",
+    )
+    await deps.store.create_destination(dest)
+    sem = asyncio.Semaphore(64)
+
+    async def one(i: int) -> None:
+        async with sem:
+            ev = Event(
+                id=f"b{i}",
+                tenant_id="bench",
+                topic="orders",
+                time=datetime.now(UTC),
+                data={"n": i, "pad": "x" * 200},
+            )
+            await deps.queue.publish(ev, [(dest.id, ev.id)])
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return deps
+
+
+async def drain(deps: Any, env: dict[str, str], n: int, limit: float) -> tuple[float, float, float]:
+    """An `outpost worker` process drains the backlog: (events/s, peak RSS MiB, done)."""
+    proc = _outpost("worker", env)
+    try:
+        started, left = None, n
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            left = (await deps.queue.depth())["queued"]
+            if started is None and left < n:
+                started = time.monotonic()
+            if left == 0:
+                break
+            await asyncio.sleep(0.05)
+        done = n - left
+        elapsed = time.monotonic() - (started or time.monotonic())
+        rss = _peak_rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return (done / elapsed if elapsed else 0.0), rss, done
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run(args: dict[str, Any]) -> dict[str, Any]:
+    from outpost import devstack
+
+    conc = args["concurrency"]
+    ep_port = devstack.free_port()
+    ep = devstack.Server(
+        [sys.executable, "-m", "outpost.bench", "endpoint", str(ep_port)], ep_port
+    ).start()
+    redis = devstack.redis_server()
+    redis.start()
+    out: dict[str, Any] = {}
+    try:
+        out["ceiling_putrecord_per_s"] = await ceiling(ep.url, args["seconds"], conc)
+        deps = await prefill(redis.redis_url, ep.url, args["backlog"])
+        env = service_env(redis.redis_url, devstack.free_port(), conc)
+        per_s, _, _ = await drain(deps, env, args["backlog"], 120)
+        out["pipeline_putrecord_per_s"] = per_s
+        out["ratio_putrecord"] = per_s / out["ceiling_putrecord_per_s"]
+        out["pipeline_batched_per_s"] = None  # PutRecords batching is not built yet
+        out.update(await publish_figures(redis.redis_url, ep, conc, args["seconds"], deps, per_s))
+        deps = await prefill(redis.redis_url, ep.url, args["rss_backlog"])
+        _, rss, done = await drain(deps, env, args["rss_backlog"], args["rss_seconds"])
+        out["worker_rss_mib"] = rss
+        out["worker_rss_events_drained"] = done
+        await deps.redis.aclose()
+    finally:
+        ep.stop()
+        redis.stop()
+    return out
+
+
+async def publish_figures(
+    redis_url: str, ep: Any, conc: int, seconds: float, deps: Any, pipeline_per_s: float
+) -> dict[str, Any]:
+    """Publish flat out against one API process, then API + worker at about half the lower
+    of the publish and delivery rates, for publish → send latency."""
+    from outpost import devstack
+
+    port = devstack.free_port()
+    env = service_env(redis_url, port, conc)
+    url = f"http://127.0.0.1:{port}/api/v1/publish"
+    api = _outpost("api", env)
+    worker = None
+    try:
+        devstack.wait_for_port(port, api)
+        flat = _load_process(url, seconds, conc, 0)
+        await deps.redis.flushdb()
+        await deps.store.upsert_tenant("bench", None)
+        dest = deps.registry.create(
+            "bench",
+            {
+                "type": "aws_kinesis",
+                "topics": "*",
+                "config": {"stream_name": "bench", "region": "us-east-1", "endpoint": ep.url},
+                "credentials": {"key": "bench", "secret": "bench-secret"},
+            },
+            "d1",
+        )
+        await deps.store.create_destination(dest)
+        worker = _outpost("worker", env)
+        await asyncio.sleep(1.5)
+        half = max(min(flat["per_s"], pipeline_per_s) / 2, 50.0)
+        paced = _load_process(url, seconds, conc, half)
+        await asyncio.sleep(1.0)
+        async with ClientSession() as http, http.get(f"{ep.url}/stats") as resp:
+            lat = await resp.json()
+    finally:
+        for p in (api, worker):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=30)
+    return {
+        "publish_per_s": flat["per_s"],
+        "publish_p99_ms": flat["p99_ms"],
+        "latency_rate_per_s": paced["per_s"],
+        "latency_p50_ms": lat["p50"],
+        "latency_p99_ms": lat["p99"],
+    }
+
+
+def _load_process(url: str, seconds: float, conc: int, rate: float) -> dict[str, Any]:
+    proc = _spawn(["load", url, str(seconds), str(conc), str(rate)])
+    stdout, _ = proc.communicate(timeout=seconds + 60)
+    result: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
+    return result
+
+
+def table(out: dict[str, Any]) -> str:
+    rows = [f"{k:<28} {f'{v:.1f}' if isinstance(v, float) else v}" for k, v in out.items()]
+    return "\n".join(["figure                       value", "-" * 40, *rows])
+
+
+def main(argv: list[str]) -> None:
+    if argv and argv[0] == "endpoint":
+        web.run_app(
+            endpoint_app(), host="127.0.0.1", port=int(argv[1]), print=None, access_log=None
+        )
+        return
+    if argv and argv[0] == "load":
+        url, seconds, conc, rate = argv[1], float(argv[2]), int(argv[3]), float(argv[4])
+        print(json.dumps(asyncio.run(load(url, seconds, conc, rate))))
+        return
+    args = {
+        "seconds": 5.0,
+        "concurrency": 64,
+        "backlog": 10_000,
+        "rss_backlog": 200_000,
+        "rss_seconds": 30.0,
+    }
+    for item in argv:
+        key, _, value = item.partition("=")
+        args[key.lstrip("-").replace("-", "_")] = type(args[key.lstrip("-").replace("-", "_")])(
+            value
+        )
+    out = asyncio.run(run(args))
+    print(table(out))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

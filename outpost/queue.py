@@ -51,6 +51,35 @@ return 1
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
 
+_COMPLETE = """
+local failures = false
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
+  for i = 3, 6 do redis.call('ZADD', KEYS[i], ARGV[6], ARGV[7]) end
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
+  if ARGV[9] == '1' then
+    for i = 4, 6 do
+      redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[10])
+      redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(tonumber(ARGV[7 + i]) + 1))
+    end
+  end
+  if ARGV[8] == '1' then
+    redis.call('DEL', KEYS[7])
+  else
+    failures = redis.call('INCR', KEYS[7])
+  end
+end
+if ARGV[14] ~= '' then redis.call('ZADD', KEYS[8], ARGV[15], ARGV[14]) end
+if ARGV[16] == '1' then
+  local fields = {}
+  for i = 17, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[11], '*', unpack(fields))
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return failures
+"""
+
 _REDRIVE = """
 local n = 0
 for i = 2, #KEYS do
@@ -122,6 +151,7 @@ class Queue:
         self._publish = redis.register_script(_PUBLISH)
         self._promote = redis.register_script(_PROMOTE)
         self._redrive = redis.register_script(_REDRIVE)
+        self._complete = redis.register_script(_COMPLETE)
 
     def partition_of(self, destination_id: str, ordering_key: str) -> str:
         """Stable across processes and restarts (crc32, not Python's salted hash)."""
@@ -209,44 +239,56 @@ class Queue:
     async def complete(
         self, entry: Entry, outcome: Outcome, attempt_time: float
     ) -> tuple[str, int | None]:
-        """Record the attempt, schedule a retry or keep a dead letter, ack: one MULTI."""
+        """Record the attempt (and its log indexes, and the failure counter), schedule a
+        retry or keep a dead letter, ack: one Lua script, so one command to pack and one
+        round trip. Returns the attempt id and the consecutive-failure count."""
         task = entry.task
         attempt_id = f"att_{uuid.uuid4().hex}"
-        count_at = None
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if outcome.record_attempt:
-                self._record_attempt(pipe, attempt_id, task, outcome, attempt_time)
-                counter = self.keys.failures(task.tenant_id, task.destination_id)
-                if outcome.status == "success":
-                    pipe.delete(counter)
-                else:
-                    count_at = len(pipe.command_stack)
-                    pipe.incr(counter)
-            if outcome.retry_in is not None:
-                due_ms = int((time.time() + outcome.retry_in) * 1000)
-                pipe.zadd(self.keys.retries(), {self._retry_member(entry): due_ms})
-            if outcome.dead:
-                dead: dict[Any, Any] = {**task.fields()}
-                pipe.xadd(
-                    self.keys.dead_letters(task.tenant_id),
-                    {
-                        **dead,
-                        "code": outcome.code,
-                        "message": outcome.message[:1000],
-                        "time": f"{attempt_time:.3f}",
-                    },
-                    maxlen=self.attempts_cap,
-                    approximate=True,
-                )
-            pipe.xack(entry.stream, GROUP, entry.entry_id)
-            pipe.xdel(entry.stream, entry.entry_id)
-            results = await pipe.execute()
-        return attempt_id, None if count_at is None else int(results[count_at])
+        keys = [
+            entry.stream,
+            self.keys.attempt(attempt_id),
+            self.keys.event_attempts(task.tenant_id, task.event_id),
+            self.keys.attempts(task.tenant_id, task.destination_id),
+            self.keys.tenant_attempts(task.tenant_id),
+            self.keys.all_attempts(),
+            self.keys.failures(task.tenant_id, task.destination_id),
+            self.keys.retries(),
+            self.keys.dead_letters(task.tenant_id),
+        ]
+        retry = "" if outcome.retry_in is None else self._retry_member(entry)
+        args: list[Any] = [
+            GROUP,
+            entry.entry_id,
+            "1" if outcome.record_attempt else "0",
+            json.dumps(self._attempt_record(attempt_id, task, outcome, attempt_time)),
+            self.retention,
+            int(attempt_time * 1000),
+            attempt_id,
+            "1" if outcome.status == "success" else "0",
+            "1" if random.random() < TRIM_SHARE else "0",
+            int((time.time() - self.retention) * 1000),
+            self.attempts_cap,
+            self.log_cap_tenant,
+            self.log_cap_total,
+            retry,
+            int((time.time() + (outcome.retry_in or 0)) * 1000),
+            "1" if outcome.dead else "0",
+        ]
+        if outcome.dead:
+            fields = {
+                **task.fields(),
+                "code": outcome.code,
+                "message": outcome.message[:1000],
+                "time": f"{attempt_time:.3f}",
+            }
+            args += [x for pair in fields.items() for x in pair]
+        failures = await self._complete(keys=keys, args=args)
+        return attempt_id, None if failures is None else int(failures)
 
-    def _record_attempt(
-        self, pipe: Any, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
-    ) -> None:
-        record = {
+    def _attempt_record(
+        self, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
+    ) -> dict[str, Any]:
+        return {
             "id": attempt_id,
             "tenant_id": task.tenant_id,
             "event_id": task.event_id,
@@ -260,22 +302,6 @@ class Queue:
             "topic": outcome.topic,
             "destination_type": outcome.destination_type,
         }
-        score = int(attempt_time * 1000)
-        pipe.set(self.keys.attempt(attempt_id), json.dumps(record), ex=self.retention)
-        by_event = self.keys.event_attempts(task.tenant_id, task.event_id)
-        capped = {
-            self.keys.attempts(task.tenant_id, task.destination_id): self.attempts_cap,
-            self.keys.tenant_attempts(task.tenant_id): self.log_cap_tenant,
-            self.keys.all_attempts(): self.log_cap_total,
-        }
-        for index in (by_event, *capped):
-            pipe.zadd(index, {attempt_id: score})
-        pipe.expire(by_event, self.retention)
-        if random.random() < TRIM_SHARE:  # trimming is amortised, like XADD MAXLEN ~
-            oldest = (time.time() - self.retention) * 1000
-            for index, cap in capped.items():
-                pipe.zremrangebyscore(index, "-inf", oldest)
-                pipe.zremrangebyrank(index, 0, -(cap + 1))
 
     def _retry_member(self, entry: Entry) -> str:
         t = entry.task

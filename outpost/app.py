@@ -94,6 +94,28 @@ class Deps:
         """Match the tenant's destinations and queue the event in one atomic step (the publish
         route and the Kinesis source reader both come here). Returns (fresh, matched ids)."""
         exists, raws = await self.store.publish_targets(event.tenant_id)
+        routes, held, matched = self.route(event, exists, raws)
+        fresh = await self.queue.publish(event, routes, held=held)
+        return fresh, matched
+
+    async def publish_many(self, events: list[Event]) -> list[tuple[bool, list[str]] | APIError]:
+        """Many events, one destination lookup per tenant and one pipelined round trip."""
+        targets = {t: await self.store.publish_targets(t) for t in {e.tenant_id for e in events}}
+        plans: list[tuple[list[tuple[str, str]], list[str], list[str]] | APIError] = []
+        for event in events:
+            try:
+                plans.append(self.route(event, *targets[event.tenant_id]))
+            except APIError as exc:
+                plans.append(exc)
+        ok = [(e, p) for e, p in zip(events, plans, strict=True) if not isinstance(p, APIError)]
+        fresh = iter(await self.queue.publish_many([(e, p[0], p[1]) for e, p in ok]))
+        return [p if isinstance(p, APIError) else (next(fresh), p[2]) for p in plans]
+
+    def route(
+        self, event: Event, exists: bool, raws: list[bytes]
+    ) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+        """(tasks to queue as (destination, ordering key), disabled destinations to keep as
+        dead letters, matched destination ids) for one event."""
         if not exists:
             raise NotFound("tenant")
         dests = [self.destinations.parse(r) for r in raws]
@@ -115,8 +137,7 @@ class Deps:
         enabled = [d for d in hits if d.enabled]
         held = [d.id for d in hits if not d.enabled]  # kept as dead letters, not lost
         routes = [(d.id, self.registry.get(d.type).ordering_key(event, d)) for d in enabled]
-        fresh = await self.queue.publish(event, routes, held=held)
-        return fresh, [d.id for d in enabled]
+        return routes, held, [d.id for d in enabled]
 
 
 def connect_redis(url: str, max_connections: int = 128) -> Redis:

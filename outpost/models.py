@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    RootModel,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -52,6 +59,10 @@ def _check_topics(value: Any) -> list[str] | str:
     if isinstance(value, list) and value and all(isinstance(t, str) and t.strip() for t in value):
         return list(dict.fromkeys(value))
     raise ValueError('must be "*" or a non-empty list of topic names')
+
+
+class PublishBatch(RootModel[list[PublishRequest]]):
+    """`POST /publish/batch`: up to 1,000 publish requests (each answered on its own)."""
 
 
 Topics = Annotated[

@@ -21,7 +21,13 @@ from outpost.metrics import (
     EVENT_DIMENSIONS,
     EVENT_MEASURES,
 )
-from outpost.models import DestinationCreate, DestinationUpdate, PublishRequest, TenantUpsert
+from outpost.models import (
+    DestinationCreate,
+    DestinationUpdate,
+    PublishBatch,
+    PublishRequest,
+    TenantUpsert,
+)
 
 ERROR_STATUSES = {
     "400": "Malformed JSON, bad cursor or bad request",
@@ -95,6 +101,7 @@ def _operations() -> dict[str, Op]:
         "disable_destination": Op(200, s.Destination),
         "publish": Op(202, s.PublishResponse, PublishRequest),
         "retry": Op(202, s.SuccessResponse, RetryRequest),
+        "publish_batch": Op(202, s.PublishBatchResult, PublishBatch),
         "list_events": Op(
             200,
             s.EventPage,

@@ -165,6 +165,22 @@ class Queue:
         """Store and index the event, add one task per (destination id, ordering key) and
         keep a dead letter for each `held` (disabled) destination, atomically. False when
         the tenant already has an event with this id (nothing is queued)."""
+        keys, args = self._publish_call(event, routes, held)
+        return bool(await self._publish(keys=keys, args=args))
+
+    async def publish_many(
+        self, items: list[tuple[Event, list[tuple[str, str]], Sequence[str]]]
+    ) -> list[bool]:
+        """Many publishes (each still one atomic script) in one pipelined round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for event, routes, held in items:
+            keys, args = self._publish_call(event, routes, held)
+            await self._publish(keys=keys, args=args, client=pipe)
+        return [bool(r) for r in await pipe.execute()]
+
+    def _publish_call(
+        self, event: Event, routes: list[tuple[str, str]], held: Sequence[str]
+    ) -> tuple[list[str], list[Any]]:
         keys = [
             self.keys.event(event.tenant_id, event.id),
             self.keys.event_owners(event.id),
@@ -189,7 +205,7 @@ class Queue:
         ]
         args += [dest_id for dest_id, _ in routes]
         args += list(held)
-        return bool(await self._publish(keys=keys, args=args))
+        return keys, args
 
     async def load_event(self, tenant_id: str, event_id: str) -> Event | None:
         raw = await self.redis.get(self.keys.event(tenant_id, event_id))

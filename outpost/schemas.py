@@ -83,6 +83,20 @@ class MetricsResponse(_Shape):
     metadata: MetricsMetadata
 
 
+class PublishBatchItem(_Shape):
+    status: int
+    id: str | None = None
+    duplicate: bool | None = None
+    destination_ids: list[str] | None = None
+    message: str | None = None
+    data: list[str] | dict[str, Any] | None = None
+
+
+class PublishBatchResult(_Shape):
+    accepted: int
+    results: list[PublishBatchItem]
+
+
 class PortalRedirect(_Shape):
     redirect_url: str
     tenant_id: str

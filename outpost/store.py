@@ -182,11 +182,11 @@ class Store:
                     raced += 1
         return done, raced
 
-    async def take_publish_slot(self, tenant_id: str, per_second: int) -> bool:
+    async def take_publish_slot(self, tenant_id: str, per_second: int, count: int = 1) -> bool:
         """A fixed one-second window per tenant, shared by every API process."""
         key = self.keys.publish_rate(tenant_id, int(time.time()))
         pipe = self.redis.pipeline(transaction=False)
-        pipe.incr(key)
+        pipe.incrby(key, count)
         pipe.expire(key, 2)
         count, _ = await pipe.execute()
         return int(count) <= per_second

@@ -37,6 +37,7 @@ CALLS = {
     "enable_destination": (None, None),
     "disable_destination": (None, None),
     "publish": ({"tenant_id": "acme", "topic": "orders", "data": {"x": 1}}, None),
+    "publish_batch": ([{"tenant_id": "acme", "topic": "orders", "data": {"x": 1}}], None),
     "retry": ({"event_id": "{event_id}", "destination_id": "{destination_id}"}, 404),
     "list_events": (None, 200),
     "get_event": (None, 404),

@@ -71,3 +71,52 @@ async def test_metadata_values_are_strings(client, value):
         json={"tenant_id": "acme", "metadata": {"k": value}, "data": {}},
     )
     assert r.status == 422 and "metadata.k" in await r.text()
+
+
+async def test_publish_batch_answers_each_event(client, redis, deps):
+    for t in ("acme", "globex"):
+        await client.put(f"/api/v1/tenants/{t}", headers=AUTH)
+    r = await client.post(
+        "/api/v1/tenants/acme/destinations",
+        headers=AUTH,
+        json={
+            "type": "aws_kinesis",
+            "topics": "*",
+            "config": {"stream_name": "s", "region": "us-east-1", "endpoint": "http://127.0.0.1:1"},
+            "credentials": {"key": "k", "secret": "secret-value-1"},
+        },
+    )
+    dest = (await r.json())["id"]
+    batch = [
+        {"tenant_id": "acme", "id": "b1", "topic": "orders", "data": {"n": 1}},
+        {"tenant_id": "globex", "id": "b2", "topic": "orders", "data": {"n": 2}},
+        {"tenant_id": "acme", "id": "b1", "topic": "orders", "data": {"n": 1}},  # duplicate
+        {"tenant_id": "acme", "data": "not an object"},
+        {"tenant_id": "ghost", "data": {}},
+    ]
+    r = await client.post("/api/v1/publish/batch", headers=AUTH, json=batch)
+    body = await r.json()
+    assert r.status == 202 and body["accepted"] == 3
+    statuses = [x["status"] for x in body["results"]]
+    assert statuses == [202, 202, 202, 422, 404]
+    first, second, dup = body["results"][:3]
+    assert first == {"status": 202, "id": "b1", "duplicate": False, "destination_ids": [dest]}
+    assert second["destination_ids"] == [] and dup["duplicate"] is True
+    assert any(p.startswith("data") for p in body["results"][3]["data"])
+    assert await redis.exists(deps.keys.event("acme", "b1"), deps.keys.event("globex", "b2")) == 2
+    assert (await deps.queue.depth())["queued"] == 1  # b1 once, to acme's destination
+    for bad in ([], [{}] * 1001, {"tenant_id": "acme"}):
+        r = await client.post("/api/v1/publish/batch", headers=AUTH, json=bad)
+        assert r.status == 422
+
+
+async def test_batch_counts_every_event_against_the_rate_limit(aiohttp_client, redis, redis_server):
+    c = await app_with(aiohttp_client, redis, redis_server, publish_rate_limit_per_second=5)
+    await asyncio.sleep(1.02 - time.time() % 1)
+    r = await c.post(
+        "/api/v1/publish/batch",
+        headers=AUTH,
+        json=[{"tenant_id": "acme", "data": {}}] * 6 + [{"tenant_id": "globex", "data": {}}],
+    )
+    statuses = [x["status"] for x in (await r.json())["results"]]
+    assert statuses == [429] * 6 + [202]

@@ -72,7 +72,9 @@ def pct(data: list[float], p: float) -> float | None:
 
 
 # -- publish load, from its own process -----------------------------------------------------
-async def load(url: str, seconds: float, concurrency: int, rate: float) -> dict[str, Any]:
+async def load(
+    url: str, seconds: float, concurrency: int, rate: float, batch: int = 0
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
@@ -93,7 +95,8 @@ async def load(url: str, seconds: float, concurrency: int, rate: float) -> dict[
                     next_at += interval
                 started = time.monotonic()
                 body["data"]["sent_at"] = time.time()
-                async with http.post(url, json=body) as resp:
+                payload: Any = [body] * batch if batch else body
+                async with http.post(url, json=payload) as resp:
                     await resp.read()
                     if resp.status != 202:
                         errors += 1
@@ -101,7 +104,8 @@ async def load(url: str, seconds: float, concurrency: int, rate: float) -> dict[
 
         await asyncio.gather(*(one_client(i * interval / concurrency) for i in range(concurrency)))
     data = sorted(latencies)
-    return {"per_s": len(data) / seconds, "p99_ms": pct(data, 99), "errors": errors}
+    events = len(data) * (batch or 1)
+    return {"per_s": events / seconds, "p99_ms": pct(data, 99), "errors": errors}
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -283,6 +287,7 @@ async def publish_figures(
     try:
         devstack.wait_for_port(port, api)
         flat = _load_process(url, seconds, conc, 0)
+        batched = _load_process(f"{url}/batch", seconds, 8, 0, batch=100)
         await deps.redis.flushdb()
         await deps.store.upsert_tenant("bench", None)
         dest = deps.registry.create(
@@ -311,14 +316,17 @@ async def publish_figures(
     return {
         "publish_per_s": flat["per_s"],
         "publish_p99_ms": flat["p99_ms"],
+        "publish_batch_per_s": batched["per_s"],
         "latency_rate_per_s": paced["per_s"],
         "latency_p50_ms": lat["p50"],
         "latency_p99_ms": lat["p99"],
     }
 
 
-def _load_process(url: str, seconds: float, conc: int, rate: float) -> dict[str, Any]:
-    proc = _spawn(["load", url, str(seconds), str(conc), str(rate)])
+def _load_process(
+    url: str, seconds: float, conc: int, rate: float, batch: int = 0
+) -> dict[str, Any]:
+    proc = _spawn(["load", url, str(seconds), str(conc), str(rate), str(batch)])
     stdout, _ = proc.communicate(timeout=seconds + 60)
     result: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
     return result
@@ -337,7 +345,8 @@ def main(argv: list[str]) -> None:
         return
     if argv and argv[0] == "load":
         url, seconds, conc, rate = argv[1], float(argv[2]), int(argv[3]), float(argv[4])
-        print(json.dumps(asyncio.run(load(url, seconds, conc, rate))))
+        batch = int(argv[5]) if len(argv) > 5 else 0
+        print(json.dumps(asyncio.run(load(url, seconds, conc, rate, batch))))
         return
     args = {
         "seconds": 5.0,

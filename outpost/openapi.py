@@ -59,6 +59,17 @@ TIME = [_q(f"time[{op}]", format="date-time") for op in ("gte", "gt", "lte", "lt
 INCLUDE = [_q("include", enum=["event", "event.data", "destination"])]
 
 
+def _metrics_query(measures: set[str], dimensions: set[str]) -> list[dict[str, Any]]:
+    return [
+        _q("time[start]", format="date-time"),
+        _q("time[end]", format="date-time"),
+        _q("granularity", pattern=r"^\d+[smhdwM]$"),
+        _q("measures", enum=sorted(measures)),
+        _q("dimensions", enum=sorted(dimensions)),
+        *(_q(f"filters[{d}]") for d in sorted(dimensions)),
+    ]
+
+
 @dataclass
 class Op:
     ok: int
@@ -148,28 +159,10 @@ def _operations() -> dict[str, Op]:
         ),
         "redrive_dead_letters": Op(202, s.RedriveResult, RedriveRequest),
         "event_metrics": Op(
-            200,
-            s.MetricsResponse,
-            query=[
-                _q("time[start]", format="date-time"),
-                _q("time[end]", format="date-time"),
-                _q("granularity", pattern=r"^\d+[smhdwM]$"),
-                _q("measures", enum=sorted(EVENT_MEASURES)),
-                _q("dimensions", enum=sorted(EVENT_DIMENSIONS)),
-                *(_q(f"filters[{d}]") for d in sorted(EVENT_DIMENSIONS)),
-            ],
+            200, s.MetricsResponse, query=_metrics_query(EVENT_MEASURES, EVENT_DIMENSIONS)
         ),
         "attempt_metrics": Op(
-            200,
-            s.MetricsResponse,
-            query=[
-                _q("time[start]", format="date-time"),
-                _q("time[end]", format="date-time"),
-                _q("granularity", pattern=r"^\d+[smhdwM]$"),
-                _q("measures", enum=sorted(ATTEMPT_MEASURES)),
-                _q("dimensions", enum=sorted(ATTEMPT_DIMENSIONS)),
-                *(_q(f"filters[{d}]") for d in sorted(ATTEMPT_DIMENSIONS)),
-            ],
+            200, s.MetricsResponse, query=_metrics_query(ATTEMPT_MEASURES, ATTEMPT_DIMENSIONS)
         ),
         "destination_types": Op(200, [s.DestinationType]),
         "destination_type": Op(200, s.DestinationType),

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from outpost.crypto import Cipher, mask
-from outpost.errors import APIError, ValidationFailed
+from outpost.errors import ValidationFailed
 from outpost.filters import problems as filter_problems
 from outpost.models import (
     Destination,
@@ -332,4 +332,4 @@ def _aad(dest: Destination) -> str:
     return f"{dest.tenant_id}/{dest.id}"
 
 
-__all__ = ["APIError", "DestinationCache", "Provider", "Registry", "merge_patch", "problems"]
+__all__ = ["DestinationCache", "Provider", "Registry", "merge_patch", "problems"]

@@ -20,7 +20,15 @@ from outpost.app import DEPS, Deps, read_json
 from outpost.auth import principal_of
 from outpost.endpoints import ForbiddenEndpoint
 from outpost.errors import APIError
-from outpost.flowspecs import KINESIS, PIPELINE, S3, SPECS, STREAMING_FLOW, secret_params
+from outpost.flowspecs import (
+    KINESIS,
+    PIPELINE,
+    S3,
+    SPECS,
+    STREAMING_FLOW,
+    auth_schema,
+    secret_params,
+)
 from outpost.flowstore import new_etag
 from outpost.models import ID_PATTERN
 
@@ -122,7 +130,8 @@ async def _check_connection(deps: Deps, s: Scope, body: Any) -> set[str]:
     auth = body["auth"]
     if auth.get("specName") not in names:
         raise APIError(400, f"auth.specName must be one of {names}")
-    schema = next(a["spec"] for a in spec["authSpec"] if a["name"] == auth["specName"])
+    schema = auth_schema(spec["id"], auth["specName"])
+    assert schema is not None  # specName was checked against the spec just above
     problems = _problems(schema, auth.get("params", {}), "auth.params")
     if problems:
         raise APIError(400, "; ".join(problems), problems)

@@ -218,6 +218,12 @@ class KinesisProvider:
         template = destination.config.get("partition_key_template")
         destination.compiled["template"] = compile_template(template) if template else None
 
+    def _template(self, destination: Destination) -> Any:
+        """The compiled partition-key template (None: the event id), compiled once."""
+        if "template" not in destination.compiled:
+            self.prepare(destination)
+        return destination.compiled["template"]
+
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("stream_name", ""))
 
@@ -241,9 +247,7 @@ class KinesisProvider:
     def ordering_key(self, event: Event, destination: Destination) -> str:
         """The partition key alone (publish picks the task's stream with it); the record is
         serialized once, at send time."""
-        if "template" not in destination.compiled:
-            self.prepare(destination)
-        template = destination.compiled["template"]
+        template = self._template(destination)
         if template is None:
             return event.id
         try:
@@ -252,10 +256,8 @@ class KinesisProvider:
             return event.id  # the send will fail permanently and say why
 
     def format(self, event: Event, destination: Destination) -> Record:
-        if "template" not in destination.compiled:
-            self.prepare(destination)
         doc = self.document(event, destination)
-        key = partition_key(destination.compiled["template"], doc, event.id)
+        key = partition_key(self._template(destination), doc, event.id)
         wrap = destination.config.get("metadata_in_payload")
         data = record_bytes(doc, self.metadata_in_payload if wrap is None else wrap)
         size = len(data) + len(key.encode())

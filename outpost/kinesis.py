@@ -1,4 +1,5 @@
-"""The AWS Kinesis destination: validate, format (pure), send (PutRecord only).
+"""The AWS Kinesis destination: validate, format (pure), send (PutRecord; `sigv4` signs and
+sends it without the per-call client machinery).
 
 botocore's exceptions are translated into `RetryableError`/`PermanentError` here and
 nowhere else.
@@ -14,8 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -25,6 +24,7 @@ from botocore.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from outpost import sigv4
 from outpost.envelope import build_document, build_metadata, record_bytes
 from outpost.errors import PermanentError, RetryableError
 from outpost.models import Destination, Event
@@ -208,9 +208,9 @@ class KinesisProvider:
         self.metadata_in_payload = metadata_in_payload
         self.timeout = timeout
         self.max_connections = max_connections
-        self._session = AioSession()
-        self._clients: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
-        self._lock = asyncio.Lock()
+        self._http = sigv4.KinesisHTTP(timeout, max_connections)
+        self._targets: OrderedDict[str, sigv4.Target] = OrderedDict()
+        self._endpoints: dict[tuple[str, str], str] = {}
 
     # -- pure -------------------------------------------------------------------------
     def prepare(self, destination: Destination) -> None:
@@ -270,25 +270,23 @@ class KinesisProvider:
 
     # -- I/O --------------------------------------------------------------------------
     async def send(self, record: Record, destination: Destination) -> dict[str, Any]:
-        client = await self._client(destination)
+        """PutRecord, signed with botocore's SigV4 and sent on the shared session."""
+        target = await self._target(destination)
+        body = sigv4.put_record_body(
+            destination.config["stream_name"], record.data, record.partition_key
+        )
         try:
-            resp = await asyncio.wait_for(
-                client.put_record(
-                    StreamName=destination.config["stream_name"],
-                    Data=record.data,
-                    PartitionKey=record.partition_key,
-                ),
-                timeout=self.timeout,
-            )
+            resp = await self._http.call(target, "PutRecord", body)
         except Exception as exc:
             raise translate(exc) from exc
         return {
-            "shard_id": resp["ShardId"],
-            "sequence_number": resp["SequenceNumber"],
+            "shard_id": resp.get("ShardId"),
+            "sequence_number": resp.get("SequenceNumber"),
             "partition_key": record.partition_key,
         }
 
-    async def _client(self, destination: Destination) -> Any:
+    async def _target(self, destination: Destination) -> sigv4.Target:
+        """Endpoint URL and signer per (region, endpoint, credentials), LRU-cached."""
         cfg, creds = destination.config, destination.credentials
         ident = "\0".join(
             [
@@ -300,41 +298,29 @@ class KinesisProvider:
             ]
         )
         cache_key = hashlib.sha256(ident.encode()).hexdigest()
-        hit = self._clients.get(cache_key)
+        hit = self._targets.get(cache_key)
         if hit is not None:
-            self._clients.move_to_end(cache_key)
-            return hit[1]
-        async with self._lock:
-            if cache_key not in self._clients:
-                await self._open(cache_key, destination)
-            return self._clients[cache_key][1]
-
-    async def _open(self, cache_key: str, destination: Destination) -> None:
-        cfg, creds = destination.config, destination.credentials
-        ctx = self._session.create_client(
-            "kinesis",
-            region_name=cfg["region"],
-            endpoint_url=cfg.get("endpoint") or None,
-            aws_access_key_id=creds["key"],
-            aws_secret_access_key=creds["secret"],
-            aws_session_token=creds.get("session") or None,
-            config=AioConfig(
-                max_pool_connections=self.max_connections,
-                connect_timeout=self.timeout,
-                read_timeout=self.timeout,
-                retries={"total_max_attempts": 1},
-            ),
+            self._targets.move_to_end(cache_key)
+            return hit
+        where = (cfg["region"], cfg.get("endpoint") or "")
+        url = self._endpoints.get(where)
+        if url is None:
+            try:
+                url = await sigv4.resolve_endpoint(cfg["region"], cfg.get("endpoint"))
+            except Exception as exc:
+                raise translate(exc) from exc
+            self._endpoints[where] = url
+        target = sigv4.target(
+            url, cfg["region"], creds["key"], creds["secret"], creds.get("session") or None
         )
-        client = await ctx.__aenter__()
-        self._clients[cache_key] = (ctx, client)
-        while len(self._clients) > CLIENT_CACHE_SIZE:
-            _, (old_ctx, _client) = self._clients.popitem(last=False)
-            await old_ctx.__aexit__(None, None, None)
+        self._targets[cache_key] = target
+        while len(self._targets) > CLIENT_CACHE_SIZE:
+            self._targets.popitem(last=False)
+        return target
 
     async def close(self) -> None:
-        while self._clients:
-            _, (ctx, _client) = self._clients.popitem()
-            await ctx.__aexit__(None, None, None)
+        self._targets.clear()
+        await self._http.close()
 
 
 def translate(exc: BaseException) -> RetryableError | PermanentError:

@@ -173,8 +173,10 @@ async def test_patch_takes_effect_on_the_next_send(client, worker, deps, moto, m
     assert r.status == 200
     await worker.run_until_empty()
     assert len(devstack.read_stream(moto.url, moto_stream, expect=1)) == 1
-    clients = worker.registry.get("aws_kinesis")._clients
-    assert len(clients) == 2  # the rotated credentials built a new client
+    targets = list(worker.registry.get("aws_kinesis")._targets.values())
+    assert len(targets) == 2  # the rotated credentials built a new signer
+    assert targets[-1].signer.credentials.secret_key == "rotated-secret-0001"
+    assert targets[-1].url == moto.url + "/"
 
 
 async def test_aws_endpoint_url_env_is_honoured(client, worker, moto, moto_stream, monkeypatch):

@@ -6,6 +6,7 @@ MULTI), so a crash between any two steps loses nothing; at worst a task runs twi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -50,6 +51,7 @@ return 1
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
+COMMIT_BATCH = 500  # completions per pipelined round trip
 
 _COMPLETE = """
 local failures = false
@@ -152,6 +154,8 @@ class Queue:
         self._promote = redis.register_script(_PROMOTE)
         self._redrive = redis.register_script(_REDRIVE)
         self._complete = redis.register_script(_COMPLETE)
+        self._completions: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     def partition_of(self, destination_id: str, ordering_key: str) -> str:
         """Stable across processes and restarts (crc32, not Python's salted hash)."""
@@ -256,10 +260,47 @@ class Queue:
         self, entry: Entry, outcome: Outcome, attempt_time: float
     ) -> tuple[str, int | None]:
         """Record the attempt (and its log indexes, and the failure counter), schedule a
-        retry or keep a dead letter, ack: one Lua script, so one command to pack and one
-        round trip. Returns the attempt id and the consecutive-failure count."""
-        task = entry.task
+        retry or keep a dead letter, ack: one Lua script per task, so a crash never splits
+        a completion. Returns the attempt id and the consecutive-failure count.
+
+        Group commit: completions that arrive while a round trip is in flight go together
+        in the next pipeline, so a busy worker pays one round trip per batch, an idle one
+        no added wait. Returns once this task's script has run."""
         attempt_id = f"att_{uuid.uuid4().hex}"
+        keys, args = self._complete_call(attempt_id, entry, outcome, attempt_time)
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._completions.append((keys, args, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit())
+        failures = await done
+        return attempt_id, None if failures is None else int(failures)
+
+    async def _commit(self) -> None:
+        while self._completions:
+            batch = self._completions[:COMMIT_BATCH]
+            del self._completions[:COMMIT_BATCH]
+            pipe = self.redis.pipeline(transaction=False)
+            for keys, args, _ in batch:
+                await self._complete(keys=keys, args=args, client=pipe)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except Exception as exc:  # Redis away: every task in the batch stays unacked
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (*_, done), result in zip(batch, results, strict=True):
+                if done.done():
+                    continue
+                if isinstance(result, Exception):
+                    done.set_exception(result)
+                else:
+                    done.set_result(result)
+
+    def _complete_call(
+        self, attempt_id: str, entry: Entry, outcome: Outcome, attempt_time: float
+    ) -> tuple[list[str], list[Any]]:
+        task = entry.task
         keys = [
             entry.stream,
             self.keys.attempt(attempt_id),
@@ -298,8 +339,7 @@ class Queue:
                 "time": f"{attempt_time:.3f}",
             }
             args += [x for pair in fields.items() for x in pair]
-        failures = await self._complete(keys=keys, args=args)
-        return attempt_id, None if failures is None else int(failures)
+        return keys, args
 
     def _attempt_record(
         self, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float

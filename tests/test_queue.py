@@ -1,0 +1,60 @@
+"""The queue's group commit, on a real redis-server: completions that arrive together go in
+one pipeline, and each caller still gets its own script's answer."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from outpost.keys import GROUP
+from outpost.models import Event
+from outpost.queue import Outcome
+
+
+async def queued(deps, n: int, dest: str = "d1"):
+    for i in range(n):
+        ev = Event(id=f"e{i}", tenant_id="acme", topic="t", time=datetime.now(UTC), data={})
+        await deps.queue.publish(ev, [(dest, ev.id)])
+    entries = await deps.queue.read("c1", count=n, block_ms=100)
+    assert len(entries) == n
+    return entries
+
+
+async def test_concurrent_completions_each_get_their_own_answer(deps, redis):
+    entries = await queued(deps, 120)
+    calls = 0
+    real_execute = type(redis.pipeline()).execute
+
+    async def counting(self, *a, **kw):
+        nonlocal calls
+        calls += 1
+        return await real_execute(self, *a, **kw)
+
+    type(redis.pipeline()).execute = counting
+    try:
+        results = await asyncio.gather(
+            *(deps.queue.complete(e, Outcome("failed", "x"), 1.0) for e in entries)
+        )
+    finally:
+        type(redis.pipeline()).execute = real_execute
+    # the failure counter of the one destination went 1..120: each caller got its own INCR
+    assert sorted(f for _, f in results) == list(range(1, 121))
+    assert len({a for a, _ in results}) == 120
+    assert calls < 10  # group commit: far fewer round trips than completions
+    assert (await deps.queue.depth())["queued"] == 0
+    for stream in deps.queue.streams:  # every task acked
+        assert (await redis.xpending(stream, GROUP))["pending"] == 0
+
+
+async def test_one_failing_script_does_not_fail_the_others(deps, redis):
+    entries = await queued(deps, 3)
+    # a wrong-typed failure counter makes that one script's INCR fail
+    await redis.set(deps.keys.failures("acme", "d1"), "not-a-number")
+    results = await asyncio.gather(
+        deps.queue.complete(entries[1], Outcome("failed", "x"), 1.0),
+        deps.queue.complete(entries[0], Outcome("success"), 1.0),
+        deps.queue.complete(entries[2], Outcome("success"), 1.0),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], Exception)
+    assert results[1][1] is None and results[2][1] is None

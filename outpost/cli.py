@@ -67,6 +67,7 @@ def build_worker(
     )
     defaults: dict[str, Any] = {
         "concurrency": settings.delivery_max_concurrency,
+        "batch_inflight": settings.delivery_batch_max_inflight,
         "reclaim_idle_seconds": settings.delivery_reclaim_idle_seconds,
         "alerts": build_alerts(settings),
         "store": deps.store,

@@ -45,6 +45,7 @@ class Worker:
         cipher: Cipher,
         policy: RetryPolicy,
         concurrency: int = 64,
+        batch_inflight: int = 2000,
         reclaim_idle_seconds: float = 60.0,
         name: str | None = None,
         alerts: Alerts | None = None,
@@ -64,6 +65,12 @@ class Worker:
         self.reclaim_idle_ms = int(reclaim_idle_seconds * 1000)
         self.name = name or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self._slots = asyncio.Semaphore(concurrency)
+        # tasks of batching destinations have their own, larger allowance: they spend
+        # most of their time waiting for their batch to fill, not holding a connection
+        self.batch_inflight = batch_inflight
+        self._batch_slots = asyncio.Semaphore(batch_inflight)
+        self._batched_inflight = 0
+        self._batching_seen = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._inflight_ids: set[str] = set()  # entries this worker is processing now
         self._stopping = asyncio.Event()
@@ -242,20 +249,39 @@ class Worker:
             log.info("worker_stopped", worker=self.name)
 
     async def _wait_for_slot(self) -> int:
+        """How many tasks to read next: free unbatched slots, plus free batched ones once
+        this worker has seen a batching destination."""
         await self._slots.acquire()
         self._slots.release()
-        return max(1, self.concurrency - len(self._inflight))
+        unbatched = len(self._inflight) - self._batched_inflight
+        free = max(1, self.concurrency - unbatched)
+        if self._batching_seen:
+            free += max(0, self.batch_inflight - self._batched_inflight)
+        return free
+
+    def _batched(self, raw_dest: bytes | None) -> bool:
+        if raw_dest is None:
+            return False
+        dest = self.destinations.parse(raw_dest)
+        return dest.type in self.registry and self.registry.get(dest.type).batching(dest)
 
     async def _dispatch(self, entries: list[Entry]) -> None:
         loaded = await self._load(entries)
         for entry, (event, raw_dest) in zip(entries, loaded, strict=True):
-            await self._slots.acquire()
+            batched = self._batched(raw_dest)
+            slots = self._batch_slots if batched else self._slots
+            await slots.acquire()
+            if batched:
+                self._batching_seen = True
+                self._batched_inflight += 1
             self._inflight_ids.add(entry.entry_id)
-            t = asyncio.create_task(self._guarded(entry, event, raw_dest))
+            t = asyncio.create_task(self._guarded(entry, event, raw_dest, batched))
             self._inflight.add(t)
             t.add_done_callback(self._inflight.discard)
 
-    async def _guarded(self, entry: Entry, event: Event | None, raw_dest: bytes | None) -> None:
+    async def _guarded(
+        self, entry: Entry, event: Event | None, raw_dest: bytes | None, batched: bool = False
+    ) -> None:
         try:
             await self.process(entry, event, raw_dest, loaded=True)
         except Exception:
@@ -267,7 +293,11 @@ class Worker:
             )
         finally:
             self._inflight_ids.discard(entry.entry_id)
-            self._slots.release()
+            if batched:
+                self._batched_inflight -= 1
+                self._batch_slots.release()
+            else:
+                self._slots.release()
 
     async def _reclaim_loop(self) -> None:
         interval = max(self.reclaim_idle_ms / 2000, 0.5)
@@ -296,7 +326,8 @@ class Worker:
         await self.queue.ensure_groups()
         while time.monotonic() < deadline:
             await self.queue.promote_due()
-            entries = await self.queue.read(self.name, count=self.concurrency, block_ms=50)
+            count = self.concurrency + (self.batch_inflight if self._batching_seen else 0)
+            entries = await self.queue.read(self.name, count=count, block_ms=50)
             if entries:
                 await self._dispatch(entries)
                 await self._wait_inflight()

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,7 +22,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outpost import sigv4
 from outpost.envelope import build_document, build_metadata, record_bytes
@@ -32,6 +32,9 @@ from outpost.partition import compile_template, partition_key
 
 TYPE = "aws_kinesis"
 MAX_RECORD_BYTES = 1024 * 1024
+MAX_BATCH_RECORDS = 500  # PutRecords: at most 500 records ...
+MAX_BATCH_BYTES = 5 * 1024 * 1024  # ... and 5 MiB, partition keys included
+DEFAULT_BATCH_LINGER_MS = 50
 STREAM_NAME_RE = r"^[a-zA-Z0-9_.-]{1,128}$"
 REGION_RE = r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$"
 CLIENT_CACHE_SIZE = 256
@@ -72,6 +75,11 @@ class KinesisConfig(BaseModel):
     endpoint: str | None = None
     partition_key_template: str | None = None
     metadata_in_payload: bool | None = None
+    # opt-in: gather this destination's records into PutRecords calls (needs the
+    # kinesis:PutRecords permission); each event still gets its own attempt
+    batching: bool | None = None
+    batch_max_records: int | None = Field(None, ge=1, le=MAX_BATCH_RECORDS)
+    batch_linger_ms: int | None = Field(None, ge=0, le=10_000)
 
     @field_validator("stream_name")
     @classmethod
@@ -158,6 +166,36 @@ CONFIG_FIELDS: list[dict[str, Any]] = [
         "Defaults to the event id.",
     },
     {
+        "key": "batching",
+        "type": "checkbox",
+        "label": "Batch with PutRecords",
+        "required": False,
+        "sensitive": False,
+        "description": "Gather records into PutRecords calls (needs kinesis:PutRecords). "
+        "Failed records are retried alone; each event keeps its own attempt.",
+    },
+    {
+        "key": "batch_max_records",
+        "type": "text",
+        "label": "Records per batch",
+        "required": False,
+        "sensitive": False,
+        "default": str(MAX_BATCH_RECORDS),
+        "pattern": "[1-9][0-9]{0,1}|[1-4][0-9]{2}|500",
+        "description": "At most this many records per PutRecords call (1-500, default 500).",
+    },
+    {
+        "key": "batch_linger_ms",
+        "type": "text",
+        "label": "Batch linger (ms)",
+        "required": False,
+        "sensitive": False,
+        "default": str(DEFAULT_BATCH_LINGER_MS),
+        "pattern": "[0-9]{1,4}|10000",
+        "description": "How long a batch waits for more records before it is sent "
+        f"(default {DEFAULT_BATCH_LINGER_MS}).",
+    },
+    {
         "key": "metadata_in_payload",
         "type": "checkbox",
         "label": "Metadata in payload",
@@ -209,6 +247,7 @@ class KinesisProvider:
         self.timeout = timeout
         self.max_connections = max_connections
         self._http = sigv4.KinesisHTTP(timeout, max_connections)
+        self._batches = Batcher(self._http)
         self._targets: OrderedDict[str, sigv4.Target] = OrderedDict()
         self._endpoints: dict[tuple[str, str], str] = {}
 
@@ -269,9 +308,22 @@ class KinesisProvider:
         return Record(data, key)
 
     # -- I/O --------------------------------------------------------------------------
+    def batching(self, destination: Destination) -> bool:
+        return bool(destination.config.get("batching"))
+
     async def send(self, record: Record, destination: Destination) -> dict[str, Any]:
-        """PutRecord, signed with botocore's SigV4 and sent on the shared session."""
+        """PutRecord, signed with botocore's SigV4 and sent on the shared session; with
+        `config.batching`, the record joins its stream's next PutRecords call."""
         target = await self._target(destination)
+        cfg = destination.config
+        if cfg.get("batching"):
+            linger_ms = cfg.get("batch_linger_ms")
+            if linger_ms is None:
+                linger_ms = DEFAULT_BATCH_LINGER_MS
+            max_records = cfg.get("batch_max_records") or MAX_BATCH_RECORDS
+            return await self._batches.put(
+                target, cfg["stream_name"], record, max_records, linger_ms / 1000
+            )
         body = sigv4.put_record_body(
             destination.config["stream_name"], record.data, record.partition_key
         )
@@ -320,7 +372,112 @@ class KinesisProvider:
 
     async def close(self) -> None:
         self._targets.clear()
+        await self._batches.close()
         await self._http.close()
+
+
+@dataclass
+class _Batch:
+    target: sigv4.Target
+    stream: str
+    linger: float
+    records: list[Record] = field(default_factory=list)
+    waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
+    size: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class Batcher:
+    """Gathers records bound for one stream (same endpoint and credentials) into PutRecords
+    calls: a batch is sent when it has `max_records`, when the next record would take it
+    past 5 MiB, or `linger` seconds after its first record. Every record's sender waits
+    for its own result: shard and sequence number, or the error of its record alone."""
+
+    def __init__(self, http: sigv4.KinesisHTTP):
+        self._http = http
+        self._open: dict[tuple[int, str], _Batch] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def put(
+        self, target: sigv4.Target, stream: str, record: Record, max_records: int, linger: float
+    ) -> dict[str, Any]:
+        key = (id(target), stream)
+        size = len(record.data) + len(record.partition_key.encode())
+        batch = self._open.get(key)
+        if batch is not None and batch.size + size > MAX_BATCH_BYTES:
+            self._flush(key)
+            batch = None
+        if batch is None:
+            batch = self._open[key] = _Batch(target, stream, linger)
+            loop = asyncio.get_running_loop()
+            batch.timer = loop.call_later(linger, self._flush, key)
+        done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        batch.records.append(record)
+        batch.waiters.append(done)
+        batch.size += size
+        if len(batch.records) >= max_records:
+            self._flush(key)
+        return await done
+
+    def _flush(self, key: tuple[int, str]) -> None:
+        batch = self._open.pop(key, None)
+        if batch is None:
+            return
+        if batch.timer is not None:
+            batch.timer.cancel()
+        task = asyncio.create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: _Batch) -> None:
+        body = sigv4.put_records_body(
+            batch.stream, [(r.data, r.partition_key) for r in batch.records]
+        )
+        try:
+            resp = await self._http.call(batch.target, "PutRecords", body)
+            results = resp.get("Records")
+            if not isinstance(results, list) or len(results) != len(batch.records):
+                raise RetryableError(
+                    "server_error",
+                    f"PutRecords answered {len(results or [])} results "
+                    f"for {len(batch.records)} records",
+                )
+        except Exception as exc:
+            failure = exc if isinstance(exc, RetryableError) else translate(exc)
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_exception(failure)
+            return
+        n = len(batch.records)
+        for record, waiter, result in zip(batch.records, batch.waiters, results, strict=True):
+            if waiter.done():
+                continue
+            if result.get("ErrorCode"):
+                waiter.set_exception(record_error(result))
+            else:
+                waiter.set_result(
+                    {
+                        "shard_id": result.get("ShardId"),
+                        "sequence_number": result.get("SequenceNumber"),
+                        "partition_key": record.partition_key,
+                        "batch_size": n,
+                    }
+                )
+
+    async def close(self) -> None:
+        for key in list(self._open):
+            self._flush(key)
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+def record_error(result: dict[str, Any]) -> RetryableError:
+    """One record of a PutRecords call failed (throttled, internal or KMS failure): only
+    it is retried."""
+    code = str(result.get("ErrorCode"))
+    label = _RETRYABLE_CODES.get(code, "request_failed")
+    message = str(result.get("ErrorMessage") or code)
+    return RetryableError(label, message, {"error_code": code, "status": 200})
 
 
 def translate(exc: BaseException) -> RetryableError | PermanentError:

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     destinations_allow_private_endpoints: bool = False
     delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)
     delivery_max_concurrency: int = Field(64, ge=1, le=4096)
+    # tasks of batching destinations a worker holds at once (they wait to fill PutRecords)
+    delivery_batch_max_inflight: int = Field(2000, ge=1, le=100_000)
     delivery_partitions: int = Field(16, ge=1, le=1024)
     delivery_reclaim_idle_seconds: float = Field(60.0, gt=0)
     max_destinations_per_tenant: int = Field(20, ge=1)

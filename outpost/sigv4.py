@@ -13,6 +13,7 @@ raises, so `kinesis.translate` stays the one place that decides what a failure m
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -102,6 +103,9 @@ class KinesisHTTP:
         self.timeout = timeout
         self.max_connections = max_connections
         self._http: aiohttp.ClientSession | None = None
+        # callers may outnumber connections (batched records, many in-flight tasks): they
+        # queue here, so the timeout measures the call itself, not the wait for a socket
+        self._calls = asyncio.Semaphore(max_connections)
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -115,12 +119,13 @@ class KinesisHTTP:
 
     async def call(self, t: Target, operation: str, body: bytes) -> dict[str, Any]:
         """One signed call; the parsed answer, or a `ClientError` as botocore would raise."""
-        headers = signed_headers(t, operation, body)
-        payload: Any = io.BytesIO(body) if len(body) > LARGE_BODY else body
-        async with self._session().post(t.url, data=payload, headers=headers) as resp:
-            raw = await resp.read()
-            status = resp.status
-            error_type = resp.headers.get("x-amzn-ErrorType", "")
+        async with self._calls:
+            headers = signed_headers(t, operation, body)
+            payload: Any = io.BytesIO(body) if len(body) > LARGE_BODY else body
+            async with self._session().post(t.url, data=payload, headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+                error_type = resp.headers.get("x-amzn-ErrorType", "")
         try:
             parsed: Any = json.loads(raw) if raw else {}
         except ValueError:

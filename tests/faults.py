@@ -3,6 +3,8 @@ can throttle a share of PutRecord calls or go away entirely, and event counting.
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 from collections import Counter
 from typing import Any
@@ -25,7 +27,13 @@ class KinesisProxy:
         throttle: float = 0.0,
         seed: int = 7,
         reject_marker: bytes | None = None,
+        record_throttle: float = 0.0,
     ):
+        # share of the records of each PutRecords call failed alone (not forwarded),
+        # as Kinesis does when a shard is over its limit
+        self.record_throttle = record_throttle
+        self.batches: list[tuple[int, int]] = []  # PutRecords calls: (records, bytes)
+        self.throttled_keys: Counter[str] = Counter()
         self.upstream = upstream.rstrip("/")
         self.throttle = throttle
         self.reject_marker = reject_marker  # PutRecords containing it get ValidationException
@@ -78,16 +86,47 @@ class KinesisProxy:
                 status=400,
                 content_type="application/x-amz-json-1.1",
             )
+        if op == "PutRecords":
+            return await self._put_records(request, json.loads(body))
+        status, answer, ctype = await self._upstream(request, body)
+        return web.Response(body=answer, status=status, content_type=ctype)
+
+    async def _upstream(self, request: web.Request, body: bytes) -> tuple[int, bytes, str]:
         assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        skip = {"host", "content-length"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
         async with self._session.request(
-            request.method,
-            self.upstream + request.path_qs,
-            data=await request.read(),
-            headers=headers,
+            request.method, self.upstream + request.path_qs, data=body, headers=headers
         ) as up:
-            body = await up.read()
-            return web.Response(body=body, status=up.status, content_type=up.content_type)
+            return up.status, await up.read(), up.content_type
+
+    async def _put_records(self, request: web.Request, doc: dict[str, Any]) -> web.Response:
+        records = doc["Records"]
+        size = sum(len(base64.b64decode(r["Data"])) + len(r["PartitionKey"]) for r in records)
+        self.batches.append((len(records), size))
+        failed = [self.rand.random() < self.record_throttle for _ in records]
+        keep = [r for r, f in zip(records, failed, strict=True) if not f]
+        answers: list[dict[str, Any]] = []
+        if keep:
+            status, raw, ctype = await self._upstream(
+                request, json.dumps({**doc, "Records": keep}).encode()
+            )
+            if status != 200:
+                return web.Response(body=raw, status=status, content_type=ctype)
+            answers = json.loads(raw)["Records"]
+        merged, it = [], iter(answers)
+        for record, f in zip(records, failed, strict=True):
+            if f:
+                self.throttled_keys[record["PartitionKey"]] += 1
+                merged.append(
+                    {"ErrorCode": THROTTLED["__type"], "ErrorMessage": THROTTLED["message"]}
+                )
+            else:
+                merged.append(next(it))
+        return web.json_response(
+            {"FailedRecordCount": sum(failed), "Records": merged},
+            content_type="application/x-amz-json-1.1",
+        )
 
 
 def tally(published: list[str], records: list[dict[str, Any]]) -> dict[str, int]:

@@ -1,0 +1,141 @@
+"""Opt-in PutRecords batching (`config.batching`), on real servers: moto and kinesis-local
+behind them, a fault proxy where a share of a batch's records must fail alone."""
+
+from __future__ import annotations
+
+import json
+
+from outpost import devstack
+from outpost.cli import build_worker
+from outpost.retry import RetryPolicy
+from tests.conftest import AUTH
+from tests.faults import KinesisProxy, tally
+from tests.test_delivery import publish, setup_destination
+
+
+async def test_batched_records_land_once_each_with_their_own_attempt(client, deps, kinesis, stream):
+    dest = await setup_destination(
+        client,
+        stream,
+        kinesis.url,
+        config={"batching": True, "batch_max_records": 10, "batch_linger_ms": 20},
+    )
+    ids = [f"evt_{i:02d}" for i in range(25)]
+    for eid in ids:
+        await publish(client, id=eid, data={"n": eid})
+    worker = build_worker(deps, deps.settings)
+    await worker.run_until_empty(limit=60)
+    records = devstack.read_stream(kinesis.url, stream, expect=25)
+    assert tally(ids, records)["missing"] == 0
+    assert tally(ids, records)["duplicates"] == 0
+    doc = json.loads(next(r["Data"] for r in records if r["PartitionKey"] == "evt_07"))
+    assert doc["data"] == {"n": "evt_07"} and doc["metadata"]["event-id"] == "evt_07"
+    attempts = await deps.queue.attempts("acme", dest["id"], count=100)
+    assert sorted(a["event_id"] for a in attempts) == ids  # one attempt per event
+    sizes = [a["response_data"]["batch_size"] for a in attempts]
+    assert max(sizes) <= 10 and max(sizes) > 1  # gathered, within the limit
+    assert all(a["status"] == "success" and a["response_data"]["sequence_number"] for a in attempts)
+
+
+async def test_partial_failures_retry_only_the_failed_records(deps, client, moto, moto_stream):
+    proxy = await KinesisProxy(moto.url, record_throttle=0.3, seed=3).start()
+    try:
+        dest = await setup_destination(
+            client, moto_stream, proxy.url, config={"batching": True, "batch_linger_ms": 10}
+        )
+        ids = [f"evt_{i:03d}" for i in range(200)]
+        r = await client.post(
+            "/api/v1/publish/batch",
+            json=[{"tenant_id": "acme", "topic": "orders", "id": i, "data": {}} for i in ids],
+            headers=AUTH,
+        )
+        assert r.status == 202, await r.text()
+        worker = build_worker(
+            deps, deps.settings, policy=RetryPolicy(max_retries=20, interval=0.02)
+        )
+        await worker.run_until_empty(limit=60)
+        records = devstack.read_stream(moto.url, moto_stream, expect=200)
+    finally:
+        await proxy.close()
+    counts = tally(ids, records)
+    assert counts["missing"] == 0 and counts["duplicates"] == 0  # nothing sent twice
+    assert sum(proxy.throttled_keys.values()) > 30
+    attempts = await deps.queue.attempts("acme", dest["id"], count=1000)
+    per_event: dict[str, list[dict]] = {}
+    for a in attempts:
+        per_event.setdefault(a["event_id"], []).append(a)
+    for eid in ids:
+        failed = [a for a in per_event[eid] if a["status"] == "failed"]
+        # exactly the records the proxy failed were attempted again, once per failure
+        assert len(failed) == proxy.throttled_keys[eid]
+        assert {a["code"] for a in failed} <= {"throughput_exceeded"}
+        assert sum(a["status"] == "success" for a in per_event[eid]) == 1
+    assert proxy.calls["PutRecord"] == 0 and proxy.calls["PutRecords"] >= 2
+
+
+async def test_batches_stay_within_5_mib(deps, client, moto, moto_stream):
+    proxy = await KinesisProxy(moto.url).start()
+    try:
+        await setup_destination(
+            client,
+            moto_stream,
+            proxy.url,
+            config={"batching": True, "batch_linger_ms": 200, "metadata_in_payload": False},
+        )
+        ids = [f"big_{i}" for i in range(12)]
+        for eid in ids:  # ~900 KB each: 12 of them cannot go in one call
+            await publish(client, id=eid, data={"pad": "x" * 900_000})
+        worker = build_worker(deps, deps.settings)
+        await worker.run_until_empty(limit=60)
+    finally:
+        await proxy.close()
+    assert sum(n for n, _ in proxy.batches) == 12
+    assert len(proxy.batches) >= 3
+    assert all(size <= 5 * 1024 * 1024 for _, size in proxy.batches)
+    assert max(n for n, _ in proxy.batches) > 1
+
+
+async def test_a_failed_call_fails_every_record_in_it(deps, client, moto):
+    dest = await setup_destination(
+        client, "no-such-stream", moto.url, config={"batching": True, "batch_linger_ms": 10}
+    )
+    for i in range(3):
+        await publish(client, id=f"e{i}", data={})
+    worker = build_worker(deps, deps.settings, policy=RetryPolicy(max_retries=0))
+    await worker.run_until_empty(limit=30)
+    attempts = await deps.queue.attempts("acme", dest["id"])
+    assert len(attempts) == 3
+    assert {a["code"] for a in attempts} == {"stream_not_found"}
+    assert len(await deps.queue.dead_letters("acme")) == 3
+
+
+async def test_batching_settings_are_validated(client):
+    await client.put("/api/v1/tenants/acme", headers=AUTH)
+    for bad, field in (
+        ({"batch_max_records": 501}, "config.batch_max_records"),
+        ({"batch_max_records": 0}, "config.batch_max_records"),
+        ({"batch_linger_ms": -1}, "config.batch_linger_ms"),
+        ({"batching": "sometimes"}, "config.batching"),
+    ):
+        body = {
+            "type": "aws_kinesis",
+            "topics": "*",
+            "config": {"stream_name": "s", "region": "us-east-1", "batching": True, **bad},
+            "credentials": {"key": "k", "secret": "s"},
+        }
+        r = await client.post("/api/v1/tenants/acme/destinations", json=body, headers=AUTH)
+        assert r.status in (400, 422), await r.text()
+        assert field in await r.text()
+
+
+def test_the_form_patterns_accept_exactly_the_valid_numbers():
+    """The destination-type schema's HTML patterns say what the API accepts."""
+    import re
+
+    from outpost.kinesis import CONFIG_FIELDS
+
+    fields = {f["key"]: f for f in CONFIG_FIELDS}
+    records = re.compile(f"^(?:{fields['batch_max_records']['pattern']})$")
+    linger = re.compile(f"^(?:{fields['batch_linger_ms']['pattern']})$")
+    assert [n for n in range(0, 1000) if records.match(str(n))] == list(range(1, 501))
+    assert [n for n in range(0, 20000) if linger.match(str(n))] == list(range(0, 10001))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import time
 import uuid
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -205,7 +205,7 @@ class Worker:
         found: dict[tuple[str, str, str], Event | bytes | None] = {}
         for tenant, (events, dests) in by_tenant.items():
             for ev_id, ev in zip(events, next(raw), strict=True):
-                parsed = None if ev is None else Event.from_json(json.loads(ev))
+                parsed = None if ev is None else Event.from_json(orjson.loads(ev))
                 found[(tenant, "e", ev_id)] = parsed
             for dest_id, dest in zip(dests, next(raw), strict=True):
                 found[(tenant, "d", dest_id)] = dest

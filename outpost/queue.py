@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from outpost import envelope
 from outpost.errors import APIError
 from outpost.keys import GROUP, Keys
 from outpost.models import Event, Task, iso
@@ -51,35 +53,49 @@ return 1
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
-COMMIT_BATCH = 500  # completions per pipelined round trip
+COMMIT_BATCH = 500  # completions per script call
 
 _COMPLETE = """
-local failures = false
-if ARGV[3] == '1' then
-  redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
-  for i = 3, 6 do redis.call('ZADD', KEYS[i], ARGV[6], ARGV[7]) end
-  redis.call('EXPIRE', KEYS[3], ARGV[5])
-  if ARGV[9] == '1' then
-    for i = 4, 6 do
-      redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[10])
-      redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(tonumber(ARGV[7 + i]) + 1))
+-- Many completions in one call. Each task is its own protected step: one failing (say a
+-- wrong-typed key) fails only itself. KEYS: all-attempts index, retries. ARGV: group,
+-- retention, log cut-off ms, per-destination cap (also the dead-letter MAXLEN), tenant
+-- cap, total cap, then the tasks as one JSON array (see Queue._complete_call).
+local out = {}
+local tasks = cjson.decode(ARGV[7])
+local caps = {ARGV[4], ARGV[5], ARGV[6]}
+local function complete(t)
+  local failures = -1
+  if t[3] == '1' then
+    redis.call('SET', t[4], t[5], 'EX', ARGV[2])
+    redis.call('ZADD', t[10], t[6], t[7])
+    redis.call('EXPIRE', t[10], ARGV[2])
+    local indexes = {t[11], t[12], KEYS[1]}
+    for j = 1, 3 do redis.call('ZADD', indexes[j], t[6], t[7]) end
+    if t[9] == '1' then
+      for j = 1, 3 do
+        redis.call('ZREMRANGEBYSCORE', indexes[j], '-inf', ARGV[3])
+        redis.call('ZREMRANGEBYRANK', indexes[j], 0, -(tonumber(caps[j]) + 1))
+      end
+    end
+    if t[8] == '1' then
+      redis.call('DEL', t[13])
+    else
+      failures = redis.call('INCR', t[13])
     end
   end
-  if ARGV[8] == '1' then
-    redis.call('DEL', KEYS[7])
-  else
-    failures = redis.call('INCR', KEYS[7])
+  if t[14] ~= '' then redis.call('ZADD', KEYS[2], t[15], t[14]) end
+  if #t[17] > 0 then
+    redis.call('XADD', t[16], 'MAXLEN', '~', ARGV[4], '*', unpack(t[17]))
   end
+  redis.call('XACK', t[1], ARGV[1], t[2])
+  redis.call('XDEL', t[1], t[2])
+  return failures
 end
-if ARGV[14] ~= '' then redis.call('ZADD', KEYS[8], ARGV[15], ARGV[14]) end
-if ARGV[16] == '1' then
-  local fields = {}
-  for i = 17, #ARGV do fields[#fields + 1] = ARGV[i] end
-  redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[11], '*', unpack(fields))
+for i, t in ipairs(tasks) do
+  local ok, res = pcall(complete, t)
+  if ok then out[i] = res else out[i] = 'ERR ' .. tostring(res) end
 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-return failures
+return out
 """
 
 _REDRIVE = """
@@ -154,7 +170,7 @@ class Queue:
         self._promote = redis.register_script(_PROMOTE)
         self._redrive = redis.register_script(_REDRIVE)
         self._complete = redis.register_script(_COMPLETE)
-        self._completions: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._completions: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
 
     def partition_of(self, destination_id: str, ordering_key: str) -> str:
@@ -260,77 +276,57 @@ class Queue:
         self, entry: Entry, outcome: Outcome, attempt_time: float
     ) -> tuple[str, int | None]:
         """Record the attempt (and its log indexes, and the failure counter), schedule a
-        retry or keep a dead letter, ack: one Lua script per task, so a crash never splits
-        a completion. Returns the attempt id and the consecutive-failure count.
+        retry or keep a dead letter, ack: all in Lua, so a crash never splits a
+        completion. Returns the attempt id and the consecutive-failure count.
 
-        Group commit: completions that arrive while a round trip is in flight go together
-        in the next pipeline, so a busy worker pays one round trip per batch, an idle one
-        no added wait. Returns once this task's script has run."""
+        Group commit: completions that arrive while a call is in flight go together in the
+        next script call (one command, one JSON argument for up to COMMIT_BATCH tasks), so
+        a busy worker pays one round trip per batch and an idle one no added wait. Returns
+        once this task's completion has run."""
         attempt_id = f"att_{uuid.uuid4().hex}"
-        keys, args = self._complete_call(attempt_id, entry, outcome, attempt_time)
+        task = self._complete_call(attempt_id, entry, outcome, attempt_time)
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._completions.append((keys, args, done))
+        self._completions.append((task, done))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit())
         failures = await done
-        return attempt_id, None if failures is None else int(failures)
+        return attempt_id, None if failures < 0 else int(failures)
 
     async def _commit(self) -> None:
         while self._completions:
             batch = self._completions[:COMMIT_BATCH]
             del self._completions[:COMMIT_BATCH]
-            pipe = self.redis.pipeline(transaction=False)
-            for keys, args, _ in batch:
-                await self._complete(keys=keys, args=args, client=pipe)
+            args: list[Any] = [
+                GROUP,
+                self.retention,
+                int((time.time() - self.retention) * 1000),
+                self.attempts_cap,
+                self.log_cap_tenant,
+                self.log_cap_total,
+                orjson.dumps([t for t, _ in batch]),
+            ]
+            keys = [self.keys.all_attempts(), self.keys.retries()]
             try:
-                results = await pipe.execute(raise_on_error=False)
+                results = await self._complete(keys=keys, args=args)
             except Exception as exc:  # Redis away: every task in the batch stays unacked
-                for *_, done in batch:
+                for _, done in batch:
                     if not done.done():
                         done.set_exception(exc)
                 continue
-            for (*_, done), result in zip(batch, results, strict=True):
+            for (_, done), result in zip(batch, results, strict=True):
                 if done.done():
                     continue
-                if isinstance(result, Exception):
-                    done.set_exception(result)
+                if isinstance(result, bytes):  # 'ERR ...': this task's step failed
+                    done.set_exception(ResponseError(result.decode(errors="replace")))
                 else:
                     done.set_result(result)
 
     def _complete_call(
         self, attempt_id: str, entry: Entry, outcome: Outcome, attempt_time: float
-    ) -> tuple[list[str], list[Any]]:
+    ) -> list[Any]:
+        """One task of the completion script (positions as the script reads them)."""
         task = entry.task
-        keys = [
-            entry.stream,
-            self.keys.attempt(attempt_id),
-            self.keys.event_attempts(task.tenant_id, task.event_id),
-            self.keys.attempts(task.tenant_id, task.destination_id),
-            self.keys.tenant_attempts(task.tenant_id),
-            self.keys.all_attempts(),
-            self.keys.failures(task.tenant_id, task.destination_id),
-            self.keys.retries(),
-            self.keys.dead_letters(task.tenant_id),
-        ]
-        retry = "" if outcome.retry_in is None else self._retry_member(entry)
-        args: list[Any] = [
-            GROUP,
-            entry.entry_id,
-            "1" if outcome.record_attempt else "0",
-            json.dumps(self._attempt_record(attempt_id, task, outcome, attempt_time)),
-            self.retention,
-            int(attempt_time * 1000),
-            attempt_id,
-            "1" if outcome.status == "success" else "0",
-            "1" if random.random() < TRIM_SHARE else "0",
-            int((time.time() - self.retention) * 1000),
-            self.attempts_cap,
-            self.log_cap_tenant,
-            self.log_cap_total,
-            retry,
-            int((time.time() + (outcome.retry_in or 0)) * 1000),
-            "1" if outcome.dead else "0",
-        ]
+        dead: list[str] = []
         if outcome.dead:
             fields = {
                 **task.fields(),
@@ -338,8 +334,27 @@ class Queue:
                 "message": outcome.message[:1000],
                 "time": f"{attempt_time:.3f}",
             }
-            args += [x for pair in fields.items() for x in pair]
-        return keys, args
+            dead = [x for pair in fields.items() for x in pair]
+        retry = "" if outcome.retry_in is None else self._retry_member(entry)
+        return [
+            entry.stream,
+            entry.entry_id,
+            "1" if outcome.record_attempt else "0",
+            self.keys.attempt(attempt_id),
+            envelope.dumps(self._attempt_record(attempt_id, task, outcome, attempt_time)).decode(),
+            str(int(attempt_time * 1000)),
+            attempt_id,
+            "1" if outcome.status == "success" else "0",
+            "1" if random.random() < TRIM_SHARE else "0",
+            self.keys.event_attempts(task.tenant_id, task.event_id),
+            self.keys.attempts(task.tenant_id, task.destination_id),
+            self.keys.tenant_attempts(task.tenant_id),
+            self.keys.failures(task.tenant_id, task.destination_id),
+            retry,
+            str(int((time.time() + (outcome.retry_in or 0)) * 1000)),
+            self.keys.dead_letters(task.tenant_id),
+            dead,
+        ]
 
     def _attempt_record(
         self, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float

@@ -110,3 +110,13 @@ def test_record_just_under_limit_is_accepted():
     overhead = len(p.format(event(data={"blob": ""}), dest()).data) + len("evt_123")
     rec = p.format(event(data={"blob": "x" * (1024 * 1024 - overhead)}), dest())
     assert len(rec.data) + len(rec.partition_key) == 1024 * 1024
+
+
+def test_dumps_handles_what_orjson_refuses_and_matches_the_stdlib_elsewhere():
+    import json
+
+    from outpost.envelope import dumps
+
+    assert dumps({"n": 2**70}) == b'{"n":1180591620717411303424}'  # past 64 bits
+    doc = {"b": [1, 2.5, None, True], "a": "ünï ✓ \u2028 \"q\" \\ \n", "z": {"k": -3}}
+    assert dumps(doc) == json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()

@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from outpost import filters
 from outpost.auth import ADMIN, PRINCIPAL, Tokens, authenticate, authorize
+from outpost.coalesce import Coalescer
 from outpost.crypto import Cipher
 from outpost.delivery import REDIS_DOWN, promote_loop
 from outpost.destinations import DestinationCache, Registry
@@ -90,17 +91,21 @@ class Deps:
             flows=FlowStore(redis, keys, cipher),
         )
 
+    def __post_init__(self) -> None:
+        self._publishes: Coalescer[Event] = Coalescer(self.publish_many)
+
     async def publish(self, event: Event) -> tuple[bool, list[str]]:
         """Match the tenant's destinations and queue the event in one atomic step (the publish
-        route and the Kinesis source reader both come here). Returns (fresh, matched ids)."""
-        exists, raws = await self.store.publish_targets(event.tenant_id)
-        routes, held, matched = self.route(event, exists, raws)
-        fresh = await self.queue.publish(event, routes, held=held)
-        return fresh, matched
+        route and the Kinesis source reader both come here). Returns (fresh, matched ids).
+        Publishes arriving together share their round trips (group commit); each is still
+        its own script, and returns once its event is in Redis."""
+        result: tuple[bool, list[str]] = await self._publishes.submit(event)
+        return result
 
     async def publish_many(self, events: list[Event]) -> list[tuple[bool, list[str]] | APIError]:
-        """Many events, one destination lookup per tenant and one pipelined round trip."""
-        targets = {t: await self.store.publish_targets(t) for t in {e.tenant_id for e in events}}
+        """Many events: one round trip for every tenant's destinations, one for the
+        publish scripts."""
+        targets = await self.store.publish_targets_many(list({e.tenant_id for e in events}))
         plans: list[tuple[list[tuple[str, str]], list[str], list[str]] | APIError] = []
         for event in events:
             try:

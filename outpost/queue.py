@@ -6,7 +6,6 @@ MULTI), so a crash between any two steps loses nothing; at worst a task runs twi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import re
@@ -23,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from outpost import envelope
+from outpost.coalesce import Coalescer
 from outpost.errors import APIError
 from outpost.keys import GROUP, Keys
 from outpost.models import Event, Task, iso
@@ -170,8 +170,7 @@ class Queue:
         self._promote = redis.register_script(_PROMOTE)
         self._redrive = redis.register_script(_REDRIVE)
         self._complete = redis.register_script(_COMPLETE)
-        self._completions: list[tuple[list[Any], asyncio.Future[Any]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        self._completions = Coalescer(self._complete_many, COMMIT_BATCH)
 
     def partition_of(self, destination_id: str, ordering_key: str) -> str:
         """Stable across processes and restarts (crc32, not Python's salted hash)."""
@@ -285,41 +284,26 @@ class Queue:
         once this task's completion has run."""
         attempt_id = f"att_{uuid.uuid4().hex}"
         task = self._complete_call(attempt_id, entry, outcome, attempt_time)
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._completions.append((task, done))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit())
-        failures = await done
+        failures = await self._completions.submit(task)
         return attempt_id, None if failures < 0 else int(failures)
 
-    async def _commit(self) -> None:
-        while self._completions:
-            batch = self._completions[:COMMIT_BATCH]
-            del self._completions[:COMMIT_BATCH]
-            args: list[Any] = [
-                GROUP,
-                self.retention,
-                int((time.time() - self.retention) * 1000),
-                self.attempts_cap,
-                self.log_cap_tenant,
-                self.log_cap_total,
-                orjson.dumps([t for t, _ in batch]),
-            ]
-            keys = [self.keys.all_attempts(), self.keys.retries()]
-            try:
-                results = await self._complete(keys=keys, args=args)
-            except Exception as exc:  # Redis away: every task in the batch stays unacked
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for (_, done), result in zip(batch, results, strict=True):
-                if done.done():
-                    continue
-                if isinstance(result, bytes):  # 'ERR ...': this task's step failed
-                    done.set_exception(ResponseError(result.decode(errors="replace")))
-                else:
-                    done.set_result(result)
+    async def _complete_many(self, tasks: list[list[Any]]) -> list[Any]:
+        args: list[Any] = [
+            GROUP,
+            self.retention,
+            int((time.time() - self.retention) * 1000),
+            self.attempts_cap,
+            self.log_cap_tenant,
+            self.log_cap_total,
+            orjson.dumps(tasks),
+        ]
+        keys = [self.keys.all_attempts(), self.keys.retries()]
+        results = await self._complete(keys=keys, args=args)
+        # 'ERR ...' (bytes): that task's step failed, and only its caller hears of it
+        return [
+            ResponseError(r.decode(errors="replace")) if isinstance(r, bytes) else r
+            for r in results
+        ]
 
     def _complete_call(
         self, attempt_id: str, entry: Entry, outcome: Outcome, attempt_time: float

@@ -155,13 +155,16 @@ class Store:
         dests = [self.registry.from_storage(r, self.cipher) for r in raws]
         return sorted(dests, key=lambda d: (d.created_at, d.id))
 
-    async def publish_targets(self, tenant_id: str) -> tuple[bool, list[bytes]]:
-        """Whether the tenant exists, and its stored destinations: one round trip."""
+    async def publish_targets_many(
+        self, tenant_ids: list[str]
+    ) -> dict[str, tuple[bool, list[bytes]]]:
+        """Whether each tenant exists, and its stored destinations: one round trip."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.exists(self.keys.tenant(tenant_id))
-        pipe.hvals(self.keys.destinations(tenant_id))
-        exists, raws = await pipe.execute()
-        return bool(exists), raws
+        for tenant_id in tenant_ids:
+            pipe.exists(self.keys.tenant(tenant_id))
+            pipe.hvals(self.keys.destinations(tenant_id))
+        raw = await pipe.execute()
+        return {t: (bool(raw[2 * i]), raw[2 * i + 1]) for i, t in enumerate(tenant_ids)}
 
     async def reencrypt_all(self) -> tuple[int, int]:
         """Re-seal every destination's credentials with the current key (rotation).

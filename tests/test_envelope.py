@@ -118,5 +118,5 @@ def test_dumps_handles_what_orjson_refuses_and_matches_the_stdlib_elsewhere():
     from outpost.envelope import dumps
 
     assert dumps({"n": 2**70}) == b'{"n":1180591620717411303424}'  # past 64 bits
-    doc = {"b": [1, 2.5, None, True], "a": "ünï ✓ \u2028 \"q\" \\ \n", "z": {"k": -3}}
+    doc = {"b": [1, 2.5, None, True], "a": 'ünï ✓ \u2028 "q" \\ \n', "z": {"k": -3}}
     assert dumps(doc) == json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()

@@ -27,11 +27,16 @@ class Coalescer(Generic[T]):
         self._runner: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> Any:
+        return await self.submit_soon(item)
+
+    def submit_soon(self, item: T) -> asyncio.Future[Any]:
+        """Queue the item now, await its result later (callers with many items queue them
+        all first, so they share one batch)."""
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((item, done))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
-        return await done
+        return done
 
     async def _run(self) -> None:
         while self._pending:

@@ -12,6 +12,8 @@ import contextlib
 import socket
 import time
 import uuid
+from collections.abc import Awaitable
+from typing import Any
 
 import orjson
 import structlog
@@ -70,6 +72,7 @@ class Worker:
         self.batch_inflight = batch_inflight
         self._batch_slots = asyncio.Semaphore(batch_inflight)
         self._batched_inflight = 0
+        self._unbatched_inflight = 0
         self._batching_seen = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._inflight_ids: set[str] = set()  # entries this worker is processing now
@@ -85,15 +88,48 @@ class Worker:
         loaded: bool = False,
     ) -> Outcome:
         """Deliver one task and record its outcome. Loads what it is not given."""
-        task = entry.task
         if not loaded:
             event, raw_dest = await self._load_one(entry)
         started = time.time()
-        outcome = await self._attempt(entry, event, raw_dest)
+        outcome = await self._settle(entry, event, await self._begin(entry, event, raw_dest))
+        self._describe(outcome, event, raw_dest)
+        _, failures = await self.queue.complete(entry, outcome, started)
+        await self._after(entry, outcome, failures, started)
+        return outcome
+
+    async def process_group(
+        self, items: list[tuple[Entry, Event | None, bytes | None]]
+    ) -> list[Outcome]:
+        """Deliver many loaded tasks from one coroutine: every record is handed over
+        (batching destinations gather them into PutRecords) before any result is awaited,
+        and the completions are queued together. For batching destinations, where a task
+        per event would cost more than its share of the call."""
+        started = time.time()
+        begun = [await self._begin(e, ev, raw) for e, ev, raw in items]
+        outcomes = []
+        for (entry, event, raw), b in zip(items, begun, strict=True):
+            outcome = await self._settle(entry, event, b)
+            self._describe(outcome, event, raw)
+            outcomes.append(outcome)
+        done = [
+            self.queue.complete_soon(e, o, started)
+            for (e, _, _), o in zip(items, outcomes, strict=True)
+        ]
+        for (entry, _, _), outcome, completion in zip(items, outcomes, done, strict=True):
+            _, failures = await completion
+            await self._after(entry, outcome, failures, started)
+        return outcomes
+
+    def _describe(self, outcome: Outcome, event: Event | None, raw_dest: bytes | None) -> None:
         outcome.topic = event.topic if event is not None else ""
         if raw_dest is not None:
             outcome.destination_type = self.destinations.parse(raw_dest).type
-        _, failures = await self.queue.complete(entry, outcome, started)
+
+    async def _after(
+        self, entry: Entry, outcome: Outcome, failures: int | None, started: float
+    ) -> None:
+        """Alerts, and the delivery's log line."""
+        task = entry.task
         if self.alerts is not None and outcome.status == "failed":
             await self._alert(entry, outcome, failures)
         log.log(
@@ -109,7 +145,6 @@ class Worker:
             dead=outcome.dead or None,
             duration_ms=round((time.time() - started) * 1000, 1),
         )
-        return outcome
 
     async def _endpoint_allowed(self, dest: Destination) -> None:
         """The SSRF guard again at send time: the endpoint's DNS may have changed."""
@@ -153,7 +188,11 @@ class Worker:
         )
         return True
 
-    async def _attempt(self, entry: Entry, event: Event | None, raw_dest: bytes | None) -> Outcome:
+    async def _begin(
+        self, entry: Entry, event: Event | None, raw_dest: bytes | None
+    ) -> Outcome | Awaitable[dict[str, Any]]:
+        """Checks, format and hand-over: an Outcome when it ends here, else the send's
+        result to await (a batching destination's record is already in its batch)."""
         if event is None:
             return Outcome("failed", "event_expired", record_attempt=False)
         if raw_dest is None:
@@ -171,10 +210,20 @@ class Worker:
         try:
             record = provider.format(event, dest)
             await self._endpoint_allowed(dest)
-            response = await provider.send(record, dest)
+            return await provider.submit(record, dest)
         except DeliveryError as exc:
             return self._failure(entry, event, exc)
-        return Outcome("success", response=response)
+
+    async def _settle(
+        self, entry: Entry, event: Event | None, begun: Outcome | Awaitable[dict[str, Any]]
+    ) -> Outcome:
+        if isinstance(begun, Outcome):
+            return begun
+        assert event is not None
+        try:
+            return Outcome("success", response=await begun)
+        except DeliveryError as exc:
+            return self._failure(entry, event, exc)
 
     def _failure(self, entry: Entry, event: Event, exc: DeliveryError) -> Outcome:
         response = {"error": exc.code, "message": exc.message[:500], **exc.response}
@@ -253,8 +302,7 @@ class Worker:
         this worker has seen a batching destination."""
         await self._slots.acquire()
         self._slots.release()
-        unbatched = len(self._inflight) - self._batched_inflight
-        free = max(1, self.concurrency - unbatched)
+        free = max(1, self.concurrency - self._unbatched_inflight)
         if self._batching_seen:
             free += max(0, self.batch_inflight - self._batched_inflight)
         return free
@@ -266,22 +314,46 @@ class Worker:
         return dest.type in self.registry and self.registry.get(dest.type).batching(dest)
 
     async def _dispatch(self, entries: list[Entry]) -> None:
+        """One task per unbatched delivery; the batching destinations' deliveries of this
+        read go to one task together."""
         loaded = await self._load(entries)
+        group: list[tuple[Entry, Event | None, bytes | None]] = []
         for entry, (event, raw_dest) in zip(entries, loaded, strict=True):
-            batched = self._batched(raw_dest)
-            slots = self._batch_slots if batched else self._slots
-            await slots.acquire()
-            if batched:
+            self._inflight_ids.add(entry.entry_id)
+            if self._batched(raw_dest):
+                if self._batch_slots.locked() and group:
+                    # the group so far must run to free slots: start it before waiting
+                    self._start(self._guarded_group(group))
+                    group = []
+                await self._batch_slots.acquire()
                 self._batching_seen = True
                 self._batched_inflight += 1
-            self._inflight_ids.add(entry.entry_id)
-            t = asyncio.create_task(self._guarded(entry, event, raw_dest, batched))
-            self._inflight.add(t)
-            t.add_done_callback(self._inflight.discard)
+                group.append((entry, event, raw_dest))
+                continue
+            await self._slots.acquire()
+            self._unbatched_inflight += 1
+            self._start(self._guarded(entry, event, raw_dest))
+        if group:
+            self._start(self._guarded_group(group))
 
-    async def _guarded(
-        self, entry: Entry, event: Event | None, raw_dest: bytes | None, batched: bool = False
-    ) -> None:
+    def _start(self, work: Awaitable[None]) -> None:
+        t = asyncio.ensure_future(work)
+        self._inflight.add(t)
+        t.add_done_callback(self._inflight.discard)
+
+    async def _guarded_group(self, items: list[tuple[Entry, Event | None, bytes | None]]) -> None:
+        try:
+            await self.process_group(items)
+        except Exception:
+            # left unacked: another consumer (or this one) reclaims them after the idle time
+            log.exception("delivery_crashed", tasks=len(items))
+        finally:
+            for entry, _, _ in items:
+                self._inflight_ids.discard(entry.entry_id)
+                self._batched_inflight -= 1
+                self._batch_slots.release()
+
+    async def _guarded(self, entry: Entry, event: Event | None, raw_dest: bytes | None) -> None:
         try:
             await self.process(entry, event, raw_dest, loaded=True)
         except Exception:
@@ -293,11 +365,8 @@ class Worker:
             )
         finally:
             self._inflight_ids.discard(entry.entry_id)
-            if batched:
-                self._batched_inflight -= 1
-                self._batch_slots.release()
-            else:
-                self._slots.release()
+            self._unbatched_inflight -= 1
+            self._slots.release()
 
     async def _reclaim_loop(self) -> None:
         interval = max(self.reclaim_idle_ms / 2000, 0.5)

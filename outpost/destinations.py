@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -42,6 +42,8 @@ class Provider(Protocol):
     def format(self, event: Event, destination: Destination) -> Any: ...
     def batching(self, destination: Destination) -> bool: ...  # sends wait to be gathered
     async def send(self, record: Any, destination: Destination) -> dict[str, Any]: ...
+    # the send under way (or its record queued in a batch): its result, awaited later
+    async def submit(self, record: Any, destination: Destination) -> Awaitable[dict[str, Any]]: ...
     async def close(self) -> None: ...
 
 

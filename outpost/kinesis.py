@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -314,16 +315,25 @@ class KinesisProvider:
     async def send(self, record: Record, destination: Destination) -> dict[str, Any]:
         """PutRecord, signed with botocore's SigV4 and sent on the shared session; with
         `config.batching`, the record joins its stream's next PutRecords call."""
-        target = await self._target(destination)
+        if destination.config.get("batching"):
+            return await (await self.submit(record, destination))
+        return await self._put_record(record, destination)
+
+    async def submit(self, record: Record, destination: Destination) -> Awaitable[dict[str, Any]]:
+        """With `config.batching` the record joins its batch now (a future); otherwise the
+        PutRecord call, to be awaited."""
         cfg = destination.config
-        if cfg.get("batching"):
-            linger_ms = cfg.get("batch_linger_ms")
-            if linger_ms is None:
-                linger_ms = DEFAULT_BATCH_LINGER_MS
-            max_records = cfg.get("batch_max_records") or MAX_BATCH_RECORDS
-            return await self._batches.put(
-                target, cfg["stream_name"], record, max_records, linger_ms / 1000
-            )
+        if not cfg.get("batching"):
+            return self.send(record, destination)
+        target = await self._target(destination)
+        linger_ms = cfg.get("batch_linger_ms")
+        if linger_ms is None:
+            linger_ms = DEFAULT_BATCH_LINGER_MS
+        max_records = cfg.get("batch_max_records") or MAX_BATCH_RECORDS
+        return self._batches.add(target, cfg["stream_name"], record, max_records, linger_ms / 1000)
+
+    async def _put_record(self, record: Record, destination: Destination) -> dict[str, Any]:
+        target = await self._target(destination)
         body = sigv4.put_record_body(
             destination.config["stream_name"], record.data, record.partition_key
         )
@@ -398,9 +408,9 @@ class Batcher:
         self._open: dict[tuple[int, str], _Batch] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def put(
+    def add(
         self, target: sigv4.Target, stream: str, record: Record, max_records: int, linger: float
-    ) -> dict[str, Any]:
+    ) -> asyncio.Future[dict[str, Any]]:
         key = (id(target), stream)
         size = len(record.data) + len(record.partition_key.encode())
         batch = self._open.get(key)
@@ -417,7 +427,7 @@ class Batcher:
         batch.size += size
         if len(batch.records) >= max_records:
             self._flush(key)
-        return await done
+        return done
 
     def _flush(self, key: tuple[int, str]) -> None:
         batch = self._open.pop(key, None)

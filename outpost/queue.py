@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -282,9 +282,20 @@ class Queue:
         next script call (one command, one JSON argument for up to COMMIT_BATCH tasks), so
         a busy worker pays one round trip per batch and an idle one no added wait. Returns
         once this task's completion has run."""
+        return await self.complete_soon(entry, outcome, attempt_time)
+
+    def complete_soon(
+        self, entry: Entry, outcome: Outcome, attempt_time: float
+    ) -> Awaitable[tuple[str, int | None]]:
+        """`complete`, queued now and awaited later: a caller completing many tasks queues
+        them all first, so they share a batch."""
         attempt_id = f"att_{uuid.uuid4().hex}"
         task = self._complete_call(attempt_id, entry, outcome, attempt_time)
-        failures = await self._completions.submit(task)
+        return self._completed(attempt_id, self._completions.submit_soon(task))
+
+    @staticmethod
+    async def _completed(attempt_id: str, done: Awaitable[Any]) -> tuple[str, int | None]:
+        failures = await done
         return attempt_id, None if failures < 0 else int(failures)
 
     async def _complete_many(self, tasks: list[list[Any]]) -> list[Any]:

@@ -3,6 +3,7 @@ behind them, a fault proxy where a share of a batch's records must fail alone.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from outpost import devstack
@@ -139,3 +140,24 @@ def test_the_form_patterns_accept_exactly_the_valid_numbers():
     linger = re.compile(f"^(?:{fields['batch_linger_ms']['pattern']})$")
     assert [n for n in range(0, 1000) if records.match(str(n))] == list(range(1, 501))
     assert [n for n in range(0, 20000) if linger.match(str(n))] == list(range(0, 10001))
+
+
+async def test_a_read_larger_than_the_batched_allowance_still_drains(
+    deps, client, moto, moto_stream
+):
+    """A read can bring more batched tasks than DELIVERY_BATCH_MAX_INFLIGHT: the tasks
+    gathered so far must start before the worker waits for their slots."""
+    await setup_destination(
+        client, moto_stream, moto.url, config={"batching": True, "batch_linger_ms": 5}
+    )
+    ids = [f"e{i:02d}" for i in range(30)]
+    r = await client.post(
+        "/api/v1/publish/batch",
+        json=[{"tenant_id": "acme", "topic": "orders", "id": i, "data": {}} for i in ids],
+        headers=AUTH,
+    )
+    assert r.status == 202
+    worker = build_worker(deps, deps.settings, batch_inflight=4)
+    await asyncio.wait_for(worker.run_until_empty(limit=20), 30)  # a deadlock fails here
+    records = devstack.read_stream(moto.url, moto_stream, expect=30)
+    assert tally(ids, records)["missing"] == 0

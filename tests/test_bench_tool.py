@@ -31,4 +31,4 @@ async def test_endpoint_answers_putrecord_and_putrecords_and_measures(aiohttp_cl
     body = await r.json(content_type=None)
     assert body["FailedRecordCount"] == 0 and len(body["Records"]) == 3
     stats = await (await c.get("/stats")).json()
-    assert stats["n"] == 4 and 10 <= stats["p50"] < 1000
+    assert stats["n"] == 1 and 10 <= stats["p50"] < 1000  # PutRecord alone is timed

@@ -34,6 +34,7 @@ from outpost.store import Store
 
 log = structlog.get_logger("outpost.delivery")
 # Redis going away is expected (restarts, failover): wait and go on, never crash the loop.
+GROUP_MAX = 500  # batched deliveries run together in one coroutine (one full PutRecords)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
@@ -321,8 +322,9 @@ class Worker:
         for entry, (event, raw_dest) in zip(entries, loaded, strict=True):
             self._inflight_ids.add(entry.entry_id)
             if self._batched(raw_dest):
-                if self._batch_slots.locked() and group:
-                    # the group so far must run to free slots: start it before waiting
+                if group and (len(group) >= GROUP_MAX or self._batch_slots.locked()):
+                    # groups of at most GROUP_MAX overlap (one's sends while another
+                    # completes); and the group so far must run to free slots before waiting
                     self._start(self._guarded_group(group))
                     group = []
                 await self._batch_slots.acquire()

@@ -28,27 +28,37 @@ from outpost.keys import GROUP, Keys
 from outpost.models import Event, Task, iso
 
 _PUBLISH = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3] .. '/' .. ARGV[4])
-if ARGV[6] == '1' then
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[7]) + 1))
-  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[8]) + 1))
+-- Many publishes in one call, each its own protected step. KEYS: the global event index.
+-- ARGV: retention, tenant log cap, total log cap, dead-letter MAXLEN, then the events as
+-- one JSON array (see Queue._publish_call). Per event: 1 if stored and queued, 0 if the
+-- tenant already had an event with this id (nothing queued), 'ERR ...' if its step failed.
+local out = {}
+local function publish(e)
+  if not redis.call('SET', e[1], e[5], 'NX', 'EX', ARGV[1]) then return 0 end
+  redis.call('SADD', e[2], e[6])
+  redis.call('EXPIRE', e[2], ARGV[1])
+  redis.call('ZADD', e[3], e[8], e[7])
+  redis.call('ZADD', KEYS[1], e[8], e[6] .. '/' .. e[7])
+  if e[9] == '1' then
+    redis.call('ZREMRANGEBYRANK', e[3], 0, -(tonumber(ARGV[2]) + 1))
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+  end
+  for _, r in ipairs(e[11]) do
+    redis.call('XADD', r[1], '*', 't', e[6], 'e', e[7], 'd', r[2], 'a', '1', 'm', '0')
+  end
+  for _, d in ipairs(e[12]) do
+    redis.call('XADD', e[4], 'MAXLEN', '~', ARGV[4], '*', 't', e[6], 'e', e[7], 'd', d,
+               'a', '0', 'm', '0', 'code', 'destination_disabled',
+               'message', 'the destination was disabled when the event was published',
+               'time', e[10])
+  end
+  return 1
 end
-local routes = tonumber(ARGV[11])
-for i = 1, routes do
-  redis.call('XADD', KEYS[5 + i], '*', 't', ARGV[3], 'e', ARGV[4], 'd', ARGV[11 + i],
-             'a', '1', 'm', '0')
+for i, e in ipairs(cjson.decode(ARGV[5])) do
+  local ok, res = pcall(publish, e)
+  if ok then out[i] = res else out[i] = 'ERR ' .. tostring(res) end
 end
-for j = 12 + routes, #ARGV do
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 't', ARGV[3], 'e', ARGV[4],
-             'd', ARGV[j], 'a', '0', 'm', '0', 'code', 'destination_disabled',
-             'message', 'the destination was disabled when the event was published',
-             'time', ARGV[9])
-end
-return 1
+return out
 """
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
@@ -184,47 +194,48 @@ class Queue:
         """Store and index the event, add one task per (destination id, ordering key) and
         keep a dead letter for each `held` (disabled) destination, atomically. False when
         the tenant already has an event with this id (nothing is queued)."""
-        keys, args = self._publish_call(event, routes, held)
-        return bool(await self._publish(keys=keys, args=args))
+        [fresh] = await self.publish_many([(event, routes, held)])
+        return fresh
 
     async def publish_many(
         self, items: list[tuple[Event, list[tuple[str, str]], Sequence[str]]]
     ) -> list[bool]:
-        """Many publishes (each still one atomic script) in one pipelined round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for event, routes, held in items:
-            keys, args = self._publish_call(event, routes, held)
-            await self._publish(keys=keys, args=args, client=pipe)
-        return [bool(r) for r in await pipe.execute()]
+        """Many publishes in one script call (one command, one JSON argument); each event
+        is still its own atomic step."""
+        if not items:
+            return []
+        args: list[Any] = [
+            self.retention,
+            self.log_cap_tenant,
+            self.log_cap_total,
+            self.attempts_cap,
+            orjson.dumps([self._publish_call(*item) for item in items]),
+        ]
+        results = await self._publish(keys=[self.keys.events_index()], args=args)
+        for r in results:
+            if isinstance(r, bytes):
+                raise ResponseError(r.decode(errors="replace"))
+        return [bool(r) for r in results]
 
     def _publish_call(
         self, event: Event, routes: list[tuple[str, str]], held: Sequence[str]
-    ) -> tuple[list[str], list[Any]]:
-        keys = [
+    ) -> list[Any]:
+        """One event of the publish script (positions as the script reads them)."""
+        record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
+        return [
             self.keys.event(event.tenant_id, event.id),
             self.keys.event_owners(event.id),
             self.keys.events_index(event.tenant_id),
-            self.keys.events_index(),
             self.keys.dead_letters(event.tenant_id),
-        ]
-        keys += [self.partition_of(dest_id, okey) for dest_id, okey in routes]
-        record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
-        args: list[Any] = [
-            json.dumps(record, ensure_ascii=False),
-            self.retention,
+            envelope.dumps(record).decode(),
             event.tenant_id,
             event.id,
-            int(event.time.timestamp() * 1000),
+            str(int(event.time.timestamp() * 1000)),
             "1" if random.random() < TRIM_SHARE else "0",
-            self.log_cap_tenant,
-            self.log_cap_total,
             f"{time.time():.3f}",
-            self.attempts_cap,
-            len(routes),
+            [[self.partition_of(dest_id, okey), dest_id] for dest_id, okey in routes],
+            list(held),
         ]
-        args += [dest_id for dest_id, _ in routes]
-        args += list(held)
-        return keys, args
 
     async def load_event(self, tenant_id: str, event_id: str) -> Event | None:
         raw = await self.redis.get(self.keys.event(tenant_id, event_id))

@@ -344,7 +344,57 @@ def table(out: dict[str, Any]) -> str:
     return "\n".join(["figure                       value", "-" * 40, *rows])
 
 
+async def profile(n: int, batching: bool, top: int = 25) -> None:
+    """One worker (in this process, under cProfile) drains `n` events to the bench
+    endpoint; prints the rate and the top entries by own time."""
+    import cProfile
+    import pstats
+
+    from outpost import devstack, logs
+    from outpost.app import Deps
+    from outpost.cli import build_worker
+    from outpost.settings import Settings
+
+    logs.configure("error")
+    port = devstack.free_port()
+    ep = devstack.Server([sys.executable, "-m", "outpost.bench", "endpoint", str(port)], port)
+    ep.start()
+    redis = devstack.redis_server()
+    redis.start()
+    try:
+        deps = await prefill(redis.redis_url, ep.url, n, batching=batching)
+        settings = Settings(
+            api_key=KEY,
+            aes_encryption_secret=SECRET,
+            redis_url=redis.redis_url,
+            destinations_allow_private_endpoints=True,
+        )
+        worker = build_worker(Deps.build(settings, deps.redis), settings)
+        prof = cProfile.Profile()
+        started = time.monotonic()
+        prof.enable()
+        runner = asyncio.create_task(worker.run())
+        while True:
+            if (await deps.queue.depth())["queued"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        prof.disable()
+        elapsed = time.monotonic() - started
+        worker.stop()
+        await runner
+        print(f"{n} events in {elapsed:.2f} s under cProfile = {n / elapsed:.0f}/s")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(top)
+        await deps.redis.aclose()
+    finally:
+        ep.stop()
+        redis.stop()
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "profile":  # python -m outpost.bench profile [N] [batched]
+        n = int(argv[1]) if len(argv) > 1 else 20_000
+        asyncio.run(profile(n, batching="batched" in argv))
+        return
     if argv and argv[0] == "endpoint":
         web.run_app(
             endpoint_app(), host="127.0.0.1", port=int(argv[1]), print=None, access_log=None

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from botocore.httpsession import DEFAULT_CA_BUNDLE
+from botocore.httpsession import where
 
 TARGET_PREFIX = "Kinesis_20131202"
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -109,7 +110,8 @@ class KinesisHTTP:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            tls = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE)
+            # the CA bundle botocore would use: AWS_CA_BUNDLE, else certifi's or its own
+            tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or where())
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections, ssl=tls),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),

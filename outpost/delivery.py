@@ -34,6 +34,7 @@ from outpost.store import Store
 
 log = structlog.get_logger("outpost.delivery")
 # Redis going away is expected (restarts, failover): wait and go on, never crash the loop.
+READ_AHEAD = 2  # reads whose events are being loaded while the next read waits
 GROUP_MAX = 500  # batched deliveries run together in one coroutine (one full PutRecords)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
@@ -74,6 +75,8 @@ class Worker:
         self._batch_slots = asyncio.Semaphore(batch_inflight)
         self._batched_inflight = 0
         self._unbatched_inflight = 0
+        self._reserved = 0  # read, not yet dispatched
+        self._loading = asyncio.Semaphore(READ_AHEAD)
         self._batching_seen = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._inflight_ids: set[str] = set()  # entries this worker is processing now
@@ -283,14 +286,22 @@ class Worker:
         log.info("worker_started", worker=self.name, concurrency=self.concurrency)
         try:
             while not self._stopping.is_set():
+                # the next read goes out while the last one's events load (at most
+                # READ_AHEAD reads being loaded): a read is one round trip, not two
+                await self._loading.acquire()
                 free = await self._wait_for_slot()
                 try:
                     entries = await self.queue.read(self.name, count=free, block_ms=1000)
-                    if entries:
-                        await self._dispatch(entries)
                 except REDIS_DOWN as exc:
+                    self._loading.release()
                     log.warning("redis_unavailable", error=str(exc))
                     await asyncio.sleep(0.5)
+                    continue
+                if not entries:
+                    self._loading.release()
+                    continue
+                self._reserved += len(entries)
+                self._start(self._load_and_dispatch(entries))
         finally:
             for t in side:
                 t.cancel()
@@ -298,12 +309,24 @@ class Worker:
             await self._wait_inflight()
             log.info("worker_stopped", worker=self.name)
 
+    async def _load_and_dispatch(self, entries: list[Entry]) -> None:
+        try:
+            await self._dispatch(entries)
+        except REDIS_DOWN as exc:
+            # left pending: reclaimed after the idle time, like a crashed consumer's
+            log.warning("redis_unavailable", error=str(exc))
+            await asyncio.sleep(0.5)
+        finally:
+            self._reserved -= len(entries)
+            self._loading.release()
+
     async def _wait_for_slot(self) -> int:
-        """How many tasks to read next: free unbatched slots, plus free batched ones once
-        this worker has seen a batching destination."""
+        """How many tasks to read next: free unbatched slots (less what reads being loaded
+        will take), plus free batched ones once this worker has seen a batching
+        destination."""
         await self._slots.acquire()
         self._slots.release()
-        free = max(1, self.concurrency - self._unbatched_inflight)
+        free = max(1, self.concurrency - self._unbatched_inflight - self._reserved)
         if self._batching_seen:
             free += max(0, self.batch_inflight - self._batched_inflight)
         return free
@@ -385,7 +408,7 @@ class Worker:
                 continue
 
     async def _wait_inflight(self) -> None:
-        if self._inflight:
+        while self._inflight:  # a dispatch still loading starts more tasks: wait for them
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     def stop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import secrets
@@ -18,7 +19,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from outpost import logs
+from outpost import logs, sigv4
 from outpost.alerts import Alerts
 from outpost.app import Deps, connect_redis, create_app
 from outpost.delivery import Worker
@@ -84,6 +85,17 @@ def build_worker(
     )
 
 
+async def settle_heap() -> None:
+    """Load botocore's Kinesis model now, then move everything alive at start-up out of
+    the garbage collector's way (gc.freeze), so full collections do not walk the imported
+    modules and service models each time (measured with gc.callbacks: full collections of
+    50-75 ms in the API and worker under load, the largest part of the publish -> send
+    p99)."""
+    await sigv4.resolve_endpoint("us-east-1", None)
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(
     settings: Settings,
     api: bool,
@@ -100,6 +112,7 @@ async def serve(
     runner = None
     worker_obj = build_worker(deps, settings) if worker else None
     worker_task = None
+    await settle_heap()
     reader: SourceReader | None = None
     reader_task: asyncio.Task[None] | None = None
     try:

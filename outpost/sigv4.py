@@ -52,10 +52,21 @@ def target(url: str, region: str, key: str, secret: str, token: str | None) -> T
     )
 
 
+_SESSION: AioSession | None = None
+
+
+def _aio_session() -> AioSession:
+    """One session per process: its loader keeps the Kinesis model after the first use."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = AioSession()
+    return _SESSION
+
+
 async def resolve_endpoint(region: str, endpoint: str | None) -> str:
     """The URL aiobotocore would send Kinesis calls to (explicit endpoint, then
     `AWS_ENDPOINT_URL_KINESIS` / `AWS_ENDPOINT_URL` / config files, then the partition's)."""
-    async with AioSession().create_client(
+    async with _aio_session().create_client(
         "kinesis",
         region_name=region,
         endpoint_url=endpoint or None,

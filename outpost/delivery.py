@@ -35,7 +35,7 @@ from outpost.store import Store
 log = structlog.get_logger("outpost.delivery")
 # Redis going away is expected (restarts, failover): wait and go on, never crash the loop.
 READ_AHEAD = 2  # reads whose events are being loaded while the next read waits
-GROUP_MAX = 500  # batched deliveries run together in one coroutine (one full PutRecords)
+GROUP_MAX = 250  # batched deliveries run together in one coroutine; groups overlap
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
@@ -326,10 +326,11 @@ class Worker:
         destination."""
         await self._slots.acquire()
         self._slots.release()
-        free = max(1, self.concurrency - self._unbatched_inflight - self._reserved)
+        free = self.concurrency - self._unbatched_inflight
         if self._batching_seen:
-            free += max(0, self.batch_inflight - self._batched_inflight)
-        return free
+            free += self.batch_inflight - self._batched_inflight
+        # what reads being loaded will take (batched or not, we do not know yet)
+        return max(1, free - self._reserved)
 
     def _batched(self, raw_dest: bytes | None) -> bool:
         if raw_dest is None:

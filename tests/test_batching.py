@@ -14,6 +14,16 @@ from tests.faults import KinesisProxy, tally
 from tests.test_delivery import publish, setup_destination
 
 
+async def publish_batch(client, ids: list[str]) -> list[str]:
+    r = await client.post(
+        "/api/v1/publish/batch",
+        json=[{"tenant_id": "acme", "topic": "orders", "id": i, "data": {}} for i in ids],
+        headers=AUTH,
+    )
+    assert r.status == 202, await r.text()
+    return ids
+
+
 async def test_batched_records_land_once_each_with_their_own_attempt(client, deps, kinesis, stream):
     dest = await setup_destination(
         client,
@@ -44,13 +54,7 @@ async def test_partial_failures_retry_only_the_failed_records(deps, client, moto
         dest = await setup_destination(
             client, moto_stream, proxy.url, config={"batching": True, "batch_linger_ms": 10}
         )
-        ids = [f"evt_{i:03d}" for i in range(200)]
-        r = await client.post(
-            "/api/v1/publish/batch",
-            json=[{"tenant_id": "acme", "topic": "orders", "id": i, "data": {}} for i in ids],
-            headers=AUTH,
-        )
-        assert r.status == 202, await r.text()
+        ids = await publish_batch(client, [f"evt_{i:03d}" for i in range(200)])
         worker = build_worker(
             deps, deps.settings, policy=RetryPolicy(max_retries=20, interval=0.02)
         )
@@ -150,13 +154,7 @@ async def test_a_read_larger_than_the_batched_allowance_still_drains(
     await setup_destination(
         client, moto_stream, moto.url, config={"batching": True, "batch_linger_ms": 5}
     )
-    ids = [f"e{i:02d}" for i in range(30)]
-    r = await client.post(
-        "/api/v1/publish/batch",
-        json=[{"tenant_id": "acme", "topic": "orders", "id": i, "data": {}} for i in ids],
-        headers=AUTH,
-    )
-    assert r.status == 202
+    ids = await publish_batch(client, [f"e{i:02d}" for i in range(30)])
     worker = build_worker(deps, deps.settings, batch_inflight=4)
     await asyncio.wait_for(worker.run_until_empty(limit=20), 30)  # a deadlock fails here
     records = devstack.read_stream(moto.url, moto_stream, expect=30)

@@ -73,6 +73,8 @@ _COMPLETE = """
 local out = {}
 local tasks = cjson.decode(ARGV[7])
 local caps = {ARGV[4], ARGV[5], ARGV[6]}
+local acks = {}  -- stream -> entry ids
+local cleared = {}  -- failure counters already deleted in this call
 local function complete(t)
   local failures = -1
   if t[3] == '1' then
@@ -88,22 +90,31 @@ local function complete(t)
       end
     end
     if t[8] == '1' then
-      redis.call('DEL', t[13])
+      if not cleared[t[13]] then
+        redis.call('DEL', t[13])
+        cleared[t[13]] = true
+      end
     else
       failures = redis.call('INCR', t[13])
+      cleared[t[13]] = nil
     end
   end
   if t[14] ~= '' then redis.call('ZADD', KEYS[2], t[15], t[14]) end
   if #t[17] > 0 then
     redis.call('XADD', t[16], 'MAXLEN', '~', ARGV[4], '*', unpack(t[17]))
   end
-  redis.call('XACK', t[1], ARGV[1], t[2])
-  redis.call('XDEL', t[1], t[2])
+  acks[t[1]] = acks[t[1]] or {}
+  table.insert(acks[t[1]], t[2])
   return failures
 end
 for i, t in ipairs(tasks) do
   local ok, res = pcall(complete, t)
   if ok then out[i] = res else out[i] = 'ERR ' .. tostring(res) end
+end
+-- acked (and deleted) per stream, only the tasks whose step succeeded
+for stream, ids in pairs(acks) do
+  redis.call('XACK', stream, ARGV[1], unpack(ids))
+  redis.call('XDEL', stream, unpack(ids))
 end
 return out
 """

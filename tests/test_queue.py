@@ -11,8 +11,8 @@ from outpost.models import Event
 from outpost.queue import Outcome
 
 
-async def queued(deps, n: int, dest: str = "d1"):
-    for i in range(n):
+async def queued(deps, n: int, dest: str = "d1", start: int = 0):
+    for i in range(start, start + n):
         ev = Event(id=f"e{i}", tenant_id="acme", topic="t", time=datetime.now(UTC), data={})
         await deps.queue.publish(ev, [(dest, ev.id)])
     entries = await deps.queue.read("c1", count=n, block_ms=100)
@@ -48,3 +48,39 @@ async def test_one_failing_script_does_not_fail_the_others(deps, redis):
     )
     assert isinstance(results[0], Exception)
     assert results[1][1] is None and results[2][1] is None
+
+
+async def test_the_failure_counter_follows_the_order_within_one_call(deps, redis):
+    """Completions of one call: a success after a failure clears the counter again, a
+    failure after a success starts it at 1 (the script skips repeated clears only)."""
+    entries = await queued(deps, 6)
+    ok, bad = Outcome("success"), Outcome("failed", "x")
+    results = await asyncio.gather(
+        *(
+            deps.queue.complete(e, o, 1.0)
+            for e, o in zip(entries, [ok, ok, bad, ok, ok, bad], strict=True)
+        )
+    )
+    assert [f for _, f in results] == [None, None, 1, None, None, 1]
+    assert await redis.get(deps.keys.failures("acme", "d1")) == b"1"
+    more = await queued(deps, 2, start=6)
+    await asyncio.gather(
+        *(deps.queue.complete(e, o, 1.0) for e, o in zip(more, [bad, ok], strict=True))
+    )
+    assert await redis.get(deps.keys.failures("acme", "d1")) is None
+
+
+async def test_a_failed_step_leaves_its_task_pending_and_acks_the_rest(deps, redis):
+    entries = await queued(deps, 3)
+    await redis.set(deps.keys.failures("acme", "d1"), "not-a-number")
+    await asyncio.gather(
+        deps.queue.complete(entries[0], Outcome("failed", "x"), 1.0),
+        deps.queue.complete(entries[1], Outcome("success"), 1.0),
+        deps.queue.complete(entries[2], Outcome("success"), 1.0),
+        return_exceptions=True,
+    )
+    pending = []
+    for stream in deps.queue.streams:
+        rows = await redis.xpending_range(stream, GROUP, min="-", max="+", count=10)
+        pending += [r["message_id"].decode() for r in rows]
+    assert pending == [entries[0].entry_id]

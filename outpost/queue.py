@@ -7,10 +7,10 @@ MULTI), so a crash between any two steps loses nothing; at worst a task runs twi
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import time
-import uuid
 import zlib
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -311,7 +311,7 @@ class Queue:
     ) -> Awaitable[tuple[str, int | None]]:
         """`complete`, queued now and awaited later: a caller completing many tasks queues
         them all first, so they share a batch."""
-        attempt_id = f"att_{uuid.uuid4().hex}"
+        attempt_id = f"att_{os.urandom(16).hex()}"  # 128 random bits, as uuid4 but cheaper
         task = self._complete_call(attempt_id, entry, outcome, attempt_time)
         return self._completed(attempt_id, self._completions.submit_soon(task))
 

@@ -33,9 +33,9 @@ from outpost.retry import RetryPolicy
 from outpost.store import Store
 
 log = structlog.get_logger("outpost.delivery")
-# Redis going away is expected (restarts, failover): wait and go on, never crash the loop.
 READ_AHEAD = 2  # reads whose events are being loaded while the next read waits
 GROUP_MAX = 250  # batched deliveries run together in one coroutine; groups overlap
+# Redis going away is expected (restarts, failover): wait and go on, never crash the loop.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
@@ -316,6 +316,8 @@ class Worker:
             # left pending: reclaimed after the idle time, like a crashed consumer's
             log.warning("redis_unavailable", error=str(exc))
             await asyncio.sleep(0.5)
+        except Exception:
+            log.exception("dispatch_failed", tasks=len(entries))  # pending, reclaimed later
         finally:
             self._reserved -= len(entries)
             self._loading.release()

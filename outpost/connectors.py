@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost.errors import APIError
 from outpost.flowspecs import KINESIS, S3
+from outpost.sigv4 import aws_session
 
 _CONFIG = AioConfig(
     connect_timeout=5,
@@ -20,17 +20,22 @@ _CONFIG = AioConfig(
 )
 
 
+def kinesis_client(auth: dict[str, Any], config: AioConfig = _CONFIG) -> Any:
+    """A Kinesis client from a base connection's auth params (also the source reader's)."""
+    return aws_session().create_client(
+        "kinesis",
+        region_name=auth["region"],
+        endpoint_url=auth.get("endpoint") or None,
+        aws_access_key_id=auth["accessKeyId"],
+        aws_secret_access_key=auth["secretKey"],
+        config=config,
+    )
+
+
 def _client(spec_id: str, p: dict[str, Any]) -> Any:
     if spec_id == KINESIS:
-        return AioSession().create_client(
-            "kinesis",
-            region_name=p["region"],
-            endpoint_url=p.get("endpoint") or None,
-            aws_access_key_id=p["accessKeyId"],
-            aws_secret_access_key=p["secretKey"],
-            config=_CONFIG,
-        )
-    return AioSession().create_client(
+        return kinesis_client(p)
+    return aws_session().create_client(
         "s3",
         region_name=p.get("region") or "us-east-1",
         endpoint_url=p.get("serviceUrl") or None,

@@ -55,8 +55,9 @@ def target(url: str, region: str, key: str, secret: str, token: str | None) -> T
 _SESSION: AioSession | None = None
 
 
-def _aio_session() -> AioSession:
-    """One session per process: its loader keeps the Kinesis model after the first use."""
+def aws_session() -> AioSession:
+    """One aiobotocore session per process: its loader keeps the service models after
+    their first use instead of reading them from disk for every client."""
     global _SESSION
     if _SESSION is None:
         _SESSION = AioSession()
@@ -66,7 +67,7 @@ def _aio_session() -> AioSession:
 async def resolve_endpoint(region: str, endpoint: str | None) -> str:
     """The URL aiobotocore would send Kinesis calls to (explicit endpoint, then
     `AWS_ENDPOINT_URL_KINESIS` / `AWS_ENDPOINT_URL` / config files, then the partition's)."""
-    async with _aio_session().create_client(
+    async with aws_session().create_client(
         "kinesis",
         region_name=region,
         endpoint_url=endpoint or None,

@@ -25,10 +25,10 @@ from typing import Any
 
 import structlog
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost.app import Deps
+from outpost.connectors import kinesis_client
 from outpost.errors import APIError
 from outpost.models import Event
 
@@ -189,7 +189,7 @@ class SourceReader:
     async def _run_flow(self, plan: Plan) -> None:
         shards: dict[str, asyncio.Task[None]] = {}
         async with AsyncExitStack() as stack:
-            client = await stack.enter_async_context(_client(plan.auth))
+            client = await stack.enter_async_context(kinesis_client(plan.auth, _READ_CONFIG))
             try:
                 while not self._stopping.is_set():
                     try:
@@ -347,15 +347,9 @@ def _past(position: str | None, ending: str | None) -> bool:
     return int(position or 0) >= int(ending)
 
 
-def _client(auth: dict[str, Any]) -> Any:
-    return AioSession().create_client(
-        "kinesis",
-        region_name=auth["region"],
-        endpoint_url=auth.get("endpoint") or None,
-        aws_access_key_id=auth["accessKeyId"],
-        aws_secret_access_key=auth["secretKey"],
-        config=AioConfig(connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 2}),
-    )
+# a longer read timeout than connection tests: the reader polls for as long as it runs
+# (kinesis-local, for one, can take seconds to answer under load)
+_READ_CONFIG = AioConfig(connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 2})
 
 
 async def describe_shards(client: Any, stream: str) -> list[dict[str, Any]]:

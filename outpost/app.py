@@ -113,8 +113,15 @@ class Deps:
             except APIError as exc:
                 plans.append(exc)
         ok = [(e, p) for e, p in zip(events, plans, strict=True) if not isinstance(p, APIError)]
-        fresh = iter(await self.queue.publish_many([(e, p[0], p[1]) for e, p in ok]))
-        return [p if isinstance(p, APIError) else (next(fresh), p[2]) for p in plans]
+        stored = iter(await self.queue.publish_many([(e, p[0], p[1]) for e, p in ok]))
+        out: list[tuple[bool, list[str]] | APIError] = []
+        for p in plans:
+            if isinstance(p, APIError):
+                out.append(p)
+                continue
+            fresh = next(stored)
+            out.append(fresh if isinstance(fresh, APIError) else (fresh, p[2]))
+        return out
 
     def route(
         self, event: Event, exists: bool, raws: list[bytes]

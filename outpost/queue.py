@@ -206,13 +206,16 @@ class Queue:
         keep a dead letter for each `held` (disabled) destination, atomically. False when
         the tenant already has an event with this id (nothing is queued)."""
         [fresh] = await self.publish_many([(event, routes, held)])
+        if isinstance(fresh, APIError):
+            raise fresh
         return fresh
 
     async def publish_many(
         self, items: list[tuple[Event, list[tuple[str, str]], Sequence[str]]]
-    ) -> list[bool]:
+    ) -> list[bool | APIError]:
         """Many publishes in one script call (one command, one JSON argument); each event
-        is still its own atomic step."""
+        is still its own step, and one whose step failed gets its own 503 while the
+        others keep their answers (their events are stored)."""
         if not items:
             return []
         args: list[Any] = [
@@ -223,10 +226,12 @@ class Queue:
             orjson.dumps([self._publish_call(*item) for item in items]),
         ]
         results = await self._publish(keys=[self.keys.events_index()], args=args)
-        for r in results:
-            if isinstance(r, bytes):
-                raise ResponseError(r.decode(errors="replace"))
-        return [bool(r) for r in results]
+        return [
+            APIError(503, f"the event could not be stored ({r.decode(errors='replace')})")
+            if isinstance(r, bytes)
+            else bool(r)
+            for r in results
+        ]
 
     def _publish_call(
         self, event: Event, routes: list[tuple[str, str]], held: Sequence[str]

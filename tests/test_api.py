@@ -412,3 +412,35 @@ async def test_publish_without_redis_is_a_clear_503(settings, aiohttp_client):
     assert_error(body, 503)
     assert "nothing was accepted" in body["message"]
     await dead.aclose()
+
+
+async def test_an_event_whose_step_fails_gets_its_own_503_and_the_others_are_stored(
+    client, deps, redis
+):
+    """One event's publish step failing inside the shared script call must not turn the
+    answers of the events stored beside it into errors."""
+    await client.put("/api/v1/tenants/acme", headers=AUTH)
+    await redis.set(deps.keys.event_owners("bad"), "wrong type for SADD")
+    r = await client.post(
+        "/api/v1/publish/batch",
+        json=[{"tenant_id": "acme", "topic": "t", "id": i, "data": {}} for i in ("a", "bad", "b")],
+        headers=AUTH,
+    )
+    assert r.status == 202
+    statuses = [item["status"] for item in (await r.json())["results"]]
+    assert statuses == [202, 503, 202]
+    assert await redis.exists(deps.keys.event("acme", "a"), deps.keys.event("acme", "b")) == 2
+    r = await client.post(
+        "/api/v1/publish",
+        json={"tenant_id": "acme", "topic": "t", "id": "bad2", "data": {}},
+        headers=AUTH,
+    )
+    assert r.status == 202  # an unpoisoned single publish is unaffected
+    await redis.set(deps.keys.event_owners("bad3"), "wrong type")
+    r = await client.post(
+        "/api/v1/publish",
+        json={"tenant_id": "acme", "topic": "t", "id": "bad3", "data": {}},
+        headers=AUTH,
+    )
+    assert r.status == 503
+    assert set(await r.json()) == {"status", "message", "data"}

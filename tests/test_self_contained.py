@@ -27,7 +27,7 @@ def tracked_files() -> list[str]:
         found = []
         for folder, dirs, files in os.walk(ROOT):
             dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")]
-            found += [str(Path(folder, f).relative_to(ROOT)) for f in files]
+            found += [str(Path(folder, f).relative_to(ROOT)) for f in files if f != ".git"]
         return found
 
 

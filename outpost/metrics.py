@@ -48,11 +48,12 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def listed(query: MultiMapping[str], name: str) -> list[str]:
-    """`name=a&name=b`, `name=a,b` or `name[0]=a&name[1]=b`."""
+    """`name=a&name=b`, `name=a,b`, `name[0]=a&name[1]=b` or `name[]=a` (as Outpost: the
+    parts trimmed, empty ones dropped)."""
     values = [
-        v for k, v in query.items() if k == name or re.fullmatch(rf"{re.escape(name)}\[\d+\]", k)
+        v for k, v in query.items() if k == name or re.fullmatch(rf"{re.escape(name)}\[\d*\]", k)
     ]
-    return [part for v in values for part in v.split(",") if part]
+    return [part.strip() for v in values for part in v.split(",") if part.strip()]
 
 
 def parse_query(

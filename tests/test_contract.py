@@ -1,6 +1,6 @@
 """Our OpenAPI document is a superset of Outpost's published contract on every path we
 share: the contract's status codes, required response fields and their types, request
-fields and query parameters all appear in ours.
+fields and query parameters (with every enum value it lists) all appear in ours.
 
 The contract's facts come from tests/contract/outpost_contract.json, extracted from
 Outpost's OpenAPI document by tests/contract/extract.py (see tests/contract/README.md)."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from outpost.openapi import build
-from tests.contract.schema import properties, query_parameters, types_of
+from tests.contract.schema import enums, properties, query_parameters, types_of
 
 CONTRACT = json.loads((Path(__file__).parent / "contract" / "outpost_contract.json").read_text())
 OURS = build()
@@ -51,6 +51,16 @@ def check_query(op, ours):
         if p["name"] not in mine and not any(m.startswith(p["name"] + "[") for m in mine)
     }
     assert not missing, f"query parameters not documented: {missing}"
+    for p in op["query"]:
+        wanted = set(p.get("enum", [])) | set(p.get("items_enum", []))
+        wanted |= set(p.get("described_values", []))
+        if not wanted or p["name"] not in mine:
+            continue
+        scalar, items = enums(OURS, mine[p["name"]]["schema"])
+        if scalar or items:  # ours lists values: it must list every one the contract does
+            assert wanted <= scalar | items, (
+                f"{p['name']}: not in our enum {wanted - scalar - items}"
+            )
 
 
 @pytest.mark.parametrize(

@@ -56,12 +56,19 @@ def listed(query: MultiMapping[str], name: str) -> list[str]:
     return [part.strip() for v in values for part in v.split(",") if part.strip()]
 
 
+def _utc(raw: str) -> datetime:
+    """A date-time; without an offset (e.g. YYYY-MM-DD) it is UTC, so comparing it with an
+    offset one cannot fail."""
+    moment = parse_iso(raw)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def parse_query(
     query: MultiMapping[str], measures_ok: set[str], dims_ok: set[str]
 ) -> dict[str, Any]:
     problems = []
     try:
-        start, end = parse_iso(query["time[start]"]), parse_iso(query["time[end]"])
+        start, end = _utc(query["time[start]"]), _utc(query["time[end]"])
     except (KeyError, ValueError):
         start = end = datetime.now(UTC)
         problems.append("time[start] and time[end] are required RFC 3339 date-times")
@@ -76,7 +83,7 @@ def parse_query(
     problems += [
         f"dimensions: {d!r} is not one of {sorted(dims_ok)}" for d in dims if d not in dims_ok
     ]
-    granularity = query.get("granularity")
+    granularity = query.get("granularity") or None  # empty: omitted, as Outpost
     if granularity is not None and bucket_size(granularity) is None:
         problems.append("granularity must be <number><unit>, units s m h d w M")
     filters = {d: set(listed(query, f"filters[{d}]")) for d in dims_ok}

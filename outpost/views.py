@@ -124,7 +124,7 @@ async def tenant_portal(request: web.Request) -> web.Response:
     deps = _deps(request)
     tenant_id = _path_id(request, "tenant_id")
     await _tenant_or_404(deps, tenant_id)
-    theme = request.query.get("theme")
+    theme = request.query.get("theme") or None  # empty: omitted, as Outpost
     if theme not in (None, "light", "dark"):
         raise ValidationFailed(["theme must be light or dark"])
     base = deps.settings.portal_referer_url or f"{request.scheme}://{request.host}/portal"
@@ -698,7 +698,7 @@ async def list_destination_attempts(request: web.Request) -> web.Response:
 async def get_attempt(request: web.Request) -> web.Response:
     deps = _deps(request)
     record = await deps.history.attempt(_path_id(request, "attempt_id"))
-    own = _own_tenant(request) or request.query.get("tenant_id")
+    own = _own_tenant(request) or request.query.get("tenant_id") or None
     if record is None or (own is not None and record["tenant_id"] != own):
         raise NotFound("attempt")  # another tenant's attempt: its existence does not leak
     [shown] = await _include(deps, request, [record])

@@ -106,3 +106,17 @@ async def test_date_only_bounds_are_utc(client, worker, moto, moto_stream, far_e
     assert [e["id"] for e in (await get(client, "/events?time[lt]=2026-01-01"))["models"]] == [
         "late"
     ]
+
+
+async def test_metrics_date_only_bound_is_not_a_500(client):
+    q = "measures=count&time[start]=2024-01-01T00:00:00Z&time[end]=2024-01-02"
+    r = await client.get(f"/api/v1/metrics/events?{q}", headers=AUTH)
+    assert r.status == 200, await r.text()
+
+
+async def test_empty_optional_values_are_omitted(client, delivered):
+    _, attempt = delivered
+    assert (await get(client, f"/attempts/{attempt}?tenant_id="))["id"] == attempt
+    assert "theme" not in (await get(client, "/tenants/acme/portal?theme="))["redirect_url"]
+    q = "measures=count&time[start]=2024-01-01T00:00:00Z&time[end]=2099-01-01T00:00:00Z"
+    assert (await get(client, f"/metrics/attempts?{q}&granularity="))["data"] is not None

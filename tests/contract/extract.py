@@ -61,6 +61,8 @@ def _query(doc: dict[str, Any], param: dict[str, Any]) -> dict[str, Any]:
     for key in ("minimum", "maximum", "default"):
         if key in flat:
             entry[key] = flat[key]
+    if "example" in param or "example" in flat:
+        entry["example"] = param.get("example", flat.get("example"))
     documented = _BULLET.findall(param.get("description", ""))
     if documented:  # values listed only in the description (include=...)
         entry["described_values"] = documented

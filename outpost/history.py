@@ -13,7 +13,7 @@ import base64
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -59,10 +59,13 @@ def time_bounds(query: Any) -> tuple[float, float]:
     lo, hi = float("-inf"), float("inf")
     for op in ("gte", "gt", "lte", "lt"):
         raw = query.get(f"time[{op}]")
-        if raw is None:
+        if not raw:  # absent or empty: no bound (as Outpost)
             continue
         try:
-            ms = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if moment.tzinfo is None:  # YYYY-MM-DD (or no offset) is UTC, never local time
+                moment = moment.replace(tzinfo=UTC)
+            ms = moment.timestamp() * 1000
         except ValueError:
             raise APIError(
                 422, "validation error", [f"time[{op}] must be an RFC 3339 date-time or YYYY-MM-DD"]

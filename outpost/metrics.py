@@ -48,11 +48,19 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def listed(query: MultiMapping[str], name: str) -> list[str]:
-    """`name=a&name=b`, `name=a,b` or `name[0]=a&name[1]=b`."""
+    """`name=a&name=b`, `name=a,b`, `name[0]=a&name[1]=b` or `name[]=a` (as Outpost: the
+    parts trimmed, empty ones dropped)."""
     values = [
-        v for k, v in query.items() if k == name or re.fullmatch(rf"{re.escape(name)}\[\d+\]", k)
+        v for k, v in query.items() if k == name or re.fullmatch(rf"{re.escape(name)}\[\d*\]", k)
     ]
-    return [part for v in values for part in v.split(",") if part]
+    return [part.strip() for v in values for part in v.split(",") if part.strip()]
+
+
+def _utc(raw: str) -> datetime:
+    """A date-time; without an offset (e.g. YYYY-MM-DD) it is UTC, so comparing it with an
+    offset one cannot fail."""
+    moment = parse_iso(raw)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_query(
@@ -60,7 +68,7 @@ def parse_query(
 ) -> dict[str, Any]:
     problems = []
     try:
-        start, end = parse_iso(query["time[start]"]), parse_iso(query["time[end]"])
+        start, end = _utc(query["time[start]"]), _utc(query["time[end]"])
     except (KeyError, ValueError):
         start = end = datetime.now(UTC)
         problems.append("time[start] and time[end] are required RFC 3339 date-times")
@@ -75,7 +83,7 @@ def parse_query(
     problems += [
         f"dimensions: {d!r} is not one of {sorted(dims_ok)}" for d in dims if d not in dims_ok
     ]
-    granularity = query.get("granularity")
+    granularity = query.get("granularity") or None  # empty: omitted, as Outpost
     if granularity is not None and bucket_size(granularity) is None:
         problems.append("granularity must be <number><unit>, units s m h d w M")
     filters = {d: set(listed(query, f"filters[{d}]")) for d in dims_ok}

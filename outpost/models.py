@@ -135,9 +135,14 @@ class Destination:
         return self.disabled_at is None
 
     def matches(self, topic: str | None) -> bool:
-        if self.topics == "*":
+        if every_topic(self.topics):
             return True
         return topic is not None and any(topic_matches(t, topic) for t in self.topics)
+
+
+def every_topic(topics: list[str] | str) -> bool:
+    """`"*"` and `["*"]` both mean every topic (Outpost reads `"*"` as `["*"]`)."""
+    return topics == "*" or topics == ["*"]
 
 
 def topic_matches(pattern: str, topic: str) -> bool:

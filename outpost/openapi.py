@@ -56,7 +56,7 @@ PAGE = [
     _q("order_by", enum=["time"]),
 ]
 TIME = [_q(f"time[{op}]", format="date-time") for op in ("gte", "gt", "lte", "lt")]
-INCLUDE = [_q("include", enum=["event", "event.data", "destination"])]
+INCLUDE = [_q("include", enum=["event", "event.data", "response_data", "destination"])]
 
 
 def _metrics_query(measures: set[str], dimensions: set[str]) -> list[dict[str, Any]]:

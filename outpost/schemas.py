@@ -145,7 +145,7 @@ class Attempt(_Shape):
     status: Literal["success", "failed"]
     time: str = DateTime
     code: str
-    response_data: dict[str, Any] | None
+    response_data: dict[str, Any] | None = None  # only with include=response_data
     attempt_number: int
     manual: bool
     event_id: str

@@ -27,6 +27,7 @@ from outpost.models import (
     PublishRequest,
     Task,
     TenantUpsert,
+    every_topic,
     iso,
     parse_iso,
     topic_matches,
@@ -123,7 +124,7 @@ async def tenant_portal(request: web.Request) -> web.Response:
     deps = _deps(request)
     tenant_id = _path_id(request, "tenant_id")
     await _tenant_or_404(deps, tenant_id)
-    theme = request.query.get("theme")
+    theme = request.query.get("theme") or None  # empty: omitted, as Outpost
     if theme not in (None, "light", "dark"):
         raise ValidationFailed(["theme must be light or dark"])
     base = deps.settings.portal_referer_url or f"{request.scheme}://{request.host}/portal"
@@ -143,13 +144,8 @@ def _own_tenant(request: web.Request) -> str | None:
 
 async def list_tenants(request: web.Request) -> web.Response:
     q = request.query
-    try:
-        limit = int(q.get("limit", "20"))
-    except ValueError:
-        raise ValidationFailed(["limit must be an integer"]) from None
-    if not 1 <= limit <= 100:
-        raise ValidationFailed(["limit must be between 1 and 100"])
-    direction = q.get("dir", "desc")
+    limit = _limit(request, default=20, most=100)
+    direction = q.get("dir") or "desc"
     if direction not in ("asc", "desc"):
         raise ValidationFailed(["dir must be asc or desc"])
     own, ids = _own_tenant(request), _values(request, "id")
@@ -182,13 +178,13 @@ async def list_destinations(request: web.Request) -> web.Response:
     deps = _deps(request)
     tenant_id = _path_id(request, "tenant_id")
     await _tenant_or_404(deps, tenant_id)
-    types = set(request.query.getall("type", []))
-    topics = set(request.query.getall("topics", []))
+    types = _values(request, "type")
+    topics = _values(request, "topics")
     out = []
     for dest in await deps.store.list_destinations(tenant_id):
         if types and dest.type not in types:
             continue
-        if topics and dest.topics != "*" and not topics & set(dest.topics):
+        if topics and not every_topic(dest.topics) and not topics & set(dest.topics):
             continue
         out.append(deps.registry.to_response(dest))
     return web.json_response(out)
@@ -274,7 +270,7 @@ async def _check_endpoint(deps: Deps, dest: Destination) -> None:
 
 
 def _check_topics(deps: Deps, topics: list[str] | str) -> None:
-    if topics == "*":
+    if every_topic(topics):
         return
     patterns = [t for t in topics if "*" in t]
     if patterns and not deps.settings.topics_allow_wildcards:
@@ -396,7 +392,7 @@ def _event_time(req: PublishRequest) -> datetime:
 # -- dead letters and retries ------------------------------------------------------------
 def _limit(request: web.Request, default: int = 100, most: int = 1000) -> int:
     try:
-        limit = int(request.query.get("limit", str(default)))
+        limit = int(request.query.get("limit") or default)
     except ValueError:
         raise ValidationFailed(["limit must be an integer"]) from None
     if not 1 <= limit <= most:
@@ -541,10 +537,10 @@ async def _owner_of(deps: Deps, event_id: str) -> str:
 # -- event and attempt log ------------------------------------------------------------------
 def _page_request(request: web.Request) -> PageRequest:
     q = request.query
-    direction = q.get("dir", "desc")
+    direction = q.get("dir") or "desc"  # as Outpost, an empty value is the default
     if direction not in ("asc", "desc"):
         raise ValidationFailed(["dir must be asc or desc"])
-    if q.get("order_by", "time") != "time":
+    if (q.get("order_by") or "time") != "time":
         raise ValidationFailed(["order_by must be time"])
     if q.get("next") and q.get("prev"):
         raise ValidationFailed(["pass next or prev, not both"])
@@ -579,7 +575,7 @@ def _scoped_tenants(request: web.Request) -> set[str]:
 
 
 def _values(request: web.Request, name: str) -> set[str]:
-    return {v for raw in request.query.getall(name, []) for v in raw.split(",") if v}
+    return set(metrics.listed(request.query, name))
 
 
 def _event_view(record: dict[str, Any]) -> dict[str, Any]:
@@ -660,15 +656,16 @@ async def _attempts_page(
 async def _include(
     deps: Deps, request: web.Request, attempts: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """`include=event`, `include=event.data`, `include=destination`."""
+    """`include=event`, `event.data`, `response_data`, `destination`; as Outpost, any
+    other value is ignored and `response_data` is shown only when asked for."""
+    wanted = _values(request, "include")
     for a in attempts:  # stored for filtering; not part of an attempt's shape
         a.pop("topic", None)
         a.pop("destination_type", None)
-    wanted = _values(request, "include")
-    if not wanted:
+        if "response_data" not in wanted:
+            a.pop("response_data", None)
+    if not wanted & {"event", "event.data", "destination"}:
         return attempts
-    if wanted - {"event", "event.data", "destination"}:
-        raise ValidationFailed(["include must be event, event.data or destination"])
     for a in attempts:
         if wanted & {"event", "event.data"}:
             e = await deps.history.event(a["tenant_id"], a["event_id"])
@@ -701,7 +698,7 @@ async def list_destination_attempts(request: web.Request) -> web.Response:
 async def get_attempt(request: web.Request) -> web.Response:
     deps = _deps(request)
     record = await deps.history.attempt(_path_id(request, "attempt_id"))
-    own = _own_tenant(request) or request.query.get("tenant_id")
+    own = _own_tenant(request) or request.query.get("tenant_id") or None
     if record is None or (own is not None and record["tenant_id"] != own):
         raise NotFound("attempt")  # another tenant's attempt: its existence does not leak
     [shown] = await _include(deps, request, [record])

@@ -1,6 +1,7 @@
-"""The Flow Service surface: seeds 000 and 001 verbatim (the request bodies are read from
-the seed files; only the host and the {PLACEHOLDERS} change), specs, validation, the
-PATCH/etag cycle, listing, org/sandbox isolation, test and explore on local servers."""
+"""The Flow Service surface: seeds 000 and 001 verbatim (their request bodies are copied
+into tests/fixtures/flow_seeds.json; only the host and the {PLACEHOLDERS} change), specs,
+validation, the PATCH/etag cycle, listing, org/sandbox isolation, test and explore on
+local servers."""
 
 import json
 import re
@@ -13,7 +14,7 @@ from outpost import devstack
 from outpost.flowspecs import KINESIS, PIPELINE, S3, STREAMING_FLOW
 from tests.conftest import ADMIN_KEY
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+SEEDS = json.loads((Path(__file__).parent / "fixtures" / "flow_seeds.json").read_text())
 BASE = "/data/foundation/flowservice"
 FILL = {
     "{ACCESS_KEY_ID}": "AKIAFLOWSERVICETEST",
@@ -26,9 +27,9 @@ FILL = {
 
 def seed_bodies(name):
     """The -d '...' bodies of a seed's curl commands, placeholders filled."""
-    text = next(SEEDS.glob(f"{name}_*.txt")).read_text()
     bodies = []
-    for raw in re.findall(r"-d '(\{.*?\})'", text, flags=re.S):
+    for body in SEEDS[name]:
+        raw = json.dumps(body)
         for k, v in FILL.items():
             raw = raw.replace(k, v)
         bodies.append(json.loads(raw))

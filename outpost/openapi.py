@@ -1,11 +1,10 @@
 """The OpenAPI 3.1 document, generated from the route table (`views.ROUTES`), the request
 models and the response shapes (`schemas.py`): a route cannot be missing from it, and a
-test validates real responses against it. Served at `/api/v1/openapi.json`, with a small
-HTML page at `/api/v1/docs`."""
+test validates real responses against it. Served at `/api/v1/openapi.json` and rendered
+at `/api/v1/docs` (apidocs.py)."""
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +76,7 @@ class Op:
     request: type[BaseModel] | None = None
     query: list[dict[str, Any]] = field(default_factory=list)
     also_ok: tuple[int, ...] = ()  # further success statuses with the same body
+    media: str = "application/json"
 
 
 def _operations() -> dict[str, Op]:
@@ -86,7 +86,7 @@ def _operations() -> dict[str, Op]:
     return {
         "healthz": Op(200, s.Health),
         "openapi_json": Op(200, None),
-        "docs_page": Op(200, None),
+        "docs_page": Op(200, None, media="text/html"),
         "list_tenants": Op(
             200,
             s.TenantPage,
@@ -214,7 +214,7 @@ def build(prefix: str = "/api/v1") -> dict[str, Any]:
             }
             for n in re.findall(r"{(\w+)}", path)
         ]
-        content = {"application/json": {"schema": _ref(op.response) or {}}}
+        content = {op.media: {"schema": _ref(op.response) or {}}}
         operation: dict[str, Any] = {
             "operationId": handler.__name__,
             "summary": (handler.__doc__ or handler.__name__.replace("_", " ")).split("\n")[0],
@@ -265,23 +265,3 @@ async def openapi_json(request: web.Request) -> web.Response:
     if not _DOCUMENT:
         _DOCUMENT.update(build())
     return web.json_response(_DOCUMENT)
-
-
-async def docs_page(request: web.Request) -> web.Response:
-    """A small HTML page listing every operation."""
-    doc = _DOCUMENT or build()
-    rows = "".join(
-        f"<tr><td><code>{m.upper()}</code></td><td><code>{html.escape(p)}</code></td>"
-        f"<td>{html.escape(o['summary'])}</td><td>{o['x-access']}</td></tr>"
-        for p, item in doc["paths"].items()
-        for m, o in item.items()
-    )
-    page = (
-        "<!doctype html><meta charset=utf-8><title>outpost API</title>"
-        "<style>body{font:14px system-ui;margin:2em}td{padding:2px 10px}</style>"
-        "<h1>outpost API</h1><p>Machine-readable: <a href=openapi.json>openapi.json</a>."
-        " Auth: <code>Authorization: Bearer &lt;API_KEY or tenant token&gt;</code>.</p>"
-        f"<table><tr><th>method</th><th>path</th><th>summary</th><th>access</th></tr>"
-        f"{rows}</table>"
-    )
-    return web.Response(text=page, content_type="text/html")

@@ -36,7 +36,7 @@ async def test_every_route_is_documented_and_every_operation_routed(client):
     for resource in client.app.router.resources():
         info = resource.get_info()
         path = info.get("path") or info.get("formatter")
-        if path and path.startswith("/api/v1"):
+        if path and path.startswith("/api/v1") and not path.endswith("/docs/{asset}"):
             for route in resource:
                 if route.method != "HEAD":
                     routed.add((route.method, path))
@@ -48,8 +48,7 @@ async def test_served_document_and_docs_page(client):
     r = await client.get("/api/v1/openapi.json")  # public
     assert r.status == 200 and (await r.json())["paths"].keys() == DOC["paths"].keys()
     page = await (await client.get("/api/v1/docs")).text()
-    for path in DOC["paths"]:
-        assert path in page
+    assert 'data-spec="/api/v1/openapi.json"' in page  # rendered from the served document
 
 
 async def test_real_responses_match_the_documented_schemas(client, worker, deps, moto, moto_stream):

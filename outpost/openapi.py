@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from outpost import schemas
+from outpost import openapi_flows, schemas
 from outpost.metrics import (
     ATTEMPT_DIMENSIONS,
     ATTEMPT_MEASURES,
@@ -188,6 +188,8 @@ def _ref(model: Any) -> dict[str, Any]:
 
 
 def build(prefix: str = "/api/v1") -> dict[str, Any]:
+    from outpost.app import FLOW_PREFIX
+    from outpost.flowservice import FLOW_ROUTES
     from outpost.views import ROUTES
 
     ops = _operations()
@@ -238,17 +240,22 @@ def build(prefix: str = "/api/v1") -> dict[str, Any]:
                 "content": {"application/json": {"schema": _ref(op.request)}},
             }
         paths.setdefault(prefix + path, {})[method.lower()] = operation
+    root_health = {**paths[prefix + "/healthz"]["get"], "operationId": "healthz_root"}
+    paths["/healthz"] = {"get": root_health}
+    paths.update(openapi_flows.paths(FLOW_PREFIX, FLOW_ROUTES))
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "outpost",
             "version": "1.0.0",
-            "description": "Multi-tenant event delivery (Outpost-compatible API).",
+            "description": "Multi-tenant event delivery (Outpost-compatible API). Every "
+            f"{prefix} operation is served identically under /2025-07-01; the Flow Service "
+            f"connection API is under {FLOW_PREFIX}.",
         },
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": defs["$defs"],
+            "schemas": {**defs["$defs"], **openapi_flows.SCHEMAS},
             "securitySchemes": {
                 "AdminApiKey": {"type": "http", "scheme": "bearer"},
                 "TenantJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},

@@ -291,7 +291,7 @@ async def read_json(request: web.Request, required: bool = True) -> object:
 
 
 def create_app(settings: Settings, deps: Deps, run_promoter: bool = True) -> web.Application:
-    from outpost import views
+    from outpost import apidocs, views
 
     app = web.Application(
         middlewares=[errors_middleware, auth_middleware], client_max_size=settings.max_event_bytes
@@ -301,12 +301,14 @@ def create_app(settings: Settings, deps: Deps, run_promoter: bool = True) -> web
 
     app[ACCESS] = {handler: access for _, _, handler, access in views.ROUTES}
     app[ACCESS].update({handler: "any" for _, _, handler in flowservice.FLOW_ROUTES})
+    app[ACCESS][apidocs.docs_asset] = "public"
     for method, path, handler in flowservice.FLOW_ROUTES:
         app.router.add_route(method, FLOW_PREFIX + path, handler)
     app.router.add_get("/healthz", views.healthz)
     for prefix in PREFIXES:
         for method, path, handler, _ in views.ROUTES:
             app.router.add_route(method, prefix + path, handler)
+        app.router.add_get(prefix + "/docs/{asset}", apidocs.docs_asset)  # the page's files
     if run_promoter:
         app.cleanup_ctx.append(_retry_promoter)
     return app

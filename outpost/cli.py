@@ -28,7 +28,7 @@ from outpost.settings import Settings, describe_errors
 from outpost.source import SourceReader
 
 log = structlog.get_logger("outpost")
-DEMO_STREAM = "my-stream"  # the stream name in seed 002's body, so it works verbatim
+DEMO_STREAM = "my-stream"  # the stream name in the README's example body, so it works verbatim
 
 
 def load_settings(require_secrets: bool = True) -> Settings:
@@ -225,7 +225,7 @@ def _banner(settings: Settings) -> str:
     return f"""
 outpost is running: API at {base}   admin key: {settings.api_key}
 
-Try it (seed 002's destination body, unchanged):
+Try it (the README's Kinesis destination body works too):
   curl -X PUT {base}/tenants/acme {auth}
   curl {base}/tenants/acme/destinations {auth} {json_h} --data '{{
     "type": "aws_kinesis", "topics": ["orders"],

@@ -110,7 +110,7 @@ def _require(body: Any, fields: dict[str, type], optional: dict[str, type]) -> N
 
 def _spec_of(body: dict[str, Any], wanted: str | None = None) -> dict[str, Any]:
     spec_id = (body.get("connectionSpec") or {}).get("id")
-    if spec_id not in SPECS:
+    if not isinstance(spec_id, str) or spec_id not in SPECS:  # a dict id is unhashable
         raise APIError(400, f"connectionSpec.id {spec_id!r} is not a known connection spec")
     if wanted == "auth" and not SPECS[spec_id]["authSpec"]:
         raise APIError(400, "this connection spec needs no base connection")
@@ -440,8 +440,6 @@ async def explore(request: web.Request) -> web.Response:
 
 
 async def _connection(request: web.Request) -> tuple[Deps, Scope, str, dict[str, Any]]:
-    if _kind(request) != "connections":
-        raise APIError(404, "only base connections can be tested or explored")
     found = await _get_or_404(request)
     if found[3]["connectionSpec"]["id"] not in (KINESIS, S3):
         raise APIError(400, "this connection spec cannot be tested")
@@ -449,8 +447,6 @@ async def _connection(request: web.Request) -> tuple[Deps, Scope, str, dict[str,
 
 
 async def flow_action(request: web.Request) -> web.Response:
-    if _kind(request) != "flows":
-        raise APIError(404, "actions exist on flows only")
     deps, s, kind, record = await _get_or_404(request)
     op = request.query.get("op")
     if op not in ("enable", "disable"):
@@ -478,7 +474,7 @@ FLOW_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", f"/{_KINDS}/{{id}}", get_one),
     ("PATCH", f"/{_KINDS}/{{id}}", patch),
     ("DELETE", f"/{_KINDS}/{{id}}", delete),
-    ("GET", f"/{_KINDS}/{{id}}/test", test_connection),
-    ("GET", f"/{_KINDS}/{{id}}/explore", explore),
-    ("POST", f"/{_KINDS}/{{id}}/action", flow_action),
+    ("GET", "/{kind:connections}/{id}/test", test_connection),
+    ("GET", "/{kind:connections}/{id}/explore", explore),
+    ("POST", "/{kind:flows}/{id}/action", flow_action),
 ]

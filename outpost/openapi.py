@@ -1,11 +1,10 @@
 """The OpenAPI 3.1 document, generated from the route table (`views.ROUTES`), the request
 models and the response shapes (`schemas.py`): a route cannot be missing from it, and a
-test validates real responses against it. Served at `/api/v1/openapi.json`, with a small
-HTML page at `/api/v1/docs`."""
+test validates real responses against it. Served at `/api/v1/openapi.json` and rendered
+at `/api/v1/docs` (apidocs.py)."""
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from outpost import schemas
+from outpost import openapi_flows, schemas
 from outpost.metrics import (
     ATTEMPT_DIMENSIONS,
     ATTEMPT_MEASURES,
@@ -77,6 +76,7 @@ class Op:
     request: type[BaseModel] | None = None
     query: list[dict[str, Any]] = field(default_factory=list)
     also_ok: tuple[int, ...] = ()  # further success statuses with the same body
+    media: str = "application/json"
 
 
 def _operations() -> dict[str, Op]:
@@ -86,7 +86,7 @@ def _operations() -> dict[str, Op]:
     return {
         "healthz": Op(200, s.Health),
         "openapi_json": Op(200, None),
-        "docs_page": Op(200, None),
+        "docs_page": Op(200, None, media="text/html"),
         "list_tenants": Op(
             200,
             s.TenantPage,
@@ -188,6 +188,8 @@ def _ref(model: Any) -> dict[str, Any]:
 
 
 def build(prefix: str = "/api/v1") -> dict[str, Any]:
+    from outpost.app import FLOW_PREFIX
+    from outpost.flowservice import FLOW_ROUTES
     from outpost.views import ROUTES
 
     ops = _operations()
@@ -214,7 +216,7 @@ def build(prefix: str = "/api/v1") -> dict[str, Any]:
             }
             for n in re.findall(r"{(\w+)}", path)
         ]
-        content = {"application/json": {"schema": _ref(op.response) or {}}}
+        content = {op.media: {"schema": _ref(op.response) or {}}}
         operation: dict[str, Any] = {
             "operationId": handler.__name__,
             "summary": (handler.__doc__ or handler.__name__.replace("_", " ")).split("\n")[0],
@@ -238,17 +240,22 @@ def build(prefix: str = "/api/v1") -> dict[str, Any]:
                 "content": {"application/json": {"schema": _ref(op.request)}},
             }
         paths.setdefault(prefix + path, {})[method.lower()] = operation
+    root_health = {**paths[prefix + "/healthz"]["get"], "operationId": "healthz_root"}
+    paths["/healthz"] = {"get": root_health}
+    paths.update(openapi_flows.paths(FLOW_PREFIX, FLOW_ROUTES))
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "outpost",
             "version": "1.0.0",
-            "description": "Multi-tenant event delivery (Outpost-compatible API).",
+            "description": "Multi-tenant event delivery (Outpost-compatible API). Every "
+            f"{prefix} operation is served identically under /2025-07-01; the Flow Service "
+            f"connection API is under {FLOW_PREFIX}.",
         },
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": defs["$defs"],
+            "schemas": {**defs["$defs"], **openapi_flows.SCHEMAS},
             "securitySchemes": {
                 "AdminApiKey": {"type": "http", "scheme": "bearer"},
                 "TenantJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -265,23 +272,3 @@ async def openapi_json(request: web.Request) -> web.Response:
     if not _DOCUMENT:
         _DOCUMENT.update(build())
     return web.json_response(_DOCUMENT)
-
-
-async def docs_page(request: web.Request) -> web.Response:
-    """A small HTML page listing every operation."""
-    doc = _DOCUMENT or build()
-    rows = "".join(
-        f"<tr><td><code>{m.upper()}</code></td><td><code>{html.escape(p)}</code></td>"
-        f"<td>{html.escape(o['summary'])}</td><td>{o['x-access']}</td></tr>"
-        for p, item in doc["paths"].items()
-        for m, o in item.items()
-    )
-    page = (
-        "<!doctype html><meta charset=utf-8><title>outpost API</title>"
-        "<style>body{font:14px system-ui;margin:2em}td{padding:2px 10px}</style>"
-        "<h1>outpost API</h1><p>Machine-readable: <a href=openapi.json>openapi.json</a>."
-        " Auth: <code>Authorization: Bearer &lt;API_KEY or tenant token&gt;</code>.</p>"
-        f"<table><tr><th>method</th><th>path</th><th>summary</th><th>access</th></tr>"
-        f"{rows}</table>"
-    )
-    return web.Response(text=page, content_type="text/html")

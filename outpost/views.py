@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from outpost import metrics
+from outpost.apidocs import docs_page
 from outpost.app import DEPS, Deps, read_json
 from outpost.auth import principal_of
 from outpost.destinations import problems
@@ -33,7 +34,7 @@ from outpost.models import (
     topic_matches,
     utcnow,
 )
-from outpost.openapi import docs_page, openapi_json
+from outpost.openapi import openapi_json
 
 _ID = re.compile(ID_PATTERN)
 

@@ -23,6 +23,7 @@ from outpost import logs, sigv4
 from outpost.alerts import Alerts
 from outpost.app import Deps, connect_redis, create_app
 from outpost.delivery import Worker
+from outpost.preflight import StartupError, check_redis, listen_error
 from outpost.retry import RetryPolicy
 from outpost.settings import Settings, describe_errors
 from outpost.source import SourceReader
@@ -103,6 +104,7 @@ async def serve(
     on_ready: Callable[[], None] | None = None,
     source: bool = False,
 ) -> None:
+    await check_redis(settings.redis_dsn())
     redis = connect_redis(settings.redis_dsn(), settings.delivery_max_concurrency + 32)
     deps = Deps.build(settings, redis)
     stop = asyncio.Event()
@@ -122,7 +124,10 @@ async def serve(
                 create_app(settings, deps, run_promoter=not worker), access_log=None
             )
             await runner.setup()
-            await web.TCPSite(runner, settings.api_host, settings.api_port).start()
+            try:
+                await web.TCPSite(runner, settings.api_host, settings.api_port).start()
+            except OSError as exc:
+                raise listen_error(settings.api_host, settings.api_port, exc) from None
             log.info("api_listening", host=settings.api_host, port=settings.api_port)
         if worker_obj:
             worker_task = asyncio.create_task(worker_obj.run())
@@ -242,15 +247,13 @@ Ctrl-C stops the service and the local servers.
 
 def run_tail(args: argparse.Namespace) -> None:
     """Print every record on a stream (for the local stack)."""
-    from outpost import devstack
-
     endpoint = (
         args.endpoint
         or os.environ.get("AWS_ENDPOINT_URL_KINESIS")
         or os.environ.get("AWS_ENDPOINT_URL")
         or _dev_endpoint(Path(args.state_dir))
     )
-    for r in devstack.read_stream(endpoint, args.stream):
+    for r in _read_stream(endpoint, args.stream):
         data = r["Data"].decode(errors="replace")
         print(
             json.dumps(
@@ -264,18 +267,35 @@ def run_tail(args: argparse.Namespace) -> None:
         )
 
 
+def _read_stream(endpoint: str, stream: str) -> list[dict[str, Any]]:
+    """devstack.read_stream, with a missing stream or endpoint as a StartupError."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    from outpost import devstack
+
+    try:
+        return devstack.read_stream(endpoint, stream)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise StartupError(f"stream {stream!r} does not exist at {endpoint}") from None
+        raise StartupError(f"Kinesis at {endpoint} refused to read {stream!r}: {exc}") from None
+    except EndpointConnectionError:
+        raise StartupError(f"cannot reach Kinesis at {endpoint}") from None
+    except BotoCoreError as exc:
+        raise StartupError(f"cannot read {stream!r} at {endpoint}: {exc}") from None
+
+
 def _dev_endpoint(state: Path) -> str:
     """The local Kinesis endpoint of a running `outpost dev`."""
     with contextlib.suppress(OSError, ValueError, KeyError):
         endpoint = json.loads((state / "stack.json").read_text())["aws_endpoint_url"]
         if endpoint:
             return str(endpoint)
-    raise SystemExit(
-        "outpost tail: no running `make run` found; set AWS_ENDPOINT_URL or pass --endpoint"
-    )
+    raise StartupError("tail found no running `make run`; set AWS_ENDPOINT_URL or pass --endpoint")
 
 
 async def rotate_key(settings: Settings) -> None:
+    await check_redis(settings.redis_dsn())
     redis = connect_redis(settings.redis_dsn())
     deps = Deps.build(settings, redis)
     try:
@@ -309,6 +329,16 @@ def main(argv: list[str] | None = None) -> None:
         "(old keys in AES_ENCRYPTION_SECRET_PREVIOUS)",
     )
     args = parser.parse_args(argv)
+    try:
+        run(args)
+    except StartupError as exc:
+        print(f"outpost: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C before the service installed its own handler
+        raise SystemExit(130) from None
+
+
+def run(args: argparse.Namespace) -> None:
     if args.command == "dev":
         run_dev(args)
         return

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from outpost import logs, sigv4
 from outpost.alerts import Alerts
 from outpost.app import Deps, connect_redis, create_app
+from outpost.cliparser import build_parser
 from outpost.delivery import Worker
 from outpost.preflight import StartupError, check_redis, listen_error
 from outpost.retry import RetryPolicy
@@ -311,24 +312,7 @@ async def rotate_key(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="outpost", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("api", help="HTTP API and retry promoter")
-    sub.add_parser("worker", help="delivery worker")
-    sub.add_parser("all", help="API, worker and Kinesis source reader in one process")
-    sub.add_parser("source", help="Kinesis source reader (Flow Service flows)")
-    dev = sub.add_parser("dev", help="`make run`: local stack for what is not configured + all")
-    dev.add_argument("--state-dir", default=".outpost-dev")
-    tail = sub.add_parser("tail", help="print the records on a Kinesis stream")
-    tail.add_argument("stream")
-    tail.add_argument("--endpoint")
-    tail.add_argument("--state-dir", default=".outpost-dev")
-    sub.add_parser(
-        "rotate-key",
-        help="re-encrypt all credentials with AES_ENCRYPTION_SECRET "
-        "(old keys in AES_ENCRYPTION_SECRET_PREVIOUS)",
-    )
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         run(args)
     except StartupError as exc:

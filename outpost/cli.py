@@ -104,13 +104,14 @@ async def serve(
     worker: bool,
     on_ready: Callable[[], None] | None = None,
     source: bool = False,
+    stop_on: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT),
 ) -> None:
     await check_redis(settings.redis_dsn())
     redis = connect_redis(settings.redis_dsn(), settings.delivery_max_concurrency + 32)
     deps = Deps.build(settings, redis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in stop_on:
         loop.add_signal_handler(sig, stop.set)
     runner = None
     worker_obj = build_worker(deps, settings) if worker else None
@@ -184,12 +185,12 @@ def run_dev(args: argparse.Namespace) -> None:
             redis = devstack.redis_server(
                 port=devstack.free_port(), data_dir=str((state / "redis").resolve()), aof=True
             )
-            servers.append(redis.start())
+            servers.append(redis.start(own_group=True))
             os.environ["REDIS_URL"] = redis.redis_url
             print(f"redis      private redis-server (AOF on) at {redis.redis_url}")
         if not any(os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS")):
             moto = devstack.moto_server()
-            servers.append(moto.start())
+            servers.append(moto.start(own_group=True))
             os.environ["AWS_ENDPOINT_URL"] = moto.url
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -205,6 +206,9 @@ def run_dev(args: argparse.Namespace) -> None:
                 worker=True,
                 source=True,
                 on_ready=lambda: print(_banner(settings), flush=True),
+                # the servers are in their own process group: a closed terminal's SIGHUP
+                # must stop them too, through the finally below
+                stop_on=(signal.SIGTERM, signal.SIGINT, signal.SIGHUP),
             )
         )
     finally:

@@ -25,6 +25,7 @@ from outpost.destinations import DestinationCache, Registry
 from outpost.endpoints import EndpointPolicy
 from outpost.errors import APIError, NotFound
 from outpost.flowstore import FlowStore
+from outpost.health import HEALTH, RedisWatch, watching
 from outpost.history import History
 from outpost.keys import Keys
 from outpost.kinesis import KinesisProvider
@@ -250,7 +251,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except asyncio.CancelledError:
         raise
     except REDIS_DOWN as exc:
-        log.error("redis_unavailable", method=request.method, path=request.path, error=str(exc))
+        request.app[HEALTH].failed(exc)  # logged once per outage, not per request
         return _error(request, 503, "storage unavailable: nothing was accepted, retry later")
     except Exception:
         log.exception("unhandled_error", method=request.method, path=request.path)
@@ -297,6 +298,8 @@ def create_app(settings: Settings, deps: Deps, run_promoter: bool = True) -> web
         middlewares=[errors_middleware, auth_middleware], client_max_size=settings.max_event_bytes
     )
     app[DEPS] = deps
+    app[HEALTH] = RedisWatch(deps.redis, settings.redis_dsn())
+    app.cleanup_ctx.append(watching)
     from outpost import flowservice
 
     app[ACCESS] = {handler: access for _, _, handler, access in views.ROUTES}

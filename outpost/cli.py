@@ -22,7 +22,9 @@ from pydantic import ValidationError
 from outpost import logs, sigv4
 from outpost.alerts import Alerts
 from outpost.app import Deps, connect_redis, create_app
+from outpost.cliparser import build_parser
 from outpost.delivery import Worker
+from outpost.preflight import StartupError, check_redis, listen_error
 from outpost.retry import RetryPolicy
 from outpost.settings import Settings, describe_errors
 from outpost.source import SourceReader
@@ -102,12 +104,14 @@ async def serve(
     worker: bool,
     on_ready: Callable[[], None] | None = None,
     source: bool = False,
+    stop_on: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT),
 ) -> None:
+    await check_redis(settings.redis_dsn())
     redis = connect_redis(settings.redis_dsn(), settings.delivery_max_concurrency + 32)
     deps = Deps.build(settings, redis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in stop_on:
         loop.add_signal_handler(sig, stop.set)
     runner = None
     worker_obj = build_worker(deps, settings) if worker else None
@@ -122,7 +126,10 @@ async def serve(
                 create_app(settings, deps, run_promoter=not worker), access_log=None
             )
             await runner.setup()
-            await web.TCPSite(runner, settings.api_host, settings.api_port).start()
+            try:
+                await web.TCPSite(runner, settings.api_host, settings.api_port).start()
+            except OSError as exc:
+                raise listen_error(settings.api_host, settings.api_port, exc) from None
             log.info("api_listening", host=settings.api_host, port=settings.api_port)
         if worker_obj:
             worker_task = asyncio.create_task(worker_obj.run())
@@ -178,12 +185,12 @@ def run_dev(args: argparse.Namespace) -> None:
             redis = devstack.redis_server(
                 port=devstack.free_port(), data_dir=str((state / "redis").resolve()), aof=True
             )
-            servers.append(redis.start())
+            servers.append(redis.start(own_group=True))
             os.environ["REDIS_URL"] = redis.redis_url
             print(f"redis      private redis-server (AOF on) at {redis.redis_url}")
         if not any(os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS")):
             moto = devstack.moto_server()
-            servers.append(moto.start())
+            servers.append(moto.start(own_group=True))
             os.environ["AWS_ENDPOINT_URL"] = moto.url
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -199,6 +206,9 @@ def run_dev(args: argparse.Namespace) -> None:
                 worker=True,
                 source=True,
                 on_ready=lambda: print(_banner(settings), flush=True),
+                # the servers are in their own process group: a closed terminal's SIGHUP
+                # must stop them too, through the finally below
+                stop_on=(signal.SIGTERM, signal.SIGINT, signal.SIGHUP),
             )
         )
     finally:
@@ -242,15 +252,13 @@ Ctrl-C stops the service and the local servers.
 
 def run_tail(args: argparse.Namespace) -> None:
     """Print every record on a stream (for the local stack)."""
-    from outpost import devstack
-
     endpoint = (
         args.endpoint
         or os.environ.get("AWS_ENDPOINT_URL_KINESIS")
         or os.environ.get("AWS_ENDPOINT_URL")
         or _dev_endpoint(Path(args.state_dir))
     )
-    for r in devstack.read_stream(endpoint, args.stream):
+    for r in _read_stream(endpoint, args.stream):
         data = r["Data"].decode(errors="replace")
         print(
             json.dumps(
@@ -264,18 +272,35 @@ def run_tail(args: argparse.Namespace) -> None:
         )
 
 
+def _read_stream(endpoint: str, stream: str) -> list[dict[str, Any]]:
+    """devstack.read_stream, with a missing stream or endpoint as a StartupError."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    from outpost import devstack
+
+    try:
+        return devstack.read_stream(endpoint, stream)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise StartupError(f"stream {stream!r} does not exist at {endpoint}") from None
+        raise StartupError(f"Kinesis at {endpoint} refused to read {stream!r}: {exc}") from None
+    except EndpointConnectionError:
+        raise StartupError(f"cannot reach Kinesis at {endpoint}") from None
+    except BotoCoreError as exc:
+        raise StartupError(f"cannot read {stream!r} at {endpoint}: {exc}") from None
+
+
 def _dev_endpoint(state: Path) -> str:
     """The local Kinesis endpoint of a running `outpost dev`."""
     with contextlib.suppress(OSError, ValueError, KeyError):
         endpoint = json.loads((state / "stack.json").read_text())["aws_endpoint_url"]
         if endpoint:
             return str(endpoint)
-    raise SystemExit(
-        "outpost tail: no running `make run` found; set AWS_ENDPOINT_URL or pass --endpoint"
-    )
+    raise StartupError("tail found no running `make run`; set AWS_ENDPOINT_URL or pass --endpoint")
 
 
 async def rotate_key(settings: Settings) -> None:
+    await check_redis(settings.redis_dsn())
     redis = connect_redis(settings.redis_dsn())
     deps = Deps.build(settings, redis)
     try:
@@ -291,24 +316,17 @@ async def rotate_key(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="outpost", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("api", help="HTTP API and retry promoter")
-    sub.add_parser("worker", help="delivery worker")
-    sub.add_parser("all", help="API, worker and Kinesis source reader in one process")
-    sub.add_parser("source", help="Kinesis source reader (Flow Service flows)")
-    dev = sub.add_parser("dev", help="`make run`: local stack for what is not configured + all")
-    dev.add_argument("--state-dir", default=".outpost-dev")
-    tail = sub.add_parser("tail", help="print the records on a Kinesis stream")
-    tail.add_argument("stream")
-    tail.add_argument("--endpoint")
-    tail.add_argument("--state-dir", default=".outpost-dev")
-    sub.add_parser(
-        "rotate-key",
-        help="re-encrypt all credentials with AES_ENCRYPTION_SECRET "
-        "(old keys in AES_ENCRYPTION_SECRET_PREVIOUS)",
-    )
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except StartupError as exc:
+        print(f"outpost: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C before the service installed its own handler
+        raise SystemExit(130) from None
+
+
+def run(args: argparse.Namespace) -> None:
     if args.command == "dev":
         run_dev(args)
         return

@@ -61,13 +61,17 @@ class Server:
         self.argv, self.port, self.env, self.cwd = argv, port, env, cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> Server:
+    def start(self, timeout: float = 20.0, own_group: bool = False) -> Server:
+        """`own_group`: in a process group of its own, so a Ctrl-C at the terminal (SIGINT
+        to the foreground group) does not reach it; whoever started it stops it."""
         self.proc = subprocess.Popen(
             self.argv,
             env=self.env,
             cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            process_group=0 if own_group else None,
         )
         try:
             wait_for_port(self.port, self.proc, timeout)

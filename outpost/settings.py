@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.connection import parse_url
 
 CommaList = Annotated[list[str], NoDecode]
+# The key is SHA-256 of the secret, so any length works; fewer than 16 bytes is guessable.
+AES_SECRET_MIN_BYTES = 16
+JWT_SECRET_MIN_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -73,8 +77,38 @@ class Settings(BaseSettings):
     @field_validator("api_jwt_secret")
     @classmethod
     def _long_enough(cls, v: str) -> str:
-        if v and len(v.encode()) < 32:
-            raise ValueError("must be at least 32 bytes (it signs HS256 tenant tokens)")
+        if v and len(v.encode()) < JWT_SECRET_MIN_BYTES:
+            raise ValueError(
+                f"must be at least {JWT_SECRET_MIN_BYTES} bytes (it signs HS256 tenant tokens)"
+            )
+        return v
+
+    @field_validator("aes_encryption_secret")
+    @classmethod
+    def _aes_long_enough(cls, v: str) -> str:
+        # only the current secret: old ones in _PREVIOUS stay readable whatever their length
+        if v and len(v.encode()) < AES_SECRET_MIN_BYTES:
+            raise ValueError(
+                f"must be at least {AES_SECRET_MIN_BYTES} bytes (it keys AES-256-GCM for "
+                "credentials at rest)"
+            )
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        """Checked here so a bad URL is a config error, not a traceback at connect time.
+        The value is never echoed (it may hold a password)."""
+        if not v:
+            return v
+        scheme = urlsplit(v).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            got = f"scheme {scheme!r}" if scheme else "no scheme"
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL ({got})")
+        try:
+            parse_url(v)
+        except ValueError as exc:
+            raise ValueError(f"not a valid Redis URL: {exc}") from None
         return v
 
     @field_validator("topics", "aes_encryption_secret_previous", mode="before")
@@ -133,7 +167,8 @@ def describe_errors(exc: ValidationError) -> list[str]:
         name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
         value = err.get("input")
         shown = "" if isinstance(value, dict) or name in _SECRET_NAMES else f" (got {value!r})"
-        lines.append(f"{name}: {err['msg']}{shown}")
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {msg}{shown}")
     return lines
 
 
@@ -143,5 +178,6 @@ _SECRET_NAMES = {
     "AES_ENCRYPTION_SECRET",
     "AES_ENCRYPTION_SECRET_PREVIOUS",
     "REDIS_PASSWORD",
+    "REDIS_URL",  # may hold a password
     "OPERATOR_EVENTS_HTTP_SIGNING_SECRET",
 }

@@ -24,7 +24,7 @@ from outpost.delivery import Worker
 from outpost.settings import Settings
 
 ADMIN_KEY = "test-admin-key"
-AES_SECRET = "test-aes-secret"
+AES_SECRET = "test-aes-secret-of-16+-bytes"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 FAKE_CREDS = {"key": "AKIAIOSFODNN7EXAMPLE", "secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
 NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))

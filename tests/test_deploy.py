@@ -50,6 +50,7 @@ def test_deployments_run_the_right_commands():
     worker = m["Deployment", "outpost-worker"]["spec"]["template"]["spec"]["containers"][0]
     assert api["args"] == ["api"] and worker["args"] == ["worker"]
     assert api["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "httpGet" not in api["livenessProbe"]  # not restarted for a Redis outage
     assert api["ports"][0]["containerPort"] == int(
         m["ConfigMap", "outpost-config"]["data"]["API_PORT"]
     )

@@ -1,6 +1,7 @@
 """`make run` as a newcomer meets it: nothing configured, paste the printed curls, see the
 record on the local stream; Ctrl-C stops everything it started."""
 
+import json
 import os
 import re
 import signal
@@ -55,17 +56,29 @@ def port_open(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def assert_quiet_shutdown(log_text):
+    """Every line a JSON log line at info level (no traceback, warning or error), and the
+    service did log its shutdown (so this sees the logs at all)."""
+    entries = [json.loads(line) for line in log_text.splitlines() if line.strip()]
+    assert any(e["event"] == "shutting_down" for e in entries)
+    loud = [e for e in entries if e["level"] != "info" or "redis_unavailable" in str(e)]
+    assert loud == []
+
+
 @pytest.mark.skipif(not devstack.shutil.which("curl"), reason="the banner prints curl commands")
 def test_make_run_newcomer_flow(tmp_path):
     port = devstack.free_port()
     state = tmp_path / "state"
-    proc = subprocess.Popen(
-        [*OUTPOST, "dev", "--state-dir", str(state)],
-        env=clean_env(API_PORT=str(port), LOG_LEVEL="warning"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [*OUTPOST, "dev", "--state-dir", str(state)],
+            env=clean_env(API_PORT=str(port), LOG_FORMAT="json"),
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            start_new_session=True,  # its own process group, as a terminal's job is
+        )
     try:
         banner = read_banner(proc)
         assert f"http://127.0.0.1:{port}/api/v1" in banner
@@ -91,12 +104,16 @@ def test_make_run_newcomer_flow(tmp_path):
             time.sleep(0.2)
         assert '\\"order_id\\":\\"123\\"' in out and '\\"source\\":\\"checkout-service\\"' in out
     finally:
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: SIGINT to the whole process group
         code = proc.wait(timeout=30)
+        rest = proc.stdout.read()
         proc.stdout.close()
     assert code == 0
     assert not any(port_open(p) for p in ports)  # the servers it started are stopped
     assert not (state / "stack.json").exists()
+    assert "Traceback" not in rest and "error" not in rest.lower()
+    # the service stopped before the servers it uses: no Redis errors on the way down
+    assert_quiet_shutdown(log_path.read_text())
 
 
 def test_configured_services_are_used_and_nothing_started(tmp_path, redis_server, moto):
@@ -122,3 +139,27 @@ def test_configured_services_are_used_and_nothing_started(tmp_path, redis_server
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         proc.stdout.close()
+
+
+def test_hangup_stops_the_servers_it_started(tmp_path):
+    """Its servers sit in their own process group (out of Ctrl-C's way): a closed terminal
+    (SIGHUP to `outpost dev` alone) must still stop them, not orphan them."""
+    proc = subprocess.Popen(
+        [*OUTPOST, "dev", "--state-dir", str(tmp_path)],
+        env=clean_env(API_PORT=str(devstack.free_port()), LOG_LEVEL="warning"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        banner = read_banner(proc)
+        ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", banner.split("\n\n")[0])]
+        assert len(ports) == 2 and all(port_open(p) for p in ports)
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:  # SIGINT, not kill: it stops the servers on its way out
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+        proc.stdout.close()
+    assert not any(port_open(p) for p in ports)

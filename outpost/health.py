@@ -1,0 +1,77 @@
+"""Whether the API's Redis answers: one warning when an outage starts, one info line when
+it ends, however many requests fail in between.
+
+`GET /healthz` (readiness: 503 while Redis does not answer) and the error middleware report
+here; while Redis is down, a background check notices its return even without probes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+from redis.asyncio import Redis
+
+from outpost.preflight import redis_address, redis_reason
+
+log = structlog.get_logger("outpost.api")
+PING_TIMEOUT = 2.0  # a readiness answer within a probe's patience, even if Redis hangs
+RECHECK_SECONDS = 2.0
+
+
+class RedisWatch:
+    def __init__(self, redis: Redis, url: str):
+        self.redis = redis
+        self.address = redis_address(url)
+        self.down_since: float | None = None
+
+    async def ping(self) -> bool:
+        """Ping Redis, record the outcome; True if it answered."""
+        try:
+            async with asyncio.timeout(PING_TIMEOUT):
+                await self.redis.ping()
+        except TimeoutError:  # the client was still retrying its connection
+            self._down(f"no answer within {PING_TIMEOUT:g} s")
+            return False
+        except Exception as exc:  # any failure to reach Redis is "down", never a 500
+            self.failed(exc)
+            return False
+        self.answered()
+        return True
+
+    def failed(self, exc: BaseException) -> None:
+        self._down(redis_reason(exc))
+
+    def _down(self, reason: str) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.warning("redis_unavailable", address=self.address, error=reason)
+
+    def answered(self) -> None:
+        if self.down_since is not None:
+            down = round(time.monotonic() - self.down_since, 1)
+            self.down_since = None
+            log.info("redis_available", address=self.address, down_seconds=down)
+
+    async def recheck(self, interval: float = RECHECK_SECONDS) -> None:
+        """While an outage lasts, ping now and then to see it end."""
+        while True:
+            await asyncio.sleep(interval)
+            if self.down_since is not None:
+                await self.ping()
+
+
+HEALTH = web.AppKey("health", RedisWatch)
+
+
+async def watching(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the background recheck, for the app's lifetime."""
+    task = asyncio.create_task(app[HEALTH].recheck())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

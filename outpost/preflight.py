@@ -1,0 +1,93 @@
+"""Start-up checks: a bad environment becomes one sentence on stderr and exit code 2.
+
+`StartupError`'s message is that sentence; `cli.main` prints it as `outpost: <message>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import time
+
+from redis.asyncio import Redis
+from redis.connection import parse_url
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# how long a starting process waits for Redis (still starting beside it, loading its AOF)
+REDIS_WAIT_SECONDS = 3.0
+
+
+class StartupError(Exception):
+    """The environment does not let the process start; printed without a traceback."""
+
+
+def redis_address(url: str) -> str:
+    """host:port (or the socket path) of a Redis URL, without its password."""
+    options = parse_url(url)
+    if "path" in options:
+        return str(options["path"])
+    return f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
+
+
+def redis_reason(exc: BaseException) -> str:
+    """Why Redis did not answer, in a few words."""
+    if isinstance(exc, AuthenticationError):
+        return "authentication failed: check the password in REDIS_URL / REDIS_PASSWORD"
+    if isinstance(exc, BusyLoadingError):
+        return "it is still loading its data"
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "unknown host"
+        if isinstance(seen, FileNotFoundError):
+            return "no such socket"
+        if isinstance(seen, TimeoutError | RedisTimeoutError):
+            return "timed out"
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.rstrip(".")
+
+
+async def check_redis(url: str, wait: float = REDIS_WAIT_SECONDS) -> None:
+    """Ping Redis until it answers or `wait` seconds pass; StartupError if it never does."""
+    deadline = time.monotonic() + wait
+    client = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    try:
+        while True:
+            try:
+                await client.ping()
+                return
+            except (ResponseError, AuthenticationError) as exc:  # waiting will not help
+                raise _unreachable(url, exc) from None
+            except (RedisError, OSError) as exc:
+                if time.monotonic() >= deadline:
+                    raise _unreachable(url, exc) from None
+            await asyncio.sleep(0.2)
+    finally:
+        await client.aclose()
+
+
+def _unreachable(url: str, exc: BaseException) -> StartupError:
+    if isinstance(exc, ResponseError | AuthenticationError):  # it answered, with a refusal
+        return StartupError(f"Redis at {redis_address(url)} refused us ({redis_reason(exc)})")
+    return StartupError(f"cannot reach Redis at {redis_address(url)} ({redis_reason(exc)})")
+
+
+def listen_error(host: str, port: int, exc: OSError) -> StartupError:
+    """The API could not bind API_HOST:API_PORT."""
+    reasons = {
+        errno.EADDRINUSE: "address already in use; set API_PORT or stop what uses it",
+        errno.EACCES: "permission denied; use an API_PORT above 1023",
+        errno.EADDRNOTAVAIL: "no such local address; check API_HOST",
+    }
+    reason = reasons.get(exc.errno or 0, (exc.strerror or str(exc)).lower())
+    return StartupError(f"cannot listen on {host}:{port} ({reason})")

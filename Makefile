@@ -19,11 +19,12 @@ install: $(STAMP)
 run: install
 	$(BIN)/outpost dev
 
-## lint: ruff (lint + format) and mypy
+## lint: ruff (lint + format), mypy and the import contracts (import-linter)
 lint: install
 	$(BIN)/ruff check outpost tests
 	$(BIN)/ruff format --check outpost tests
 	$(BIN)/mypy outpost
+	$(BIN)/lint-imports
 
 ## test: lint, then the whole suite against real servers
 test: lint
@@ -31,7 +32,7 @@ test: lint
 
 ## bench: what the service adds to PutRecord's own cost (a benchmark, not a test)
 bench: install
-	$(BIN)/python -m outpost.bench
+	$(BIN)/python -m outpost.dev.bench
 
 clean:
 	rm -rf $(VENV) .outpost-dev .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -19,15 +19,16 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from outpost import logs, sigv4
-from outpost.alerts import Alerts
-from outpost.app import Deps, connect_redis, create_app
+from outpost import logs
+from outpost.api.app import Deps, connect_redis, create_app
 from outpost.cliparser import build_parser
-from outpost.delivery import Worker
-from outpost.preflight import StartupError, check_redis, listen_error
+from outpost.delivery.alerts import Alerts
+from outpost.delivery.worker import Worker
+from outpost.destinations.aws import sigv4
+from outpost.flow.source import SourceReader
+from outpost.queue.connection import StartupError, check_redis, listen_error
 from outpost.retry import RetryPolicy
 from outpost.settings import Settings, describe_errors
-from outpost.source import SourceReader
 
 log = structlog.get_logger("outpost")
 DEMO_STREAM = "my-stream"  # the stream name in the README's example body, so it works verbatim
@@ -169,7 +170,7 @@ async def serve(
 
 def run_dev(args: argparse.Namespace) -> None:
     """`make run`: start whatever is not configured, then the whole service."""
-    from outpost import devstack
+    from outpost.dev import devstack
 
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
@@ -276,7 +277,7 @@ def _read_stream(endpoint: str, stream: str) -> list[dict[str, Any]]:
     """devstack.read_stream, with a missing stream or endpoint as a StartupError."""
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-    from outpost import devstack
+    from outpost.dev import devstack
 
     try:
         return devstack.read_stream(endpoint, stream)

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from outpost import devstack
-from outpost.app import Deps, create_app
+from outpost.api.app import Deps, create_app
 from outpost.cli import build_worker
-from outpost.delivery import Worker
+from outpost.delivery.worker import Worker
+from outpost.dev import devstack
 from outpost.settings import Settings
 
 ADMIN_KEY = "test-admin-key"

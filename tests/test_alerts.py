@@ -7,9 +7,9 @@ import time
 
 from aiohttp import web
 
-from outpost import devstack
-from outpost.alerts import Alerts, sign, thresholds
 from outpost.cli import build_worker
+from outpost.delivery.alerts import Alerts, sign, thresholds
+from outpost.dev import devstack
 from outpost.retry import RetryPolicy
 from tests.conftest import AUTH, kinesis_body
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from redis.asyncio import Redis
 
-from outpost.app import Deps, create_app
+from outpost.api.app import Deps, create_app
 from tests.conftest import AUTH, FAKE_CREDS, make_settings
 
 SEED_BODY = {

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from outpost.app import PREFIXES
+from outpost.api.app import PREFIXES
 
 TYPES = {".css": "text/css", ".js": "application/javascript", ".png": "image/png"}
 

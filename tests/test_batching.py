@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from outpost import devstack
 from outpost.cli import build_worker
+from outpost.dev import devstack
 from outpost.retry import RetryPolicy
 from tests.conftest import AUTH
 from tests.faults import KinesisProxy, tally
@@ -137,7 +137,7 @@ def test_the_form_patterns_accept_exactly_the_valid_numbers():
     """The destination-type schema's HTML patterns say what the API accepts."""
     import re
 
-    from outpost.kinesis import CONFIG_FIELDS
+    from outpost.destinations.kinesis.provider import CONFIG_FIELDS
 
     fields = {f["key"]: f for f in CONFIG_FIELDS}
     records = re.compile(f"^(?:{fields['batch_max_records']['pattern']})$")

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from outpost.coalesce import Coalescer
+from outpost.queue.coalesce import Coalescer
 
 
 async def test_callers_arriving_together_share_a_batch_and_get_their_own_result():

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 import jwt
 import pytest
 
-from outpost.app import Deps, create_app
+from outpost.api.app import Deps, create_app
 from outpost.filters import matches, problems
 from tests.conftest import AUTH, kinesis_body, make_settings
 

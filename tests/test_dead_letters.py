@@ -1,6 +1,6 @@
 """Dead letters, redrive and manual retry, through the API and a real worker on moto."""
 
-from outpost import devstack
+from outpost.dev import devstack
 from tests.conftest import AUTH, kinesis_body
 from tests.faults import KinesisProxy
 

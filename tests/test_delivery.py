@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from botocore.exceptions import ClientError
 
-from outpost import devstack
 from outpost.cli import build_worker
-from outpost.kinesis import translate
+from outpost.destinations.kinesis.provider import translate
+from outpost.dev import devstack
 from outpost.models import Event
 from outpost.retry import RetryPolicy
 from tests.conftest import AUTH, kinesis_body
@@ -308,7 +308,7 @@ async def test_worker_survives_a_redis_restart(moto, moto_stream, tmp_path):
     then delivers what was queued before and after; nothing acknowledged is lost."""
     from redis.asyncio import Redis
 
-    from outpost.app import Deps
+    from outpost.api.app import Deps
     from tests.conftest import make_settings
 
     port = devstack.free_port()

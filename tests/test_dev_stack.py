@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from outpost import devstack
+from outpost.dev import devstack
 
 OUTPOST = [sys.executable, "-m", "outpost"]
 

@@ -3,10 +3,10 @@ DNS is simulated with an injected resolver (this machine has no outside network)
 
 import pytest
 
-from outpost import devstack
-from outpost.app import Deps, create_app
+from outpost.api.app import Deps, create_app
 from outpost.cli import build_worker
-from outpost.endpoints import EndpointPolicy, ForbiddenEndpoint, forbidden
+from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint, forbidden
+from outpost.dev import devstack
 from tests.conftest import AUTH, kinesis_body, make_settings
 
 DNS = {

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.envelope import build_document, build_metadata, record_bytes
 from outpost.errors import PermanentError
-from outpost.kinesis import KinesisProvider
 from outpost.models import Destination, Event
 
 T = datetime(2024, 1, 1, tzinfo=UTC)  # 1704067200, seed 002's timestamp

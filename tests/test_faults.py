@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from outpost import devstack
-from outpost.app import Deps, connect_redis
+from outpost.api.app import Deps, connect_redis
 from outpost.cli import build_worker
+from outpost.dev import devstack
 from outpost.models import Event
 from outpost.retry import RetryPolicy
 from tests.conftest import ADMIN_KEY, AES_SECRET, kinesis_body, make_settings

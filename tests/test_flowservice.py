@@ -10,8 +10,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from outpost import devstack
-from outpost.flowspecs import KINESIS, PIPELINE, S3, STREAMING_FLOW
+from outpost.dev import devstack
+from outpost.flow.specs import KINESIS, PIPELINE, S3, STREAMING_FLOW
 from tests.conftest import ADMIN_KEY
 
 SEEDS = json.loads((Path(__file__).parent / "fixtures" / "flow_seeds.json").read_text())
@@ -402,7 +402,7 @@ async def test_s3_test_uses_head_bucket_when_a_bucket_is_named(fs, moto, monkeyp
 
 
 async def test_target_topic_is_checked_against_topics(aiohttp_client, redis, redis_server):
-    from outpost.app import Deps, create_app
+    from outpost.api.app import Deps, create_app
     from tests.conftest import make_settings
 
     s = make_settings(redis_server.redis_url, topics=["orders"])

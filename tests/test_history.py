@@ -2,8 +2,8 @@
 
 import pytest
 
-from outpost import queue as queue_module
-from outpost.app import Deps, create_app
+from outpost.api.app import Deps, create_app
+from outpost.queue import streams as queue_module
 from tests.conftest import AUTH, kinesis_body, make_settings
 
 

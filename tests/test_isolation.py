@@ -13,7 +13,7 @@ import time
 import jwt
 import pytest
 
-from outpost import views
+from outpost.api import views
 from tests.conftest import AUTH, kinesis_body
 
 CALLERS = ("none", "garbage", "other", "own", "admin")
@@ -218,7 +218,7 @@ async def test_tenant_token_lists_only_its_own_tenant(client, deps):
 
 
 async def test_auth_is_off_only_when_said_so(aiohttp_client, redis, redis_server):
-    from outpost.app import Deps, create_app
+    from outpost.api.app import Deps, create_app
     from tests.conftest import make_settings
 
     s = make_settings(redis_server.redis_url, api_key="", api_auth_disabled=True)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from outpost.app import Deps, create_app
+from outpost.api.app import Deps, create_app
 from tests.conftest import AUTH, make_settings
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from multidict import MultiDict
 
-from outpost import metrics
+from outpost.api import metrics
 from outpost.errors import ValidationFailed
 from tests.conftest import AUTH, kinesis_body
 

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from outpost.destinations.kinesis.partition_key import compile_template, partition_key
+from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.errors import PermanentError
-from outpost.kinesis import KinesisProvider
 from outpost.models import Destination, Event
-from outpost.partition import compile_template, partition_key
 
 DOC = {
     "metadata": {"event-id": "evt_1", "topic": "orders", "timestamp": "1704067200"},

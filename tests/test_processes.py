@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from outpost import devstack
+from outpost.dev import devstack
 from tests.conftest import ADMIN_KEY, AES_SECRET, kinesis_body
 
 OUTPOST = [sys.executable, "-m", "outpost"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from outpost.keys import GROUP
 from outpost.models import Event
-from outpost.queue import Outcome
+from outpost.queue.keys import GROUP
+from outpost.queue.streams import Outcome
 
 
 async def queued(deps, n: int, dest: str = "d1", start: int = 0):

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from outpost import devstack
+from outpost.dev import devstack
 from tests.conftest import ADMIN_KEY
 from tests.test_processes import OUTPOST, service_env, wait_healthy
 

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from outpost import devstack
+from outpost.dev import devstack
 from outpost.settings import Settings
 from tests.test_dev_stack import OUTPOST, clean_env, read_banner
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from outpost.app import Deps, create_app
+from outpost.api.app import Deps, create_app
 from outpost.crypto import Cipher, DecryptionFailed
 from tests.conftest import ADMIN_KEY, AUTH, kinesis_body, make_settings
 

@@ -6,8 +6,8 @@ import re
 
 from aiohttp import web
 
-from outpost.app import PREFIXES
-from outpost.openapi import build
+from outpost.api.app import PREFIXES
+from outpost.api.openapi import build
 
 MIRROR, MAIN = PREFIXES[1], PREFIXES[0]
 GROUP = re.compile(r"\(\?P<(\w+)>([^()]*)\)")

@@ -13,7 +13,7 @@ import pytest
 from outpost_sdk import Outpost
 from outpost_sdk.errors import OutpostError
 
-from outpost import devstack
+from outpost.dev import devstack
 from tests.conftest import ADMIN_KEY, AES_SECRET
 
 RANGE = {"start": "2020-01-01T00:00:00Z", "end": "2035-01-01T00:00:00Z"}

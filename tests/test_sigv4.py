@@ -12,7 +12,7 @@ import pytest
 from aiobotocore.session import AioSession
 from botocore.handlers import add_retry_headers
 
-from outpost import sigv4
+from outpost.destinations.aws import sigv4
 
 FIXED = datetime.datetime(2026, 11, 22, 12, 0, 0)
 COMPARED = ("X-Amz-Target", "Content-Type", "X-Amz-Date", "X-Amz-Security-Token", "Authorization")

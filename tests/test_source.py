@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from outpost import devstack
-from outpost.flowspecs import KINESIS, PIPELINE, STREAMING_FLOW
-from outpost.source import SourceReader
+from outpost.dev import devstack
+from outpost.flow.source import SourceReader
+from outpost.flow.specs import KINESIS, PIPELINE, STREAMING_FLOW
 from tests.conftest import ADMIN_KEY, AES_SECRET, AUTH, kinesis_body
 
 BASE = "/data/foundation/flowservice"

@@ -8,7 +8,7 @@ from subprocess import PIPE
 import pytest
 from pydantic import ValidationError
 
-from outpost import devstack
+from outpost.dev import devstack
 from outpost.settings import Settings
 from tests.test_processes import OUTPOST, service_env
 

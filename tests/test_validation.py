@@ -4,9 +4,9 @@ import pytest
 from pydantic import ValidationError
 
 from outpost.crypto import Cipher, DecryptionFailed, mask
-from outpost.destinations import Registry, merge_patch
+from outpost.destinations.kinesis.provider import KinesisProvider
+from outpost.destinations.registry import Registry, merge_patch
 from outpost.errors import ValidationFailed
-from outpost.kinesis import KinesisProvider
 from outpost.settings import Settings, describe_errors
 
 REG = Registry([KinesisProvider()])

@@ -4,7 +4,7 @@ moto's Kinesis `Shard.put_record` says of itself "this function is not safe for
 concurrency": two concurrent PutRecords on one shard can get the same sequence number,
 and one record silently replaces the other (both callers are told they succeeded). Our
 tests count every record, so the local stack runs moto with `threaded=False`. Started by
-`devstack.moto_server()`: `python -m outpost._moto_serial PORT`.
+`devstack.moto_server()`: `python -m outpost.dev.moto_serial PORT`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 from redis.asyncio import Redis
 
-from outpost.preflight import redis_address, redis_reason
+from outpost.queue.connection import redis_address, redis_reason
 
 log = structlog.get_logger("outpost.api")
 PING_TIMEOUT = 2.0  # a readiness answer within a probe's patience, even if Redis hangs

@@ -25,11 +25,11 @@ from botocore.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from outpost import sigv4
+from outpost.destinations.aws import sigv4
+from outpost.destinations.kinesis.partition_key import compile_template, partition_key
 from outpost.envelope import build_document, build_metadata, record_bytes
 from outpost.errors import PermanentError, RetryableError
 from outpost.models import Destination, Event
-from outpost.partition import compile_template, partition_key
 
 TYPE = "aws_kinesis"
 MAX_RECORD_BYTES = 1024 * 1024

@@ -22,10 +22,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from outpost import envelope
-from outpost.coalesce import Coalescer
 from outpost.errors import APIError
-from outpost.keys import GROUP, Keys
 from outpost.models import Event, Task, iso
+from outpost.queue.coalesce import Coalescer
+from outpost.queue.keys import GROUP, Keys
 
 _PUBLISH = """
 -- Many publishes in one call, each its own protected step. KEYS: the global event index.

@@ -21,16 +21,16 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from outpost.alerts import Alerts
 from outpost.crypto import Cipher
-from outpost.destinations import DestinationCache, Registry
-from outpost.endpoints import EndpointPolicy, ForbiddenEndpoint
+from outpost.delivery.alerts import Alerts
+from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
+from outpost.destinations.registry import DestinationCache, Registry
 from outpost.errors import DeliveryError, PermanentError
-from outpost.keys import Keys
 from outpost.models import Destination, Event, Task, iso, utcnow
-from outpost.queue import Entry, Outcome, Queue
+from outpost.queue.keys import Keys
+from outpost.queue.streams import Entry, Outcome, Queue
 from outpost.retry import RetryPolicy
-from outpost.store import Store
+from outpost.store.tenants import Store
 
 log = structlog.get_logger("outpost.delivery")
 READ_AHEAD = 2  # reads whose events are being loaded while the next read waits

@@ -11,7 +11,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from outpost.crypto import Cipher
-from outpost.keys import Keys
+from outpost.queue.keys import Keys
 
 KINDS = ("connections", "sourceConnections", "targetConnections", "flows")
 

@@ -17,22 +17,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from outpost import filters
-from outpost.auth import ADMIN, PRINCIPAL, Tokens, authenticate, authorize
-from outpost.coalesce import Coalescer
+from outpost.api.auth import ADMIN, PRINCIPAL, Tokens, authenticate, authorize
+from outpost.api.health import HEALTH, RedisWatch, watching
 from outpost.crypto import Cipher
-from outpost.delivery import REDIS_DOWN, promote_loop
-from outpost.destinations import DestinationCache, Registry
-from outpost.endpoints import EndpointPolicy
+from outpost.delivery.worker import REDIS_DOWN, promote_loop
+from outpost.destinations.endpoints import EndpointPolicy
+from outpost.destinations.kinesis.provider import KinesisProvider
+from outpost.destinations.registry import DestinationCache, Registry
 from outpost.errors import APIError, NotFound
-from outpost.flowstore import FlowStore
-from outpost.health import HEALTH, RedisWatch, watching
-from outpost.history import History
-from outpost.keys import Keys
-from outpost.kinesis import KinesisProvider
 from outpost.models import Event, iso
-from outpost.queue import Queue
+from outpost.queue.coalesce import Coalescer
+from outpost.queue.keys import Keys
+from outpost.queue.streams import Queue
 from outpost.settings import Settings
-from outpost.store import Store
+from outpost.store.flows import FlowStore
+from outpost.store.history import History
+from outpost.store.tenants import Store
 
 log = structlog.get_logger("outpost.api")
 PREFIXES = ("/api/v1", "/2025-07-01")
@@ -292,7 +292,8 @@ async def read_json(request: web.Request, required: bool = True) -> object:
 
 
 def create_app(settings: Settings, deps: Deps, run_promoter: bool = True) -> web.Application:
-    from outpost import apidocs, views
+    from outpost.api import docs as apidocs
+    from outpost.api import views
 
     app = web.Application(
         middlewares=[errors_middleware, auth_middleware], client_max_size=settings.max_event_bytes
@@ -300,7 +301,7 @@ def create_app(settings: Settings, deps: Deps, run_promoter: bool = True) -> web
     app[DEPS] = deps
     app[HEALTH] = RedisWatch(deps.redis, settings.redis_dsn())
     app.cleanup_ctx.append(watching)
-    from outpost import flowservice
+    from outpost.flow import handlers as flowservice
 
     app[ACCESS] = {handler: access for _, _, handler, access in views.ROUTES}
     app[ACCESS].update({handler: "any" for _, _, handler in flowservice.FLOW_ROUTES})

@@ -15,12 +15,12 @@ from typing import Any
 from aiohttp import web
 from jsonschema import Draft7Validator
 
-from outpost import connectors
-from outpost.app import DEPS, Deps, read_json
-from outpost.auth import principal_of
-from outpost.endpoints import ForbiddenEndpoint
+from outpost.api.app import DEPS, Deps, read_json
+from outpost.api.auth import principal_of
+from outpost.destinations.endpoints import ForbiddenEndpoint
 from outpost.errors import APIError
-from outpost.flowspecs import (
+from outpost.flow import connectors
+from outpost.flow.specs import (
     KINESIS,
     PIPELINE,
     S3,
@@ -29,8 +29,8 @@ from outpost.flowspecs import (
     auth_schema,
     secret_params,
 )
-from outpost.flowstore import new_etag
 from outpost.models import ID_PATTERN
+from outpost.store.flows import new_etag
 
 PREFIX = "/data/foundation/flowservice"
 _ID = re.compile(ID_PATTERN)

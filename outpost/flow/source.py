@@ -27,9 +27,9 @@ import structlog
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from outpost.app import Deps
-from outpost.connectors import kinesis_client
+from outpost.api.app import Deps
 from outpost.errors import APIError
+from outpost.flow.connectors import kinesis_client
 from outpost.models import Event
 
 log = structlog.get_logger("outpost.source")

@@ -8,9 +8,9 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from outpost.destinations.aws.sigv4 import aws_session
 from outpost.errors import APIError
-from outpost.flowspecs import KINESIS, S3
-from outpost.sigv4 import aws_session
+from outpost.flow.specs import KINESIS, S3
 
 _CONFIG = AioConfig(
     connect_timeout=5,

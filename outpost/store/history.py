@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from outpost.errors import APIError
-from outpost.keys import Keys
+from outpost.queue.keys import Keys
 
 MAX_SCAN = 20_000
 BATCH = 200

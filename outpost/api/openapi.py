@@ -13,13 +13,14 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from outpost import openapi_flows, schemas
-from outpost.metrics import (
+from outpost.api import schemas
+from outpost.api.metrics import (
     ATTEMPT_DIMENSIONS,
     ATTEMPT_MEASURES,
     EVENT_DIMENSIONS,
     EVENT_MEASURES,
 )
+from outpost.flow import openapi as openapi_flows
 from outpost.models import (
     DestinationCreate,
     DestinationUpdate,
@@ -80,7 +81,7 @@ class Op:
 
 
 def _operations() -> dict[str, Op]:
-    from outpost.views import RedriveRequest, RetryRequest
+    from outpost.api.views import RedriveRequest, RetryRequest
 
     s = schemas
     return {
@@ -188,9 +189,9 @@ def _ref(model: Any) -> dict[str, Any]:
 
 
 def build(prefix: str = "/api/v1") -> dict[str, Any]:
-    from outpost.app import FLOW_PREFIX
-    from outpost.flowservice import FLOW_ROUTES
-    from outpost.views import ROUTES
+    from outpost.api.app import FLOW_PREFIX
+    from outpost.api.views import ROUTES
+    from outpost.flow.handlers import FLOW_ROUTES
 
     ops = _operations()
     _, defs = models_json_schema(

@@ -10,10 +10,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from outpost.crypto import Cipher
-from outpost.destinations import Registry
+from outpost.destinations.registry import Registry
 from outpost.errors import APIError
-from outpost.keys import Keys
 from outpost.models import Destination, iso, utcnow
+from outpost.queue.keys import Keys
 
 _UPSERT_TENANT = """
 local created = redis.call('HGET', KEYS[1], 'created_at')

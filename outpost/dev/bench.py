@@ -118,7 +118,7 @@ def _outpost(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "outpost.bench", *args],
+        [sys.executable, "-m", "outpost.dev.bench", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -174,7 +174,7 @@ async def prefill(redis_url: str, endpoint: str, n: int, batching: bool = False)
     (published in pipelined chunks, each event still its own publish script)."""
     from datetime import UTC, datetime
 
-    from outpost.app import Deps, connect_redis
+    from outpost.api.app import Deps, connect_redis
     from outpost.models import Event
     from outpost.settings import Settings
 
@@ -245,12 +245,12 @@ def _peak_rss_mib(pid: int) -> float:
 
 
 async def run(args: dict[str, Any]) -> dict[str, Any]:
-    from outpost import devstack
+    from outpost.dev import devstack
 
     conc = args["concurrency"]
     ep_port = devstack.free_port()
     ep = devstack.Server(
-        [sys.executable, "-m", "outpost.bench", "endpoint", str(ep_port)], ep_port
+        [sys.executable, "-m", "outpost.dev.bench", "endpoint", str(ep_port)], ep_port
     ).start()
     redis = devstack.redis_server()
     redis.start()
@@ -288,7 +288,7 @@ async def publish_figures(
 ) -> dict[str, Any]:
     """Publish flat out against one API process, then API + worker at about half the lower
     of the publish and delivery rates, for publish → send latency."""
-    from outpost import devstack
+    from outpost.dev import devstack
 
     port = devstack.free_port()
     env = service_env(redis_url, port, conc)
@@ -351,14 +351,15 @@ async def profile(n: int, batching: bool, top: int = 25) -> None:
     import cProfile
     import pstats
 
-    from outpost import devstack, logs
-    from outpost.app import Deps
+    from outpost import logs
+    from outpost.api.app import Deps
     from outpost.cli import build_worker
+    from outpost.dev import devstack
     from outpost.settings import Settings
 
     logs.configure("error")
     port = devstack.free_port()
-    ep = devstack.Server([sys.executable, "-m", "outpost.bench", "endpoint", str(port)], port)
+    ep = devstack.Server([sys.executable, "-m", "outpost.dev.bench", "endpoint", str(port)], port)
     ep.start()
     redis = devstack.redis_server()
     redis.start()
@@ -392,7 +393,7 @@ async def profile(n: int, batching: bool, top: int = 25) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if argv and argv[0] == "profile":  # python -m outpost.bench profile [N] [batched]
+    if argv and argv[0] == "profile":  # python -m outpost.dev.bench profile [N] [batched]
         n = int(argv[1]) if len(argv) > 1 else 20_000
         asyncio.run(profile(n, batching="batched" in argv))
         return

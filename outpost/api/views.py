@@ -12,15 +12,15 @@ from urllib.parse import urlencode
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from outpost import metrics
-from outpost.apidocs import docs_page
-from outpost.app import DEPS, Deps, read_json
-from outpost.auth import principal_of
-from outpost.destinations import problems
-from outpost.endpoints import ForbiddenEndpoint
+from outpost.api import metrics
+from outpost.api.app import DEPS, Deps, read_json
+from outpost.api.auth import principal_of
+from outpost.api.docs import docs_page
+from outpost.api.health import HEALTH
+from outpost.api.openapi import openapi_json
+from outpost.destinations.endpoints import ForbiddenEndpoint
+from outpost.destinations.registry import problems
 from outpost.errors import APIError, NotFound, ValidationFailed
-from outpost.health import HEALTH
-from outpost.history import Page, PageRequest, page, time_bounds
 from outpost.models import (
     ID_PATTERN,
     Destination,
@@ -35,7 +35,7 @@ from outpost.models import (
     topic_matches,
     utcnow,
 )
-from outpost.openapi import openapi_json
+from outpost.store.history import Page, PageRequest, page, time_bounds
 
 _ID = re.compile(ID_PATTERN)
 

@@ -140,7 +140,7 @@ def redis_server(
 def moto_server(port: int | None = None) -> Server:
     """moto (Kinesis + S3) on 127.0.0.1, one request at a time (see `_moto_serial`)."""
     port = port or free_port()
-    return Server([sys.executable, "-m", "outpost._moto_serial", str(port)], port)
+    return Server([sys.executable, "-m", "outpost.dev.moto_serial", str(port)], port)
 
 
 def npm_install(root: Path, name: str, spec: str) -> Path:

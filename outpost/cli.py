@@ -20,14 +20,15 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from outpost import logs
-from outpost.api.app import Deps, connect_redis, create_app
 from outpost.cliparser import build_parser
 from outpost.delivery.alerts import Alerts
 from outpost.delivery.worker import Worker
+from outpost.deps import Deps
 from outpost.destinations.aws import sigv4
 from outpost.flow.source import SourceReader
-from outpost.queue.connection import StartupError, check_redis, listen_error
+from outpost.queue.connection import StartupError, check_redis, connect_redis, listen_error
 from outpost.retry import RetryPolicy
+from outpost.runtime import create_app
 from outpost.settings import Settings, describe_errors
 
 log = structlog.get_logger("outpost")

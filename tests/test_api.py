@@ -6,7 +6,8 @@ import json
 import pytest
 from redis.asyncio import Redis
 
-from outpost.api.app import Deps, create_app
+from outpost.deps import Deps
+from outpost.runtime import create_app
 from tests.conftest import AUTH, FAKE_CREDS, make_settings
 
 SEED_BODY = {

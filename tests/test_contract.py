@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from outpost.api.openapi import build
+from outpost.runtime import openapi_document as build
 from tests.contract.schema import enums, properties, query_parameters, types_of
 
 CONTRACT = json.loads((Path(__file__).parent / "contract" / "outpost_contract.json").read_text())

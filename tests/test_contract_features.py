@@ -6,8 +6,9 @@ from urllib.parse import parse_qs, urlparse
 import jwt
 import pytest
 
-from outpost.api.app import Deps, create_app
+from outpost.deps import Deps
 from outpost.filters import matches, problems
+from outpost.runtime import create_app
 from tests.conftest import AUTH, kinesis_body, make_settings
 
 EVENT = {

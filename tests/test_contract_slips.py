@@ -11,7 +11,8 @@ from tests.test_history import get, make_dest, publish
 
 
 async def test_topics_star_list_means_every_topic(aiohttp_client, redis, redis_server):
-    from outpost.api.app import Deps, create_app
+    from outpost.deps import Deps
+    from outpost.runtime import create_app
 
     s = make_settings(redis_server.redis_url, topics=["orders", "users.created"])
     c = await aiohttp_client(create_app(s, Deps.build(s, redis), run_promoter=False))

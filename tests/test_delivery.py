@@ -308,7 +308,7 @@ async def test_worker_survives_a_redis_restart(moto, moto_stream, tmp_path):
     then delivers what was queued before and after; nothing acknowledged is lost."""
     from redis.asyncio import Redis
 
-    from outpost.api.app import Deps
+    from outpost.deps import Deps
     from tests.conftest import make_settings
 
     port = devstack.free_port()

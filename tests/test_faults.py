@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from outpost.api.app import Deps, connect_redis
 from outpost.cli import build_worker
+from outpost.deps import Deps
 from outpost.dev import devstack
 from outpost.models import Event
+from outpost.queue.connection import connect_redis
 from outpost.retry import RetryPolicy
 from tests.conftest import ADMIN_KEY, AES_SECRET, kinesis_body, make_settings
 from tests.faults import KinesisProxy, tally

@@ -402,7 +402,8 @@ async def test_s3_test_uses_head_bucket_when_a_bucket_is_named(fs, moto, monkeyp
 
 
 async def test_target_topic_is_checked_against_topics(aiohttp_client, redis, redis_server):
-    from outpost.api.app import Deps, create_app
+    from outpost.deps import Deps
+    from outpost.runtime import create_app
     from tests.conftest import make_settings
 
     s = make_settings(redis_server.redis_url, topics=["orders"])

@@ -2,8 +2,9 @@
 
 import pytest
 
-from outpost.api.app import Deps, create_app
+from outpost.deps import Deps
 from outpost.queue import streams as queue_module
+from outpost.runtime import create_app
 from tests.conftest import AUTH, kinesis_body, make_settings
 
 

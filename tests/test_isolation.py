@@ -1,6 +1,6 @@
 """Tenant isolation: every route in the route table x every kind of caller.
 
-The matrix is built from `views.ROUTES`, so a new route without an entry in `CALLS`
+The matrix is built from `ROUTES`, so a new route without an entry in `CALLS`
 fails `test_every_route_is_in_the_matrix`. For each route the world is rebuilt (two
 tenants with a destination, an event, an attempt and a dead letter each), then the route
 is called as: nobody, a garbage token, the other tenant, the own tenant, the admin.
@@ -13,7 +13,7 @@ import time
 import jwt
 import pytest
 
-from outpost.api import views
+from outpost.api.routes import ROUTES
 from tests.conftest import AUTH, kinesis_body
 
 CALLERS = ("none", "garbage", "other", "own", "admin")
@@ -135,14 +135,14 @@ def fill(template, ids):
 
 
 def test_every_route_is_in_the_matrix():
-    names = {handler.__name__ for _, _, handler, _ in views.ROUTES}
+    names = {handler.__name__ for _, _, handler, _ in ROUTES}
     assert names == set(CALLS), f"routes without a matrix entry: {names - set(CALLS)}"
 
 
 @pytest.mark.parametrize(
     ("method", "path", "handler", "access"),
-    views.ROUTES,
-    ids=[f"{m} {p}" for m, p, _, _ in views.ROUTES],
+    ROUTES,
+    ids=[f"{m} {p}" for m, p, _, _ in ROUTES],
 )
 async def test_route_matrix(client, deps, worker, redis, method, path, handler, access):
     world = World()
@@ -218,7 +218,8 @@ async def test_tenant_token_lists_only_its_own_tenant(client, deps):
 
 
 async def test_auth_is_off_only_when_said_so(aiohttp_client, redis, redis_server):
-    from outpost.api.app import Deps, create_app
+    from outpost.deps import Deps
+    from outpost.runtime import create_app
     from tests.conftest import make_settings
 
     s = make_settings(redis_server.redis_url, api_key="", api_auth_disabled=True)

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from outpost.api.app import Deps, create_app
+from outpost.deps import Deps
+from outpost.runtime import create_app
 from tests.conftest import AUTH, make_settings
 
 

@@ -11,8 +11,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from outpost.api.openapi import build
 from outpost.dev import devstack
+from outpost.runtime import openapi_document as build
 from tests.conftest import ADMIN_KEY, AES_SECRET, AUTH, kinesis_body
 
 DOC = build()

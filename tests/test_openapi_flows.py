@@ -4,8 +4,8 @@ return: each request body below validates against its documented schema, and eac
 
 from jsonschema import Draft202012Validator
 
-from outpost.api.openapi import build
 from outpost.flow.specs import KINESIS, PIPELINE, STREAMING_FLOW
+from outpost.runtime import openapi_document as build
 from tests.conftest import ADMIN_KEY
 
 DOC = build()

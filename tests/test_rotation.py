@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from outpost.api.app import Deps, create_app
 from outpost.crypto import Cipher, DecryptionFailed
+from outpost.deps import Deps
+from outpost.runtime import create_app
 from tests.conftest import ADMIN_KEY, AUTH, kinesis_body, make_settings
 
 OLD, NEW = "the-old-aes-secret", "the-new-aes-secret"

@@ -7,7 +7,7 @@ import re
 from aiohttp import web
 
 from outpost.api.app import PREFIXES
-from outpost.api.openapi import build
+from outpost.runtime import openapi_document as build
 
 MIRROR, MAIN = PREFIXES[1], PREFIXES[0]
 GROUP = re.compile(r"\(\?P<(\w+)>([^()]*)\)")

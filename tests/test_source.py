@@ -281,13 +281,13 @@ async def test_split_while_reading_parents_before_children(
     put(url, stream, [{"n": i, "phase": "before"} for i in range(40)])
     flow = await make_flow(client, url, stream)
     order = []
-    publish = deps.publish
+    publish = deps.ingest.publish
 
     async def recording(event):
         order.append((event.metadata["source-shard-id"], event.data["n"], event.data["phase"]))
         return await publish(event)
 
-    deps.publish = recording
+    deps.ingest.publish = recording
     reader = reader_for(deps)
     task = asyncio.create_task(reader.run())
     try:

@@ -13,14 +13,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from outpost.api import metrics
-from outpost.api.app import DEPS, Deps, read_json
-from outpost.api.auth import principal_of
-from outpost.api.docs import docs_page
-from outpost.api.health import HEALTH
-from outpost.api.openapi import openapi_json
+from outpost.auth import principal_of
+from outpost.deps import DEPS, Deps
 from outpost.destinations.endpoints import ForbiddenEndpoint
 from outpost.destinations.registry import problems
 from outpost.errors import APIError, NotFound, ValidationFailed
+from outpost.health import HEALTH
 from outpost.models import (
     ID_PATTERN,
     Destination,
@@ -36,6 +34,7 @@ from outpost.models import (
     utcnow,
 )
 from outpost.store.history import Page, PageRequest, page, time_bounds
+from outpost.surface import read_json
 
 _ID = re.compile(ID_PATTERN)
 
@@ -301,7 +300,7 @@ async def publish(request: web.Request) -> web.Response:
             headers={"Retry-After": "1"},
         )
     event = _event_of(req)
-    fresh, matched = await deps.publish(event)
+    fresh, matched = await deps.ingest.publish(event)
     return web.json_response(
         {"id": event.id, "duplicate": not fresh, "destination_ids": matched}, status=202
     )
@@ -342,7 +341,7 @@ async def publish_batch(request: web.Request) -> web.Response:
         except APIError as exc:
             results[i] = _item_error(exc.status, exc.message, exc.data)
     events = await _within_rate(deps, events, results)
-    outcomes = await deps.publish_many([e for _, e in events])
+    outcomes = await deps.ingest.publish_many([e for _, e in events])
     for (i, event), out in zip(events, outcomes, strict=True):
         results[i] = (
             _item_error(out.status, out.message, out.data)
@@ -800,60 +799,3 @@ async def destination_type(request: web.Request) -> web.Response:
 
 async def topics(request: web.Request) -> web.Response:
     return web.json_response(list(_deps(request).settings.topics))
-
-
-# (method, path, handler, access): access is public | admin | tenant | any (see auth.py)
-ROUTES: list[tuple[str, str, Any, str]] = [
-    ("GET", "/healthz", healthz, "public"),
-    ("GET", "/openapi.json", openapi_json, "public"),
-    ("GET", "/docs", docs_page, "public"),
-    ("GET", "/tenants", list_tenants, "any"),
-    ("PUT", "/tenants/{tenant_id}", upsert_tenant, "tenant"),
-    ("GET", "/tenants/{tenant_id}", get_tenant, "tenant"),
-    ("DELETE", "/tenants/{tenant_id}", delete_tenant, "tenant"),
-    ("GET", "/tenants/{tenant_id}/token", tenant_token, "admin"),
-    ("GET", "/tenants/{tenant_id}/portal", tenant_portal, "admin"),
-    ("GET", "/tenants/{tenant_id}/destinations", list_destinations, "tenant"),
-    ("POST", "/tenants/{tenant_id}/destinations", create_destination, "tenant"),
-    ("GET", "/tenants/{tenant_id}/destinations/{destination_id}", get_destination, "tenant"),
-    ("PATCH", "/tenants/{tenant_id}/destinations/{destination_id}", update_destination, "tenant"),
-    ("DELETE", "/tenants/{tenant_id}/destinations/{destination_id}", delete_destination, "tenant"),
-    (
-        "PUT",
-        "/tenants/{tenant_id}/destinations/{destination_id}/enable",
-        enable_destination,
-        "tenant",
-    ),
-    (
-        "PUT",
-        "/tenants/{tenant_id}/destinations/{destination_id}/disable",
-        disable_destination,
-        "tenant",
-    ),
-    ("POST", "/publish", publish, "admin"),
-    ("POST", "/publish/batch", publish_batch, "admin"),
-    ("POST", "/retry", retry, "any"),
-    ("GET", "/events", list_events, "any"),
-    ("GET", "/events/{event_id}", get_event, "any"),
-    ("GET", "/attempts", list_attempts, "any"),
-    ("GET", "/attempts/{attempt_id}", get_attempt, "any"),
-    (
-        "GET",
-        "/tenants/{tenant_id}/destinations/{destination_id}/attempts",
-        list_destination_attempts,
-        "tenant",
-    ),
-    (
-        "GET",
-        "/tenants/{tenant_id}/destinations/{destination_id}/attempts/{attempt_id}",
-        get_destination_attempt,
-        "tenant",
-    ),
-    ("GET", "/tenants/{tenant_id}/dead-letters", list_dead_letters, "tenant"),
-    ("POST", "/tenants/{tenant_id}/dead-letters/redrive", redrive_dead_letters, "tenant"),
-    ("GET", "/metrics/events", event_metrics, "any"),
-    ("GET", "/metrics/attempts", attempt_metrics, "any"),
-    ("GET", "/destination-types", destination_types, "any"),
-    ("GET", "/destination-types/{type}", destination_type, "any"),
-    ("GET", "/topics", topics, "any"),
-]

@@ -8,7 +8,6 @@ bounded concurrency, periodic reclaim of crashed consumers' tasks and retry prom
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
 import uuid
@@ -18,15 +17,15 @@ from typing import Any
 import orjson
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from outpost.crypto import Cipher
 from outpost.delivery.alerts import Alerts
+from outpost.delivery.promoter import promote_loop
 from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
 from outpost.destinations.registry import DestinationCache, Registry
 from outpost.errors import DeliveryError, PermanentError
 from outpost.models import Destination, Event, Task, iso, utcnow
+from outpost.queue.connection import REDIS_DOWN
 from outpost.queue.keys import Keys
 from outpost.queue.streams import Entry, Outcome, Queue
 from outpost.retry import RetryPolicy
@@ -35,8 +34,6 @@ from outpost.store.tenants import Store
 log = structlog.get_logger("outpost.delivery")
 READ_AHEAD = 2  # reads whose events are being loaded while the next read waits
 GROUP_MAX = 250  # batched deliveries run together in one coroutine; groups overlap
-# Redis going away is expected (restarts, failover): wait and go on, never crash the loop.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
 class Worker:
@@ -434,13 +431,3 @@ class Worker:
                 return
             await asyncio.sleep(0.05)
         raise TimeoutError("queue did not drain")
-
-
-async def promote_loop(queue: Queue, stopping: asyncio.Event, interval: float = 0.5) -> None:
-    """Due retries back into their streams; safe to run in many processes at once."""
-    while not stopping.is_set():
-        with contextlib.suppress(*REDIS_DOWN):
-            while await queue.promote_due() > 0:
-                pass
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stopping.wait(), interval)

@@ -174,8 +174,9 @@ async def prefill(redis_url: str, endpoint: str, n: int, batching: bool = False)
     (published in pipelined chunks, each event still its own publish script)."""
     from datetime import UTC, datetime
 
-    from outpost.api.app import Deps, connect_redis
+    from outpost.deps import Deps
     from outpost.models import Event
+    from outpost.queue.connection import connect_redis
     from outpost.settings import Settings
 
     settings = Settings(api_key=KEY, aes_encryption_secret=SECRET, redis_url=redis_url)
@@ -352,8 +353,8 @@ async def profile(n: int, batching: bool, top: int = 25) -> None:
     import pstats
 
     from outpost import logs
-    from outpost.api.app import Deps
     from outpost.cli import build_worker
+    from outpost.deps import Deps
     from outpost.dev import devstack
     from outpost.settings import Settings
 

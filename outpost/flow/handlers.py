@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 from jsonschema import Draft7Validator
 
-from outpost.api.app import DEPS, Deps, read_json
-from outpost.api.auth import principal_of
+from outpost.auth import principal_of
+from outpost.deps import DEPS, Deps
 from outpost.destinations.endpoints import ForbiddenEndpoint
 from outpost.errors import APIError
 from outpost.flow import connectors
@@ -31,6 +31,7 @@ from outpost.flow.specs import (
 )
 from outpost.models import ID_PATTERN
 from outpost.store.flows import new_etag
+from outpost.surface import read_json
 
 PREFIX = "/data/foundation/flowservice"
 _ID = re.compile(ID_PATTERN)

@@ -27,7 +27,7 @@ import structlog
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from outpost.api.app import Deps
+from outpost.deps import Deps
 from outpost.errors import APIError
 from outpost.flow.connectors import kinesis_client
 from outpost.models import Event
@@ -299,7 +299,7 @@ class SourceReader:
                 await self._keep_failed(plan, sid, record, event)
                 continue
             try:
-                await self.deps.publish(event)
+                await self.deps.ingest.publish(event)
                 published += 1
             except APIError as exc:  # the tenant is gone: nothing to publish into
                 failed += 1

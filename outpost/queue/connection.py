@@ -1,6 +1,6 @@
-"""Start-up checks: a bad environment becomes one sentence on stderr and exit code 2.
-
-`StartupError`'s message is that sentence; `cli.main` prints it as `outpost: <message>`.
+"""Our Redis connection: the client, what "Redis is down" means, and the start-up checks
+(a bad environment becomes one sentence on stderr and exit code 2: `StartupError`'s
+message is that sentence; `cli.main` prints it as `outpost: <message>`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import socket
 import time
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
 from redis.exceptions import (
     AuthenticationError,
@@ -18,8 +20,11 @@ from redis.exceptions import (
     RedisError,
     ResponseError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+# Redis going away is expected (restarts, failover): wait and go on, never crash a loop.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 # how long a starting process waits for Redis (still starting beside it, loading its AOF)
 REDIS_WAIT_SECONDS = 3.0
 
@@ -91,3 +96,16 @@ def listen_error(host: str, port: int, exc: OSError) -> StartupError:
     }
     reason = reasons.get(exc.errno or 0, (exc.strerror or str(exc)).lower())
     return StartupError(f"cannot listen on {host}:{port} ({reason})")
+
+
+def connect_redis(url: str, max_connections: int = 128) -> Redis:
+    """A client that reconnects and retries a command whose connection broke (Redis
+    restarted or failed over). Repeating our writes is safe: publish is a SET NX claim,
+    acks and retry entries are idempotent; at worst an attempt is recorded twice."""
+    return Redis.from_url(
+        url,
+        max_connections=max_connections,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=5),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )

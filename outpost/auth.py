@@ -1,7 +1,7 @@
 """Who is calling: the admin (API_KEY) or one tenant (an HS256 JWT from
 `GET /tenants/{id}/token`), and what each route lets them do.
 
-Every route in `views.ROUTES` declares its access:
+Every API route in `api/routes.py` declares its access (the Flow Service routes are all `any`):
 - `public`: no credentials (health);
 - `admin`: the API key only; a tenant token gets 403;
 - `tenant`: the path's `{tenant_id}` must be the token's tenant, else 403 (whether or not

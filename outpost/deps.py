@@ -1,0 +1,91 @@
+"""The services every process shares, built once from settings (`Deps.build`) and passed
+down: the API and the Flow Service reach them through `DEPS`, the worker and the source
+reader are handed them. Below the surfaces and processes, above queue/store/destinations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from outpost.auth import Tokens
+from outpost.crypto import Cipher
+from outpost.destinations.endpoints import EndpointPolicy
+from outpost.destinations.kinesis.provider import KinesisProvider
+from outpost.destinations.registry import DestinationCache, Registry
+from outpost.ingest import Ingest
+from outpost.queue.keys import Keys
+from outpost.queue.streams import Queue
+from outpost.settings import Settings
+from outpost.store.flows import FlowStore
+from outpost.store.history import History
+from outpost.store.tenants import Store
+
+
+def build_registry(settings: Settings) -> Registry:
+    """Every destination type this deployment delivers to, configured from settings."""
+    return Registry(
+        [
+            KinesisProvider(
+                metadata_in_payload=settings.destinations_aws_kinesis_metadata_in_payload,
+                timeout=settings.delivery_timeout_seconds,
+                max_connections=settings.delivery_max_concurrency,
+            )
+        ]
+    )
+
+
+@dataclass
+class Deps:
+    """Everything the surfaces and the processes share: built once by the runtime from
+    settings and a Redis client, passed down; opens no connection itself."""
+
+    settings: Settings
+    redis: Redis
+    keys: Keys
+    cipher: Cipher
+    registry: Registry
+    store: Store
+    queue: Queue
+    destinations: DestinationCache
+    history: History
+    tokens: Tokens
+    endpoints: EndpointPolicy
+    flows: FlowStore
+    ingest: Ingest
+
+    @classmethod
+    def build(cls, settings: Settings, redis: Redis) -> Deps:
+        keys = Keys(settings.deployment_id)
+        cipher = Cipher(settings.aes_encryption_secret, settings.aes_encryption_secret_previous)
+        registry = build_registry(settings)
+        store = Store(redis, keys, registry, cipher, settings.max_destinations_per_tenant)
+        queue = Queue(
+            redis,
+            keys,
+            settings.delivery_partitions,
+            settings.event_retention_seconds,
+            settings.attempts_max_per_destination,
+            settings.log_max_per_tenant,
+            settings.log_max_total,
+        )
+        destinations = DestinationCache(registry, cipher)
+        return cls(
+            settings=settings,
+            redis=redis,
+            keys=keys,
+            cipher=cipher,
+            registry=registry,
+            store=store,
+            queue=queue,
+            destinations=destinations,
+            history=History(redis, keys),
+            tokens=Tokens(settings.api_jwt_secret, settings.api_jwt_ttl_seconds),
+            endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
+            flows=FlowStore(redis, keys, cipher),
+            ingest=Ingest(store, queue, destinations, registry),
+        )
+
+
+DEPS = web.AppKey("deps", Deps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
@@ -13,6 +13,12 @@ CommaList = Annotated[list[str], NoDecode]
 # The key is SHA-256 of the secret, so any length works; fewer than 16 bytes is guessable.
 AES_SECRET_MIN_BYTES = 16
 JWT_SECRET_MIN_BYTES = 32
+
+
+_MIN_BYTES = {  # secret -> (least bytes, why)
+    "api_jwt_secret": (JWT_SECRET_MIN_BYTES, "it signs HS256 tenant tokens"),
+    "aes_encryption_secret": (AES_SECRET_MIN_BYTES, "it keys AES-256-GCM for credentials at rest"),
+}
 
 
 class Settings(BaseSettings):
@@ -74,24 +80,13 @@ class Settings(BaseSettings):
     def _lower(cls, v: object) -> object:
         return v.lower() if isinstance(v, str) else v
 
-    @field_validator("api_jwt_secret")
+    @field_validator("api_jwt_secret", "aes_encryption_secret")
     @classmethod
-    def _long_enough(cls, v: str) -> str:
-        if v and len(v.encode()) < JWT_SECRET_MIN_BYTES:
-            raise ValueError(
-                f"must be at least {JWT_SECRET_MIN_BYTES} bytes (it signs HS256 tenant tokens)"
-            )
-        return v
-
-    @field_validator("aes_encryption_secret")
-    @classmethod
-    def _aes_long_enough(cls, v: str) -> str:
-        # only the current secret: old ones in _PREVIOUS stay readable whatever their length
-        if v and len(v.encode()) < AES_SECRET_MIN_BYTES:
-            raise ValueError(
-                f"must be at least {AES_SECRET_MIN_BYTES} bytes (it keys AES-256-GCM for "
-                "credentials at rest)"
-            )
+    def _long_enough(cls, v: str, info: ValidationInfo) -> str:
+        # only the current AES secret: old ones in _PREVIOUS stay readable whatever their length
+        least, why = _MIN_BYTES[info.field_name or ""]
+        if v and len(v.encode()) < least:
+            raise ValueError(f"must be at least {least} bytes ({why})")
         return v
 
     @field_validator("redis_url")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import jwt
 from aiohttp import web
 
-from outpost.errors import APIError
+from outpost.errors import Forbidden, NotConfigured, Unauthenticated
 
 ISSUER = "outpost"
 ACCESS_LEVELS = ("public", "admin", "tenant", "any")
@@ -50,15 +50,15 @@ class Tokens:
 
     def issue(self, tenant_id: str, now: float | None = None) -> str:
         if not self.enabled:
-            raise APIError(501, "tenant tokens are off: set API_JWT_SECRET")
+            raise NotConfigured("tenant tokens are off: set API_JWT_SECRET")
         iat = int(now if now is not None else time.time())
         claims = {"iss": ISSUER, "sub": tenant_id, "iat": iat, "exp": iat + self.ttl}
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
     def verify(self, token: str) -> str:
-        """The token's tenant id, or 401."""
+        """The token's tenant id, or Unauthenticated."""
         if not self.enabled:
-            raise APIError(401, "invalid API key")
+            raise Unauthenticated("invalid API key")
         try:
             claims = jwt.decode(
                 token,
@@ -68,12 +68,12 @@ class Tokens:
                 options={"require": ["exp", "iss", "sub"]},
             )
         except jwt.ExpiredSignatureError:
-            raise APIError(401, "token expired") from None
+            raise Unauthenticated("token expired") from None
         except jwt.InvalidTokenError:
-            raise APIError(401, "invalid API key or token") from None
+            raise Unauthenticated("invalid API key or token") from None
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
-            raise APIError(401, "invalid token subject")
+            raise Unauthenticated("invalid token subject")
         return sub
 
 
@@ -84,7 +84,7 @@ TenantExists = Callable[[str], Awaitable[bool]]
 def bearer(request: web.Request) -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise APIError(401, "missing Authorization: Bearer <API_KEY or tenant token>")
+        raise Unauthenticated("missing Authorization: Bearer <API_KEY or tenant token>")
     return token.strip()
 
 
@@ -96,7 +96,7 @@ async def authenticate(
         return ADMIN
     tenant_id = tokens.verify(token)
     if not await tenant_exists(tenant_id):
-        raise APIError(401, "the token's tenant no longer exists")
+        raise Unauthenticated("the token's tenant no longer exists")
     return Principal(tenant_id)
 
 
@@ -104,9 +104,9 @@ def authorize(principal: Principal, access: str, path_tenant: str | None) -> Non
     if principal.admin or access == "any":
         return
     if access == "admin":
-        raise APIError(403, "this route needs the admin API key")
+        raise Forbidden("this route needs the admin API key")
     if access == "tenant" and path_tenant != principal.tenant_id:
-        raise APIError(403, "the token is for another tenant")
+        raise Forbidden("the token is for another tenant")
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from outpost import filters
 from outpost.destinations.registry import DestinationCache, Registry
-from outpost.errors import APIError, NotFound
+from outpost.errors import DomainError, NotFound
 from outpost.models import Event, iso
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.streams import Queue
@@ -33,25 +33,25 @@ class Ingest:
         result: tuple[bool, list[str]] = await self._publishes.submit(event)
         return result
 
-    async def publish_many(self, events: list[Event]) -> list[tuple[bool, list[str]] | APIError]:
+    async def publish_many(self, events: list[Event]) -> list[tuple[bool, list[str]] | DomainError]:
         """Many events: one round trip for every tenant's destinations, one for the
         publish scripts."""
         targets = await self.store.publish_targets_many(list({e.tenant_id for e in events}))
-        plans: list[tuple[list[tuple[str, str]], list[str], list[str]] | APIError] = []
+        plans: list[tuple[list[tuple[str, str]], list[str], list[str]] | DomainError] = []
         for event in events:
             try:
                 plans.append(self.route(event, *targets[event.tenant_id]))
-            except APIError as exc:
+            except DomainError as exc:
                 plans.append(exc)
-        ok = [(e, p) for e, p in zip(events, plans, strict=True) if not isinstance(p, APIError)]
+        ok = [(e, p) for e, p in zip(events, plans, strict=True) if not isinstance(p, DomainError)]
         stored = iter(await self.queue.publish_many([(e, p[0], p[1]) for e, p in ok]))
-        out: list[tuple[bool, list[str]] | APIError] = []
+        out: list[tuple[bool, list[str]] | DomainError] = []
         for p in plans:
-            if isinstance(p, APIError):
+            if isinstance(p, DomainError):
                 out.append(p)
                 continue
             fresh = next(stored)
-            out.append(fresh if isinstance(fresh, APIError) else (fresh, p[2]))
+            out.append(fresh if isinstance(fresh, DomainError) else (fresh, p[2]))
         return out
 
     def route(

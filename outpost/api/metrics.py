@@ -13,7 +13,7 @@ from typing import Any
 
 from multidict import MultiMapping
 
-from outpost.errors import APIError, ValidationFailed
+from outpost.errors import Forbidden, ValidationFailed
 from outpost.models import iso, parse_iso
 
 ROW_LIMIT = 100_000
@@ -196,7 +196,7 @@ def scope(q: dict[str, Any], own_tenant: str | None) -> str | None:
     """The one tenant a query reads, if any; a tenant token may not ask about tenants."""
     if own_tenant is not None:
         if "tenant_id" in q["dimensions"] or "tenant_id" in q["filters"]:
-            raise APIError(403, "tenant_id dimensions and filters need the admin API key")
+            raise Forbidden("tenant_id dimensions and filters need the admin API key")
         q["filters"]["tenant_id"] = {own_tenant}
         return own_tenant
     tenants = q["filters"].get("tenant_id", set())

@@ -17,7 +17,15 @@ from outpost.auth import principal_of
 from outpost.deps import DEPS, Deps
 from outpost.destinations.endpoints import ForbiddenEndpoint
 from outpost.destinations.registry import problems
-from outpost.errors import APIError, NotFound, ValidationFailed
+from outpost.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+)
 from outpost.health import HEALTH
 from outpost.models import (
     ID_PATTERN,
@@ -34,7 +42,7 @@ from outpost.models import (
     utcnow,
 )
 from outpost.store.history import Page, PageRequest, page, time_bounds
-from outpost.surface import read_json
+from outpost.surface import read_json, status_of
 
 _ID = re.compile(ID_PATTERN)
 
@@ -200,7 +208,7 @@ async def create_destination(request: web.Request) -> web.Response:
         and _own_tenant(request)
         and (body.get("created_at") or body.get("updated_at"))
     ):
-        raise APIError(403, "created_at and updated_at overrides need the admin API key")
+        raise Forbidden("created_at and updated_at overrides need the admin API key")
     dest = deps.registry.create(tenant_id, body, new_id=f"des_{uuid.uuid4().hex[:20]}")
     _check_topics(deps, dest.topics)
     await _check_endpoint(deps, dest)
@@ -294,10 +302,9 @@ async def publish(request: web.Request) -> web.Response:
     _check_event_topic(deps, req.topic)
     limit = deps.settings.publish_rate_limit_per_second
     if limit and not await deps.store.take_publish_slot(req.tenant_id, limit):
-        raise APIError(
-            429,
+        raise RateLimited(
             f"tenant is over PUBLISH_RATE_LIMIT_PER_SECOND ({limit}); nothing was accepted",
-            headers={"Retry-After": "1"},
+            retry_after=1,
         )
     event = _event_of(req)
     fresh, matched = await deps.ingest.publish(event)
@@ -337,15 +344,15 @@ async def publish_batch(request: web.Request) -> web.Response:
             _check_event_topic(deps, req.topic)
             events.append((i, _event_of(req)))
         except ValidationError as exc:
-            results[i] = _item_error(422, "validation error", problems(exc))
-        except APIError as exc:
-            results[i] = _item_error(exc.status, exc.message, exc.data)
+            results[i] = _item_error(ValidationFailed(problems(exc)))
+        except DomainError as exc:
+            results[i] = _item_error(exc)
     events = await _within_rate(deps, events, results)
     outcomes = await deps.ingest.publish_many([e for _, e in events])
     for (i, event), out in zip(events, outcomes, strict=True):
         results[i] = (
-            _item_error(out.status, out.message, out.data)
-            if isinstance(out, APIError)
+            _item_error(out)
+            if isinstance(out, DomainError)
             else {"status": 202, "id": event.id, "duplicate": not out[0], "destination_ids": out[1]}
         )
     accepted = sum(r["status"] == 202 for r in results)
@@ -365,12 +372,13 @@ async def _within_rate(
     over = {t for t, n in counts.items() if not await deps.store.take_publish_slot(t, limit, n)}
     for i, e in events:
         if e.tenant_id in over:
-            results[i] = _item_error(429, "tenant is over PUBLISH_RATE_LIMIT_PER_SECOND")
+            results[i] = _item_error(RateLimited("tenant is over PUBLISH_RATE_LIMIT_PER_SECOND"))
     return [(i, e) for i, e in events if e.tenant_id not in over]
 
 
-def _item_error(status: int, message: str, data: Any = None) -> dict[str, Any]:
-    return {"status": status, "message": message, "data": data}
+def _item_error(exc: DomainError) -> dict[str, Any]:
+    """One event's error in a batch answer, with the status the surfaces would give it."""
+    return {"status": status_of(exc), "message": exc.message, "data": exc.data}
 
 
 def _check_event_topic(deps: Deps, topic: str | None) -> None:
@@ -504,7 +512,7 @@ async def retry(request: web.Request) -> web.Response:
     req = await parse_body(request, RetryRequest)
     own = _own_tenant(request)
     if own is not None and req.tenant_id not in (None, own):
-        raise APIError(403, "the token is for another tenant")
+        raise Forbidden("the token is for another tenant")
     tenant_id = own or req.tenant_id or await _owner_of(deps, req.event_id)
     event = await deps.queue.load_event(tenant_id, req.event_id)
     if event is None:
@@ -513,9 +521,9 @@ async def retry(request: web.Request) -> web.Response:
     if dest is None:
         raise NotFound("destination")
     if not dest.enabled:
-        raise APIError(400, "destination is disabled")
+        raise Invalid("destination is disabled")
     if not dest.matches(event.topic or None):
-        raise APIError(400, "destination does not match the event's topic")
+        raise Invalid("destination does not match the event's topic")
     task = Task(tenant_id, event.id, dest.id, attempt=1, manual=True)
     await deps.queue.enqueue(task, deps.registry.get(dest.type).ordering_key(event, dest))
     return web.json_response({"success": True}, status=202)
@@ -526,8 +534,7 @@ async def _owner_of(deps: Deps, event_id: str) -> str:
     if not owners:
         raise NotFound("event")
     if len(owners) > 1:
-        raise APIError(
-            409,
+        raise Conflict(
             "several tenants have an event with this id: pass tenant_id",
             {"tenant_ids": owners},
         )

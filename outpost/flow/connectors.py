@@ -9,7 +9,7 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost.destinations.aws.sigv4 import aws_session
-from outpost.errors import APIError
+from outpost.errors import Invalid
 from outpost.flow.specs import KINESIS, S3
 
 _CONFIG = AioConfig(
@@ -81,8 +81,8 @@ async def explore(
             if spec_id == S3:
                 return await _s3(client, params, object_type, obj)
     except (ClientError, BotoCoreError, OSError) as exc:
-        raise APIError(400, f"explore failed: {exc}") from None
-    raise APIError(400, "this connection spec cannot be explored")
+        raise Invalid(f"explore failed: {exc}") from None
+    raise Invalid("this connection spec cannot be explored")
 
 
 async def _streams(client: Any) -> list[str]:
@@ -106,7 +106,7 @@ async def _s3(
         buckets = (await client.list_buckets()).get("Buckets", [])
         return [_item("folder", b["Name"], f"{b['Name']}/") for b in buckets]
     if object_type != "folder" or not obj:
-        raise APIError(400, "objectType must be root, or folder with object=<bucket/prefix/>")
+        raise Invalid("objectType must be root, or folder with object=<bucket/prefix/>")
     bucket, _, prefix = obj.partition("/")
     out: list[dict[str, Any]] = []
     paginator = client.get_paginator("list_objects_v2")

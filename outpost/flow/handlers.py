@@ -18,7 +18,7 @@ from jsonschema import Draft7Validator
 from outpost.auth import principal_of
 from outpost.deps import DEPS, Deps
 from outpost.destinations.endpoints import ForbiddenEndpoint
-from outpost.errors import APIError
+from outpost.errors import Forbidden, Invalid, NotFound, PreconditionFailed
 from outpost.flow import connectors
 from outpost.flow.specs import (
     KINESIS,
@@ -63,14 +63,14 @@ async def _scope(request: web.Request) -> Scope:
     org = request.headers.get("x-gw-ims-org-id", "")
     sandbox = request.headers.get("x-sandbox-name", "") or "prod"
     if not _ID.fullmatch(org):
-        raise APIError(400, "x-gw-ims-org-id is required: the tenant id")
+        raise Invalid("x-gw-ims-org-id is required: the tenant id")
     if not _SANDBOX.fullmatch(sandbox):
-        raise APIError(400, "x-sandbox-name must be 1-64 of a-z, 0-9, '-'")
+        raise Invalid("x-sandbox-name must be 1-64 of a-z, 0-9, '-'")
     principal = principal_of(request)
     if principal.tenant_id is not None and principal.tenant_id != org:
-        raise APIError(403, "the token is for another tenant than x-gw-ims-org-id")
+        raise Forbidden("the token is for another tenant than x-gw-ims-org-id")
     if not await request.app[DEPS].store.tenant_exists(org):
-        raise APIError(404, f"org {org} is not a tenant")
+        raise NotFound("tenant", f"org {org} is not a tenant")
     return Scope(org, sandbox, principal.tenant_id or "admin")
 
 
@@ -96,7 +96,7 @@ def _problems(schema: dict[str, Any], value: Any, where: str) -> list[str]:
 
 def _require(body: Any, fields: dict[str, type], optional: dict[str, type]) -> None:
     if not isinstance(body, dict):
-        raise APIError(400, "the body must be a JSON object")
+        raise Invalid("the body must be a JSON object")
     problems = [f"{k} is required" for k in fields if k not in body]
     problems += [
         f"{k} must be {t.__name__}"
@@ -106,15 +106,15 @@ def _require(body: Any, fields: dict[str, type], optional: dict[str, type]) -> N
     unknown = set(body) - set(fields) - set(optional) - set(_COMMON)
     problems += [f"{k} is not a known field" for k in sorted(unknown)]
     if problems:
-        raise APIError(400, "; ".join(problems))
+        raise Invalid("; ".join(problems))
 
 
 def _spec_of(body: dict[str, Any], wanted: str | None = None) -> dict[str, Any]:
     spec_id = (body.get("connectionSpec") or {}).get("id")
     if not isinstance(spec_id, str) or spec_id not in SPECS:  # a dict id is unhashable
-        raise APIError(400, f"connectionSpec.id {spec_id!r} is not a known connection spec")
+        raise Invalid(f"connectionSpec.id {spec_id!r} is not a known connection spec")
     if wanted == "auth" and not SPECS[spec_id]["authSpec"]:
-        raise APIError(400, "this connection spec needs no base connection")
+        raise Invalid("this connection spec needs no base connection")
     return SPECS[spec_id]
 
 
@@ -126,22 +126,22 @@ async def _check_connection(deps: Deps, s: Scope, body: Any) -> set[str]:
     )
     spec = _spec_of(body, "auth")
     if "providerId" in body and body["providerId"] != spec["providerId"]:
-        raise APIError(400, f"providerId must be {spec['providerId']} for this spec")
+        raise Invalid(f"providerId must be {spec['providerId']} for this spec")
     names = [a["name"] for a in spec["authSpec"]]
     auth = body["auth"]
     if auth.get("specName") not in names:
-        raise APIError(400, f"auth.specName must be one of {names}")
+        raise Invalid(f"auth.specName must be one of {names}")
     schema = auth_schema(spec["id"], auth["specName"])
     assert schema is not None  # specName was checked against the spec just above
     problems = _problems(schema, auth.get("params", {}), "auth.params")
     if problems:
-        raise APIError(400, "; ".join(problems), problems)
+        raise Invalid("; ".join(problems), problems)
     params = auth["params"]
     for key in ("endpoint", "serviceUrl"):
         try:
             await deps.endpoints.check(params.get(key))
         except ForbiddenEndpoint as exc:
-            raise APIError(400, f"auth.params.{key}: {exc}") from None
+            raise Invalid(f"auth.params.{key}: {exc}") from None
     return secret_params(spec["id"], auth["specName"])
 
 
@@ -153,22 +153,21 @@ async def _check_source(deps: Deps, s: Scope, body: Any) -> set[str]:
     )
     spec = _spec_of(body)
     if spec["id"] != KINESIS:
-        raise APIError(400, "only Amazon Kinesis source connections are supported")
+        raise Invalid("only Amazon Kinesis source connections are supported")
     base = await deps.flows.get("connections", s.org, s.sandbox, body["baseConnectionId"])
     if base is None:
-        raise APIError(
-            400,
+        raise Invalid(
             f"baseConnectionId {body['baseConnectionId']} is not a "
             "connection in this org and sandbox",
         )
     if base["connectionSpec"]["id"] != spec["id"]:
-        raise APIError(400, "baseConnectionId has another connectionSpec")
+        raise Invalid("baseConnectionId has another connectionSpec")
     fmt = (body.get("data") or {}).get("format", "json")
     if fmt not in spec["dataFormats"]:
-        raise APIError(400, f"data.format must be one of {spec['dataFormats']}")
+        raise Invalid(f"data.format must be one of {spec['dataFormats']}")
     problems = _problems(spec["sourceSpec"]["spec"], body["params"], "params")
     if problems:
-        raise APIError(400, "; ".join(problems), problems)
+        raise Invalid("; ".join(problems), problems)
     body.setdefault("data", {"format": "json"})
     body["params"].setdefault("dataType", "raw")
     body["params"].setdefault("reset", "latest")
@@ -182,13 +181,13 @@ async def _check_target(deps: Deps, s: Scope, body: Any) -> set[str]:
         {"description": str, "data": dict},
     )
     if _spec_of(body)["id"] != PIPELINE:
-        raise APIError(400, f"target connections use the pipeline spec {PIPELINE}")
+        raise Invalid(f"target connections use the pipeline spec {PIPELINE}")
     problems = _problems(SPECS[PIPELINE]["targetSpec"]["spec"], body["params"], "params")
     if problems:
-        raise APIError(400, "; ".join(problems), problems)
+        raise Invalid("; ".join(problems), problems)
     topics = deps.settings.topics
     if topics and body["params"]["topic"] not in topics:
-        raise APIError(400, f"params.topic must be one of the configured TOPICS {topics}")
+        raise Invalid(f"params.topic must be one of the configured TOPICS {topics}")
     return set()
 
 
@@ -199,16 +198,16 @@ async def _check_flow(deps: Deps, s: Scope, body: Any) -> set[str]:
         {"description": str},
     )
     if body["flowSpec"].get("id") != STREAMING_FLOW:
-        raise APIError(400, f"flowSpec.id must be the streaming flow spec {STREAMING_FLOW}")
+        raise Invalid(f"flowSpec.id must be the streaming flow spec {STREAMING_FLOW}")
     for field, kind in (
         ("sourceConnectionIds", "sourceConnections"),
         ("targetConnectionIds", "targetConnections"),
     ):
         ids = body[field]
         if len(ids) != 1 or not isinstance(ids[0], str):
-            raise APIError(400, f"{field} must hold exactly one id")
+            raise Invalid(f"{field} must hold exactly one id")
         if await deps.flows.get(kind, s.org, s.sandbox, ids[0]) is None:
-            raise APIError(400, f"{field}: {ids[0]} is not in this org and sandbox")
+            raise Invalid(f"{field}: {ids[0]} is not in this org and sandbox")
     return set()
 
 
@@ -243,7 +242,7 @@ async def list_specs(request: web.Request) -> web.Response:
 async def get_spec(request: web.Request) -> web.Response:
     spec = SPECS.get(request.match_info["id"])
     if spec is None:
-        raise APIError(404, "no such connection spec")
+        raise NotFound("connection spec", "no such connection spec")
     return web.json_response({"items": [spec]})
 
 
@@ -277,7 +276,7 @@ async def _get_or_404(request: web.Request) -> tuple[Deps, Scope, str, dict[str,
     deps, s, kind = request.app[DEPS], await _scope(request), _kind(request)
     record = await deps.flows.get(kind, s.org, s.sandbox, request.match_info["id"])
     if record is None:
-        raise APIError(404, f"no such {kind[:-1]} in this org and sandbox")
+        raise NotFound(kind[:-1], f"no such {kind[:-1]} in this org and sandbox")
     return deps, s, kind, record
 
 
@@ -312,7 +311,7 @@ def _listing(request: web.Request, kind: str, records: list[dict[str, Any]]) -> 
             else 0
         )
     except ValueError:
-        raise APIError(400, "limit and continuationToken must be what we gave you") from None
+        raise Invalid("limit and continuationToken must be what we gave you") from None
     page = records[start : start + limit]
     body: dict[str, Any] = {"items": [_shown(r) for r in page], "_links": {}}
     if start + limit < len(records):
@@ -342,22 +341,22 @@ async def patch(request: web.Request) -> web.Response:
     deps, s, kind, record = await _get_or_404(request)
     match = request.headers.get("If-Match")
     if not match:
-        raise APIError(400, "If-Match with the resource's etag is required")
+        raise Invalid("If-Match with the resource's etag is required")
     if _bare(match) != _bare(record["etag"]):
-        raise APIError(412, "the etag does not match: the resource changed")
+        raise PreconditionFailed("the etag does not match: the resource changed")
     ops = await read_json(request)
     patched = apply_patch(record, ops)
     for immutable in ("connectionSpec", "flowSpec", "baseConnectionId", *_COMMON):
         if patched.get(immutable) != record.get(immutable):
-            raise APIError(400, f"{immutable} cannot be changed")
+            raise Invalid(f"{immutable} cannot be changed")
     secrets = await CHECKS[kind](deps, s, {k: v for k, v in patched.items() if k not in _COMMON})
     etag = new_etag()
     patched.update(updatedAt=_now_ms(), updatedBy=s.by, etag=etag, version=etag)
     result = await deps.flows.replace(kind, patched, record["etag"], secrets)
     if result == 0:
-        raise APIError(412, "the etag does not match: the resource changed")
+        raise PreconditionFailed("the etag does not match: the resource changed")
     if result < 0:
-        raise APIError(404, f"no such {kind[:-1]} in this org and sandbox")
+        raise NotFound(kind[:-1], f"no such {kind[:-1]} in this org and sandbox")
     return web.json_response({"id": record["id"], "etag": etag})
 
 
@@ -368,31 +367,31 @@ def _bare(etag: str) -> str:
 def apply_patch(doc: dict[str, Any], ops: Any) -> dict[str, Any]:
     """JSON Patch (RFC 6902) `add`, `replace` and `remove` on object paths."""
     if not isinstance(ops, list) or not ops:
-        raise APIError(400, "the body must be a JSON Patch array")
+        raise Invalid("the body must be a JSON Patch array")
     out = copy.deepcopy(doc)
     for op in ops:
         if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove"):
-            raise APIError(400, "each operation needs op add, replace or remove")
+            raise Invalid("each operation needs op add, replace or remove")
         parts = [
             p.replace("~1", "/").replace("~0", "~") for p in str(op.get("path", "")).split("/")[1:]
         ]
         if not parts or not parts[0]:
-            raise APIError(400, "each operation needs a path such as /name")
+            raise Invalid("each operation needs a path such as /name")
         parent: Any = out
         for part in parts[:-1]:
             if not isinstance(parent, dict) or part not in parent:
-                raise APIError(400, f"path {op['path']} does not exist")
+                raise Invalid(f"path {op['path']} does not exist")
             parent = parent[part]
         last = parts[-1]
         if not isinstance(parent, dict):
-            raise APIError(400, f"path {op['path']} is not an object member")
+            raise Invalid(f"path {op['path']} is not an object member")
         if op["op"] in ("remove", "replace") and last not in parent:
-            raise APIError(400, f"path {op['path']} does not exist")
+            raise Invalid(f"path {op['path']} does not exist")
         if op["op"] == "remove":
             del parent[last]
         else:
             if "value" not in op:
-                raise APIError(400, f"{op['op']} {op['path']} needs a value")
+                raise Invalid(f"{op['op']} {op['path']} needs a value")
             parent[last] = op["value"]
     return out
 
@@ -401,7 +400,7 @@ async def delete(request: web.Request) -> web.Response:
     deps, s, kind, record = await _get_or_404(request)
     users = await _users(deps, s, kind, record["id"])
     if users:
-        raise APIError(400, f"in use by {', '.join(users)}: delete those first")
+        raise Invalid(f"in use by {', '.join(users)}: delete those first")
     await deps.flows.delete(kind, s.org, s.sandbox, record["id"])
     return web.Response(status=204)
 
@@ -443,7 +442,7 @@ async def explore(request: web.Request) -> web.Response:
 async def _connection(request: web.Request) -> tuple[Deps, Scope, str, dict[str, Any]]:
     found = await _get_or_404(request)
     if found[3]["connectionSpec"]["id"] not in (KINESIS, S3):
-        raise APIError(400, "this connection spec cannot be tested")
+        raise Invalid("this connection spec cannot be tested")
     return found
 
 
@@ -451,7 +450,7 @@ async def flow_action(request: web.Request) -> web.Response:
     deps, s, kind, record = await _get_or_404(request)
     op = request.query.get("op")
     if op not in ("enable", "disable"):
-        raise APIError(400, "op must be enable or disable")
+        raise Invalid("op must be enable or disable")
     etag = new_etag()
     updated = {
         **record,
@@ -462,7 +461,7 @@ async def flow_action(request: web.Request) -> web.Response:
         "version": etag,
     }
     if await deps.flows.replace(kind, updated, record["etag"], set()) != 1:
-        raise APIError(412, "the flow changed meanwhile: try again")
+        raise PreconditionFailed("the flow changed meanwhile: try again")
     return web.json_response({"id": record["id"], "etag": etag})
 
 

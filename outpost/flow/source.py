@@ -28,7 +28,7 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost.deps import Deps
-from outpost.errors import APIError
+from outpost.errors import DomainError
 from outpost.flow.connectors import kinesis_client
 from outpost.models import Event
 
@@ -301,7 +301,7 @@ class SourceReader:
             try:
                 await self.deps.ingest.publish(event)
                 published += 1
-            except APIError as exc:  # the tenant is gone: nothing to publish into
+            except DomainError as exc:  # the tenant is gone: nothing to publish into
                 failed += 1
                 await self._keep_failed(plan, sid, record, exc.message)
         last = records[-1]["SequenceNumber"]

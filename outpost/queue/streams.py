@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from outpost import envelope
-from outpost.errors import APIError
+from outpost.errors import Invalid, Unavailable
 from outpost.models import Event, Task, iso
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.keys import GROUP, Keys
@@ -206,15 +206,15 @@ class Queue:
         keep a dead letter for each `held` (disabled) destination, atomically. False when
         the tenant already has an event with this id (nothing is queued)."""
         [fresh] = await self.publish_many([(event, routes, held)])
-        if isinstance(fresh, APIError):
+        if isinstance(fresh, Unavailable):
             raise fresh
         return fresh
 
     async def publish_many(
         self, items: list[tuple[Event, list[tuple[str, str]], Sequence[str]]]
-    ) -> list[bool | APIError]:
+    ) -> list[bool | Unavailable]:
         """Many publishes in one script call (one command, one JSON argument); each event
-        is still its own step, and one whose step failed gets its own 503 while the
+        is still its own step, and one whose step failed gets its own Unavailable while the
         others keep their answers (their events are stored)."""
         if not items:
             return []
@@ -227,7 +227,7 @@ class Queue:
         ]
         results = await self._publish(keys=[self.keys.events_index()], args=args)
         return [
-            APIError(503, f"the event could not be stored ({r.decode(errors='replace')})")
+            Unavailable(f"the event could not be stored ({r.decode(errors='replace')})")
             if isinstance(r, bytes)
             else bool(r)
             for r in results
@@ -450,7 +450,7 @@ class Queue:
     ) -> tuple[list[dict[str, str]], str | None]:
         """Oldest first. Each item carries its entry `id`; the cursor is the last id."""
         if after is not None and not STREAM_ID.fullmatch(after):
-            raise APIError(400, "invalid cursor")
+            raise Invalid("invalid cursor")
         key = self.keys.dead_letters(tenant_id)
         out: list[dict[str, str]] = []
         start = f"({after}" if after else "-"

@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from outpost.errors import APIError
+from outpost.errors import Invalid, ValidationFailed
 from outpost.queue.keys import Keys
 
 MAX_SCAN = 20_000
@@ -51,7 +51,7 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         score, member = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
         return float(score), member
     except (ValueError, UnicodeDecodeError):
-        raise APIError(400, "invalid cursor") from None
+        raise Invalid("invalid cursor") from None
 
 
 def time_bounds(query: Any) -> tuple[float, float]:
@@ -67,8 +67,8 @@ def time_bounds(query: Any) -> tuple[float, float]:
                 moment = moment.replace(tzinfo=UTC)
             ms = moment.timestamp() * 1000
         except ValueError:
-            raise APIError(
-                422, "validation error", [f"time[{op}] must be an RFC 3339 date-time or YYYY-MM-DD"]
+            raise ValidationFailed(
+                [f"time[{op}] must be an RFC 3339 date-time or YYYY-MM-DD"]
             ) from None
         if op == "gte":
             lo = max(lo, ms)

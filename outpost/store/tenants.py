@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from outpost.crypto import Cipher
 from outpost.destinations.registry import Registry
-from outpost.errors import APIError
+from outpost.errors import AlreadyExists, Invalid, LimitReached, NotFound
 from outpost.models import Destination, iso, utcnow
 from outpost.queue.keys import Keys
 
@@ -204,12 +204,12 @@ class Store:
             args=[dest.id, self.registry.to_storage(dest, self.cipher), self.max_destinations],
         )
         if result == -1:
-            raise APIError(404, "tenant not found")
+            raise NotFound("tenant")
         if result == -2:
-            raise APIError(409, f"destination {dest.id} already exists")
+            raise AlreadyExists(f"destination {dest.id} already exists")
         if result == -3:
-            raise APIError(
-                400, f"tenant has reached MAX_DESTINATIONS_PER_TENANT ({self.max_destinations})"
+            raise LimitReached(
+                f"tenant has reached MAX_DESTINATIONS_PER_TENANT ({self.max_destinations})"
             )
 
     async def replace_destination(self, dest: Destination) -> bool:
@@ -238,4 +238,4 @@ def _decode_cursor(cursor: str | None) -> str | None:
     try:
         return base64.urlsafe_b64decode(cursor.encode()).decode()
     except (ValueError, UnicodeDecodeError):
-        raise APIError(400, "invalid cursor") from None
+        raise Invalid("invalid cursor") from None

@@ -110,6 +110,19 @@ def test_our_own_delivery_errors_pass_through(exc, kind):
     assert failure.response == exc.response
 
 
+def test_a_batch_record_error_is_its_own_answer():
+    from outpost.destinations.kinesis.writer import record_error
+
+    failure = errors.classify(
+        record_error({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "m"})
+    )
+    assert (failure.kind, failure.code, failure.message) == (Kind.RETRY, "throughput_exceeded", "m")
+    assert failure.response == {
+        "error_code": "ProvisionedThroughputExceededException",
+        "status": 200,
+    }
+
+
 @pytest.mark.parametrize("exc", [KeyError("stream_name"), TypeError("bad"), RuntimeError("x")])
 def test_an_exception_outside_the_table_is_a_bug_logged_once_and_retried(exc):
     with capture_logs() as logs:

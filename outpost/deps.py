@@ -4,6 +4,7 @@ reader are handed them. Below the surfaces and processes, above queue/store/dest
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from redis.asyncio import Redis
 
 from outpost.auth import Tokens
 from outpost.crypto import Cipher
+from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.destinations.registry import DestinationCache, Registry
@@ -23,15 +25,17 @@ from outpost.store.history import History
 from outpost.store.tenants import Store
 
 
-def build_registry(settings: Settings) -> Registry:
-    """Every destination type this deployment delivers to, configured from settings."""
+def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) -> Registry:
+    """Every destination type this deployment delivers to, configured from settings;
+    `extra` types are added by whoever builds the services (tests add `memory`)."""
     return Registry(
         [
             KinesisProvider(
                 metadata_in_payload=settings.destinations_aws_kinesis_metadata_in_payload,
                 timeout=settings.delivery_timeout_seconds,
                 max_connections=settings.delivery_max_concurrency,
-            )
+            ),
+            *extra,
         ]
     )
 
@@ -56,10 +60,12 @@ class Deps:
     ingest: Ingest
 
     @classmethod
-    def build(cls, settings: Settings, redis: Redis) -> Deps:
+    def build(
+        cls, settings: Settings, redis: Redis, extra_types: Sequence[DestinationType] = ()
+    ) -> Deps:
         keys = Keys(settings.deployment_id)
         cipher = Cipher(settings.aes_encryption_secret, settings.aes_encryption_secret_previous)
-        registry = build_registry(settings)
+        registry = build_registry(settings, extra_types)
         store = Store(redis, keys, registry, cipher, settings.max_destinations_per_tenant)
         queue = Queue(
             redis,

@@ -137,7 +137,7 @@ def test_the_form_patterns_accept_exactly_the_valid_numbers():
     """The destination-type schema's HTML patterns say what the API accepts."""
     import re
 
-    from outpost.destinations.kinesis.provider import CONFIG_FIELDS
+    from outpost.destinations.kinesis.config import CONFIG_FIELDS
 
     fields = {f["key"]: f for f in CONFIG_FIELDS}
     records = re.compile(f"^(?:{fields['batch_max_records']['pattern']})$")

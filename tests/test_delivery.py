@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from outpost.cli import build_worker
-from outpost.destinations.kinesis.provider import translate
+from outpost.destinations.aws.errors import classify
 from outpost.dev import devstack
 from outpost.models import Event
 from outpost.retry import RetryPolicy
@@ -173,7 +173,7 @@ async def test_patch_takes_effect_on_the_next_send(client, worker, deps, moto, m
     assert r.status == 200
     await worker.run_until_empty()
     assert len(devstack.read_stream(moto.url, moto_stream, expect=1)) == 1
-    targets = list(worker.registry.get("aws_kinesis")._targets.values())
+    targets = list(worker.registry.get("aws_kinesis").writer.targets.values())
     assert len(targets) == 2  # the rotated credentials built a new signer
     assert targets[-1].signer.credentials.secret_key == "rotated-secret-0001"
     assert targets[-1].url == moto.url + "/"
@@ -256,7 +256,7 @@ def client_error(code, status=400):
     ],
 )
 def test_error_classification(exc, label, retryable):
-    err = translate(exc)
+    err = classify(exc)
     assert (err.code, err.retryable) == (label, retryable)
 
 

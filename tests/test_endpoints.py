@@ -138,7 +138,7 @@ async def test_checked_again_at_send_time(guarded, moto):
         DNS["rebind.example.com"] = ["52.94.0.11"]
     [dead] = await deps.queue.dead_letters("acme")
     assert dead["code"] == "endpoint_forbidden"
-    assert deps.registry.get("aws_kinesis")._targets == {}  # nothing was sent
+    assert deps.registry.get("aws_kinesis").writer.targets == {}  # nothing was sent
 
 
 async def test_operator_endpoint_is_trusted(guarded, moto, moto_stream, monkeypatch):

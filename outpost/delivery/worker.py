@@ -21,9 +21,10 @@ from redis.asyncio import Redis
 from outpost.crypto import Cipher
 from outpost.delivery.alerts import Alerts
 from outpost.delivery.promoter import promote_loop
+from outpost.destinations.base import Failure
 from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
 from outpost.destinations.registry import DestinationCache, Registry
-from outpost.errors import DeliveryError, PermanentError
+from outpost.errors import PermanentError
 from outpost.models import Destination, Event, Task, iso, utcnow
 from outpost.queue.connection import REDIS_DOWN
 from outpost.queue.keys import Keys
@@ -92,7 +93,8 @@ class Worker:
         if not loaded:
             event, raw_dest = await self._load_one(entry)
         started = time.time()
-        outcome = await self._settle(entry, event, await self._begin(entry, event, raw_dest))
+        begun = await self._begin(entry, event, raw_dest)
+        outcome = await self._settle(entry, event, raw_dest, begun)
         self._describe(outcome, event, raw_dest)
         _, failures = await self.queue.complete(entry, outcome, started)
         await self._after(entry, outcome, failures, started)
@@ -109,7 +111,7 @@ class Worker:
         begun = [await self._begin(e, ev, raw) for e, ev, raw in items]
         outcomes = []
         for (entry, event, raw), b in zip(items, begun, strict=True):
-            outcome = await self._settle(entry, event, b)
+            outcome = await self._settle(entry, event, raw, b)
             self._describe(outcome, event, raw)
             outcomes.append(outcome)
         done = [
@@ -211,30 +213,40 @@ class Worker:
         try:
             record = provider.format(event, dest)
             await self._endpoint_allowed(dest)
-            return await provider.submit(record, dest)
-        except DeliveryError as exc:
-            return self._failure(entry, event, exc)
+            if provider.batching(dest):
+                return (await provider.send_batch([record], dest))[0]
+            return provider.send(record, dest)  # awaited in _settle
+        except Exception as exc:
+            return self._failure(entry, event, provider.classify(exc))
 
     async def _settle(
-        self, entry: Entry, event: Event | None, begun: Outcome | Awaitable[dict[str, Any]]
+        self,
+        entry: Entry,
+        event: Event | None,
+        raw_dest: bytes | None,
+        begun: Outcome | Awaitable[dict[str, Any]],
     ) -> Outcome:
         if isinstance(begun, Outcome):
             return begun
-        assert event is not None
+        assert event is not None and raw_dest is not None
         try:
             return Outcome("success", response=await begun)
-        except DeliveryError as exc:
-            return self._failure(entry, event, exc)
+        except Exception as exc:
+            provider = self.registry.get(self.destinations.parse(raw_dest).type)
+            return self._failure(entry, event, provider.classify(exc))
 
-    def _failure(self, entry: Entry, event: Event, exc: DeliveryError) -> Outcome:
-        response = {"error": exc.code, "message": exc.message[:500], **exc.response}
+    def _failure(self, entry: Entry, event: Event, failure: Failure) -> Outcome:
+        """Every failed attempt counts toward the consecutive-failure alerts (queue.complete);
+        a PERMANENT one is dead-lettered at once, RETRY and AUTH go on the schedule."""
+        code, message = failure.code, failure.message
+        response = {"error": code, "message": message[:500], **failure.response}
         # a manual retry is one attempt: on failure it is kept (dead letter), not rescheduled
-        if isinstance(exc, PermanentError) or not event.eligible_for_retry or entry.task.manual:
-            return Outcome("failed", exc.code, exc.message, response, dead=True)
+        if not failure.retryable or not event.eligible_for_retry or entry.task.manual:
+            return Outcome("failed", code, message, response, dead=True)
         delay = self.policy.delay(entry.task.attempt)
         if delay is None:
-            return Outcome("failed", exc.code, exc.message, response, dead=True, exhausted=True)
-        return Outcome("failed", exc.code, exc.message, response, retry_in=delay)
+            return Outcome("failed", code, message, response, dead=True, exhausted=True)
+        return Outcome("failed", code, message, response, retry_in=delay)
 
     async def _load_one(self, entry: Entry) -> tuple[Event | None, bytes | None]:
         return (await self._load([entry]))[0]

@@ -1,79 +1,42 @@
-"""Destinations: the provider registry, create/update rules, storage and masking."""
+"""Destinations: the registry of types, create/update rules, storage and masking.
+
+What is the same for every type lives here: the generic fields, sealing credentials at
+rest, masking the sensitive ones in responses. A type is a `base.DestinationType`."""
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
 from outpost.crypto import Cipher, mask
+from outpost.destinations.base import DestinationType, problems
 from outpost.errors import ValidationFailed
 from outpost.filters import problems as filter_problems
 from outpost.models import (
     Destination,
     DestinationCreate,
     DestinationUpdate,
-    Event,
     iso,
     utcnow,
 )
 
 
-class Provider(Protocol):
-    """What the delivery path needs from a destination type. `format` is pure."""
-
-    type: str
-    label: str
-    description: str
-    config_model: Any
-    credentials_model: Any
-    config_fields: list[dict[str, Any]]
-    credential_fields: list[dict[str, Any]]
-    sensitive: Any
-
-    def prepare(self, destination: Destination) -> None: ...
-    def target(self, config: dict[str, Any]) -> str: ...
-    def target_url(self, config: dict[str, Any]) -> str | None: ...
-    def ordering_key(self, event: Event, destination: Destination) -> str: ...
-    def format(self, event: Event, destination: Destination) -> Any: ...
-    def batching(self, destination: Destination) -> bool: ...  # sends wait to be gathered
-    async def send(self, record: Any, destination: Destination) -> dict[str, Any]: ...
-    # the send under way (or its record queued in a batch): its result, awaited later
-    async def submit(self, record: Any, destination: Destination) -> Awaitable[dict[str, Any]]: ...
-    async def close(self) -> None: ...
-
-
-def problems(exc: ValidationError, prefix: str = "") -> list[str]:
-    """pydantic errors → Outpost's list of readable messages, each naming its field."""
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        name = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body"
-        if err["type"] == "missing":
-            out.append(f"{name} is required")
-        elif err["type"] == "extra_forbidden":
-            out.append(f"{name} is not a known field")
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            out.append(f"{name}: {msg[:1].lower()}{msg[1:]}")
-    return out
-
-
 class Registry:
-    def __init__(self, providers: Iterable[Provider]):
+    def __init__(self, providers: Iterable[DestinationType]):
         self._by_type = {p.type: p for p in providers}
 
-    def get(self, type_: str) -> Provider:
+    def get(self, type_: str) -> DestinationType:
         return self._by_type[type_]
 
     def __contains__(self, type_: str) -> bool:
         return type_ in self._by_type
 
-    def all(self) -> list[Provider]:
+    def all(self) -> list[DestinationType]:
         return list(self._by_type.values())
 
     async def close(self) -> None:
@@ -97,8 +60,8 @@ class Registry:
         config_creds = None
         if provider is not None:
             try:
-                config_creds = self._check(
-                    provider, body.get("config") or {}, body.get("credentials") or {}
+                config_creds = provider.validate(
+                    body.get("config") or {}, body.get("credentials") or {}
                 )
             except ValidationFailed as exc:
                 found.extend(exc.data)
@@ -122,7 +85,6 @@ class Registry:
             metadata=req.metadata,
             filter=req.filter or None,
         )
-        provider.prepare(dest)
         return dest
 
     def update(self, dest: Destination, body: Any) -> Destination:
@@ -138,7 +100,7 @@ class Registry:
         creds = dest.credentials
         if req.credentials:
             creds = merge_patch(creds, _unmasked(req.credentials, creds))
-        config, creds = self._check(provider, config, creds)
+        config, creds = provider.validate(config, creds)
         updated = Destination(
             id=dest.id,
             tenant_id=dest.tenant_id,
@@ -160,30 +122,11 @@ class Registry:
             filter=(req.filter or None) if "filter" in sent else dest.filter,
         )
         _check_filter(updated.filter)
-        provider.prepare(updated)
         return updated
 
     def _unsupported(self, type_: str) -> str:
         known = ", ".join(sorted(self._by_type))
         return f"type: unsupported destination type {type_!r} (supported: {known})"
-
-    @staticmethod
-    def _check(
-        provider: Provider, config: dict[str, Any], creds: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        found: list[str] = []
-        out: list[dict[str, Any]] = []
-        for model, value, prefix in (
-            (provider.config_model, config, "config."),
-            (provider.credentials_model, creds, "credentials."),
-        ):
-            try:
-                out.append(model.model_validate(value).model_dump(exclude_none=True))
-            except ValidationError as exc:
-                found.extend(problems(exc, prefix))
-        if found:
-            raise ValidationFailed(found)
-        return out[0], out[1]
 
     # -- storage and responses ------------------------------------------------------
     def to_storage(self, dest: Destination, cipher: Cipher) -> str:
@@ -221,14 +164,13 @@ class Registry:
             filter=d.get("filter"),
         )
         dest.credentials = cipher.decrypt(d["credentials"], _aad(dest))
-        if dest.type in self:
-            self.get(dest.type).prepare(dest)
         return dest
 
     def to_response(self, dest: Destination) -> dict[str, Any]:
         provider = self.get(dest.type)
+        sensitive = provider.schema.sensitive
         creds = {
-            k: (mask(v) if k in provider.sensitive and isinstance(v, str) else v)
+            k: (mask(v) if k in sensitive and isinstance(v, str) else v)
             for k, v in dest.credentials.items()
         }
         return {
@@ -248,18 +190,7 @@ class Registry:
         }
 
     def type_schemas(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "type": p.type,
-                "label": p.label,
-                "description": p.description,
-                "icon": "",
-                "instructions": "",
-                "config_fields": p.config_fields,
-                "credential_fields": p.credential_fields,
-            }
-            for p in self.all()
-        ]
+        return [p.schema.as_json() for p in self.all()]
 
 
 class DestinationCache:
@@ -335,4 +266,4 @@ def _aad(dest: Destination) -> str:
     return f"{dest.tenant_id}/{dest.id}"
 
 
-__all__ = ["DestinationCache", "Provider", "Registry", "merge_patch", "problems"]
+__all__ = ["DestinationCache", "DestinationType", "Registry", "merge_patch", "problems"]

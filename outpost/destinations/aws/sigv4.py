@@ -8,7 +8,7 @@ aiobotocore (once per region/endpoint), so `AWS_ENDPOINT_URL*` and partitions be
 A test signs the same request with both paths at the same time and compares the bytes.
 
 Errors are returned to the caller as botocore `ClientError`s, the same shape aiobotocore
-raises, so `kinesis.translate` stays the one place that decides what a failure means.
+raises, so `aws.errors.classify` stays the one place that decides what a failure means.
 """
 
 from __future__ import annotations

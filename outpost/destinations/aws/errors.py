@@ -1,0 +1,107 @@
+"""What an AWS or network failure means for the next step: ONE closed table.
+
+Every AWS destination type classifies with `classify`. An AWS error answer is looked up by
+its code (`CODES`), then, for a code not listed, by its HTTP status; an exception is looked
+up by its class (`EXCEPTIONS`, first match wins). Our own delivery errors (`format`'s
+record_too_large, partition_key_too_long, ...) already say what they are. Anything else is
+not a failure we know but a bug: `base.unexpected` logs it and retries it as internal_error.
+
+Kinds: RETRY on the schedule; PERMANENT dead-letters at once; AUTH is retried and is the
+failure the consecutive-failure alerts and auto-disable are for (bad keys, no permission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from outpost.destinations.base import Failure, Kind, unexpected
+from outpost.errors import DeliveryError
+
+RETRY, PERMANENT, AUTH = Kind.RETRY, Kind.PERMANENT, Kind.AUTH
+
+# AWS error code -> (kind, the code kept on the attempt)
+CODES: dict[str, tuple[Kind, str]] = {
+    # throttled: the shard, the account or KMS is over its limit
+    "ProvisionedThroughputExceededException": (RETRY, "throughput_exceeded"),
+    "ThrottlingException": (RETRY, "throughput_exceeded"),
+    "LimitExceededException": (RETRY, "throughput_exceeded"),
+    "KMSThrottlingException": (RETRY, "throughput_exceeded"),
+    # the stream is missing or being changed: it may exist / settle later
+    "ResourceNotFoundException": (RETRY, "stream_not_found"),
+    "ResourceInUseException": (RETRY, "stream_not_ready"),
+    # bad credentials or no permission
+    "AccessDeniedException": (AUTH, "access_denied"),
+    "AccessDenied": (AUTH, "access_denied"),
+    "UnrecognizedClientException": (AUTH, "access_denied"),
+    "InvalidSignatureException": (AUTH, "access_denied"),
+    "SignatureDoesNotMatch": (AUTH, "access_denied"),
+    "ExpiredTokenException": (AUTH, "access_denied"),
+    "InvalidClientTokenId": (AUTH, "access_denied"),
+    "KMSAccessDeniedException": (AUTH, "access_denied"),
+    # the stream's KMS key is unusable until its owner fixes it
+    "KMSDisabledException": (RETRY, "kms_error"),
+    "KMSNotFoundException": (RETRY, "kms_error"),
+    "KMSInvalidStateException": (RETRY, "kms_error"),
+    "KMSOptInRequired": (RETRY, "kms_error"),
+    # AWS's side
+    "InternalFailure": (RETRY, "server_error"),
+    "ServiceUnavailable": (RETRY, "server_error"),
+    # the request itself is wrong: it would fail the same way every time
+    "ValidationException": (PERMANENT, "validation_error"),
+    "InvalidArgumentException": (PERMANENT, "validation_error"),
+    "SerializationException": (PERMANENT, "validation_error"),
+}
+# a code not in CODES, by HTTP status: 5xx or no status is AWS's side, else a failed request
+UNLISTED_5XX = (RETRY, "server_error")
+UNLISTED_OTHER = (RETRY, "request_failed")
+
+# exception class -> (kind, code); first match wins (TimeoutError is also an OSError)
+EXCEPTIONS: tuple[tuple[tuple[type[BaseException], ...], Kind, str], ...] = (
+    ((asyncio.TimeoutError, ReadTimeoutError, ConnectTimeoutError), RETRY, "timeout"),
+    ((EndpointConnectionError,), RETRY, "request_failed"),
+    ((BotoCoreError, OSError), RETRY, "request_failed"),
+    ((aiohttp.ClientError,), RETRY, "request_failed"),
+)
+
+
+def classify(exc: BaseException) -> Failure:
+    """botocore/aiohttp/asyncio failures and our own delivery errors -> what happens next."""
+    if isinstance(exc, DeliveryError):
+        return Failure.of(exc)
+    if isinstance(exc, ClientError):
+        return answer(exc)
+    for types, kind, code in EXCEPTIONS:
+        if isinstance(exc, types):
+            return Failure(kind, code, _message(exc, code))
+    return unexpected(exc)
+
+
+def answer(exc: ClientError) -> Failure:
+    """An AWS error answer (a whole call's, or one record's of a PutRecords call)."""
+    err = exc.response.get("Error", {})
+    code = err.get("Code", "")
+    message = err.get("Message", "") or str(exc)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    row = CODES.get(code)
+    if row is None:
+        row = UNLISTED_5XX if status >= 500 or status == 0 else UNLISTED_OTHER
+    return Failure(row[0], row[1], message, {"error_code": code, "status": status})
+
+
+def _message(exc: BaseException, code: str) -> str:
+    if code == "timeout":
+        return "no answer within DELIVERY_TIMEOUT_SECONDS"
+    if isinstance(exc, EndpointConnectionError):
+        return f"could not connect: {exc}"
+    if isinstance(exc, BotoCoreError | OSError):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"

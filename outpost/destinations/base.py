@@ -1,0 +1,184 @@
+"""The one interface every destination type implements, and what they share.
+
+A type says what it accepts (`schema`, checked by `validate`), turns an event into its
+record (`format`, pure: the same event and destination give the same bytes on every
+attempt), sends (`send` one record alone, `send_batch` records handed to the type's
+batcher) and says what a failure means (`classify`: retry, dead-letter, or retry and
+count toward the consecutive-failure alerts). Masking credentials in API responses and
+sealing them at rest are the registry's job, done the same way for every type.
+
+A new type subclasses `DestinationType` and writes `schema`, `target`, `format`, `send`
+and `classify`; the rest has defaults that fit a type without batching or ordering keys.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from outpost.errors import DeliveryError, ValidationFailed
+from outpost.models import Destination, Event
+
+log = structlog.get_logger("outpost.destinations")
+Result = dict[str, Any]  # what a successful send answered, kept on the attempt
+
+
+class Kind(enum.Enum):
+    """What happens after a failed attempt."""
+
+    RETRY = "retry"  # on the retry schedule (throttling, 5xx, timeouts, connections)
+    PERMANENT = "permanent"  # dead-lettered at once: the same request fails the same way
+    AUTH = "auth"  # retried; the destination's credentials or permissions are wrong, the
+    # failure the consecutive-failure alerts and auto-disable exist for
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A classified failure: its kind, a stable code kept on the attempt, and detail."""
+
+    kind: Kind
+    code: str
+    message: str
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind is not Kind.PERMANENT
+
+    @classmethod
+    def of(cls, exc: DeliveryError) -> Failure:
+        """Our own delivery errors (raised by `format` or a guard) already say what next."""
+        kind = Kind.RETRY if exc.retryable else Kind.PERMANENT
+        return cls(kind, exc.code, exc.message, exc.response)
+
+
+def unexpected(exc: BaseException) -> Failure:
+    """An exception no type's table knows is a bug: logged with its traceback, then
+    retried on the schedule (so a fixed deploy delivers it; exhausted retries still
+    dead-letter it), under its own code so the attempt log does not blame the network."""
+    log.exception("unexpected_delivery_error", exc_info=exc)
+    return Failure(Kind.RETRY, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What `GET /destination-types` shows and what create/update accept. A credential
+    field marked `"sensitive": True` is masked in every API response."""
+
+    type: str
+    label: str
+    description: str
+    config_model: builtins.type[BaseModel]
+    credentials_model: builtins.type[BaseModel]
+    config_fields: list[dict[str, Any]]
+    credential_fields: list[dict[str, Any]]
+
+    @property
+    def sensitive(self) -> frozenset[str]:
+        return frozenset(f["key"] for f in self.credential_fields if f.get("sensitive"))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "label": self.label,
+            "description": self.description,
+            "icon": "",
+            "instructions": "",
+            "config_fields": self.config_fields,
+            "credential_fields": self.credential_fields,
+        }
+
+
+class DestinationType:
+    """The interface. `schema`, `target`, `format`, `send` and `classify` are the type's
+    own; the rest are defaults a type overrides when it batches or orders by a key."""
+
+    schema: ClassVar[Schema]
+
+    @property
+    def type(self) -> str:
+        return self.schema.type
+
+    def validate(
+        self, config: dict[str, Any], credentials: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Both checked at once; ValidationFailed names every bad field."""
+        found: list[str] = []
+        out: list[dict[str, Any]] = []
+        for model, value, prefix in (
+            (self.schema.config_model, config, "config."),
+            (self.schema.credentials_model, credentials, "credentials."),
+        ):
+            try:
+                out.append(model.model_validate(value).model_dump(exclude_none=True))
+            except ValidationError as exc:
+                found.extend(problems(exc, prefix))
+        if found:
+            raise ValidationFailed(found)
+        return out[0], out[1]
+
+    def target(self, config: dict[str, Any]) -> str:
+        """Where it delivers, as the API shows it (a stream name, a URL)."""
+        raise NotImplementedError
+
+    def target_url(self, config: dict[str, Any]) -> str | None:
+        return None
+
+    def ordering_key(self, event: Event, destination: Destination) -> str:
+        """Events with the same key are delivered in order (publish picks the task's
+        partition with it). Must be cheap: it runs at publish time."""
+        return event.id
+
+    def format(self, event: Event, destination: Destination) -> Any:
+        """The record to send. Pure; raises PermanentError for an event that can never
+        be sent (too large, a key the target refuses)."""
+        raise NotImplementedError
+
+    async def send(self, record: Any, destination: Destination) -> Result:
+        """One record, sent alone. Raises whatever the transport raises: `classify` says
+        what it means."""
+        raise NotImplementedError
+
+    def batching(self, destination: Destination) -> bool:
+        """Whether this destination's records go through `send_batch`."""
+        return False
+
+    async def send_batch(
+        self, records: Sequence[Any], destination: Destination
+    ) -> list[Awaitable[Result]]:
+        """Hand records to the type's batcher (which may gather other callers' records
+        into the same call). One awaitable per record, in order: each fails alone, so a
+        partial failure retries only the records that failed."""
+        return [self.send(record, destination) for record in records]
+
+    def classify(self, exc: BaseException) -> Failure:
+        """What a failed format or send means. Our DeliveryErrors say it themselves; an
+        exception the type's table does not know goes to `unexpected`."""
+        if isinstance(exc, DeliveryError):
+            return Failure.of(exc)
+        return unexpected(exc)
+
+    async def close(self) -> None:
+        return None
+
+
+def problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    """pydantic errors → Outpost's list of readable messages, each naming its field."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        name = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body"
+        if err["type"] == "missing":
+            out.append(f"{name} is required")
+        elif err["type"] == "extra_forbidden":
+            out.append(f"{name} is not a known field")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            out.append(f"{name}: {msg[:1].lower()}{msg[1:]}")
+    return out

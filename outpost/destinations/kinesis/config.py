@@ -1,0 +1,188 @@
+"""Kinesis destination config and credentials: the pydantic models create/update check,
+and the form `GET /destination-types` shows."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from outpost.destinations.base import Schema
+from outpost.destinations.kinesis.partition_key import compile_template
+
+TYPE = "aws_kinesis"
+MAX_RECORD_BYTES = 1024 * 1024
+MAX_BATCH_RECORDS = 500  # PutRecords: at most 500 records ...
+MAX_BATCH_BYTES = 5 * 1024 * 1024  # ... and 5 MiB, partition keys included
+DEFAULT_BATCH_LINGER_MS = 50
+STREAM_NAME_RE = r"^[a-zA-Z0-9_.-]{1,128}$"
+REGION_RE = r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$"
+
+
+class KinesisConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stream_name: str
+    region: str
+    endpoint: str | None = None
+    partition_key_template: str | None = None
+    metadata_in_payload: bool | None = None
+    # opt-in: gather this destination's records into PutRecords calls (needs the
+    # kinesis:PutRecords permission); each event still gets its own attempt
+    batching: bool | None = None
+    batch_max_records: int | None = Field(None, ge=1, le=MAX_BATCH_RECORDS)
+    batch_linger_ms: int | None = Field(None, ge=0, le=10_000)
+
+    @field_validator("stream_name")
+    @classmethod
+    def _stream(cls, v: str) -> str:
+        if not re.fullmatch(STREAM_NAME_RE, v):
+            raise ValueError("must be 1-128 characters of letters, digits, '_', '.' or '-'")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not re.fullmatch(REGION_RE, v):
+            raise ValueError("must be an AWS region such as us-east-1 or us-gov-west-1")
+        return v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        parsed = urlparse(v)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http(s) URL such as http://localhost:4566")
+        return v.rstrip("/")
+
+    @field_validator("partition_key_template")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        compile_template(v)
+        return v
+
+
+class KinesisCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    secret: str
+    session: str | None = None
+
+    @field_validator("key", "secret")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+CONFIG_FIELDS: list[dict[str, Any]] = [
+    {
+        "key": "stream_name",
+        "type": "text",
+        "label": "Stream name",
+        "required": True,
+        "sensitive": False,
+        "pattern": STREAM_NAME_RE[1:-1],
+        "minlength": 1,
+        "maxlength": 128,
+        "description": "The Kinesis data stream to put records on.",
+    },
+    {
+        "key": "region",
+        "type": "text",
+        "label": "Region",
+        "required": True,
+        "sensitive": False,
+        "description": "AWS region of the stream, e.g. us-east-1.",
+    },
+    {
+        "key": "endpoint",
+        "type": "text",
+        "label": "Endpoint",
+        "required": False,
+        "sensitive": False,
+        "description": "Custom endpoint URL (LocalStack, VPC endpoint).",
+    },
+    {
+        "key": "partition_key_template",
+        "type": "text",
+        "label": "Partition key template",
+        "required": False,
+        "sensitive": False,
+        "description": "JMESPath over {metadata, data}, e.g. data.customer_id. "
+        "Defaults to the event id.",
+    },
+    {
+        "key": "batching",
+        "type": "checkbox",
+        "label": "Batch with PutRecords",
+        "required": False,
+        "sensitive": False,
+        "description": "Gather records into PutRecords calls (needs kinesis:PutRecords). "
+        "Failed records are retried alone; each event keeps its own attempt.",
+    },
+    {
+        "key": "batch_max_records",
+        "type": "text",
+        "label": "Records per batch",
+        "required": False,
+        "sensitive": False,
+        "default": str(MAX_BATCH_RECORDS),
+        "pattern": "[1-9][0-9]{0,1}|[1-4][0-9]{2}|500",
+        "description": "At most this many records per PutRecords call (1-500, default 500).",
+    },
+    {
+        "key": "batch_linger_ms",
+        "type": "text",
+        "label": "Batch linger (ms)",
+        "required": False,
+        "sensitive": False,
+        "default": str(DEFAULT_BATCH_LINGER_MS),
+        "pattern": "[0-9]{1,4}|10000",
+        "description": "How long a batch waits for more records before it is sent "
+        f"(default {DEFAULT_BATCH_LINGER_MS}).",
+    },
+    {
+        "key": "metadata_in_payload",
+        "type": "checkbox",
+        "label": "Metadata in payload",
+        "required": False,
+        "sensitive": False,
+        "description": "Wrap records as {metadata, data}; overrides "
+        "DESTINATIONS_AWS_KINESIS_METADATA_IN_PAYLOAD for this destination.",
+    },
+]
+CREDENTIAL_FIELDS: list[dict[str, Any]] = [
+    {"key": "key", "type": "text", "label": "Access key ID", "required": True, "sensitive": False},
+    {
+        "key": "secret",
+        "type": "text",
+        "label": "Secret access key",
+        "required": True,
+        "sensitive": True,
+    },
+    {
+        "key": "session",
+        "type": "text",
+        "label": "Session token",
+        "required": False,
+        "sensitive": True,
+    },
+]
+
+
+SCHEMA = Schema(
+    type=TYPE,
+    label="AWS Kinesis",
+    description="Put events on an Amazon Kinesis data stream (kinesis:PutRecord).",
+    config_model=KinesisConfig,
+    credentials_model=KinesisCredentials,
+    config_fields=CONFIG_FIELDS,
+    credential_fields=CREDENTIAL_FIELDS,
+)

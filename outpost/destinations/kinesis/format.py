@@ -1,0 +1,68 @@
+"""Kinesis records from events. Pure: the same event and destination give the same bytes
+and partition key on every attempt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from outpost.destinations.kinesis.config import MAX_RECORD_BYTES
+from outpost.destinations.kinesis.partition_key import compile_template, partition_key
+from outpost.envelope import build_document, build_metadata, record_bytes
+from outpost.errors import PermanentError
+from outpost.models import Destination, Event
+
+
+@dataclass(frozen=True)
+class Record:
+    data: bytes
+    partition_key: str
+
+
+def template(destination: Destination) -> Any:
+    """The compiled partition-key template (None: the event id), compiled once per
+    destination version (the destination cache keeps the parsed object)."""
+    compiled = destination.compiled
+    if "template" not in compiled:
+        source = destination.config.get("partition_key_template")
+        compiled["template"] = compile_template(source) if source else None
+    return compiled["template"]
+
+
+def document(event: Event, destination: Destination) -> dict[str, Any]:
+    meta = build_metadata(
+        event.id,
+        event.topic,
+        int(event.time.timestamp()),
+        event.metadata,
+        destination.delivery_metadata,
+    )
+    return build_document(meta, event.data)
+
+
+def ordering_key(event: Event, destination: Destination) -> str:
+    """The partition key alone (publish picks the task's stream with it); the record is
+    serialized once, at send time."""
+    compiled = template(destination)
+    if compiled is None:
+        return event.id
+    try:
+        return partition_key(compiled, document(event, destination), event.id)
+    except PermanentError:
+        return event.id  # the send will fail permanently and say why
+
+
+def record(event: Event, destination: Destination, metadata_in_payload: bool) -> Record:
+    """`metadata_in_payload`: the deployment's default, which `config.metadata_in_payload`
+    overrides per destination."""
+    doc = document(event, destination)
+    key = partition_key(template(destination), doc, event.id)
+    wrap = destination.config.get("metadata_in_payload")
+    data = record_bytes(doc, metadata_in_payload if wrap is None else wrap)
+    size = len(data) + len(key.encode())
+    if size > MAX_RECORD_BYTES:
+        raise PermanentError(
+            "record_too_large",
+            f"record is {size} bytes with its partition key; Kinesis allows 1 MiB",
+        )
+    return Record(data, key)

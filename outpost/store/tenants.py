@@ -14,38 +14,7 @@ from outpost.destinations.registry import Registry
 from outpost.errors import APIError
 from outpost.models import Destination, iso, utcnow
 from outpost.queue.keys import Keys
-
-_UPSERT_TENANT = """
-local created = redis.call('HGET', KEYS[1], 'created_at')
-if created then
-  redis.call('HSET', KEYS[1], 'metadata', ARGV[2], 'updated_at', ARGV[3])
-  return 0
-end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'metadata', ARGV[2], 'created_at', ARGV[3],
-           'updated_at', ARGV[3], 'index', ARGV[4])
-redis.call('ZADD', KEYS[2], 0, ARGV[4])
-return 1
-"""
-
-_CREATE_DESTINATION = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return -2 end
-if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then return -3 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
-"""
-
-_SWAP_DESTINATION = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
-"""
-
-_REPLACE_DESTINATION = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
+from outpost.queue.lua import register
 
 
 class Store:
@@ -62,10 +31,10 @@ class Store:
         self.registry = registry
         self.cipher = cipher
         self.max_destinations = max_destinations
-        self._upsert_tenant = redis.register_script(_UPSERT_TENANT)
-        self._create_dest = redis.register_script(_CREATE_DESTINATION)
-        self._replace_dest = redis.register_script(_REPLACE_DESTINATION)
-        self._swap_dest = redis.register_script(_SWAP_DESTINATION)
+        self._upsert_tenant = register(redis, "outpost.store", "upsert_tenant")
+        self._create_dest = register(redis, "outpost.store", "create_destination")
+        self._replace_dest = register(redis, "outpost.store", "replace_destination")
+        self._swap_dest = register(redis, "outpost.store", "swap_destination")
 
     # -- tenants ----------------------------------------------------------------------
     async def upsert_tenant(self, tenant_id: str, metadata: dict[str, str] | None) -> bool:

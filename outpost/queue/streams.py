@@ -163,8 +163,15 @@ class Queue:
         return call
 
     async def load_event(self, tenant_id: str, event_id: str) -> Event | None:
-        raw = await self.redis.get(self.keys.event(tenant_id, event_id))
-        return None if raw is None else Event.from_json(json.loads(raw))
+        [event] = await self.load_events(tenant_id, [event_id])
+        return event
+
+    async def load_events(self, tenant_id: str, event_ids: list[str]) -> list[Event | None]:
+        """A tenant's events, None where expired: one MGET."""
+        if not event_ids:
+            return []
+        raws: Any = await self.redis.mget([self.keys.event(tenant_id, e) for e in event_ids])
+        return [None if r is None else Event.from_json(json.loads(r)) for r in raws]
 
     # -- consumer ---------------------------------------------------------------------
     async def ensure_groups(self) -> None:

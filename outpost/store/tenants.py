@@ -51,24 +51,18 @@ class Store:
         return bool(await self.redis.exists(self.keys.tenant(tenant_id)))
 
     async def get_tenant(self, tenant_id: str) -> dict[str, Any] | None:
+        [tenant] = await self.get_tenants([tenant_id])
+        return tenant
+
+    async def get_tenants(self, tenant_ids: list[str]) -> list[dict[str, Any] | None]:
+        """Tenants (None where gone) with their destination counts and topics: one
+        pipelined round trip for all of them."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(self.keys.tenant(tenant_id))
-        pipe.hvals(self.keys.destinations(tenant_id))
-        raw, dests = await pipe.execute()
-        if not raw:
-            return None
-        topics: set[str] = set()
-        for d in dests:
-            t = json.loads(d)["topics"]
-            topics.update(["*"] if t == "*" else t)
-        return {
-            "id": raw[b"id"].decode(),
-            "destinations_count": len(dests),
-            "topics": sorted(topics),
-            "metadata": json.loads(raw[b"metadata"]),
-            "created_at": raw[b"created_at"].decode(),
-            "updated_at": raw[b"updated_at"].decode(),
-        }
+        for tenant_id in tenant_ids:
+            pipe.hgetall(self.keys.tenant(tenant_id))
+            pipe.hvals(self.keys.destinations(tenant_id))
+        raw = await pipe.execute() if tenant_ids else []
+        return [_tenant(raw[2 * i], raw[2 * i + 1]) for i in range(len(tenant_ids))]
 
     async def delete_tenant(self, tenant_id: str) -> bool:
         index = await self.redis.hget(self.keys.tenant(tenant_id), "index")
@@ -106,7 +100,7 @@ class Store:
         page = [m.decode() if isinstance(m, bytes) else str(m) for m in members[:limit]]
         if backwards:
             page.reverse()
-        tenants = [t for t in [await self.get_tenant(m.split(":", 1)[1]) for m in page] if t]
+        tenants = [t for t in await self.get_tenants([m.split(":", 1)[1] for m in page]) if t]
         first = _encode_cursor(page[0]) if page else None
         last = _encode_cursor(page[-1]) if page else None
         if backwards:
@@ -164,8 +158,17 @@ class Store:
         return int(count) <= per_second
 
     async def get_destination(self, tenant_id: str, dest_id: str) -> Destination | None:
-        raw = await self.redis.hget(self.keys.destinations(tenant_id), dest_id)
-        return None if raw is None else self.registry.from_storage(raw, self.cipher)
+        [dest] = await self.get_destinations([(tenant_id, dest_id)])
+        return dest
+
+    async def get_destinations(self, ids: list[tuple[str, str]]) -> list[Destination | None]:
+        """Destinations by (tenant id, destination id), None where gone: one pipelined
+        round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for tenant_id, dest_id in ids:
+            pipe.hget(self.keys.destinations(tenant_id), dest_id)
+        raws = await pipe.execute() if ids else []
+        return [None if r is None else self.registry.from_storage(r, self.cipher) for r in raws]
 
     async def create_destination(self, dest: Destination) -> None:
         result = await self._create_dest(
@@ -195,6 +198,24 @@ class Store:
             pipe.delete(self.keys.attempts(tenant_id, dest_id))
             removed, _ = await pipe.execute()
         return bool(removed)
+
+
+def _tenant(raw: dict[bytes, bytes], dests: list[bytes]) -> dict[str, Any] | None:
+    """A tenant as the API shows it, from its hash and its stored destinations."""
+    if not raw:
+        return None
+    topics: set[str] = set()
+    for d in dests:
+        t = json.loads(d)["topics"]
+        topics.update(["*"] if t == "*" else t)
+    return {
+        "id": raw[b"id"].decode(),
+        "destinations_count": len(dests),
+        "topics": sorted(topics),
+        "metadata": json.loads(raw[b"metadata"]),
+        "created_at": raw[b"created_at"].decode(),
+        "updated_at": raw[b"updated_at"].decode(),
+    }
 
 
 def _encode_cursor(member: str) -> str:

@@ -465,10 +465,12 @@ async def redrive_dead_letters(request: web.Request) -> web.Response:
         page, cursor = await deps.queue.dead_letter_page(
             tenant_id, 500, cursor, req.destination_id, wanted
         )
+        tasks = [Task.from_fields(item) for item in page]
+        events = await deps.queue.load_events(tenant_id, [t.event_id for t in tasks])  # one MGET
         batch = []
-        for item in page:
-            task = Task.from_fields(item)
-            reason = await _redrive_blocker(deps, dests.get(task.destination_id), task)
+        for item, task, event in zip(page, tasks, events, strict=True):
+            dest = dests.get(task.destination_id)
+            reason = _redrive_blocker(dest, event)
             if reason:
                 skipped.append(
                     {
@@ -479,9 +481,7 @@ async def redrive_dead_letters(request: web.Request) -> web.Response:
                     }
                 )
                 continue
-            event = await deps.queue.load_event(tenant_id, task.event_id)
-            dest = dests[task.destination_id]
-            assert event is not None
+            assert dest is not None and event is not None
             batch.append((item["id"], task, deps.registry.get(dest.type).ordering_key(event, dest)))
         redriven += await deps.queue.redrive(tenant_id, batch)
         if cursor is None:
@@ -489,12 +489,12 @@ async def redrive_dead_letters(request: web.Request) -> web.Response:
     return web.json_response({"redriven": redriven, "skipped": skipped}, status=202)
 
 
-async def _redrive_blocker(deps: Deps, dest: Destination | None, task: Task) -> str | None:
+def _redrive_blocker(dest: Destination | None, event: Event | None) -> str | None:
     if dest is None:
         return "destination_deleted"
     if not dest.enabled:
         return "destination_disabled"
-    if not await deps.redis.exists(deps.keys.event(task.tenant_id, task.event_id)):
+    if event is None:
         return "event_expired"
     return None
 
@@ -673,9 +673,16 @@ async def _include(
             a.pop("response_data", None)
     if not wanted & {"event", "event.data", "destination"}:
         return attempts
-    for a in attempts:
+    events: list[dict[str, Any] | None] = []
+    if wanted & {"event", "event.data"}:  # one MGET for the page
+        events = await deps.history.events([(a["tenant_id"], a["event_id"]) for a in attempts])
+    dests: dict[tuple[str, str], Destination | None] = {}
+    if "destination" in wanted:  # one pipelined round trip for the page, each one once
+        ids = list(dict.fromkeys((a["tenant_id"], a["destination_id"]) for a in attempts))
+        dests = dict(zip(ids, await deps.store.get_destinations(ids), strict=True))
+    for i, a in enumerate(attempts):
         if wanted & {"event", "event.data"}:
-            e = await deps.history.event(a["tenant_id"], a["event_id"])
+            e = events[i]
             if e is not None:
                 keys = ["id", "tenant_id", "topic", "time", "eligible_for_retry", "metadata"]
                 a["event"] = {
@@ -686,7 +693,7 @@ async def _include(
             else:
                 a["event"] = None
         if "destination" in wanted:
-            d = await deps.store.get_destination(a["tenant_id"], a["destination_id"])
+            d = dests[(a["tenant_id"], a["destination_id"])]
             a["destination"] = None if d is None else deps.registry.to_response(d)
     return attempts
 

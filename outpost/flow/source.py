@@ -31,30 +31,11 @@ from outpost.deps import Deps
 from outpost.errors import DomainError
 from outpost.flow.connectors import kinesis_client
 from outpost.models import Event
+from outpost.queue.lua import register
 
 log = structlog.get_logger("outpost.source")
 SHARD_END = "SHARD_END"
 MIN_CALL_INTERVAL = 0.2  # Kinesis allows 5 GetRecords calls/s per shard
-
-_LEASE = """
-local cur = redis.call('GET', KEYS[1])
-if cur == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_CHECKPOINT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('HINCRBY', KEYS[3], 'records_read', ARGV[4])
-redis.call('HINCRBY', KEYS[3], 'events_published', ARGV[5])
-redis.call('HINCRBY', KEYS[3], 'failed_records', ARGV[6])
-redis.call('HSET', KEYS[3], 'last_run_ms', ARGV[7])
-return 1
-"""
 
 
 class LeaseLost(Exception):
@@ -125,9 +106,9 @@ class SourceReader:
         self._stopping = asyncio.Event()
         self._flows: dict[str, asyncio.Task[None]] = {}
         redis = deps.redis
-        self._lease = redis.register_script(_LEASE)
-        self._release = redis.register_script(_RELEASE)
-        self._checkpoint = redis.register_script(_CHECKPOINT)
+        self._lease = register(redis, "outpost.flow", "lease")
+        self._release = register(redis, "outpost.flow", "release")
+        self._checkpoint = register(redis, "outpost.flow", "checkpoint")
 
     def stop(self) -> None:
         self._stopping.set()

@@ -26,121 +26,22 @@ from outpost.errors import Invalid, Unavailable
 from outpost.models import Event, Task, iso
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.keys import GROUP, Keys
-
-_PUBLISH = """
--- Many publishes in one call, each its own protected step. KEYS: the global event index.
--- ARGV: retention, tenant log cap, total log cap, dead-letter MAXLEN, then the events as
--- one JSON array (see Queue._publish_call). Per event: 1 if stored and queued, 0 if the
--- tenant already had an event with this id (nothing queued), 'ERR ...' if its step failed.
-local out = {}
-local function publish(e)
-  if not redis.call('SET', e[1], e[5], 'NX', 'EX', ARGV[1]) then return 0 end
-  redis.call('SADD', e[2], e[6])
-  redis.call('EXPIRE', e[2], ARGV[1])
-  redis.call('ZADD', e[3], e[8], e[7])
-  redis.call('ZADD', KEYS[1], e[8], e[6] .. '/' .. e[7])
-  if e[9] == '1' then
-    redis.call('ZREMRANGEBYRANK', e[3], 0, -(tonumber(ARGV[2]) + 1))
-    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
-  end
-  for _, r in ipairs(e[11]) do
-    redis.call('XADD', r[1], '*', 't', e[6], 'e', e[7], 'd', r[2], 'a', '1', 'm', '0')
-  end
-  for _, d in ipairs(e[12]) do
-    redis.call('XADD', e[4], 'MAXLEN', '~', ARGV[4], '*', 't', e[6], 'e', e[7], 'd', d,
-               'a', '0', 'm', '0', 'code', 'destination_disabled',
-               'message', 'the destination was disabled when the event was published',
-               'time', e[10])
-  end
-  return 1
-end
-for i, e in ipairs(cjson.decode(ARGV[5])) do
-  local ok, res = pcall(publish, e)
-  if ok then out[i] = res else out[i] = 'ERR ' .. tostring(res) end
-end
-return out
-"""
+from outpost.queue.lua import KeyTable, register
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
 COMMIT_BATCH = 500  # completions per script call
-
-_COMPLETE = """
--- Many completions in one call. Each task is its own protected step: one failing (say a
--- wrong-typed key) fails only itself. KEYS: all-attempts index, retries. ARGV: group,
--- retention, log cut-off ms, per-destination cap (also the dead-letter MAXLEN), tenant
--- cap, total cap, then the tasks as one JSON array (see Queue._complete_call).
-local out = {}
-local tasks = cjson.decode(ARGV[7])
-local caps = {ARGV[4], ARGV[5], ARGV[6]}
-local acks = {}  -- stream -> entry ids
-local cleared = {}  -- failure counters already deleted in this call
-local function complete(t)
-  local failures = -1
-  if t[3] == '1' then
-    redis.call('SET', t[4], t[5], 'EX', ARGV[2])
-    redis.call('ZADD', t[10], t[6], t[7])
-    redis.call('EXPIRE', t[10], ARGV[2])
-    local indexes = {t[11], t[12], KEYS[1]}
-    for j = 1, 3 do redis.call('ZADD', indexes[j], t[6], t[7]) end
-    if t[9] == '1' then
-      for j = 1, 3 do
-        redis.call('ZREMRANGEBYSCORE', indexes[j], '-inf', ARGV[3])
-        redis.call('ZREMRANGEBYRANK', indexes[j], 0, -(tonumber(caps[j]) + 1))
-      end
-    end
-    if t[8] == '1' then
-      if not cleared[t[13]] then
-        redis.call('DEL', t[13])
-        cleared[t[13]] = true
-      end
-    else
-      failures = redis.call('INCR', t[13])
-      cleared[t[13]] = nil
-    end
-  end
-  if t[14] ~= '' then redis.call('ZADD', KEYS[2], t[15], t[14]) end
-  if #t[17] > 0 then
-    redis.call('XADD', t[16], 'MAXLEN', '~', ARGV[4], '*', unpack(t[17]))
-  end
-  acks[t[1]] = acks[t[1]] or {}
-  table.insert(acks[t[1]], t[2])
-  return failures
-end
-for i, t in ipairs(tasks) do
-  local ok, res = pcall(complete, t)
-  if ok then out[i] = res else out[i] = 'ERR ' .. tostring(res) end
-end
--- acked (and deleted) per stream, only the tasks whose step succeeded
-for stream, ids in pairs(acks) do
-  redis.call('XACK', stream, ARGV[1], unpack(ids))
-  redis.call('XDEL', stream, unpack(ids))
-end
-return out
-"""
-
-_REDRIVE = """
-local n = 0
-for i = 2, #KEYS do
-  local base = (i - 2) * 4
-  if redis.call('XDEL', KEYS[1], ARGV[base + 1]) == 1 then
-    redis.call('XADD', KEYS[i], '*', 't', ARGV[base + 2], 'e', ARGV[base + 3],
-               'd', ARGV[base + 4], 'a', '1', 'm', '0')
-    n = n + 1
-  end
-end
-return n
-"""
-
-_PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, member in ipairs(due) do
-  local t = cjson.decode(member)
-  redis.call('XADD', t.s, '*', 't', t.t, 'e', t.e, 'd', t.d, 'a', t.a, 'm', t.m)
-  redis.call('ZREM', KEYS[1], member)
-end
-return #due
-"""
+# the fields of a publish / completion item that name a key (an index into KEYS once sent)
+_PUBLISH_KEYS = ("event_key", "owners_key", "index_key", "dead_key")
+_COMPLETE_KEYS = (
+    "stream",
+    "attempt_key",
+    "event_attempts",
+    "destination_attempts",
+    "tenant_attempts",
+    "failures",
+    "dead_key",
+)
 
 
 @dataclass(frozen=True)
@@ -187,10 +88,10 @@ class Queue:
         self.retention = retention_seconds
         self.attempts_cap = attempts_cap
         self.streams = [keys.partition(n) for n in range(partitions)]
-        self._publish = redis.register_script(_PUBLISH)
-        self._promote = redis.register_script(_PROMOTE)
-        self._redrive = redis.register_script(_REDRIVE)
-        self._complete = redis.register_script(_COMPLETE)
+        self._publish = register(redis, "outpost.queue", "publish")
+        self._promote = register(redis, "outpost.queue", "promote")
+        self._redrive = register(redis, "outpost.queue", "redrive")
+        self._complete = register(redis, "outpost.queue", "complete")
         self._completions = Coalescer(self._complete_many, COMMIT_BATCH)
 
     def partition_of(self, destination_id: str, ordering_key: str) -> str:
@@ -218,14 +119,16 @@ class Queue:
         others keep their answers (their events are stored)."""
         if not items:
             return []
+        table = KeyTable(self.keys.events_index())
+        events = [_indexed(self._publish_call(*item), _PUBLISH_KEYS, table) for item in items]
         args: list[Any] = [
             self.retention,
             self.log_cap_tenant,
             self.log_cap_total,
             self.attempts_cap,
-            orjson.dumps([self._publish_call(*item) for item in items]),
+            orjson.dumps(events),
         ]
-        results = await self._publish(keys=[self.keys.events_index()], args=args)
+        results = await self._publish(keys=table.keys, args=args)
         return [
             Unavailable(f"the event could not be stored ({r.decode(errors='replace')})")
             if isinstance(r, bytes)
@@ -235,27 +138,40 @@ class Queue:
 
     def _publish_call(
         self, event: Event, routes: list[tuple[str, str]], held: Sequence[str]
-    ) -> list[Any]:
-        """One event of the publish script (positions as the script reads them)."""
+    ) -> dict[str, Any]:
+        """One event of the publish script, its keys by name (`publish_many` turns them
+        into indexes into KEYS)."""
         record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
-        return [
-            self.keys.event(event.tenant_id, event.id),
-            self.keys.event_owners(event.id),
-            self.keys.events_index(event.tenant_id),
-            self.keys.dead_letters(event.tenant_id),
-            envelope.dumps(record).decode(),
-            event.tenant_id,
-            event.id,
-            str(int(event.time.timestamp() * 1000)),
-            "1" if random.random() < TRIM_SHARE else "0",
-            f"{time.time():.3f}",
-            [[self.partition_of(dest_id, okey), dest_id] for dest_id, okey in routes],
-            list(held),
-        ]
+        call: dict[str, Any] = {
+            "event_key": self.keys.event(event.tenant_id, event.id),
+            "owners_key": self.keys.event_owners(event.id),
+            "index_key": self.keys.events_index(event.tenant_id),
+            "record": envelope.dumps(record).decode(),
+            "tenant_id": event.tenant_id,
+            "event_id": event.id,
+            "time_ms": str(int(event.time.timestamp() * 1000)),
+            "trim": random.random() < TRIM_SHARE,
+            "now": f"{time.time():.3f}",
+            "routes": [
+                {"stream": self.partition_of(dest_id, okey), "destination_id": dest_id}
+                for dest_id, okey in routes
+            ],
+            "held": list(held),
+        }
+        if held:
+            call["dead_key"] = self.keys.dead_letters(event.tenant_id)
+        return call
 
     async def load_event(self, tenant_id: str, event_id: str) -> Event | None:
-        raw = await self.redis.get(self.keys.event(tenant_id, event_id))
-        return None if raw is None else Event.from_json(json.loads(raw))
+        [event] = await self.load_events(tenant_id, [event_id])
+        return event
+
+    async def load_events(self, tenant_id: str, event_ids: list[str]) -> list[Event | None]:
+        """A tenant's events, None where expired: one MGET."""
+        if not event_ids:
+            return []
+        raws: Any = await self.redis.mget([self.keys.event(tenant_id, e) for e in event_ids])
+        return [None if r is None else Event.from_json(json.loads(r)) for r in raws]
 
     # -- consumer ---------------------------------------------------------------------
     async def ensure_groups(self) -> None:
@@ -325,7 +241,8 @@ class Queue:
         failures = await done
         return attempt_id, None if failures < 0 else int(failures)
 
-    async def _complete_many(self, tasks: list[list[Any]]) -> list[Any]:
+    async def _complete_many(self, tasks: list[dict[str, Any]]) -> list[Any]:
+        table = KeyTable(self.keys.all_attempts(), self.keys.retries())
         args: list[Any] = [
             GROUP,
             self.retention,
@@ -333,10 +250,9 @@ class Queue:
             self.attempts_cap,
             self.log_cap_tenant,
             self.log_cap_total,
-            orjson.dumps(tasks),
+            orjson.dumps([_indexed(t, _COMPLETE_KEYS, table) for t in tasks]),
         ]
-        keys = [self.keys.all_attempts(), self.keys.retries()]
-        results = await self._complete(keys=keys, args=args)
+        results = await self._complete(keys=table.keys, args=args)
         # 'ERR ...' (bytes): that task's step failed, and only its caller hears of it
         return [
             ResponseError(r.decode(errors="replace")) if isinstance(r, bytes) else r
@@ -345,10 +261,16 @@ class Queue:
 
     def _complete_call(
         self, attempt_id: str, entry: Entry, outcome: Outcome, attempt_time: float
-    ) -> list[Any]:
-        """One task of the completion script (positions as the script reads them)."""
+    ) -> dict[str, Any]:
+        """One task of the completion script, its keys by name (`_complete_many` turns
+        them into indexes into KEYS)."""
         task = entry.task
-        dead: list[str] = []
+        call: dict[str, Any] = {"stream": entry.stream, "entry_id": entry.entry_id}
+        if outcome.record_attempt:
+            call |= self._attempt_fields(attempt_id, task, outcome, attempt_time)
+        if outcome.retry_in is not None:
+            call["retry"] = self._retry_member(entry)
+            call["retry_at_ms"] = str(int((time.time() + outcome.retry_in) * 1000))
         if outcome.dead:
             fields = {
                 **task.fields(),
@@ -356,27 +278,28 @@ class Queue:
                 "message": outcome.message[:1000],
                 "time": f"{attempt_time:.3f}",
             }
-            dead = [x for pair in fields.items() for x in pair]
-        retry = "" if outcome.retry_in is None else self._retry_member(entry)
-        return [
-            entry.stream,
-            entry.entry_id,
-            "1" if outcome.record_attempt else "0",
-            self.keys.attempt(attempt_id),
-            envelope.dumps(self._attempt_record(attempt_id, task, outcome, attempt_time)).decode(),
-            str(int(attempt_time * 1000)),
-            attempt_id,
-            "1" if outcome.status == "success" else "0",
-            "1" if random.random() < TRIM_SHARE else "0",
-            self.keys.event_attempts(task.tenant_id, task.event_id),
-            self.keys.attempts(task.tenant_id, task.destination_id),
-            self.keys.tenant_attempts(task.tenant_id),
-            self.keys.failures(task.tenant_id, task.destination_id),
-            retry,
-            str(int((time.time() + (outcome.retry_in or 0)) * 1000)),
-            self.keys.dead_letters(task.tenant_id),
-            dead,
-        ]
+            call["dead_key"] = self.keys.dead_letters(task.tenant_id)
+            call["dead"] = [x for pair in fields.items() for x in pair]
+        return call
+
+    def _attempt_fields(
+        self, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
+    ) -> dict[str, Any]:
+        """What the completion script needs to keep the attempt and count failures."""
+        record = self._attempt_record(attempt_id, task, outcome, attempt_time)
+        return {
+            "record": True,
+            "attempt_key": self.keys.attempt(attempt_id),
+            "attempt": envelope.dumps(record).decode(),
+            "attempt_id": attempt_id,
+            "time_ms": str(int(attempt_time * 1000)),
+            "success": outcome.status == "success",
+            "trim": random.random() < TRIM_SHARE,
+            "event_attempts": self.keys.event_attempts(task.tenant_id, task.event_id),
+            "destination_attempts": self.keys.attempts(task.tenant_id, task.destination_id),
+            "tenant_attempts": self.keys.tenant_attempts(task.tenant_id),
+            "failures": self.keys.failures(task.tenant_id, task.destination_id),
+        }
 
     def _attempt_record(
         self, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
@@ -413,7 +336,8 @@ class Queue:
     async def promote_due(self, limit: int = 500) -> int:
         """Move retries whose time has come back into their partition streams."""
         now_ms = int(time.time() * 1000)
-        return int(await self._promote(keys=[self.keys.retries()], args=[now_ms, limit]))
+        keys = [self.keys.retries(), *self.streams]
+        return int(await self._promote(keys=keys, args=[now_ms, limit]))
 
     async def depth(self) -> dict[str, int]:
         """Tasks not yet finished: queued or in flight, and waiting to be retried."""
@@ -475,17 +399,18 @@ class Queue:
         dead letters are queued, so concurrent redrives cannot queue one twice."""
         if not items:
             return 0
-        keys = [self.keys.dead_letters(tenant_id)]
-        args: list[Any] = []
-        for dead_id, task, okey in items:
-            keys.append(self.partition_of(task.destination_id, okey))
-            args += [
-                dead_id,
-                task.tenant_id,
-                task.event_id,
-                task.destination_id,
-            ]
-        return int(await self._redrive(keys=keys, args=args))
+        table = KeyTable(self.keys.dead_letters(tenant_id))
+        calls = [
+            {
+                "dead_id": dead_id,
+                "stream": table.index(self.partition_of(task.destination_id, okey)),
+                "tenant_id": task.tenant_id,
+                "event_id": task.event_id,
+                "destination_id": task.destination_id,
+            }
+            for dead_id, task, okey in items
+        ]
+        return int(await self._redrive(keys=table.keys, args=[orjson.dumps(calls)]))
 
     async def enqueue(self, task: Task, ordering_key: str) -> None:
         """One task straight into its partition stream (manual retry)."""
@@ -496,6 +421,17 @@ class Queue:
         """Tenants that have an event with this id (ids are unique per tenant only)."""
         members: Any = await self.redis.smembers(self.keys.event_owners(event_id))
         return sorted(_s(m) for m in members)
+
+
+def _indexed(item: dict[str, Any], fields: Sequence[str], table: KeyTable) -> dict[str, Any]:
+    """The item with each key it names (in `fields`, and its routes' streams) replaced by
+    that key's index in the call's KEYS."""
+    for name in fields:
+        if name in item:
+            item[name] = table.index(item[name])
+    for route in item.get("routes", ()):
+        route["stream"] = table.index(route["stream"])
+    return item
 
 
 def _entry(stream: bytes | str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:

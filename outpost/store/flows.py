@@ -12,16 +12,9 @@ from redis.asyncio import Redis
 
 from outpost.crypto import Cipher
 from outpost.queue.keys import Keys
+from outpost.queue.lua import register
 
 KINDS = ("connections", "sourceConnections", "targetConnections", "flows")
-
-_SWAP = """
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return -1 end
-if cjson.decode(raw)['etag'] ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
-"""
 
 
 def new_etag() -> str:
@@ -34,7 +27,7 @@ class FlowStore:
         self.redis = redis
         self.keys = keys
         self.cipher = cipher
-        self._swap = redis.register_script(_SWAP)
+        self._swap = register(redis, "outpost.store", "swap_flow_resource")
 
     def _key(self, org: str, sandbox: str, kind: str) -> str:
         return self.keys.flow_resources(org, sandbox, kind)

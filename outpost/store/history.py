@@ -192,6 +192,10 @@ class History:
     async def event(self, tenant_id: str, event_id: str) -> dict[str, Any] | None:
         return (await self._load([self.keys.event(tenant_id, event_id)]))[0]
 
+    async def events(self, ids: list[tuple[str, str]]) -> list[dict[str, Any] | None]:
+        """Events by (tenant id, event id), None where expired: one MGET."""
+        return await self._load([self.keys.event(t, e) for t, e in ids])
+
 
 def _split(member: str, tenant_id: str | None) -> tuple[str, str]:
     if tenant_id is not None:

@@ -14,38 +14,7 @@ from outpost.destinations.registry import Registry
 from outpost.errors import AlreadyExists, Invalid, LimitReached, NotFound
 from outpost.models import Destination, iso, utcnow
 from outpost.queue.keys import Keys
-
-_UPSERT_TENANT = """
-local created = redis.call('HGET', KEYS[1], 'created_at')
-if created then
-  redis.call('HSET', KEYS[1], 'metadata', ARGV[2], 'updated_at', ARGV[3])
-  return 0
-end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'metadata', ARGV[2], 'created_at', ARGV[3],
-           'updated_at', ARGV[3], 'index', ARGV[4])
-redis.call('ZADD', KEYS[2], 0, ARGV[4])
-return 1
-"""
-
-_CREATE_DESTINATION = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return -2 end
-if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then return -3 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
-"""
-
-_SWAP_DESTINATION = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
-"""
-
-_REPLACE_DESTINATION = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
+from outpost.queue.lua import register
 
 
 class Store:
@@ -62,10 +31,10 @@ class Store:
         self.registry = registry
         self.cipher = cipher
         self.max_destinations = max_destinations
-        self._upsert_tenant = redis.register_script(_UPSERT_TENANT)
-        self._create_dest = redis.register_script(_CREATE_DESTINATION)
-        self._replace_dest = redis.register_script(_REPLACE_DESTINATION)
-        self._swap_dest = redis.register_script(_SWAP_DESTINATION)
+        self._upsert_tenant = register(redis, "outpost.store", "upsert_tenant")
+        self._create_dest = register(redis, "outpost.store", "create_destination")
+        self._replace_dest = register(redis, "outpost.store", "replace_destination")
+        self._swap_dest = register(redis, "outpost.store", "swap_destination")
 
     # -- tenants ----------------------------------------------------------------------
     async def upsert_tenant(self, tenant_id: str, metadata: dict[str, str] | None) -> bool:
@@ -82,24 +51,18 @@ class Store:
         return bool(await self.redis.exists(self.keys.tenant(tenant_id)))
 
     async def get_tenant(self, tenant_id: str) -> dict[str, Any] | None:
+        [tenant] = await self.get_tenants([tenant_id])
+        return tenant
+
+    async def get_tenants(self, tenant_ids: list[str]) -> list[dict[str, Any] | None]:
+        """Tenants (None where gone) with their destination counts and topics: one
+        pipelined round trip for all of them."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(self.keys.tenant(tenant_id))
-        pipe.hvals(self.keys.destinations(tenant_id))
-        raw, dests = await pipe.execute()
-        if not raw:
-            return None
-        topics: set[str] = set()
-        for d in dests:
-            t = json.loads(d)["topics"]
-            topics.update(["*"] if t == "*" else t)
-        return {
-            "id": raw[b"id"].decode(),
-            "destinations_count": len(dests),
-            "topics": sorted(topics),
-            "metadata": json.loads(raw[b"metadata"]),
-            "created_at": raw[b"created_at"].decode(),
-            "updated_at": raw[b"updated_at"].decode(),
-        }
+        for tenant_id in tenant_ids:
+            pipe.hgetall(self.keys.tenant(tenant_id))
+            pipe.hvals(self.keys.destinations(tenant_id))
+        raw = await pipe.execute() if tenant_ids else []
+        return [_tenant(raw[2 * i], raw[2 * i + 1]) for i in range(len(tenant_ids))]
 
     async def delete_tenant(self, tenant_id: str) -> bool:
         index = await self.redis.hget(self.keys.tenant(tenant_id), "index")
@@ -137,7 +100,7 @@ class Store:
         page = [m.decode() if isinstance(m, bytes) else str(m) for m in members[:limit]]
         if backwards:
             page.reverse()
-        tenants = [t for t in [await self.get_tenant(m.split(":", 1)[1]) for m in page] if t]
+        tenants = [t for t in await self.get_tenants([m.split(":", 1)[1] for m in page]) if t]
         first = _encode_cursor(page[0]) if page else None
         last = _encode_cursor(page[-1]) if page else None
         if backwards:
@@ -195,8 +158,17 @@ class Store:
         return int(count) <= per_second
 
     async def get_destination(self, tenant_id: str, dest_id: str) -> Destination | None:
-        raw = await self.redis.hget(self.keys.destinations(tenant_id), dest_id)
-        return None if raw is None else self.registry.from_storage(raw, self.cipher)
+        [dest] = await self.get_destinations([(tenant_id, dest_id)])
+        return dest
+
+    async def get_destinations(self, ids: list[tuple[str, str]]) -> list[Destination | None]:
+        """Destinations by (tenant id, destination id), None where gone: one pipelined
+        round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for tenant_id, dest_id in ids:
+            pipe.hget(self.keys.destinations(tenant_id), dest_id)
+        raws = await pipe.execute() if ids else []
+        return [None if r is None else self.registry.from_storage(r, self.cipher) for r in raws]
 
     async def create_destination(self, dest: Destination) -> None:
         result = await self._create_dest(
@@ -226,6 +198,24 @@ class Store:
             pipe.delete(self.keys.attempts(tenant_id, dest_id))
             removed, _ = await pipe.execute()
         return bool(removed)
+
+
+def _tenant(raw: dict[bytes, bytes], dests: list[bytes]) -> dict[str, Any] | None:
+    """A tenant as the API shows it, from its hash and its stored destinations."""
+    if not raw:
+        return None
+    topics: set[str] = set()
+    for d in dests:
+        t = json.loads(d)["topics"]
+        topics.update(["*"] if t == "*" else t)
+    return {
+        "id": raw[b"id"].decode(),
+        "destinations_count": len(dests),
+        "topics": sorted(topics),
+        "metadata": json.loads(raw[b"metadata"]),
+        "created_at": raw[b"created_at"].decode(),
+        "updated_at": raw[b"updated_at"].decode(),
+    }
 
 
 def _encode_cursor(member: str) -> str:

@@ -1,0 +1,69 @@
+-- Many completions in one call (see Queue._complete_many). Each task is its own protected
+-- step: one failing (say a wrong-typed key) fails only itself, and only the tasks whose
+-- step succeeded are acked.
+--
+-- KEYS: [1] the all-attempts index, [2] the retries, then every key of the tasks, each
+--   once: per task its partition stream, its attempt record, the event's, the
+--   destination's and the tenant's attempt indexes, the destination's failure counter and
+--   the tenant's dead letters.
+-- ARGV: [1] consumer group, [2] retention seconds, [3] log cut-off ms, [4] per-destination
+--   cap (also the dead-letter MAXLEN), [5] tenant cap, [6] total cap, [7] the tasks, a
+--   JSON array of objects:
+--   {stream, attempt_key, event_attempts, destination_attempts, tenant_attempts,
+--    failures, dead_key: indexes into KEYS; entry_id; record: bool (keep an attempt);
+--    attempt: the attempt's JSON; attempt_id; time_ms; success: bool; trim: bool;
+--    retry?: the retry member (JSON) and retry_at_ms; dead?: a dead letter's fields as
+--    a flat [field, value, ...] array}
+-- Returns one entry per task: the destination's consecutive failures after a failed
+--   attempt, -1 otherwise, 'ERR ...' its step failed.
+local group, retention, cutoff = ARGV[1], ARGV[2], ARGV[3]
+local caps = {ARGV[4], ARGV[5], ARGV[6]}
+local out = {}
+local acks = {}  -- stream's index in KEYS -> entry ids
+local cleared = {}  -- failure counters (index in KEYS) already deleted in this call
+
+local function record(t)
+  redis.call('SET', KEYS[t.attempt_key], t.attempt, 'EX', retention)
+  local event_attempts = KEYS[t.event_attempts]
+  redis.call('ZADD', event_attempts, t.time_ms, t.attempt_id)
+  redis.call('EXPIRE', event_attempts, retention)
+  local indexes = {KEYS[t.destination_attempts], KEYS[t.tenant_attempts], KEYS[1]}
+  for j = 1, 3 do redis.call('ZADD', indexes[j], t.time_ms, t.attempt_id) end
+  if t.trim then
+    for j = 1, 3 do
+      redis.call('ZREMRANGEBYSCORE', indexes[j], '-inf', cutoff)
+      redis.call('ZREMRANGEBYRANK', indexes[j], 0, -(tonumber(caps[j]) + 1))
+    end
+  end
+  if t.success then
+    if not cleared[t.failures] then
+      redis.call('DEL', KEYS[t.failures])
+      cleared[t.failures] = true
+    end
+    return -1
+  end
+  cleared[t.failures] = nil
+  return redis.call('INCR', KEYS[t.failures])
+end
+
+local function complete(t)
+  local failures = -1
+  if t.record then failures = record(t) end
+  if t.retry then redis.call('ZADD', KEYS[2], t.retry_at_ms, t.retry) end
+  if t.dead then
+    redis.call('XADD', KEYS[t.dead_key], 'MAXLEN', '~', caps[1], '*', unpack(t.dead))
+  end
+  acks[t.stream] = acks[t.stream] or {}
+  table.insert(acks[t.stream], t.entry_id)
+  return failures
+end
+
+for i, t in ipairs(cjson.decode(ARGV[7])) do
+  local ok, res = pcall(complete, t)
+  if ok then out[i] = res else out[i] = 'ERR ' .. tostring(res) end
+end
+for stream, ids in pairs(acks) do
+  redis.call('XACK', KEYS[stream], group, unpack(ids))
+  redis.call('XDEL', KEYS[stream], unpack(ids))
+end
+return out

@@ -1,0 +1,45 @@
+-- Many publishes in one call, each its own protected step (see Queue.publish_many).
+--
+-- KEYS: [1] the global event index, then every key of the events, each once: per event
+--   its record, its owners set, its tenant's event index, its tenant's dead letters (only
+--   when it has held destinations) and the partition stream of each route.
+-- ARGV: [1] retention seconds, [2] tenant log cap, [3] total log cap, [4] dead-letter
+--   MAXLEN, [5] the events, a JSON array of objects:
+--   {event_key, owners_key, index_key, dead_key?: index into KEYS;
+--    record: the event's JSON; tenant_id, event_id; time_ms; trim: bool; now: seconds;
+--    routes: [{stream: index into KEYS, destination_id}]; held: [destination id]}
+-- Returns one entry per event: 1 stored and queued, 0 the tenant already had an event
+--   with this id (nothing queued), 'ERR ...' its step failed (the others still ran).
+local retention, tenant_cap, total_cap, dead_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local out = {}
+
+local function publish(e)
+  local event_key, owners_key, index_key = KEYS[e.event_key], KEYS[e.owners_key], KEYS[e.index_key]
+  if not redis.call('SET', event_key, e.record, 'NX', 'EX', retention) then return 0 end
+  redis.call('SADD', owners_key, e.tenant_id)
+  redis.call('EXPIRE', owners_key, retention)
+  redis.call('ZADD', index_key, e.time_ms, e.event_id)
+  redis.call('ZADD', KEYS[1], e.time_ms, e.tenant_id .. '/' .. e.event_id)
+  if e.trim then
+    redis.call('ZREMRANGEBYRANK', index_key, 0, -(tonumber(tenant_cap) + 1))
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(total_cap) + 1))
+  end
+  for _, r in ipairs(e.routes) do
+    redis.call('XADD', KEYS[r.stream], '*', 't', e.tenant_id, 'e', e.event_id,
+               'd', r.destination_id, 'a', '1', 'm', '0')
+  end
+  for _, d in ipairs(e.held) do
+    redis.call('XADD', KEYS[e.dead_key], 'MAXLEN', '~', dead_maxlen, '*',
+               't', e.tenant_id, 'e', e.event_id, 'd', d, 'a', '0', 'm', '0',
+               'code', 'destination_disabled',
+               'message', 'the destination was disabled when the event was published',
+               'time', e.now)
+  end
+  return 1
+end
+
+for i, e in ipairs(cjson.decode(ARGV[5])) do
+  local ok, res = pcall(publish, e)
+  if ok then out[i] = res else out[i] = 'ERR ' .. tostring(res) end
+end
+return out

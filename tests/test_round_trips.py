@@ -1,0 +1,111 @@
+"""Pages cost a fixed number of Redis round trips, however many items they hold: a page of
+tenants, `include=` on an attempts page and a dead-letter redrive each load their items in
+one MGET, pipeline or script, never one call per item. Round trips are counted where the
+client writes to the socket (one write per command, or per pipeline)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio.connection import AbstractConnection
+
+from outpost.models import Event
+from outpost.queue.streams import Outcome
+from tests.conftest import AUTH, kinesis_body
+
+
+class RoundTrips:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.count = 0
+        send = AbstractConnection.send_packed_command
+
+        async def counted(conn, command, check_health=True):  # type: ignore[no-untyped-def]
+            self.count += 1
+            await send(conn, command, check_health)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+
+    async def of(self, coro):  # type: ignore[no-untyped-def]
+        before = self.count
+        result = await coro
+        return self.count - before, result
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
+    return RoundTrips(monkeypatch)
+
+
+async def test_a_page_of_tenants_is_read_in_one_round_trip(deps, trips):
+    for n in range(30):
+        await deps.store.upsert_tenant(f"t{n:02d}", {"n": str(n)})
+    few, (small, *_) = await trips.of(deps.store.list_tenants(2, None, None, False))
+    many, (large, *_) = await trips.of(deps.store.list_tenants(25, None, None, False))
+    assert [t["id"] for t in small] == ["t00", "t01"]
+    assert [t["id"] for t in large] == [f"t{n:02d}" for n in range(25)]
+    assert large[7]["metadata"] == {"n": "7"} and large[7]["destinations_count"] == 0
+    assert few == many <= 3  # the index, the tenants (one pipeline), the count
+
+
+async def make_destination(client, tenant: str = "acme") -> str:
+    await client.put(f"/api/v1/tenants/{tenant}", headers=AUTH)
+    r = await client.post(
+        f"/api/v1/tenants/{tenant}/destinations",
+        headers=AUTH,
+        json=kinesis_body("s", "http://127.0.0.1:1", topics="*"),
+    )
+    assert r.status == 201, await r.text()
+    return str((await r.json())["id"])
+
+
+async def attempts_of(deps, dest: str, n: int, start: int) -> None:
+    """`n` events published to `dest` and delivered, each leaving one attempt."""
+    for i in range(start, start + n):
+        ev = Event(id=f"e{i}", tenant_id="acme", topic="t", time=datetime.now(UTC), data={})
+        assert await deps.queue.publish(ev, [(dest, ev.id)])
+    await deps.queue.ensure_groups()
+    entries = await deps.queue.read("c1", count=n, block_ms=100)
+    assert len(entries) == n
+    for entry in entries:
+        await deps.queue.complete(entry, Outcome("success", topic="t"), 1.0)
+
+
+async def test_include_loads_a_page_of_events_and_destinations_at_once(client, deps, trips):
+    dest = await make_destination(client)
+    url = "/api/v1/attempts?tenant_id=acme&include=event.data&include=destination&limit=100"
+
+    async def listed(n: int) -> tuple[int, list[dict]]:
+        got, r = await trips.of(client.get(url, headers=AUTH))
+        assert r.status == 200
+        body = await r.json()
+        assert len(body["models"]) == n
+        return got, body["models"]
+
+    await attempts_of(deps, dest, 2, 0)
+    few, _ = await listed(2)
+    await attempts_of(deps, dest, 20, 2)
+    many, models = await listed(22)
+    assert few == many
+    shown = {m["event"]["id"]: m for m in models}
+    assert shown["e5"]["event"]["data"] == {} and shown["e5"]["event"]["destination_id"] == dest
+    assert shown["e5"]["destination"]["id"] == dest
+
+
+async def test_redrive_loads_a_page_of_dead_letters_at_once(client, deps, trips):
+    dest = await make_destination(client)
+
+    async def redriven(n: int, start: int) -> int:
+        for i in range(start, start + n):  # held for the destination: a dead letter each
+            ev = Event(id=f"e{i}", tenant_id="acme", topic="t", time=datetime.now(UTC), data={})
+            assert await deps.queue.publish(ev, [], held=[dest])
+        got, r = await trips.of(
+            client.post("/api/v1/tenants/acme/dead-letters/redrive", headers=AUTH)
+        )
+        assert r.status == 202 and await r.json() == {"redriven": n, "skipped": []}
+        return got
+
+    await redriven(1, 0)  # loads the script into Redis (NOSCRIPT, SCRIPT LOAD) once
+    assert await redriven(2, 1) == await redriven(30, 3)
+    assert (await deps.queue.depth())["queued"] == 33
+    assert await deps.queue.dead_letters("acme") == []

@@ -21,12 +21,13 @@ from outpost.api.metrics import (
     EVENT_DIMENSIONS,
     EVENT_MEASURES,
 )
-from outpost.api.views import RedriveRequest, RetryRequest
 from outpost.models import (
     DestinationCreate,
     DestinationUpdate,
     PublishBatch,
     PublishRequest,
+    RedriveRequest,
+    RetryRequest,
     TenantUpsert,
 )
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from outpost.cli import build_worker
 from outpost.dev import devstack
 from outpost.retry import RetryPolicy
+from outpost.runtime import build_worker
 from tests.conftest import AUTH
 from tests.faults import KinesisProxy, tally
 from tests.test_delivery import publish, setup_destination

@@ -353,9 +353,9 @@ async def profile(n: int, batching: bool, top: int = 25) -> None:
     import pstats
 
     from outpost import logs
-    from outpost.cli import build_worker
     from outpost.deps import Deps
     from outpost.dev import devstack
+    from outpost.runtime import build_worker
     from outpost.settings import Settings
 
     logs.configure("error")

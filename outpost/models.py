@@ -11,6 +11,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     RootModel,
     StringConstraints,
     WithJsonSchema,
@@ -51,6 +52,19 @@ class PublishRequest(BaseModel):
     time: datetime | None = None
     metadata: StrMap | None = None
     data: dict[str, Any]
+
+
+class RedriveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    destination_id: Id | None = None
+    event_ids: Annotated[list[Id], Field(min_length=1, max_length=1000)] | None = None
+
+
+class RetryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_id: Id
+    destination_id: Id
+    tenant_id: Id | None = None
 
 
 def _check_topics(value: Any) -> list[str] | str:

@@ -1,24 +1,41 @@
-"""Wires the processes: the HTTP application (the API with the Flow Service mounted inside
-it, and the retry promoter beside them) and the OpenAPI document of both surfaces."""
+"""Builds the clients from settings and wires the processes: the HTTP application (the API
+with the Flow Service mounted inside it, and the retry promoter beside them), the delivery
+worker, the Kinesis source reader; `serve` runs any of them in one process until a stop
+signal. Also the OpenAPI document of both surfaces and `rotate-key`. The CLI parses and
+hands over to `serve` / `rotate_key`."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import errno
+import gc
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from outpost.api.app import create_api_app
 from outpost.api.openapi import OpenAPIPart, build
 from outpost.api.routes import ROUTES
+from outpost.delivery.alerts import Alerts
 from outpost.delivery.promoter import promote_loop
+from outpost.delivery.worker import Worker, WorkerConfig
 from outpost.deps import DEPS, Deps
+from outpost.destinations.aws import sigv4
+from outpost.destinations.endpoints import EndpointPolicy
 from outpost.flow import openapi as flow_openapi
 from outpost.flow.app import PREFIX as FLOW_PREFIX
 from outpost.flow.app import create_flow_app
 from outpost.flow.handlers import FLOW_ROUTES
+from outpost.flow.source import SourceReader
+from outpost.queue.connection import StartupError, check_redis, connect_redis
+from outpost.retry import RetryPolicy
 from outpost.settings import Settings
+
+log = structlog.get_logger("outpost")
 
 
 def flow_document() -> OpenAPIPart:
@@ -51,3 +68,173 @@ async def _retry_promoter(app: web.Application) -> AsyncIterator[None]:
     yield
     stopping.set()
     await task
+
+
+def build_alerts(settings: Settings) -> Alerts:
+    return Alerts(
+        url=settings.operator_events_http_url,
+        secret=settings.operator_events_http_signing_secret,
+        limit=settings.alert_consecutive_failure_count,
+        auto_disable=settings.alert_auto_disable_destination,
+    )
+
+
+def build_worker(
+    deps: Deps,
+    settings: Settings,
+    policy: RetryPolicy | None = None,
+    *,
+    alerts: Alerts | None = None,
+    endpoints: EndpointPolicy | None = None,
+    **knobs: Any,
+) -> Worker:
+    """The worker as settings describe it. Tests override the retry policy, the alerts,
+    the endpoint policy (else the settings' one, deps.endpoints) or a knob of
+    WorkerConfig (concurrency, batch_inflight, reclaim_idle_seconds, name)."""
+    config = WorkerConfig(
+        policy=policy
+        or RetryPolicy(
+            max_retries=settings.max_retry_limit,
+            interval=settings.retry_interval_seconds,
+            schedule=tuple(settings.retry_schedule),
+        ),
+        concurrency=settings.delivery_max_concurrency,
+        batch_inflight=settings.delivery_batch_max_inflight,
+        reclaim_idle_seconds=settings.delivery_reclaim_idle_seconds,
+    )
+    return Worker(
+        deps,
+        replace(config, **knobs),
+        endpoints=deps.endpoints if endpoints is None else endpoints,
+        alerts=build_alerts(settings) if alerts is None else alerts,
+    )
+
+
+async def settle_heap() -> None:
+    """Load botocore's Kinesis model now, then move everything alive at start-up out of
+    the garbage collector's way (gc.freeze), so full collections do not walk the imported
+    modules and service models each time (measured with gc.callbacks: full collections of
+    50-75 ms in the API and worker under load, the largest part of the publish -> send
+    p99)."""
+    await sigv4.resolve_endpoint("us-east-1", None)
+    gc.collect()
+    gc.freeze()
+
+
+def listen_error(host: str, port: int, exc: OSError) -> StartupError:
+    """The API could not bind API_HOST:API_PORT."""
+    reasons = {
+        errno.EADDRINUSE: "address already in use; set API_PORT or stop what uses it",
+        errno.EACCES: "permission denied; use an API_PORT above 1023",
+        errno.EADDRNOTAVAIL: "no such local address; check API_HOST",
+    }
+    reason = reasons.get(exc.errno or 0, (exc.strerror or str(exc)).lower())
+    return StartupError(f"cannot listen on {host}:{port} ({reason})")
+
+
+async def serve(
+    settings: Settings,
+    api: bool,
+    worker: bool,
+    on_ready: Callable[[], None] | None = None,
+    source: bool = False,
+    stop_on: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT),
+) -> None:
+    """Run the API, a delivery worker and/or the Kinesis source reader in this process
+    until one of `stop_on` arrives (or the worker crashes); then stop them in reverse."""
+    await check_redis(settings.redis_dsn())
+    redis = connect_redis(settings.redis_dsn(), settings.delivery_max_concurrency + 32)
+    deps = Deps.build(settings, redis)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in stop_on:
+        loop.add_signal_handler(sig, stop.set)
+    running = _Running(worker=build_worker(deps, settings) if worker else None)
+    await settle_heap()
+    try:
+        await running.start(settings, deps, api=api, source=source)
+        if on_ready:
+            on_ready()
+        await running.wait(stop)
+        log.info("shutting_down")
+    finally:
+        await running.stop()
+        await deps.registry.close()
+        await redis.aclose()
+
+
+@dataclass
+class _Running:
+    """What one `serve` started, so that it stops exactly that."""
+
+    worker: Worker | None = None
+    runner: web.AppRunner | None = None
+    worker_task: asyncio.Task[None] | None = None
+    reader: SourceReader | None = None
+    reader_task: asyncio.Task[None] | None = None
+
+    async def start(self, settings: Settings, deps: Deps, api: bool, source: bool) -> None:
+        if api:
+            await self._listen(settings, deps)
+        if self.worker:
+            self.worker_task = asyncio.create_task(self.worker.run())
+        if source:
+            self.reader = SourceReader(
+                deps,
+                lease_ms=int(settings.source_lease_seconds * 1000),
+                poll_seconds=settings.source_poll_seconds,
+                batch=settings.source_batch_limit,
+            )
+            self.reader_task = asyncio.create_task(self.reader.run())
+
+    async def _listen(self, settings: Settings, deps: Deps) -> None:
+        # one retry promoter per process: the worker runs it when both are here
+        self.runner = web.AppRunner(
+            create_app(settings, deps, run_promoter=self.worker is None), access_log=None
+        )
+        await self.runner.setup()
+        try:
+            await web.TCPSite(self.runner, settings.api_host, settings.api_port).start()
+        except OSError as exc:
+            raise listen_error(settings.api_host, settings.api_port, exc) from None
+        log.info("api_listening", host=settings.api_host, port=settings.api_port)
+
+    async def wait(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set; a crashed worker is raised as a RuntimeError."""
+        stopped = asyncio.create_task(stop.wait())
+        waiters = [stopped] + ([self.worker_task] if self.worker_task else [])
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        task = self.worker_task
+        if task and task.done() and task.exception():
+            raise RuntimeError("the delivery worker stopped unexpectedly") from task.exception()
+
+    async def stop(self) -> None:
+        """The source reader, then the worker (its in-flight sends finish), its alerts,
+        then the API."""
+        if self.reader and self.reader_task:
+            self.reader.stop()
+            await asyncio.gather(self.reader_task, return_exceptions=True)
+        if self.worker and self.worker_task:
+            self.worker.stop()
+            await asyncio.gather(self.worker_task, return_exceptions=True)
+        if self.worker and self.worker.alerts:
+            await self.worker.alerts.close()
+        if self.runner:
+            await self.runner.cleanup()
+
+
+async def rotate_key(settings: Settings) -> None:
+    await check_redis(settings.redis_dsn())
+    redis = connect_redis(settings.redis_dsn())
+    deps = Deps.build(settings, redis)
+    try:
+        done, raced = await deps.store.reencrypt_all()
+    finally:
+        await redis.aclose()
+    print(
+        f"re-encrypted {done} destination(s) with the current AES_ENCRYPTION_SECRET"
+        + (f"; {raced} changed meanwhile: run again" if raced else "")
+    )
+    if raced:
+        raise SystemExit(1)

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from outpost.cli import build_worker
 from outpost.delivery.worker import Worker
 from outpost.deps import Deps
 from outpost.dev import devstack
-from outpost.runtime import create_app
+from outpost.runtime import build_worker, create_app
 from outpost.settings import Settings
 
 ADMIN_KEY = "test-admin-key"

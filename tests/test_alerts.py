@@ -7,10 +7,10 @@ import time
 
 from aiohttp import web
 
-from outpost.cli import build_worker
 from outpost.delivery.alerts import Alerts, sign, thresholds
 from outpost.dev import devstack
 from outpost.retry import RetryPolicy
+from outpost.runtime import build_worker
 from tests.conftest import AUTH, kinesis_body
 
 
@@ -46,7 +46,6 @@ def make_worker(deps, alerts, retries=0):
         deps.settings,
         policy=RetryPolicy(max_retries=retries, interval=0.01),
         alerts=alerts,
-        store=deps.store,
     )
 
 

@@ -4,7 +4,7 @@ import base64
 import json
 import time
 
-from outpost.dev.bench import endpoint_app, pct
+from outpost.dev.bench_parts import endpoint_app, pct
 
 
 def test_percentiles():

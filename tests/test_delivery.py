@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from botocore.exceptions import ClientError
 
-from outpost.cli import build_worker
 from outpost.destinations.aws.errors import classify
 from outpost.dev import devstack
 from outpost.models import Event
 from outpost.retry import RetryPolicy
+from outpost.runtime import build_worker
 from tests.conftest import AUTH, kinesis_body
 
 

@@ -3,11 +3,10 @@ DNS is simulated with an injected resolver (this machine has no outside network)
 
 import pytest
 
-from outpost.cli import build_worker
 from outpost.deps import Deps
 from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint, forbidden
 from outpost.dev import devstack
-from outpost.runtime import create_app
+from outpost.runtime import build_worker, create_app
 from tests.conftest import AUTH, kinesis_body, make_settings
 
 DNS = {

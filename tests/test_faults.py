@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from outpost.cli import build_worker
 from outpost.deps import Deps
 from outpost.dev import devstack
 from outpost.models import Event
 from outpost.queue.connection import connect_redis
 from outpost.retry import RetryPolicy
+from outpost.runtime import build_worker
 from tests.conftest import ADMIN_KEY, AES_SECRET, kinesis_body, make_settings
 from tests.faults import KinesisProxy, tally
 

@@ -38,7 +38,19 @@ def test_seed_body_is_valid():
     ["us-east-1", "us-gov-west-1", "eu-central-2", "ap-southeast-5", "cn-north-1", "il-central-1"],
 )
 def test_any_aws_region(region):
-    REG.create("t1", {**SEED, "config": {"stream_name": "s", "region": region}}, new_id="d")
+    d = REG.create("t1", {**SEED, "config": {"stream_name": "s", "region": region}}, new_id="d")
+    cipher = Cipher("a-secret-of-sixteen-bytes")
+    stored = REG.from_storage(REG.to_storage(d, cipher), cipher)
+    assert d.config["region"] == stored.config["region"] == region
+    assert REG.to_response(stored)["config"]["region"] == region
+
+
+@pytest.mark.parametrize(
+    "region", ["mars", "us-east", "US-EAST-1", "us-east-1 ", "useast1", "us-east-1a", ""]
+)
+def test_a_region_that_is_not_an_aws_region_is_named(region):
+    found = problems_of({**SEED, "config": {"stream_name": "s", "region": region}})
+    assert [p for p in found if p.startswith("config.region")], found
 
 
 def test_every_bad_field_is_named_at_once():

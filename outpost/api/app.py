@@ -9,9 +9,9 @@ import structlog
 from aiohttp import web
 
 from outpost.api import docs as apidocs
-from outpost.api import views
 from outpost.api.openapi import OPENAPI, Document, OpenAPIPart, build
 from outpost.api.routes import ROUTES
+from outpost.api.routes.catalog import healthz
 from outpost.deps import DEPS, Deps
 from outpost.health import HEALTH, RedisWatch, watching
 from outpost.settings import Settings
@@ -50,7 +50,7 @@ def create_api_app(
     app.cleanup_ctx.append(watching)
     app[ACCESS] = {handler: access for _, _, handler, access in ROUTES}
     app[ACCESS][apidocs.docs_asset] = "public"
-    app.router.add_get("/healthz", views.healthz)
+    app.router.add_get("/healthz", healthz)
     for prefix in PREFIXES:
         for method, path, handler, _ in ROUTES:
             app.router.add_route(method, prefix + path, handler)

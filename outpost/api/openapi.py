@@ -21,12 +21,13 @@ from outpost.api.metrics import (
     EVENT_DIMENSIONS,
     EVENT_MEASURES,
 )
-from outpost.api.views import RedriveRequest, RetryRequest
 from outpost.models import (
     DestinationCreate,
     DestinationUpdate,
     PublishBatch,
     PublishRequest,
+    RedriveRequest,
+    RetryRequest,
     TenantUpsert,
 )
 
@@ -82,14 +83,14 @@ class Op:
 
 
 def _operations() -> dict[str, Op]:
-    s = schemas
+    """Each handler's operation (a data table: one `return` of a literal)."""
     return {
-        "healthz": Op(200, s.Health),
+        "healthz": Op(200, schemas.Health),
         "openapi_json": Op(200, None),
         "docs_page": Op(200, None, media="text/html"),
         "list_tenants": Op(
             200,
-            s.TenantPage,
+            schemas.TenantPage,
             query=[
                 _q("id"),
                 _q("limit", "integer", minimum=1, maximum=100),
@@ -98,30 +99,32 @@ def _operations() -> dict[str, Op]:
                 _q("dir", enum=["asc", "desc"]),
             ],
         ),
-        "upsert_tenant": Op(200, s.Tenant, TenantUpsert, also_ok=(201,)),
-        "get_tenant": Op(200, s.Tenant),
-        "delete_tenant": Op(200, s.SuccessResponse),
-        "tenant_token": Op(200, s.TenantToken),
-        "tenant_portal": Op(200, s.PortalRedirect, query=[_q("theme", enum=["light", "dark"])]),
-        "list_destinations": Op(200, [s.Destination], query=[_q("type"), _q("topics")]),
-        "create_destination": Op(201, s.Destination, DestinationCreate),
-        "get_destination": Op(200, s.Destination),
-        "update_destination": Op(200, s.Destination, DestinationUpdate),
-        "delete_destination": Op(200, s.SuccessResponse),
-        "enable_destination": Op(200, s.Destination),
-        "disable_destination": Op(200, s.Destination),
-        "publish": Op(202, s.PublishResponse, PublishRequest),
-        "retry": Op(202, s.SuccessResponse, RetryRequest),
-        "publish_batch": Op(202, s.PublishBatchResult, PublishBatch),
+        "upsert_tenant": Op(200, schemas.Tenant, TenantUpsert, also_ok=(201,)),
+        "get_tenant": Op(200, schemas.Tenant),
+        "delete_tenant": Op(200, schemas.SuccessResponse),
+        "tenant_token": Op(200, schemas.TenantToken),
+        "tenant_portal": Op(
+            200, schemas.PortalRedirect, query=[_q("theme", enum=["light", "dark"])]
+        ),
+        "list_destinations": Op(200, [schemas.Destination], query=[_q("type"), _q("topics")]),
+        "create_destination": Op(201, schemas.Destination, DestinationCreate),
+        "get_destination": Op(200, schemas.Destination),
+        "update_destination": Op(200, schemas.Destination, DestinationUpdate),
+        "delete_destination": Op(200, schemas.SuccessResponse),
+        "enable_destination": Op(200, schemas.Destination),
+        "disable_destination": Op(200, schemas.Destination),
+        "publish": Op(202, schemas.PublishResponse, PublishRequest),
+        "retry": Op(202, schemas.SuccessResponse, RetryRequest),
+        "publish_batch": Op(202, schemas.PublishBatchResult, PublishBatch),
         "list_events": Op(
             200,
-            s.EventPage,
+            schemas.EventPage,
             query=[_q("id"), _q("tenant_id"), _q("destination_id"), _q("topic"), *TIME, *PAGE],
         ),
-        "get_event": Op(200, s.Event, query=[_q("tenant_id")]),
+        "get_event": Op(200, schemas.Event, query=[_q("tenant_id")]),
         "list_attempts": Op(
             200,
-            s.AttemptPage,
+            schemas.AttemptPage,
             query=[
                 _q("tenant_id"),
                 _q("event_id"),
@@ -134,10 +137,10 @@ def _operations() -> dict[str, Op]:
                 *INCLUDE,
             ],
         ),
-        "get_attempt": Op(200, s.Attempt, query=[_q("tenant_id"), *INCLUDE]),
+        "get_attempt": Op(200, schemas.Attempt, query=[_q("tenant_id"), *INCLUDE]),
         "list_destination_attempts": Op(
             200,
-            s.AttemptPage,
+            schemas.AttemptPage,
             query=[
                 _q("event_id"),
                 _q("topic"),
@@ -147,25 +150,25 @@ def _operations() -> dict[str, Op]:
                 *INCLUDE,
             ],
         ),
-        "get_destination_attempt": Op(200, s.Attempt, query=INCLUDE),
+        "get_destination_attempt": Op(200, schemas.Attempt, query=INCLUDE),
         "list_dead_letters": Op(
             200,
-            s.DeadLetterPage,
+            schemas.DeadLetterPage,
             query=[
                 _q("destination_id"),
                 _q("limit", "integer", minimum=1, maximum=1000),
                 _q("next"),
             ],
         ),
-        "redrive_dead_letters": Op(202, s.RedriveResult, RedriveRequest),
+        "redrive_dead_letters": Op(202, schemas.RedriveResult, RedriveRequest),
         "event_metrics": Op(
-            200, s.MetricsResponse, query=_metrics_query(EVENT_MEASURES, EVENT_DIMENSIONS)
+            200, schemas.MetricsResponse, query=_metrics_query(EVENT_MEASURES, EVENT_DIMENSIONS)
         ),
         "attempt_metrics": Op(
-            200, s.MetricsResponse, query=_metrics_query(ATTEMPT_MEASURES, ATTEMPT_DIMENSIONS)
+            200, schemas.MetricsResponse, query=_metrics_query(ATTEMPT_MEASURES, ATTEMPT_DIMENSIONS)
         ),
-        "destination_types": Op(200, [s.DestinationType]),
-        "destination_type": Op(200, s.DestinationType),
+        "destination_types": Op(200, [schemas.DestinationType]),
+        "destination_type": Op(200, schemas.DestinationType),
         "topics": Op(200, None),
     }
 
@@ -210,50 +213,63 @@ def build(
         ],
         ref_template="#/components/schemas/{model}",
     )
-    error = {
-        "description": "",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
-    }
     paths: dict[str, Any] = {}
     for method, path, handler, access in routes:
-        op = ops[handler.__name__]
-        params = [
-            {
-                "name": n,
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
-            }
-            for n in re.findall(r"{(\w+)}", path)
-        ]
-        content = {op.media: {"schema": _ref(op.response) or {}}}
-        operation: dict[str, Any] = {
-            "operationId": handler.__name__,
-            "summary": (handler.__doc__ or handler.__name__.replace("_", " ")).split("\n")[0],
-            "parameters": params + op.query,
-            "responses": {
-                **{str(c): {"description": "OK", "content": content} for c in (op.ok, *op.also_ok)},
-                **{code: {**error, "description": text} for code, text in ERROR_STATUSES.items()},
-            },
-            "security": []
-            if access == "public"
-            else (
-                [{"AdminApiKey": []}]
-                if access == "admin"
-                else [{"AdminApiKey": []}, {"TenantJwt": []}]
-            ),
-            "x-access": access,
-        }
-        if op.request is not None:
-            operation["requestBody"] = {
-                "required": handler.__name__ not in ("upsert_tenant", "redrive_dead_letters"),
-                "content": {"application/json": {"schema": _ref(op.request)}},
-            }
+        operation = _operation(path, handler, access, ops[handler.__name__])
         paths.setdefault(prefix + path, {})[method.lower()] = operation
     root_health = {**paths[prefix + "/healthz"]["get"], "operationId": "healthz_root"}
     paths["/healthz"] = {"get": root_health}
     for part in parts:
         paths.update(part.paths)
+    return _document(prefix, paths, defs["$defs"], parts)
+
+
+def _operation(path: str, handler: Any, access: str, op: Op) -> dict[str, Any]:
+    """One route's operation: its path parameters, query, body, responses and security."""
+    error = {
+        "description": "",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+    params = [
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+        }
+        for n in re.findall(r"{(\w+)}", path)
+    ]
+    content = {op.media: {"schema": _ref(op.response) or {}}}
+    operation: dict[str, Any] = {
+        "operationId": handler.__name__,
+        "summary": (handler.__doc__ or handler.__name__.replace("_", " ")).split("\n")[0],
+        "parameters": params + op.query,
+        "responses": {
+            **{str(c): {"description": "OK", "content": content} for c in (op.ok, *op.also_ok)},
+            **{code: {**error, "description": text} for code, text in ERROR_STATUSES.items()},
+        },
+        "security": _security(access),
+        "x-access": access,
+    }
+    if op.request is not None:
+        operation["requestBody"] = {
+            "required": handler.__name__ not in ("upsert_tenant", "redrive_dead_letters"),
+            "content": {"application/json": {"schema": _ref(op.request)}},
+        }
+    return operation
+
+
+def _security(access: str) -> list[dict[str, list[str]]]:
+    if access == "public":
+        return []
+    if access == "admin":
+        return [{"AdminApiKey": []}]
+    return [{"AdminApiKey": []}, {"TenantJwt": []}]
+
+
+def _document(
+    prefix: str, paths: dict[str, Any], defs: dict[str, Any], parts: Sequence[OpenAPIPart]
+) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -266,7 +282,7 @@ def build(
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": {**defs["$defs"], **{k: v for p in parts for k, v in p.schemas.items()}},
+            "schemas": {**defs, **{k: v for p in parts for k, v in p.schemas.items()}},
             "securitySchemes": {
                 "AdminApiKey": {"type": "http", "scheme": "bearer"},
                 "TenantJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},

@@ -12,65 +12,69 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import structlog
-from redis.asyncio import Redis
 
-from outpost.crypto import Cipher
 from outpost.delivery.alerts import Alerts
 from outpost.delivery.promoter import promote_loop
+from outpost.deps import Deps
 from outpost.destinations.base import Failure
 from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
-from outpost.destinations.registry import DestinationCache, Registry
+from outpost.destinations.registry import DestinationCache
 from outpost.errors import PermanentError
 from outpost.models import Destination, Event, Task, iso, utcnow
 from outpost.queue.connection import REDIS_DOWN
-from outpost.queue.keys import Keys
-from outpost.queue.streams import Entry, Outcome, Queue
+from outpost.queue.streams import Entry, Outcome
 from outpost.retry import RetryPolicy
-from outpost.store.tenants import Store
 
 log = structlog.get_logger("outpost.delivery")
 READ_AHEAD = 2  # reads whose events are being loaded while the next read waits
 GROUP_MAX = 250  # batched deliveries run together in one coroutine; groups overlap
 
 
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How a worker runs: its retry policy and its tuning knobs (the DELIVERY_* settings;
+    `runtime.build_worker` reads them)."""
+
+    policy: RetryPolicy
+    concurrency: int = 64  # unbatched deliveries in flight
+    batch_inflight: int = 2000  # batched deliveries in flight
+    reclaim_idle_seconds: float = 60.0  # a pending task idle this long is reclaimed
+    name: str | None = None  # the consumer name; unique to this process when None
+
+
 class Worker:
     def __init__(
         self,
-        redis: Redis,
-        keys: Keys,
-        queue: Queue,
-        registry: Registry,
-        cipher: Cipher,
-        policy: RetryPolicy,
-        concurrency: int = 64,
-        batch_inflight: int = 2000,
-        reclaim_idle_seconds: float = 60.0,
-        name: str | None = None,
+        deps: Deps,
+        config: WorkerConfig,
+        *,
+        endpoints: EndpointPolicy,
         alerts: Alerts | None = None,
-        store: Store | None = None,
-        endpoints: EndpointPolicy | None = None,
     ):
-        self.endpoints = endpoints or EndpointPolicy(allow_private=True)
+        """`endpoints` is the SSRF guard of the send path: no default, the caller decides
+        (the runtime passes the one of DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS)."""
+        self.endpoints = endpoints
         self.alerts = alerts
-        self.store = store or Store(redis, keys, registry, cipher)
-        self.redis = redis
-        self.keys = keys
-        self.queue = queue
-        self.registry = registry
-        self.cipher = cipher
-        self.policy = policy
-        self.concurrency = concurrency
-        self.reclaim_idle_ms = int(reclaim_idle_seconds * 1000)
-        self.name = name or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self._slots = asyncio.Semaphore(concurrency)
+        self.store = deps.store
+        self.redis = deps.redis
+        self.keys = deps.keys
+        self.queue = deps.queue
+        self.registry = deps.registry
+        self.cipher = deps.cipher
+        self.policy = config.policy
+        self.concurrency = config.concurrency
+        self.reclaim_idle_ms = int(config.reclaim_idle_seconds * 1000)
+        self.name = config.name or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self._slots = asyncio.Semaphore(config.concurrency)
         # tasks of batching destinations have their own, larger allowance: they spend
         # most of their time waiting for their batch to fill, not holding a connection
-        self.batch_inflight = batch_inflight
-        self._batch_slots = asyncio.Semaphore(batch_inflight)
+        self.batch_inflight = config.batch_inflight
+        self._batch_slots = asyncio.Semaphore(config.batch_inflight)
         self._batched_inflight = 0
         self._unbatched_inflight = 0
         self._reserved = 0  # read, not yet dispatched
@@ -79,7 +83,7 @@ class Worker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._inflight_ids: set[str] = set()  # entries this worker is processing now
         self._stopping = asyncio.Event()
-        self.destinations = DestinationCache(registry, cipher)
+        self.destinations = DestinationCache(deps.registry, deps.cipher)
 
     # -- one task -----------------------------------------------------------------------
     async def process(

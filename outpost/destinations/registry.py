@@ -67,25 +67,7 @@ class Registry:
                 found.extend(exc.data)
         if found or provider is None or config_creds is None:
             raise ValidationFailed(list(dict.fromkeys(found)))
-        config, creds = config_creds
-        _check_filter(req.filter)
-        created = _past_time(req.created_at, "created_at") or iso(utcnow())
-        updated = _past_time(req.updated_at, "updated_at") or created
-        dest = Destination(
-            id=req.id or new_id,
-            tenant_id=tenant_id,
-            type=req.type,
-            topics=req.topics,
-            config=config,
-            credentials=creds,
-            created_at=created,
-            updated_at=updated,
-            disabled_at=_past_time(req.disabled_at, "disabled_at"),
-            delivery_metadata=req.delivery_metadata,
-            metadata=req.metadata,
-            filter=req.filter or None,
-        )
-        return dest
+        return _new_destination(req, tenant_id, new_id, *config_creds)
 
     def update(self, dest: Destination, body: Any) -> Destination:
         try:
@@ -244,6 +226,34 @@ def _unmasked(sent: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
         for k, v in sent.items()
         if not (isinstance(v, str) and k in current and v == mask(str(current[k])))
     }
+
+
+def _new_destination(
+    req: DestinationCreate,
+    tenant_id: str,
+    new_id: str,
+    config: dict[str, Any],
+    creds: dict[str, Any],
+) -> Destination:
+    """The destination a create body describes, its typed config and credentials checked;
+    the filter and the optional timestamps are checked here."""
+    _check_filter(req.filter)
+    created = _past_time(req.created_at, "created_at") or iso(utcnow())
+    updated = _past_time(req.updated_at, "updated_at") or created
+    return Destination(
+        id=req.id or new_id,
+        tenant_id=tenant_id,
+        type=req.type,
+        topics=req.topics,
+        config=config,
+        credentials=creds,
+        created_at=created,
+        updated_at=updated,
+        disabled_at=_past_time(req.disabled_at, "disabled_at"),
+        delivery_metadata=req.delivery_metadata,
+        metadata=req.metadata,
+        filter=req.filter or None,
+    )
 
 
 def _check_filter(flt: dict[str, Any] | None) -> None:

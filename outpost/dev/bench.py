@@ -1,6 +1,7 @@
 """`make bench`: what the service adds to the cost of PutRecord, measured in one run.
 
-Every server binds 127.0.0.1 and is stopped at the end. Parts, each its own process:
+Every server binds 127.0.0.1 and is stopped at the end. Parts, each its own process
+(bench_parts.py):
 - `endpoint`: a minimal Kinesis PutRecord/PutRecords server (the client's ceiling), which
   also measures publish → receive latency from a timestamp in each record's data;
 - `load`: single-event `POST /publish` from a separate process (fixed rate or flat out).
@@ -10,7 +11,6 @@ The last line printed is one JSON object with the figures.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import subprocess
@@ -19,91 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import ClientSession, web
 
-KEY = "bench-admin-key"
+from outpost.dev.bench_parts import KEY, endpoint_app, load
+
 SECRET = "bench-aes-secret"
-
-
-# -- the minimal Kinesis endpoint -------------------------------------------------------------
-def endpoint_app() -> web.Application:
-    latencies: list[float] = []
-
-    def note(data_b64: str) -> None:
-        try:
-            doc = json.loads(base64.b64decode(data_b64))
-            sent = doc.get("data", doc).get("sent_at")
-        except (ValueError, AttributeError):
-            return
-        if isinstance(sent, float):
-            latencies.append(time.time() - sent)
-
-    async def kinesis(request: web.Request) -> web.Response:
-        op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
-        body = json.loads(await request.read())
-        if op == "PutRecords":  # (latency is measured on single PutRecords only)
-            records = [
-                {"ShardId": "shardId-000000000000", "SequenceNumber": str(i)}
-                for i in range(len(body["Records"]))
-            ]
-            out = {"FailedRecordCount": 0, "Records": records}
-        else:
-            note(body["Data"])
-            out = {"ShardId": "shardId-000000000000", "SequenceNumber": "1"}
-        return web.json_response(out, content_type="application/x-amz-json-1.1")
-
-    async def stats(request: web.Request) -> web.Response:
-        data = sorted(latencies)
-        latencies.clear()
-        return web.json_response({"n": len(data), "p50": pct(data, 50), "p99": pct(data, 99)})
-
-    app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_get("/stats", stats)
-    app.router.add_post("/{tail:.*}", kinesis)
-    return app
-
-
-def pct(data: list[float], p: float) -> float | None:
-    if not data:
-        return None
-    return data[min(len(data) - 1, int(len(data) * p / 100))] * 1000
-
-
-# -- publish load, from its own process -----------------------------------------------------
-async def load(
-    url: str, seconds: float, concurrency: int, rate: float, batch: int = 0
-) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.monotonic() + seconds
-    interval = concurrency / rate if rate else 0.0
-    body: dict[str, Any] = {"tenant_id": "bench", "topic": "orders", "data": {"pad": "x" * 200}}
-    async with ClientSession(
-        connector=TCPConnector(limit=concurrency),
-        timeout=ClientTimeout(total=10),
-        headers={"Authorization": f"Bearer {KEY}"},
-    ) as http:
-
-        async def one_client(offset: float) -> None:
-            nonlocal errors
-            next_at = time.monotonic() + offset
-            while time.monotonic() < deadline:
-                if interval:
-                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-                    next_at += interval
-                started = time.monotonic()
-                body["data"]["sent_at"] = time.time()
-                payload: Any = [body] * batch if batch else body
-                async with http.post(url, json=payload) as resp:
-                    await resp.read()
-                    if resp.status != 202:
-                        errors += 1
-                latencies.append(time.monotonic() - started)
-
-        await asyncio.gather(*(one_client(i * interval / concurrency) for i in range(concurrency)))
-    data = sorted(latencies)
-    events = len(data) * (batch or 1)
-    return {"per_s": events / seconds, "p99_ms": pct(data, 99), "errors": errors}
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -184,21 +104,7 @@ async def prefill(redis_url: str, endpoint: str, n: int, batching: bool = False)
     deps = Deps.build(settings, redis)
     await redis.flushdb()
     await deps.store.upsert_tenant("bench", None)
-    dest = deps.registry.create(
-        "bench",
-        {
-            "type": "aws_kinesis",
-            "topics": "*",
-            "config": {
-                "stream_name": "bench",
-                "region": "us-east-1",
-                "endpoint": endpoint,
-                **({"batching": True} if batching else {}),
-            },
-            "credentials": {"key": "bench", "secret": "bench-secret"},
-        },
-        "d1",
-    )
+    dest = deps.registry.create("bench", _destination_body(endpoint, batching), "d1")
     await deps.store.create_destination(dest)
     now = datetime.now(UTC)
     for start in range(0, n, 1000):
@@ -214,6 +120,20 @@ async def prefill(redis_url: str, endpoint: str, n: int, batching: bool = False)
             chunk.append((ev, [(dest.id, ev.id)], ()))
         await deps.queue.publish_many(chunk)
     return deps
+
+
+def _destination_body(endpoint: str, batching: bool) -> dict[str, Any]:
+    return {
+        "type": "aws_kinesis",
+        "topics": "*",
+        "config": {
+            "stream_name": "bench",
+            "region": "us-east-1",
+            "endpoint": endpoint,
+            **({"batching": True} if batching else {}),
+        },
+        "credentials": {"key": "bench", "secret": "bench-secret"},
+    }
 
 
 async def drain(deps: Any, env: dict[str, str], n: int, limit: float) -> tuple[float, float, float]:
@@ -316,6 +236,10 @@ async def publish_figures(
             if p is not None:
                 p.terminate()
                 p.wait(timeout=30)
+    return _figures(flat, batched, lat)
+
+
+def _figures(flat: dict[str, Any], batched: dict[str, Any], lat: dict[str, Any]) -> dict[str, Any]:
     return {
         "publish_per_s": flat["per_s"],
         "publish_p99_ms": flat["p99_ms"],
@@ -353,9 +277,9 @@ async def profile(n: int, batching: bool, top: int = 25) -> None:
     import pstats
 
     from outpost import logs
-    from outpost.cli import build_worker
     from outpost.deps import Deps
     from outpost.dev import devstack
+    from outpost.runtime import build_worker
     from outpost.settings import Settings
 
     logs.configure("error")
@@ -374,23 +298,29 @@ async def profile(n: int, batching: bool, top: int = 25) -> None:
         )
         worker = build_worker(Deps.build(settings, deps.redis), settings)
         prof = cProfile.Profile()
-        started = time.monotonic()
-        prof.enable()
-        runner = asyncio.create_task(worker.run())
-        while True:
-            if (await deps.queue.depth())["queued"] == 0:
-                break
-            await asyncio.sleep(0.05)
-        prof.disable()
-        elapsed = time.monotonic() - started
-        worker.stop()
-        await runner
+        elapsed = await _drain_profiled(worker, deps, prof)
         print(f"{n} events in {elapsed:.2f} s under cProfile = {n / elapsed:.0f}/s")
         pstats.Stats(prof).sort_stats("tottime").print_stats(top)
         await deps.redis.aclose()
     finally:
         ep.stop()
         redis.stop()
+
+
+async def _drain_profiled(worker: Any, deps: Any, prof: Any) -> float:
+    """Run `worker` under `prof` until the queue is empty: the seconds it took."""
+    started = time.monotonic()
+    prof.enable()
+    runner = asyncio.create_task(worker.run())
+    while True:
+        if (await deps.queue.depth())["queued"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    prof.disable()
+    elapsed = time.monotonic() - started
+    worker.stop()
+    await runner
+    return elapsed
 
 
 def main(argv: list[str]) -> None:

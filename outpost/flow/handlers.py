@@ -6,217 +6,22 @@ from __future__ import annotations
 
 import base64
 import copy
-import re
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from jsonschema import Draft7Validator
 
-from outpost.auth import principal_of
 from outpost.deps import DEPS, Deps
-from outpost.destinations.endpoints import ForbiddenEndpoint
-from outpost.errors import Forbidden, Invalid, NotFound, PreconditionFailed
+from outpost.errors import Invalid, NotFound, PreconditionFailed
 from outpost.flow import connectors
-from outpost.flow.specs import (
-    KINESIS,
-    PIPELINE,
-    S3,
-    SPECS,
-    STREAMING_FLOW,
-    auth_schema,
-    secret_params,
-)
-from outpost.models import ID_PATTERN
+from outpost.flow.checks import _COMMON, CHECKS
+from outpost.flow.scope import Scope, _kind, _scope
+from outpost.flow.specs import KINESIS, S3, SPECS, secret_params
 from outpost.store.flows import new_etag
 from outpost.surface import read_json
 
 PREFIX = "/data/foundation/flowservice"
-_ID = re.compile(ID_PATTERN)
-_SANDBOX = re.compile(r"^[a-z0-9-]{1,64}$")
-_COMMON = (
-    "id",
-    "createdAt",
-    "updatedAt",
-    "createdBy",
-    "updatedBy",
-    "createdClient",
-    "updatedClient",
-    "imsOrgId",
-    "sandboxName",
-    "state",
-    "etag",
-    "version",
-)
-
-
-@dataclass(frozen=True)
-class Scope:
-    org: str
-    sandbox: str
-    by: str
-
-
-async def _scope(request: web.Request) -> Scope:
-    org = request.headers.get("x-gw-ims-org-id", "")
-    sandbox = request.headers.get("x-sandbox-name", "") or "prod"
-    if not _ID.fullmatch(org):
-        raise Invalid("x-gw-ims-org-id is required: the tenant id")
-    if not _SANDBOX.fullmatch(sandbox):
-        raise Invalid("x-sandbox-name must be 1-64 of a-z, 0-9, '-'")
-    principal = principal_of(request)
-    if principal.tenant_id is not None and principal.tenant_id != org:
-        raise Forbidden("the token is for another tenant than x-gw-ims-org-id")
-    if not await request.app[DEPS].store.tenant_exists(org):
-        raise NotFound("tenant", f"org {org} is not a tenant")
-    return Scope(org, sandbox, principal.tenant_id or "admin")
-
-
-def _kind(request: web.Request) -> str:
-    return str(request.match_info["kind"])
-
-
-# -- validation -----------------------------------------------------------------------------
-def _problems(schema: dict[str, Any], value: Any, where: str) -> list[str]:
-    out = []
-    for err in Draft7Validator(schema).iter_errors(value):
-        path = ".".join([where, *(str(p) for p in err.absolute_path)])
-        if err.validator == "required":
-            missing = re.findall(r"'([^']+)' is a required property", err.message)
-            out += [f"{path}.{m} is required" for m in missing]
-        elif err.validator == "additionalProperties":
-            extra = re.findall(r"'([^']+)'", err.message.split("(")[-1])
-            out += [f"{path}.{x} is not a known parameter" for x in extra]
-        else:
-            out.append(f"{path}: {err.message}")
-    return sorted(out)
-
-
-def _require(body: Any, fields: dict[str, type], optional: dict[str, type]) -> None:
-    if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object")
-    problems = [f"{k} is required" for k in fields if k not in body]
-    problems += [
-        f"{k} must be {t.__name__}"
-        for k, t in {**fields, **optional}.items()
-        if k in body and not isinstance(body[k], t)
-    ]
-    unknown = set(body) - set(fields) - set(optional) - set(_COMMON)
-    problems += [f"{k} is not a known field" for k in sorted(unknown)]
-    if problems:
-        raise Invalid("; ".join(problems))
-
-
-def _spec_of(body: dict[str, Any], wanted: str | None = None) -> dict[str, Any]:
-    spec_id = (body.get("connectionSpec") or {}).get("id")
-    if not isinstance(spec_id, str) or spec_id not in SPECS:  # a dict id is unhashable
-        raise Invalid(f"connectionSpec.id {spec_id!r} is not a known connection spec")
-    if wanted == "auth" and not SPECS[spec_id]["authSpec"]:
-        raise Invalid("this connection spec needs no base connection")
-    return SPECS[spec_id]
-
-
-async def _check_connection(deps: Deps, s: Scope, body: Any) -> set[str]:
-    _require(
-        body,
-        {"name": str, "auth": dict, "connectionSpec": dict},
-        {"description": str, "providerId": str},
-    )
-    spec = _spec_of(body, "auth")
-    if "providerId" in body and body["providerId"] != spec["providerId"]:
-        raise Invalid(f"providerId must be {spec['providerId']} for this spec")
-    names = [a["name"] for a in spec["authSpec"]]
-    auth = body["auth"]
-    if auth.get("specName") not in names:
-        raise Invalid(f"auth.specName must be one of {names}")
-    schema = auth_schema(spec["id"], auth["specName"])
-    assert schema is not None  # specName was checked against the spec just above
-    problems = _problems(schema, auth.get("params", {}), "auth.params")
-    if problems:
-        raise Invalid("; ".join(problems), problems)
-    params = auth["params"]
-    for key in ("endpoint", "serviceUrl"):
-        try:
-            await deps.endpoints.check(params.get(key))
-        except ForbiddenEndpoint as exc:
-            raise Invalid(f"auth.params.{key}: {exc}") from None
-    return secret_params(spec["id"], auth["specName"])
-
-
-async def _check_source(deps: Deps, s: Scope, body: Any) -> set[str]:
-    _require(
-        body,
-        {"name": str, "baseConnectionId": str, "connectionSpec": dict, "params": dict},
-        {"description": str, "data": dict},
-    )
-    spec = _spec_of(body)
-    if spec["id"] != KINESIS:
-        raise Invalid("only Amazon Kinesis source connections are supported")
-    base = await deps.flows.get("connections", s.org, s.sandbox, body["baseConnectionId"])
-    if base is None:
-        raise Invalid(
-            f"baseConnectionId {body['baseConnectionId']} is not a "
-            "connection in this org and sandbox",
-        )
-    if base["connectionSpec"]["id"] != spec["id"]:
-        raise Invalid("baseConnectionId has another connectionSpec")
-    fmt = (body.get("data") or {}).get("format", "json")
-    if fmt not in spec["dataFormats"]:
-        raise Invalid(f"data.format must be one of {spec['dataFormats']}")
-    problems = _problems(spec["sourceSpec"]["spec"], body["params"], "params")
-    if problems:
-        raise Invalid("; ".join(problems), problems)
-    body.setdefault("data", {"format": "json"})
-    body["params"].setdefault("dataType", "raw")
-    body["params"].setdefault("reset", "latest")
-    return set()
-
-
-async def _check_target(deps: Deps, s: Scope, body: Any) -> set[str]:
-    _require(
-        body,
-        {"name": str, "connectionSpec": dict, "params": dict},
-        {"description": str, "data": dict},
-    )
-    if _spec_of(body)["id"] != PIPELINE:
-        raise Invalid(f"target connections use the pipeline spec {PIPELINE}")
-    problems = _problems(SPECS[PIPELINE]["targetSpec"]["spec"], body["params"], "params")
-    if problems:
-        raise Invalid("; ".join(problems), problems)
-    topics = deps.settings.topics
-    if topics and body["params"]["topic"] not in topics:
-        raise Invalid(f"params.topic must be one of the configured TOPICS {topics}")
-    return set()
-
-
-async def _check_flow(deps: Deps, s: Scope, body: Any) -> set[str]:
-    _require(
-        body,
-        {"name": str, "flowSpec": dict, "sourceConnectionIds": list, "targetConnectionIds": list},
-        {"description": str},
-    )
-    if body["flowSpec"].get("id") != STREAMING_FLOW:
-        raise Invalid(f"flowSpec.id must be the streaming flow spec {STREAMING_FLOW}")
-    for field, kind in (
-        ("sourceConnectionIds", "sourceConnections"),
-        ("targetConnectionIds", "targetConnections"),
-    ):
-        ids = body[field]
-        if len(ids) != 1 or not isinstance(ids[0], str):
-            raise Invalid(f"{field} must hold exactly one id")
-        if await deps.flows.get(kind, s.org, s.sandbox, ids[0]) is None:
-            raise Invalid(f"{field}: {ids[0]} is not in this org and sandbox")
-    return set()
-
-
-CHECKS = {
-    "connections": _check_connection,
-    "sourceConnections": _check_source,
-    "targetConnections": _check_target,
-    "flows": _check_flow,
-}
 
 
 # -- views ----------------------------------------------------------------------------------

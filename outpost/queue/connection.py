@@ -6,7 +6,6 @@ message is that sentence; `cli.main` prints it as `outpost: <message>`).
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 import time
 
@@ -85,17 +84,6 @@ def _unreachable(url: str, exc: BaseException) -> StartupError:
     if isinstance(exc, ResponseError | AuthenticationError):  # it answered, with a refusal
         return StartupError(f"Redis at {redis_address(url)} refused us ({redis_reason(exc)})")
     return StartupError(f"cannot reach Redis at {redis_address(url)} ({redis_reason(exc)})")
-
-
-def listen_error(host: str, port: int, exc: OSError) -> StartupError:
-    """The API could not bind API_HOST:API_PORT."""
-    reasons = {
-        errno.EADDRINUSE: "address already in use; set API_PORT or stop what uses it",
-        errno.EACCES: "permission denied; use an API_PORT above 1023",
-        errno.EADDRNOTAVAIL: "no such local address; check API_HOST",
-    }
-    reason = reasons.get(exc.errno or 0, (exc.strerror or str(exc)).lower())
-    return StartupError(f"cannot listen on {host}:{port} ({reason})")
 
 
 def connect_redis(url: str, max_connections: int = 128) -> Redis:

@@ -8,36 +8,34 @@ from typing import Any
 
 from outpost.api.docs import docs_page
 from outpost.api.openapi import openapi_json
-from outpost.api.views import (
-    attempt_metrics,
+from outpost.api.routes.catalog import destination_type, destination_types, healthz, topics
+from outpost.api.routes.destinations import (
     create_destination,
     delete_destination,
-    delete_tenant,
-    destination_type,
-    destination_types,
     disable_destination,
     enable_destination,
+    get_destination,
+    list_destinations,
+    update_destination,
+)
+from outpost.api.routes.events import (
+    attempt_metrics,
     event_metrics,
     get_attempt,
-    get_destination,
     get_destination_attempt,
     get_event,
-    get_tenant,
-    healthz,
     list_attempts,
-    list_dead_letters,
     list_destination_attempts,
-    list_destinations,
     list_events,
+)
+from outpost.api.routes.publish import publish, publish_batch
+from outpost.api.routes.retries import list_dead_letters, redrive_dead_letters, retry
+from outpost.api.routes.tenants import (
+    delete_tenant,
+    get_tenant,
     list_tenants,
-    publish,
-    publish_batch,
-    redrive_dead_letters,
-    retry,
     tenant_portal,
     tenant_token,
-    topics,
-    update_destination,
     upsert_tenant,
 )
 

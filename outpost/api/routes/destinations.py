@@ -1,0 +1,135 @@
+"""A tenant's destinations: create, read, update, delete, enable and disable; their topics
+and endpoints checked against the settings and the endpoint policy."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from outpost.api.routes.common import (
+    _deps,
+    _destination_or_404,
+    _own_tenant,
+    _path_id,
+    _tenant_or_404,
+    _values,
+)
+from outpost.deps import Deps
+from outpost.destinations.endpoints import ForbiddenEndpoint
+from outpost.errors import Forbidden, NotFound, ValidationFailed
+from outpost.models import Destination, every_topic, iso, topic_matches, utcnow
+from outpost.surface import read_json
+
+
+async def list_destinations(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    await _tenant_or_404(deps, tenant_id)
+    types = _values(request, "type")
+    topics = _values(request, "topics")
+    out = []
+    for dest in await deps.store.list_destinations(tenant_id):
+        if types and dest.type not in types:
+            continue
+        if topics and not every_topic(dest.topics) and not topics & set(dest.topics):
+            continue
+        out.append(deps.registry.to_response(dest))
+    return web.json_response(out)
+
+
+async def create_destination(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    await _tenant_or_404(deps, tenant_id)
+    body = await read_json(request)
+    if (
+        isinstance(body, dict)
+        and _own_tenant(request)
+        and (body.get("created_at") or body.get("updated_at"))
+    ):
+        raise Forbidden("created_at and updated_at overrides need the admin API key")
+    dest = deps.registry.create(tenant_id, body, new_id=f"des_{uuid.uuid4().hex[:20]}")
+    _check_topics(deps, dest.topics)
+    await _check_endpoint(deps, dest)
+    await deps.store.create_destination(dest)
+    return web.json_response(deps.registry.to_response(dest), status=201)
+
+
+async def get_destination(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    dest = await _destination_or_404(
+        deps, _path_id(request, "tenant_id"), _path_id(request, "destination_id")
+    )
+    return web.json_response(deps.registry.to_response(dest))
+
+
+async def update_destination(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    dest = await _destination_or_404(
+        deps, _path_id(request, "tenant_id"), _path_id(request, "destination_id")
+    )
+    updated = deps.registry.update(dest, await read_json(request))
+    _check_topics(deps, updated.topics)
+    await _check_endpoint(deps, updated)
+    return await _save(deps, updated)
+
+
+async def delete_destination(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    tenant_id = _path_id(request, "tenant_id")
+    await _tenant_or_404(deps, tenant_id)
+    if not await deps.store.delete_destination(tenant_id, _path_id(request, "destination_id")):
+        raise NotFound("destination")
+    return web.json_response({"success": True})
+
+
+async def enable_destination(request: web.Request) -> web.Response:
+    return await _set_disabled(request, None)
+
+
+async def disable_destination(request: web.Request) -> web.Response:
+    return await _set_disabled(request, iso(utcnow()))
+
+
+async def _set_disabled(request: web.Request, disabled_at: str | None) -> web.Response:
+    deps = _deps(request)
+    dest = await _destination_or_404(
+        deps, _path_id(request, "tenant_id"), _path_id(request, "destination_id")
+    )
+    if (dest.disabled_at is None) == (disabled_at is None):
+        return web.json_response(deps.registry.to_response(dest))  # already so: no change
+    dest.disabled_at = disabled_at
+    dest.updated_at = iso(utcnow())
+    return await _save(deps, dest)
+
+
+async def _save(deps: Deps, dest: Destination) -> web.Response:
+    if not await deps.store.replace_destination(dest):
+        raise NotFound("destination")  # deleted while we were updating it
+    return web.json_response(deps.registry.to_response(dest))
+
+
+async def _check_endpoint(deps: Deps, dest: Destination) -> None:
+    try:
+        await deps.endpoints.check(dest.config.get("endpoint"))
+    except ForbiddenEndpoint as exc:
+        raise ValidationFailed([f"config.endpoint: {exc}"]) from None
+
+
+def _check_topics(deps: Deps, topics: list[str] | str) -> None:
+    if every_topic(topics):
+        return
+    patterns = [t for t in topics if "*" in t]
+    if patterns and not deps.settings.topics_allow_wildcards:
+        raise ValidationFailed(
+            [f"topics: {t!r} uses a wildcard; set TOPICS_ALLOW_WILDCARDS" for t in patterns]
+        )
+    allowed = deps.settings.topics
+    if not allowed:
+        return
+    unknown = [t for t in topics if not any(topic_matches(t, a) for a in allowed)]
+    if unknown:
+        raise ValidationFailed(
+            [f"topics: {t!r} is not one of the configured TOPICS" for t in unknown]
+        )

@@ -1,0 +1,96 @@
+"""`make bench`'s helper processes (`python -m outpost.dev.bench endpoint|load ...` run
+them): a minimal Kinesis PutRecord/PutRecords server that measures publish -> receive
+latency, and the publish load generator."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+KEY = "bench-admin-key"
+
+
+# -- the minimal Kinesis endpoint -------------------------------------------------------------
+def endpoint_app() -> web.Application:
+    latencies: list[float] = []
+
+    def note(data_b64: str) -> None:
+        try:
+            doc = json.loads(base64.b64decode(data_b64))
+            sent = doc.get("data", doc).get("sent_at")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(sent, float):
+            latencies.append(time.time() - sent)
+
+    async def kinesis(request: web.Request) -> web.Response:
+        op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+        body = json.loads(await request.read())
+        if op == "PutRecords":  # (latency is measured on single PutRecords only)
+            records = [
+                {"ShardId": "shardId-000000000000", "SequenceNumber": str(i)}
+                for i in range(len(body["Records"]))
+            ]
+            out = {"FailedRecordCount": 0, "Records": records}
+        else:
+            note(body["Data"])
+            out = {"ShardId": "shardId-000000000000", "SequenceNumber": "1"}
+        return web.json_response(out, content_type="application/x-amz-json-1.1")
+
+    async def stats(request: web.Request) -> web.Response:
+        data = sorted(latencies)
+        latencies.clear()
+        return web.json_response({"n": len(data), "p50": pct(data, 50), "p99": pct(data, 99)})
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_get("/stats", stats)
+    app.router.add_post("/{tail:.*}", kinesis)
+    return app
+
+
+def pct(data: list[float], p: float) -> float | None:
+    if not data:
+        return None
+    return data[min(len(data) - 1, int(len(data) * p / 100))] * 1000
+
+
+# -- publish load, from its own process -----------------------------------------------------
+async def load(
+    url: str, seconds: float, concurrency: int, rate: float, batch: int = 0
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+    interval = concurrency / rate if rate else 0.0
+    body: dict[str, Any] = {"tenant_id": "bench", "topic": "orders", "data": {"pad": "x" * 200}}
+    async with ClientSession(
+        connector=TCPConnector(limit=concurrency),
+        timeout=ClientTimeout(total=10),
+        headers={"Authorization": f"Bearer {KEY}"},
+    ) as http:
+
+        async def one_client(offset: float) -> None:
+            nonlocal errors
+            next_at = time.monotonic() + offset
+            while time.monotonic() < deadline:
+                if interval:
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                    next_at += interval
+                started = time.monotonic()
+                body["data"]["sent_at"] = time.time()
+                payload: Any = [body] * batch if batch else body
+                async with http.post(url, json=payload) as resp:
+                    await resp.read()
+                    if resp.status != 202:
+                        errors += 1
+                latencies.append(time.monotonic() - started)
+
+        await asyncio.gather(*(one_client(i * interval / concurrency) for i in range(concurrency)))
+    data = sorted(latencies)
+    events = len(data) * (batch or 1)
+    return {"per_s": events / seconds, "p99_ms": pct(data, 99), "errors": errors}

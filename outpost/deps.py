@@ -66,7 +66,7 @@ class Deps:
         keys = Keys(settings.deployment_id)
         cipher = Cipher(settings.aes_encryption_secret, settings.aes_encryption_secret_previous)
         registry = build_registry(settings, extra_types)
-        store = Store(redis, keys, registry, cipher, settings.max_destinations_per_tenant)
+        store = Store(redis, keys, cipher, settings.max_destinations_per_tenant)
         queue = Queue(
             redis,
             keys,

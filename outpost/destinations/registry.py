@@ -5,7 +5,6 @@ rest, masking the sensitive ones in responses. A type is a `base.DestinationType
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from outpost.codec import unseal
 from outpost.crypto import Cipher, mask
 from outpost.destinations.base import DestinationType, problems
 from outpost.errors import ValidationFailed
@@ -111,43 +111,6 @@ class Registry:
         return f"type: unsupported destination type {type_!r} (supported: {known})"
 
     # -- storage and responses ------------------------------------------------------
-    def to_storage(self, dest: Destination, cipher: Cipher) -> str:
-        return json.dumps(
-            {
-                "id": dest.id,
-                "tenant_id": dest.tenant_id,
-                "type": dest.type,
-                "topics": dest.topics,
-                "config": dest.config,
-                "credentials": cipher.encrypt(dest.credentials, _aad(dest)),
-                "delivery_metadata": dest.delivery_metadata,
-                "metadata": dest.metadata,
-                "filter": dest.filter,
-                "created_at": dest.created_at,
-                "updated_at": dest.updated_at,
-                "disabled_at": dest.disabled_at,
-            }
-        )
-
-    def from_storage(self, raw: str | bytes, cipher: Cipher) -> Destination:
-        d = json.loads(raw)
-        dest = Destination(
-            id=d["id"],
-            tenant_id=d["tenant_id"],
-            type=d["type"],
-            topics=d["topics"],
-            config=d["config"],
-            credentials={},
-            created_at=d["created_at"],
-            updated_at=d["updated_at"],
-            disabled_at=d.get("disabled_at"),
-            delivery_metadata=d.get("delivery_metadata"),
-            metadata=d.get("metadata"),
-            filter=d.get("filter"),
-        )
-        dest.credentials = cipher.decrypt(d["credentials"], _aad(dest))
-        return dest
-
     def to_response(self, dest: Destination) -> dict[str, Any]:
         provider = self.get(dest.type)
         sensitive = provider.schema.sensitive
@@ -188,7 +151,7 @@ class DestinationCache:
     def parse(self, raw: bytes) -> Destination:
         dest = self._items.get(raw)
         if dest is None:
-            dest = self.registry.from_storage(raw, self.cipher)
+            dest = unseal(raw, self.cipher)
             self._items[raw] = dest
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
@@ -270,10 +233,6 @@ def _past_time(value: datetime | None, field: str) -> str | None:
     if value > utcnow():
         raise ValidationFailed([f"{field}: must not be in the future"])
     return iso(value)
-
-
-def _aad(dest: Destination) -> str:
-    return f"{dest.tenant_id}/{dest.id}"
 
 
 __all__ = ["DestinationCache", "DestinationType", "Registry", "merge_patch", "problems"]

@@ -9,8 +9,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from outpost.codec import seal, unseal
 from outpost.crypto import Cipher
-from outpost.destinations.registry import Registry
 from outpost.errors import AlreadyExists, Invalid, LimitReached, NotFound
 from outpost.models import Destination, iso, utcnow
 from outpost.queue.keys import Keys
@@ -22,13 +22,11 @@ class Store:
         self,
         redis: Redis,
         keys: Keys,
-        registry: Registry,
         cipher: Cipher,
         max_destinations: int = 20,
     ):
         self.redis = redis
         self.keys = keys
-        self.registry = registry
         self.cipher = cipher
         self.max_destinations = max_destinations
         self._upsert_tenant = register(redis, "outpost.store", "upsert_tenant")
@@ -115,7 +113,7 @@ class Store:
     # -- destinations -----------------------------------------------------------------
     async def list_destinations(self, tenant_id: str) -> list[Destination]:
         raws = await self.redis.hvals(self.keys.destinations(tenant_id))
-        dests = [self.registry.from_storage(r, self.cipher) for r in raws]
+        dests = [unseal(r, self.cipher) for r in raws]
         return sorted(dests, key=lambda d: (d.created_at, d.id))
 
     async def publish_targets_many(
@@ -139,9 +137,7 @@ class Store:
             key = self.keys.destinations(tenant_id)
             stored: Any = await self.redis.hgetall(key)
             for dest_id, raw in stored.items():
-                fresh = self.registry.to_storage(
-                    self.registry.from_storage(raw, self.cipher), self.cipher
-                )
+                fresh = seal(unseal(raw, self.cipher), self.cipher)
                 if await self._swap_dest(keys=[key], args=[dest_id, raw, fresh]):
                     done += 1
                 else:
@@ -168,12 +164,12 @@ class Store:
         for tenant_id, dest_id in ids:
             pipe.hget(self.keys.destinations(tenant_id), dest_id)
         raws = await pipe.execute() if ids else []
-        return [None if r is None else self.registry.from_storage(r, self.cipher) for r in raws]
+        return [None if r is None else unseal(r, self.cipher) for r in raws]
 
     async def create_destination(self, dest: Destination) -> None:
         result = await self._create_dest(
             keys=[self.keys.tenant(dest.tenant_id), self.keys.destinations(dest.tenant_id)],
-            args=[dest.id, self.registry.to_storage(dest, self.cipher), self.max_destinations],
+            args=[dest.id, seal(dest, self.cipher), self.max_destinations],
         )
         if result == -1:
             raise NotFound("tenant")
@@ -188,7 +184,7 @@ class Store:
         return bool(
             await self._replace_dest(
                 keys=[self.keys.destinations(dest.tenant_id)],
-                args=[dest.id, self.registry.to_storage(dest, self.cipher)],
+                args=[dest.id, seal(dest, self.cipher)],
             )
         )
 

@@ -14,7 +14,6 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from outpost.cli import build_worker
 from outpost.crypto import mask
 from outpost.delivery.worker import Worker
 from outpost.deps import Deps
@@ -22,7 +21,7 @@ from outpost.destinations.base import DestinationType, Kind
 from outpost.destinations.memory.provider import MemoryDestination
 from outpost.models import Event
 from outpost.retry import RetryPolicy
-from outpost.runtime import create_app
+from outpost.runtime import build_worker, create_app
 from outpost.settings import Settings
 from tests.conftest import AUTH
 from tests.contract.destination_harness import Harness, KinesisHarness, MemoryHarness, same_version

@@ -3,7 +3,7 @@
 import pytest
 
 from outpost.deps import Deps
-from outpost.queue import streams as queue_module
+from outpost.queue import items as queue_module
 from outpost.runtime import create_app
 from tests.conftest import AUTH, kinesis_body, make_settings
 

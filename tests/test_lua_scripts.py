@@ -20,7 +20,7 @@ import outpost
 from outpost.deps import Deps
 from outpost.models import Event, Task
 from outpost.queue import lua
-from outpost.queue.streams import Outcome
+from outpost.queue.items import Outcome
 from tests.conftest import kinesis_body
 
 SCRIPTS = sorted(Path(outpost.__file__).parent.glob("*/scripts/*.lua"))

@@ -7,8 +7,8 @@ import asyncio
 from datetime import UTC, datetime
 
 from outpost.models import Event
+from outpost.queue.items import Outcome
 from outpost.queue.keys import GROUP
-from outpost.queue.streams import Outcome
 
 
 async def queued(deps, n: int, dest: str = "d1", start: int = 0):

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio.connection import AbstractConnection
 
 from outpost.models import Event
-from outpost.queue.streams import Outcome
+from outpost.queue.items import Outcome
 from tests.conftest import AUTH, kinesis_body
 
 

@@ -8,65 +8,33 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import time
 import zlib
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from outpost import envelope
 from outpost.errors import Invalid, Unavailable
-from outpost.models import Event, Task, iso
+from outpost.models import Event, Task
 from outpost.queue.coalesce import Coalescer
+from outpost.queue.items import (
+    COMPLETE_KEYS,
+    PUBLISH_KEYS,
+    Entry,
+    Outcome,
+    complete_item,
+    indexed,
+    publish_item,
+)
 from outpost.queue.keys import GROUP, Keys
 from outpost.queue.lua import KeyTable, register
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
-TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
 COMMIT_BATCH = 500  # completions per script call
-# the fields of a publish / completion item that name a key (an index into KEYS once sent)
-_PUBLISH_KEYS = ("event_key", "owners_key", "index_key", "dead_key")
-_COMPLETE_KEYS = (
-    "stream",
-    "attempt_key",
-    "event_attempts",
-    "destination_attempts",
-    "tenant_attempts",
-    "failures",
-    "dead_key",
-)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A task as read from a partition stream."""
-
-    stream: str
-    entry_id: str
-    task: Task
-
-
-@dataclass
-class Outcome:
-    """What one attempt came to, and what happens next."""
-
-    status: str  # "success" | "failed"
-    code: str = ""
-    message: str = ""
-    response: dict[str, Any] = field(default_factory=dict)
-    retry_in: float | None = None  # seconds; None = no retry
-    dead: bool = False  # keep as a dead letter
-    record_attempt: bool = True
-    topic: str = ""  # the event's, kept on the attempt record for filtering
-    destination_type: str = ""
-    exhausted: bool = False  # dead because the retries ran out
 
 
 class Queue:
@@ -120,7 +88,10 @@ class Queue:
         if not items:
             return []
         table = KeyTable(self.keys.events_index())
-        events = [_indexed(self._publish_call(*item), _PUBLISH_KEYS, table) for item in items]
+        events = [
+            indexed(publish_item(self.keys, self.partition_of, *item), PUBLISH_KEYS, table)
+            for item in items
+        ]
         args: list[Any] = [
             self.retention,
             self.log_cap_tenant,
@@ -135,32 +106,6 @@ class Queue:
             else bool(r)
             for r in results
         ]
-
-    def _publish_call(
-        self, event: Event, routes: list[tuple[str, str]], held: Sequence[str]
-    ) -> dict[str, Any]:
-        """One event of the publish script, its keys by name (`publish_many` turns them
-        into indexes into KEYS)."""
-        record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
-        call: dict[str, Any] = {
-            "event_key": self.keys.event(event.tenant_id, event.id),
-            "owners_key": self.keys.event_owners(event.id),
-            "index_key": self.keys.events_index(event.tenant_id),
-            "record": envelope.dumps(record).decode(),
-            "tenant_id": event.tenant_id,
-            "event_id": event.id,
-            "time_ms": str(int(event.time.timestamp() * 1000)),
-            "trim": random.random() < TRIM_SHARE,
-            "now": f"{time.time():.3f}",
-            "routes": [
-                {"stream": self.partition_of(dest_id, okey), "destination_id": dest_id}
-                for dest_id, okey in routes
-            ],
-            "held": list(held),
-        }
-        if held:
-            call["dead_key"] = self.keys.dead_letters(event.tenant_id)
-        return call
 
     async def load_event(self, tenant_id: str, event_id: str) -> Event | None:
         [event] = await self.load_events(tenant_id, [event_id])
@@ -233,7 +178,7 @@ class Queue:
         """`complete`, queued now and awaited later: a caller completing many tasks queues
         them all first, so they share a batch."""
         attempt_id = f"att_{os.urandom(16).hex()}"  # 128 random bits, as uuid4 but cheaper
-        task = self._complete_call(attempt_id, entry, outcome, attempt_time)
+        task = complete_item(self.keys, attempt_id, entry, outcome, attempt_time)
         return self._completed(attempt_id, self._completions.submit_soon(task))
 
     @staticmethod
@@ -250,7 +195,7 @@ class Queue:
             self.attempts_cap,
             self.log_cap_tenant,
             self.log_cap_total,
-            orjson.dumps([_indexed(t, _COMPLETE_KEYS, table) for t in tasks]),
+            orjson.dumps([indexed(t, COMPLETE_KEYS, table) for t in tasks]),
         ]
         results = await self._complete(keys=table.keys, args=args)
         # 'ERR ...' (bytes): that task's step failed, and only its caller hears of it
@@ -258,80 +203,6 @@ class Queue:
             ResponseError(r.decode(errors="replace")) if isinstance(r, bytes) else r
             for r in results
         ]
-
-    def _complete_call(
-        self, attempt_id: str, entry: Entry, outcome: Outcome, attempt_time: float
-    ) -> dict[str, Any]:
-        """One task of the completion script, its keys by name (`_complete_many` turns
-        them into indexes into KEYS)."""
-        task = entry.task
-        call: dict[str, Any] = {"stream": entry.stream, "entry_id": entry.entry_id}
-        if outcome.record_attempt:
-            call |= self._attempt_fields(attempt_id, task, outcome, attempt_time)
-        if outcome.retry_in is not None:
-            call["retry"] = self._retry_member(entry)
-            call["retry_at_ms"] = str(int((time.time() + outcome.retry_in) * 1000))
-        if outcome.dead:
-            fields = {
-                **task.fields(),
-                "code": outcome.code,
-                "message": outcome.message[:1000],
-                "time": f"{attempt_time:.3f}",
-            }
-            call["dead_key"] = self.keys.dead_letters(task.tenant_id)
-            call["dead"] = [x for pair in fields.items() for x in pair]
-        return call
-
-    def _attempt_fields(
-        self, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
-    ) -> dict[str, Any]:
-        """What the completion script needs to keep the attempt and count failures."""
-        record = self._attempt_record(attempt_id, task, outcome, attempt_time)
-        return {
-            "record": True,
-            "attempt_key": self.keys.attempt(attempt_id),
-            "attempt": envelope.dumps(record).decode(),
-            "attempt_id": attempt_id,
-            "time_ms": str(int(attempt_time * 1000)),
-            "success": outcome.status == "success",
-            "trim": random.random() < TRIM_SHARE,
-            "event_attempts": self.keys.event_attempts(task.tenant_id, task.event_id),
-            "destination_attempts": self.keys.attempts(task.tenant_id, task.destination_id),
-            "tenant_attempts": self.keys.tenant_attempts(task.tenant_id),
-            "failures": self.keys.failures(task.tenant_id, task.destination_id),
-        }
-
-    def _attempt_record(
-        self, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
-    ) -> dict[str, Any]:
-        return {
-            "id": attempt_id,
-            "tenant_id": task.tenant_id,
-            "event_id": task.event_id,
-            "destination_id": task.destination_id,
-            "attempt_number": task.attempt,
-            "status": outcome.status,
-            "code": outcome.code or "ok",
-            "response_data": outcome.response,
-            "manual": task.manual,
-            "time": iso(datetime.fromtimestamp(attempt_time, UTC)),
-            "topic": outcome.topic,
-            "destination_type": outcome.destination_type,
-        }
-
-    def _retry_member(self, entry: Entry) -> str:
-        t = entry.task
-        return json.dumps(
-            {
-                "s": entry.stream,
-                "t": t.tenant_id,
-                "e": t.event_id,
-                "d": t.destination_id,
-                "a": str(t.attempt + 1),
-                "m": "1" if t.manual else "0",
-            },
-            separators=(",", ":"),
-        )
 
     async def promote_due(self, limit: int = 500) -> int:
         """Move retries whose time has come back into their partition streams."""
@@ -421,17 +292,6 @@ class Queue:
         """Tenants that have an event with this id (ids are unique per tenant only)."""
         members: Any = await self.redis.smembers(self.keys.event_owners(event_id))
         return sorted(_s(m) for m in members)
-
-
-def _indexed(item: dict[str, Any], fields: Sequence[str], table: KeyTable) -> dict[str, Any]:
-    """The item with each key it names (in `fields`, and its routes' streams) replaced by
-    that key's index in the call's KEYS."""
-    for name in fields:
-        if name in item:
-            item[name] = table.index(item[name])
-    for route in item.get("routes", ()):
-        route["stream"] = table.index(route["stream"])
-    return item
 
 
 def _entry(stream: bytes | str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:

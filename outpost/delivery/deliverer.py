@@ -1,0 +1,244 @@
+"""One task, one outcome: load what the task names, format and send through its
+destination type, classify a failure (retry, dead letter, alert), and complete it in the
+queue. `Deliverer.process()` handles one task end to end so tests can call it; the worker
+(worker.py) runs many of these at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+import orjson
+import structlog
+
+from outpost.delivery.alerts import Alerts
+from outpost.deps import Deps
+from outpost.destinations.base import Failure
+from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
+from outpost.destinations.registry import DestinationCache
+from outpost.errors import PermanentError
+from outpost.models import Destination, Event, Task, iso, utcnow
+from outpost.queue.items import Entry, Outcome
+from outpost.retry import RetryPolicy
+
+log = structlog.get_logger("outpost.delivery")
+
+
+class Deliverer:
+    def __init__(
+        self,
+        deps: Deps,
+        policy: RetryPolicy,
+        *,
+        endpoints: EndpointPolicy,
+        alerts: Alerts | None = None,
+    ):
+        self.endpoints = endpoints
+        self.alerts = alerts
+        self.store = deps.store
+        self.redis = deps.redis
+        self.keys = deps.keys
+        self.queue = deps.queue
+        self.registry = deps.registry
+        self.cipher = deps.cipher
+        self.policy = policy
+        self.destinations = DestinationCache(deps.registry, deps.cipher)
+
+    async def process(
+        self,
+        entry: Entry,
+        event: Event | None = None,
+        raw_dest: bytes | None = None,
+        loaded: bool = False,
+    ) -> Outcome:
+        """Deliver one task and record its outcome. Loads what it is not given."""
+        if not loaded:
+            event, raw_dest = await self._load_one(entry)
+        started = time.time()
+        begun = await self._begin(entry, event, raw_dest)
+        outcome = await self._settle(entry, event, raw_dest, begun)
+        self._describe(outcome, event, raw_dest)
+        _, failures = await self.queue.complete(entry, outcome, started)
+        await self._after(entry, outcome, failures, started)
+        return outcome
+
+    async def process_group(
+        self, items: list[tuple[Entry, Event | None, bytes | None]]
+    ) -> list[Outcome]:
+        """Deliver many loaded tasks from one coroutine: every record is handed over
+        (batching destinations gather them into PutRecords) before any result is awaited,
+        and the completions are queued together. For batching destinations, where a task
+        per event would cost more than its share of the call."""
+        started = time.time()
+        begun = [await self._begin(e, ev, raw) for e, ev, raw in items]
+        outcomes = []
+        for (entry, event, raw), b in zip(items, begun, strict=True):
+            outcome = await self._settle(entry, event, raw, b)
+            self._describe(outcome, event, raw)
+            outcomes.append(outcome)
+        done = [
+            self.queue.complete_soon(e, o, started)
+            for (e, _, _), o in zip(items, outcomes, strict=True)
+        ]
+        for (entry, _, _), outcome, completion in zip(items, outcomes, done, strict=True):
+            _, failures = await completion
+            await self._after(entry, outcome, failures, started)
+        return outcomes
+
+    def _describe(self, outcome: Outcome, event: Event | None, raw_dest: bytes | None) -> None:
+        outcome.topic = event.topic if event is not None else ""
+        if raw_dest is not None:
+            outcome.destination_type = self.destinations.parse(raw_dest).type
+
+    async def _after(
+        self, entry: Entry, outcome: Outcome, failures: int | None, started: float
+    ) -> None:
+        """Alerts, and the delivery's log line."""
+        task = entry.task
+        if self.alerts is not None and outcome.status == "failed":
+            await self._alert(entry, outcome, failures)
+        log.log(
+            20 if outcome.status == "success" else 30,
+            "delivery",
+            event_id=task.event_id,
+            tenant_id=task.tenant_id,
+            destination_id=task.destination_id,
+            attempt=task.attempt,
+            status=outcome.status,
+            code=outcome.code or None,
+            retry_in=None if outcome.retry_in is None else round(outcome.retry_in, 1),
+            dead=outcome.dead or None,
+            duration_ms=round((time.time() - started) * 1000, 1),
+        )
+
+    async def _endpoint_allowed(self, dest: Destination) -> None:
+        """The SSRF guard again at send time: the endpoint's DNS may have changed."""
+        try:
+            await self.endpoints.check(dest.config.get("endpoint"), at_send=True)
+        except ForbiddenEndpoint as exc:
+            raise PermanentError("endpoint_forbidden", str(exc)) from None
+
+    async def _alert(self, entry: Entry, outcome: Outcome, failures: int | None) -> None:
+        """Alerts at 50/70/90/100 % of the consecutive-failure limit and on exhausted
+        retries; at 100 % the destination is disabled when ALERT_AUTO_DISABLE_DESTINATION."""
+        assert self.alerts is not None
+        task, error = entry.task, {"code": outcome.code, "message": outcome.message[:500]}
+        level = self.alerts.level(failures)
+        if level is not None:
+            disabled = level == 100 and self.alerts.auto_disable and await self._disable(task)
+            self.alerts.alert(
+                "alert.consecutive_failure",
+                task,
+                {
+                    "consecutive_failures": failures,
+                    "limit": self.alerts.limit,
+                    "percent": level,
+                    "destination_disabled": disabled,
+                    "last_error": error,
+                },
+            )
+        if outcome.dead and outcome.exhausted:
+            self.alerts.alert("alert.retries_exhausted", task, {"last_error": error})
+
+    async def _disable(self, task: Task) -> bool:
+        dest = await self.store.get_destination(task.tenant_id, task.destination_id)
+        if dest is None or not dest.enabled:
+            return False
+        dest.disabled_at = dest.updated_at = iso(utcnow())
+        await self.store.replace_destination(dest)
+        log.warning(
+            "destination_auto_disabled",
+            tenant_id=task.tenant_id,
+            destination_id=task.destination_id,
+        )
+        return True
+
+    async def _begin(
+        self, entry: Entry, event: Event | None, raw_dest: bytes | None
+    ) -> Outcome | Awaitable[dict[str, Any]]:
+        """Checks, format and hand-over: an Outcome when it ends here, else the send's
+        result to await (a batching destination's record is already in its batch)."""
+        if event is None:
+            return Outcome("failed", "event_expired", record_attempt=False)
+        if raw_dest is None:
+            return Outcome("failed", "destination_deleted", record_attempt=False)
+        dest = self.destinations.parse(raw_dest)
+        if not dest.enabled:
+            return Outcome(
+                "failed",
+                "destination_disabled",
+                "destination is disabled",
+                dead=True,
+                record_attempt=False,
+            )
+        provider = self.registry.get(dest.type)
+        try:
+            record = provider.format(event, dest)
+            await self._endpoint_allowed(dest)
+            if provider.batching(dest):
+                return (await provider.send_batch([record], dest))[0]
+            return provider.send(record, dest)  # awaited in _settle
+        except Exception as exc:
+            return self._failure(entry, event, provider.classify(exc))
+
+    async def _settle(
+        self,
+        entry: Entry,
+        event: Event | None,
+        raw_dest: bytes | None,
+        begun: Outcome | Awaitable[dict[str, Any]],
+    ) -> Outcome:
+        if isinstance(begun, Outcome):
+            return begun
+        assert event is not None and raw_dest is not None
+        try:
+            return Outcome("success", response=await begun)
+        except Exception as exc:
+            provider = self.registry.get(self.destinations.parse(raw_dest).type)
+            return self._failure(entry, event, provider.classify(exc))
+
+    def _failure(self, entry: Entry, event: Event, failure: Failure) -> Outcome:
+        """Every failed attempt counts toward the consecutive-failure alerts (queue.complete);
+        a PERMANENT one is dead-lettered at once, RETRY and AUTH go on the schedule."""
+        code, message = failure.code, failure.message
+        response = {"error": code, "message": message[:500], **failure.response}
+        # a manual retry is one attempt: on failure it is kept (dead letter), not rescheduled
+        if not failure.retryable or not event.eligible_for_retry or entry.task.manual:
+            return Outcome("failed", code, message, response, dead=True)
+        delay = self.policy.delay(entry.task.attempt)
+        if delay is None:
+            return Outcome("failed", code, message, response, dead=True, exhausted=True)
+        return Outcome("failed", code, message, response, retry_in=delay)
+
+    async def _load_one(self, entry: Entry) -> tuple[Event | None, bytes | None]:
+        return (await self._load([entry]))[0]
+
+    async def _load(self, entries: list[Entry]) -> list[tuple[Event | None, bytes | None]]:
+        """Events and destinations of a batch in one round trip: per tenant one MGET of
+        its events and one HMGET of its destinations, each key asked for once."""
+        by_tenant: dict[str, tuple[dict[str, None], dict[str, None]]] = {}
+        for e in entries:
+            events, dests = by_tenant.setdefault(e.task.tenant_id, ({}, {}))
+            events[e.task.event_id] = None
+            dests[e.task.destination_id] = None
+        pipe = self.redis.pipeline(transaction=False)
+        for tenant, (events, dests) in by_tenant.items():
+            pipe.mget([self.keys.event(tenant, ev) for ev in events])
+            pipe.hmget(self.keys.destinations(tenant), list(dests))
+        raw = iter(await pipe.execute())
+        found: dict[tuple[str, str, str], Event | bytes | None] = {}
+        for tenant, (events, dests) in by_tenant.items():
+            for ev_id, ev in zip(events, next(raw), strict=True):
+                parsed = None if ev is None else Event.from_json(orjson.loads(ev))
+                found[(tenant, "e", ev_id)] = parsed
+            for dest_id, dest in zip(dests, next(raw), strict=True):
+                found[(tenant, "d", dest_id)] = dest
+        out: list[tuple[Event | None, bytes | None]] = []
+        for e in entries:
+            t = e.task
+            event = found[(t.tenant_id, "e", t.event_id)]
+            dest = found[(t.tenant_id, "d", t.destination_id)]
+            assert not isinstance(event, bytes) and not isinstance(dest, Event)
+            out.append((event, dest))
+        return out

@@ -1,0 +1,177 @@
+"""What the queue's scripts are handed, one item at a time: a publish item, a completion
+item (with its attempt record and retry member), each naming its keys (`indexed` turns
+them into indexes into the call's KEYS); and what the worker hands the queue back (`Entry`
+read from a stream, the `Outcome` of an attempt). Pure: no Redis here."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from outpost import envelope
+from outpost.models import Event, Task, iso
+from outpost.queue.keys import Keys
+from outpost.queue.lua import KeyTable
+
+TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
+# the fields of a publish / completion item that name a key (an index into KEYS once sent)
+PUBLISH_KEYS = ("event_key", "owners_key", "index_key", "dead_key")
+COMPLETE_KEYS = (
+    "stream",
+    "attempt_key",
+    "event_attempts",
+    "destination_attempts",
+    "tenant_attempts",
+    "failures",
+    "dead_key",
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A task as read from a partition stream."""
+
+    stream: str
+    entry_id: str
+    task: Task
+
+
+@dataclass
+class Outcome:
+    """What one attempt came to, and what happens next."""
+
+    status: str  # "success" | "failed"
+    code: str = ""
+    message: str = ""
+    response: dict[str, Any] = field(default_factory=dict)
+    retry_in: float | None = None  # seconds; None = no retry
+    dead: bool = False  # keep as a dead letter
+    record_attempt: bool = True
+    topic: str = ""  # the event's, kept on the attempt record for filtering
+    destination_type: str = ""
+    exhausted: bool = False  # dead because the retries ran out
+
+
+def publish_item(
+    queue_keys: Keys,
+    partition_of: Callable[[str, str], str],
+    event: Event,
+    routes: list[tuple[str, str]],
+    held: Sequence[str],
+) -> dict[str, Any]:
+    """One event of the publish script, its keys by name (`indexed` turns them
+    into indexes into KEYS)."""
+    record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
+    call: dict[str, Any] = {
+        "event_key": queue_keys.event(event.tenant_id, event.id),
+        "owners_key": queue_keys.event_owners(event.id),
+        "index_key": queue_keys.events_index(event.tenant_id),
+        "record": envelope.dumps(record).decode(),
+        "tenant_id": event.tenant_id,
+        "event_id": event.id,
+        "time_ms": str(int(event.time.timestamp() * 1000)),
+        "trim": random.random() < TRIM_SHARE,
+        "now": f"{time.time():.3f}",
+        "routes": [
+            {"stream": partition_of(dest_id, okey), "destination_id": dest_id}
+            for dest_id, okey in routes
+        ],
+        "held": list(held),
+    }
+    if held:
+        call["dead_key"] = queue_keys.dead_letters(event.tenant_id)
+    return call
+
+
+def complete_item(
+    queue_keys: Keys, attempt_id: str, entry: Entry, outcome: Outcome, attempt_time: float
+) -> dict[str, Any]:
+    """One task of the completion script, its keys by name (`indexed` turns
+    them into indexes into KEYS)."""
+    task = entry.task
+    call: dict[str, Any] = {"stream": entry.stream, "entry_id": entry.entry_id}
+    if outcome.record_attempt:
+        call |= _attempt_fields(queue_keys, attempt_id, task, outcome, attempt_time)
+    if outcome.retry_in is not None:
+        call["retry"] = retry_member(entry)
+        call["retry_at_ms"] = str(int((time.time() + outcome.retry_in) * 1000))
+    if outcome.dead:
+        fields = {
+            **task.fields(),
+            "code": outcome.code,
+            "message": outcome.message[:1000],
+            "time": f"{attempt_time:.3f}",
+        }
+        call["dead_key"] = queue_keys.dead_letters(task.tenant_id)
+        call["dead"] = [x for pair in fields.items() for x in pair]
+    return call
+
+
+def _attempt_fields(
+    queue_keys: Keys, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
+) -> dict[str, Any]:
+    """What the completion script needs to keep the attempt and count failures."""
+    record = attempt_record(attempt_id, task, outcome, attempt_time)
+    return {
+        "record": True,
+        "attempt_key": queue_keys.attempt(attempt_id),
+        "attempt": envelope.dumps(record).decode(),
+        "attempt_id": attempt_id,
+        "time_ms": str(int(attempt_time * 1000)),
+        "success": outcome.status == "success",
+        "trim": random.random() < TRIM_SHARE,
+        "event_attempts": queue_keys.event_attempts(task.tenant_id, task.event_id),
+        "destination_attempts": queue_keys.attempts(task.tenant_id, task.destination_id),
+        "tenant_attempts": queue_keys.tenant_attempts(task.tenant_id),
+        "failures": queue_keys.failures(task.tenant_id, task.destination_id),
+    }
+
+
+def attempt_record(
+    attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
+) -> dict[str, Any]:
+    return {
+        "id": attempt_id,
+        "tenant_id": task.tenant_id,
+        "event_id": task.event_id,
+        "destination_id": task.destination_id,
+        "attempt_number": task.attempt,
+        "status": outcome.status,
+        "code": outcome.code or "ok",
+        "response_data": outcome.response,
+        "manual": task.manual,
+        "time": iso(datetime.fromtimestamp(attempt_time, UTC)),
+        "topic": outcome.topic,
+        "destination_type": outcome.destination_type,
+    }
+
+
+def retry_member(entry: Entry) -> str:
+    t = entry.task
+    return json.dumps(
+        {
+            "s": entry.stream,
+            "t": t.tenant_id,
+            "e": t.event_id,
+            "d": t.destination_id,
+            "a": str(t.attempt + 1),
+            "m": "1" if t.manual else "0",
+        },
+        separators=(",", ":"),
+    )
+
+
+def indexed(item: dict[str, Any], fields: Sequence[str], table: KeyTable) -> dict[str, Any]:
+    """The item with each key it names (in `fields`, and its routes' streams) replaced by
+    that key's index in the call's KEYS."""
+    for name in fields:
+        if name in item:
+            item[name] = table.index(item[name])
+    for route in item.get("routes", ()):
+        route["stream"] = table.index(route["stream"])
+    return item

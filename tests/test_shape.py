@@ -127,3 +127,35 @@ NESTED = "async def outer():\n    def inner():\n" + "        x = 1\n" * 45 + "  
 )
 def test_the_measure(source: str, expected: list[str]) -> None:
     assert long_functions(source, "m.py") == expected
+
+
+HANDLERS = ["outpost/api/routes", "outpost/flow/handlers.py", "outpost/flow/checks.py"]
+HANDLERS += ["outpost/flow/scope.py"]
+
+
+def redis_reaches(source: str, name: str) -> list[str]:
+    """Attribute reads of `.redis` or `.keys` (the Redis client, the key names): a handler
+    asks the store or the queue, it never runs a Redis command or names a key itself."""
+    return [
+        f"{name}:{node.lineno} .{node.attr}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and node.attr in ("redis", "keys")
+    ]
+
+
+def test_handlers_never_touch_redis() -> None:
+    found = []
+    for entry in HANDLERS:
+        target = ROOT / entry
+        for path in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            found += redis_reaches(path.read_text(), _name(path))
+    assert not found, "handlers reaching Redis:\n" + "\n".join(found)
+
+
+def test_the_redis_check_sees_a_handler_that_runs_a_command() -> None:
+    bad = "async def h(request):\n    return await request.app[DEPS].redis.get('x')\n"
+    keyed = "def h(deps):\n    return deps.keys.event('t', 'e')\n"
+    good = "async def h(deps):\n    return await deps.history.events_page(None, req, keep)\n"
+    assert redis_reaches(bad, "x") == ["x:2 .redis"]
+    assert redis_reaches(keyed, "x") == ["x:2 .keys"]
+    assert redis_reaches(good, "x") == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -162,6 +162,10 @@ async def _keep(
     ]
 
 
+Keep = Callable[[dict[str, Any]], bool]
+Load = Callable[[list[str]], Awaitable[list[dict[str, Any] | None]]]
+
+
 class History:
     """Reads of the log. Writes happen inside the publish and complete steps (queue)."""
 
@@ -195,6 +199,62 @@ class History:
     async def events(self, ids: list[tuple[str, str]]) -> list[dict[str, Any] | None]:
         """Events by (tenant id, event id), None where expired: one MGET."""
         return await self._load([self.keys.event(t, e) for t, e in ids])
+
+    def _attempts_index(
+        self, tenant_id: str | None, event_id: str | None, destination_id: str | None
+    ) -> str:
+        """The narrowest attempt index that holds every attempt asked for."""
+        if tenant_id and event_id:
+            return self.keys.event_attempts(tenant_id, event_id)
+        if tenant_id and destination_id:
+            return self.keys.attempts(tenant_id, destination_id)
+        return self.keys.tenant_attempts(tenant_id) if tenant_id else self.keys.all_attempts()
+
+    async def events_page(self, tenant_id: str | None, req: PageRequest, keep: Keep) -> Page:
+        """A page of one tenant's events (every tenant's when None), `keep` filtering."""
+        index = self.keys.events_index(tenant_id)
+        return await page(self.redis, index, req, lambda m: self.load_events(m, tenant_id), keep)
+
+    async def attempts_page(
+        self,
+        req: PageRequest,
+        keep: Keep,
+        tenant_id: str | None = None,
+        event_id: str | None = None,
+        destination_id: str | None = None,
+    ) -> Page:
+        """A page of attempts from the narrowest index the given ids allow."""
+        index = self._attempts_index(tenant_id, event_id, destination_id)
+        return await page(self.redis, index, req, self.load_attempts, keep)
+
+    async def event_rows(
+        self, tenant_id: str | None, start_ms: float, end_ms: float, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Events in [start, end), at most `limit`; True when more were there."""
+        index = self.keys.events_index(tenant_id)
+        return await self._rows(index, start_ms, end_ms, limit, self._events_of(tenant_id))
+
+    async def attempt_rows(
+        self, tenant_id: str | None, start_ms: float, end_ms: float, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Attempts in [start, end), at most `limit`; True when more were there."""
+        index = self._attempts_index(tenant_id, None, None)
+        return await self._rows(index, start_ms, end_ms, limit, self.load_attempts)
+
+    def _events_of(self, tenant_id: str | None) -> Load:
+        return lambda members: self.load_events(members, tenant_id)
+
+    async def _rows(
+        self, index: str, start_ms: float, end_ms: float, limit: int, load: Load
+    ) -> tuple[list[dict[str, Any]], bool]:
+        members: Any = await self.redis.zrangebyscore(
+            index, start_ms, f"({end_ms}", start=0, num=limit + 1
+        )
+        names = [m.decode() for m in members[:limit]]
+        records = []
+        for i in range(0, len(names), 500):
+            records += [r for r in await load(names[i : i + 500]) if r is not None]
+        return records, len(members) > limit
 
 
 def _split(member: str, tenant_id: str | None) -> tuple[str, str]:

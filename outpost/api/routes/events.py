@@ -21,7 +21,7 @@ from outpost.api.routes.common import (
 from outpost.deps import Deps
 from outpost.errors import NotFound, ValidationFailed
 from outpost.models import Destination, parse_iso
-from outpost.store.history import Page, PageRequest, page, time_bounds
+from outpost.store.history import Page, PageRequest, time_bounds
 
 
 def _page_request(request: web.Request) -> PageRequest:
@@ -75,7 +75,6 @@ async def list_events(request: web.Request) -> web.Response:
     ids, tenants = _values(request, "id"), _scoped_tenants(request)
     dests, topics = _values(request, "destination_id"), _values(request, "topic")
     tenant = next(iter(tenants)) if len(tenants) == 1 else None
-    index = deps.keys.events_index(tenant)
 
     def keep(e: dict[str, Any]) -> bool:
         return (
@@ -85,7 +84,7 @@ async def list_events(request: web.Request) -> web.Response:
             and (not dests or bool(dests & set(e.get("matched_destination_ids") or [])))
         )
 
-    result = await page(deps.redis, index, req, lambda m: deps.history.load_events(m, tenant), keep)
+    result = await deps.history.events_page(tenant, req, keep)
     result.models = [_event_view(e) for e in result.models]
     return web.json_response(_page_body(result, req))
 
@@ -114,14 +113,8 @@ async def _attempts_page(
     tenants = _scoped_tenants(request) if tenant_id is None else {tenant_id}
     dests = _values(request, "destination_id") if destination_id is None else {destination_id}
     one_tenant = next(iter(tenants)) if len(tenants) == 1 else None
-    if one_tenant and len(event_ids) == 1:
-        index = deps.keys.event_attempts(one_tenant, next(iter(event_ids)))
-    elif one_tenant and len(dests) == 1:
-        index = deps.keys.attempts(one_tenant, next(iter(dests)))
-    elif one_tenant:
-        index = deps.keys.tenant_attempts(one_tenant)
-    else:
-        index = deps.keys.all_attempts()
+    one_event = next(iter(event_ids)) if len(event_ids) == 1 else None
+    one_dest = next(iter(dests)) if len(dests) == 1 else None
 
     def keep(a: dict[str, Any]) -> bool:
         return (
@@ -133,7 +126,7 @@ async def _attempts_page(
             and (not kinds or a.get("destination_type") in kinds)
         )
 
-    result = await page(deps.redis, index, req, deps.history.load_attempts, keep)
+    result = await deps.history.attempts_page(req, keep, one_tenant, one_event, one_dest)
     result.models = await _include(deps, request, result.models)
     return web.json_response(_page_body(result, req))
 
@@ -207,20 +200,9 @@ async def get_destination_attempt(request: web.Request) -> web.Response:
     return web.json_response(shown)
 
 
-async def _log_rows(
-    deps: Deps, index: str, q: dict[str, Any], load: Any
-) -> tuple[list[dict[str, Any]], bool]:
-    """Log records in [start, end) from an index, at most metrics.ROW_LIMIT of them."""
-    lo, hi = q["start"].timestamp() * 1000, q["end"].timestamp() * 1000
-    members: Any = await deps.redis.zrangebyscore(
-        index, lo, f"({hi}", start=0, num=metrics.ROW_LIMIT + 1
-    )
-    truncated = len(members) > metrics.ROW_LIMIT
-    names = [m.decode() for m in members[: metrics.ROW_LIMIT]]
-    records = []
-    for i in range(0, len(names), 500):
-        records += [r for r in await load(names[i : i + 500]) if r is not None]
-    return records, truncated
+def _bounds(q: dict[str, Any]) -> tuple[float, float, int]:
+    """A metrics query's [start, end) in ms and the row limit."""
+    return q["start"].timestamp() * 1000, q["end"].timestamp() * 1000, metrics.ROW_LIMIT
 
 
 async def event_metrics(request: web.Request) -> web.Response:
@@ -228,9 +210,7 @@ async def event_metrics(request: web.Request) -> web.Response:
     deps, started = _deps(request), time.monotonic()
     q = metrics.parse_query(request.query, metrics.EVENT_MEASURES, metrics.EVENT_DIMENSIONS)
     tenant = metrics.scope(q, _own_tenant(request))
-    records, truncated = await _log_rows(
-        deps, deps.keys.events_index(tenant), q, lambda m: deps.history.load_events(m, tenant)
-    )
+    records, truncated = await deps.history.event_rows(tenant, *_bounds(q))
     per_destination = "destination_id" in q["dimensions"] or "destination_id" in q["filters"]
     rows = []
     for e in records:
@@ -250,8 +230,7 @@ async def attempt_metrics(request: web.Request) -> web.Response:
     deps, started = _deps(request), time.monotonic()
     q = metrics.parse_query(request.query, metrics.ATTEMPT_MEASURES, metrics.ATTEMPT_DIMENSIONS)
     tenant = metrics.scope(q, _own_tenant(request))
-    index = deps.keys.tenant_attempts(tenant) if tenant else deps.keys.all_attempts()
-    records, truncated = await _log_rows(deps, index, q, deps.history.load_attempts)
+    records, truncated = await deps.history.attempt_rows(tenant, *_bounds(q))
     types: dict[tuple[str, str], str] = {}
     for a in records:
         key = (a["tenant_id"], a["destination_id"])

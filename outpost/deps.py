@@ -22,6 +22,7 @@ from outpost.queue.streams import Queue
 from outpost.settings import Settings
 from outpost.store.flows import FlowStore
 from outpost.store.history import History
+from outpost.store.sources import SourceState
 from outpost.store.tenants import Store
 
 
@@ -57,6 +58,7 @@ class Deps:
     tokens: Tokens
     endpoints: EndpointPolicy
     flows: FlowStore
+    sources: SourceState
     ingest: Ingest
 
     @classmethod
@@ -90,6 +92,7 @@ class Deps:
             tokens=Tokens(settings.api_jwt_secret, settings.api_jwt_ttl_seconds),
             endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
             flows=FlowStore(redis, keys, cipher),
+            sources=SourceState(redis, keys),
             ingest=Ingest(store, queue, destinations, registry),
         )
 

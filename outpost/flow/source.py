@@ -31,7 +31,6 @@ from outpost.deps import Deps
 from outpost.errors import DomainError
 from outpost.flow.connectors import kinesis_client
 from outpost.models import Event
-from outpost.queue.lua import register
 
 log = structlog.get_logger("outpost.source")
 SHARD_END = "SHARD_END"
@@ -105,10 +104,7 @@ class SourceReader:
         self.batch = batch
         self._stopping = asyncio.Event()
         self._flows: dict[str, asyncio.Task[None]] = {}
-        redis = deps.redis
-        self._lease = register(redis, "outpost.flow", "lease")
-        self._release = register(redis, "outpost.flow", "release")
-        self._checkpoint = register(redis, "outpost.flow", "checkpoint")
+        self.state = deps.sources
 
     def stop(self) -> None:
         self._stopping.set()
@@ -188,8 +184,8 @@ class SourceReader:
     ) -> None:
         shards = await describe_shards(client, plan.stream)
         present = {s["ShardId"] for s in shards}
-        raw: Any = await self.deps.redis.hgetall(self._key(plan, "checkpoints"))
-        done = {k.decode() for k, v in raw.items() if v == SHARD_END.encode()}
+        checkpoints = await self.state.checkpoints(plan.flow_id)
+        done = {sid for sid, seq in checkpoints.items() if seq == SHARD_END}
         for shard in shards:
             sid = shard["ShardId"]
             parents = {shard.get("ParentShardId"), shard.get("AdjacentParentShardId")}
@@ -198,24 +194,18 @@ class SourceReader:
                 continue  # finished, or a parent still has records to give first
             if sid in running and not running[sid].done():
                 continue
-            if await self._lease(
-                keys=[self._key(plan, f"lease:{sid}")], args=[self.owner, self.lease_ms]
-            ):
+            if await self.state.lease(plan.flow_id, sid, self.owner, self.lease_ms):
                 running[sid] = asyncio.create_task(self._read_shard(plan, client, shard))
-
-    def _key(self, plan: Plan, what: str) -> str:
-        return self.deps.keys.flow_state(plan.flow_id, what)
 
     # -- one shard --------------------------------------------------------------------------
     async def _read_shard(self, plan: Plan, client: Any, shard: dict[str, Any]) -> None:
         sid = shard["ShardId"]
         ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
-        lease = self._key(plan, f"lease:{sid}")
         position: str | None = await self._checkpoint_of(plan, sid)
         try:
             iterator = await self._iterator(plan, client, sid)
             while iterator and not self._stopping.is_set():
-                if not await self._lease(keys=[lease], args=[self.owner, self.lease_ms]):
+                if not await self.state.lease(plan.flow_id, sid, self.owner, self.lease_ms):
                     log.warning("source_lease_lost", flow_id=plan.flow_id, shard_id=sid)
                     return
                 started = time.monotonic()
@@ -226,11 +216,11 @@ class SourceReader:
                     continue
                 records = page.get("Records", [])
                 if records:
-                    await self._deliver(plan, sid, records, lease)
+                    await self._deliver(plan, sid, records)
                     position = records[-1]["SequenceNumber"]
                 iterator = page.get("NextShardIterator")
                 if iterator is None or (not records and _past(position, ending)):
-                    await self._mark(plan, sid, lease, SHARD_END, 0, 0, 0)
+                    await self._mark(plan, sid, SHARD_END, 0, 0, 0)
                     log.info("source_shard_drained", flow_id=plan.flow_id, shard_id=sid)
                     return
                 pause = self.poll if not records else MIN_CALL_INTERVAL
@@ -240,11 +230,10 @@ class SourceReader:
         except (ClientError, BotoCoreError, OSError) as exc:  # retried at the next discovery
             log.warning("source_shard_failed", flow_id=plan.flow_id, shard_id=sid, error=str(exc))
         finally:
-            await self._release(keys=[lease], args=[self.owner])
+            await self.state.release(plan.flow_id, sid, self.owner)
 
     async def _checkpoint_of(self, plan: Plan, sid: str) -> str | None:
-        seq: Any = await self.deps.redis.hget(self._key(plan, "checkpoints"), sid)
-        return None if seq is None else str(seq.decode())
+        return await self.state.checkpoint_of(plan.flow_id, sid)
 
     async def _iterator(self, plan: Plan, client: Any, sid: str) -> str | None:
         seq = await self._checkpoint_of(plan, sid)
@@ -267,9 +256,7 @@ class SourceReader:
         await self._sleep(1.0 if code != "ExpiredIteratorException" else 0)
         return await self._iterator(plan, client, sid)
 
-    async def _deliver(
-        self, plan: Plan, sid: str, records: list[dict[str, Any]], lease: str
-    ) -> None:
+    async def _deliver(self, plan: Plan, sid: str, records: list[dict[str, Any]]) -> None:
         """Publish every record, keep failed ones, then move the checkpoint: in that order,
         so a crash in between re-reads (and deduplicates) rather than skips."""
         published = failed = 0
@@ -286,37 +273,31 @@ class SourceReader:
                 failed += 1
                 await self._keep_failed(plan, sid, record, exc.message)
         last = records[-1]["SequenceNumber"]
-        await self._mark(plan, sid, lease, last, len(records), published, failed)
+        await self._mark(plan, sid, last, len(records), published, failed)
 
     async def _mark(
         self,
         plan: Plan,
         sid: str,
-        lease: str,
         position: str,
         read: int,
         published: int,
         failed: int,
     ) -> None:
-        ok = await self._checkpoint(
-            keys=[lease, self._key(plan, "checkpoints"), self._key(plan, "metrics")],
-            args=[self.owner, sid, position, read, published, failed, int(time.time() * 1000)],
-        )
-        if not ok:
+        counts = (read, published, failed)
+        if not await self.state.checkpoint(plan.flow_id, sid, self.owner, position, counts):
             raise LeaseLost(sid)
 
     async def _keep_failed(self, plan: Plan, sid: str, record: dict[str, Any], reason: str) -> None:
         data = record["Data"][:1024].decode("utf-8", errors="replace")
-        await self.deps.redis.xadd(
-            self._key(plan, "failed"),
+        await self.state.keep_failed(
+            plan.flow_id,
             {
                 "shard_id": sid,
                 "sequence_number": record["SequenceNumber"],
                 "reason": reason,
                 "data": data,
             },
-            maxlen=1000,
-            approximate=True,
         )
 
 

@@ -9,7 +9,6 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-import orjson
 import structlog
 
 from outpost.delivery.alerts import Alerts
@@ -37,8 +36,6 @@ class Deliverer:
         self.endpoints = endpoints
         self.alerts = alerts
         self.store = deps.store
-        self.redis = deps.redis
-        self.keys = deps.keys
         self.queue = deps.queue
         self.registry = deps.registry
         self.cipher = deps.cipher
@@ -215,30 +212,4 @@ class Deliverer:
         return (await self._load([entry]))[0]
 
     async def _load(self, entries: list[Entry]) -> list[tuple[Event | None, bytes | None]]:
-        """Events and destinations of a batch in one round trip: per tenant one MGET of
-        its events and one HMGET of its destinations, each key asked for once."""
-        by_tenant: dict[str, tuple[dict[str, None], dict[str, None]]] = {}
-        for e in entries:
-            events, dests = by_tenant.setdefault(e.task.tenant_id, ({}, {}))
-            events[e.task.event_id] = None
-            dests[e.task.destination_id] = None
-        pipe = self.redis.pipeline(transaction=False)
-        for tenant, (events, dests) in by_tenant.items():
-            pipe.mget([self.keys.event(tenant, ev) for ev in events])
-            pipe.hmget(self.keys.destinations(tenant), list(dests))
-        raw = iter(await pipe.execute())
-        found: dict[tuple[str, str, str], Event | bytes | None] = {}
-        for tenant, (events, dests) in by_tenant.items():
-            for ev_id, ev in zip(events, next(raw), strict=True):
-                parsed = None if ev is None else Event.from_json(orjson.loads(ev))
-                found[(tenant, "e", ev_id)] = parsed
-            for dest_id, dest in zip(dests, next(raw), strict=True):
-                found[(tenant, "d", dest_id)] = dest
-        out: list[tuple[Event | None, bytes | None]] = []
-        for e in entries:
-            t = e.task
-            event = found[(t.tenant_id, "e", t.event_id)]
-            dest = found[(t.tenant_id, "d", t.destination_id)]
-            assert not isinstance(event, bytes) and not isinstance(dest, Event)
-            out.append((event, dest))
-        return out
+        return await self.queue.load_work(entries)

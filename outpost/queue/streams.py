@@ -119,6 +119,35 @@ class Queue:
         return [None if r is None else Event.from_json(json.loads(r)) for r in raws]
 
     # -- consumer ---------------------------------------------------------------------
+    async def load_work(self, entries: list[Entry]) -> list[tuple[Event | None, bytes | None]]:
+        """What a read's tasks name, in one round trip (None where gone): per tenant one MGET of
+        its events and one HMGET of its destinations, each key asked for once."""
+        by_tenant: dict[str, tuple[dict[str, None], dict[str, None]]] = {}
+        for e in entries:
+            events, dests = by_tenant.setdefault(e.task.tenant_id, ({}, {}))
+            events[e.task.event_id] = None
+            dests[e.task.destination_id] = None
+        pipe = self.redis.pipeline(transaction=False)
+        for tenant, (events, dests) in by_tenant.items():
+            pipe.mget([self.keys.event(tenant, ev) for ev in events])
+            pipe.hmget(self.keys.destinations(tenant), list(dests))
+        raw = iter(await pipe.execute())
+        found: dict[tuple[str, str, str], Event | bytes | None] = {}
+        for tenant, (events, dests) in by_tenant.items():
+            for ev_id, ev in zip(events, next(raw), strict=True):
+                parsed = None if ev is None else Event.from_json(orjson.loads(ev))
+                found[(tenant, "e", ev_id)] = parsed
+            for dest_id, dest in zip(dests, next(raw), strict=True):
+                found[(tenant, "d", dest_id)] = dest
+        out: list[tuple[Event | None, bytes | None]] = []
+        for e in entries:
+            t = e.task
+            event = found[(t.tenant_id, "e", t.event_id)]
+            dest = found[(t.tenant_id, "d", t.destination_id)]
+            assert not isinstance(event, bytes) and not isinstance(dest, Event)
+            out.append((event, dest))
+        return out
+
     async def ensure_groups(self) -> None:
         for stream in self.streams:
             try:

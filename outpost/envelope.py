@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from outpost.models import Event
+
 SYSTEM_KEYS = ("event-id", "topic", "timestamp")
 
 
@@ -50,3 +52,12 @@ def build_document(metadata: dict[str, str], data: Any) -> dict[str, Any]:
 
 def record_bytes(document: dict[str, Any], metadata_in_payload: bool) -> bytes:
     return dumps(document if metadata_in_payload else document["data"])
+
+
+def event_document(event: Event, delivery_metadata: Mapping[str, str] | None) -> dict[str, Any]:
+    """`{metadata, data}` of an event for one destination: what every destination type
+    sends (or sends the data of), and what partition-key templates are evaluated on."""
+    meta = build_metadata(
+        event.id, event.topic, int(event.time.timestamp()), event.metadata, delivery_metadata
+    )
+    return build_document(meta, event.data)

@@ -8,7 +8,7 @@ from typing import Any
 
 from outpost.destinations.kinesis.config import MAX_RECORD_BYTES
 from outpost.destinations.kinesis.partition_key import compile_template, partition_key
-from outpost.envelope import build_document, build_metadata, record_bytes
+from outpost.envelope import event_document, record_bytes
 from outpost.errors import PermanentError
 from outpost.models import Destination, Event
 
@@ -30,14 +30,7 @@ def template(destination: Destination) -> Any:
 
 
 def document(event: Event, destination: Destination) -> dict[str, Any]:
-    meta = build_metadata(
-        event.id,
-        event.topic,
-        int(event.time.timestamp()),
-        event.metadata,
-        destination.delivery_metadata,
-    )
-    return build_document(meta, event.data)
+    return event_document(event, destination.delivery_metadata)
 
 
 def ordering_key(event: Event, destination: Destination) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outpost.destinations.base import DestinationType, Failure, Kind, Result, Schema
-from outpost.envelope import build_document, build_metadata, record_bytes
+from outpost.envelope import event_document, record_bytes
 from outpost.models import Destination, Event
 
 TYPE = "memory"
@@ -100,14 +100,8 @@ class MemoryDestination(DestinationType):
         return str(config.get("name", ""))
 
     def format(self, event: Event, destination: Destination) -> Record:
-        meta = build_metadata(
-            event.id,
-            event.topic,
-            int(event.time.timestamp()),
-            event.metadata,
-            destination.delivery_metadata,
-        )
-        return Record(record_bytes(build_document(meta, event.data), True), event.id)
+        doc = event_document(event, destination.delivery_metadata)
+        return Record(record_bytes(doc, True), event.id)
 
     async def send(self, record: Record, destination: Destination) -> Result:
         self.calls.append(1)

@@ -9,6 +9,7 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost.destinations.aws.sigv4 import aws_session
+from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
 from outpost.errors import Invalid
 from outpost.flow.specs import KINESIS, S3
 
@@ -46,8 +47,22 @@ def _client(spec_id: str, p: dict[str, Any]) -> Any:
     )
 
 
-async def test(spec_id: str, params: dict[str, Any]) -> bool:
+ENDPOINT_PARAMS = ("endpoint", "serviceUrl")
+
+
+async def guard(endpoints: EndpointPolicy, params: dict[str, Any]) -> None:
+    """The SSRF guard again at each use (test, explore, the source reader), not only at
+    create: the policy or the name's DNS may have changed since."""
+    for key in ENDPOINT_PARAMS:
+        try:
+            await endpoints.check(params.get(key), at_send=True)
+        except ForbiddenEndpoint as exc:
+            raise Invalid(f"auth.params.{key}: {exc}") from None
+
+
+async def test(spec_id: str, params: dict[str, Any], endpoints: EndpointPolicy) -> bool:
     """A real, cheap call with the stored credentials."""
+    await guard(endpoints, params)
     try:
         async with _client(spec_id, params) as client:
             if spec_id == KINESIS:
@@ -72,8 +87,13 @@ def _item(kind: str, name: str, path: str) -> dict[str, Any]:
 
 
 async def explore(
-    spec_id: str, params: dict[str, Any], object_type: str, obj: str | None
+    spec_id: str,
+    params: dict[str, Any],
+    object_type: str,
+    obj: str | None,
+    endpoints: EndpointPolicy,
 ) -> list[dict[str, Any]]:
+    await guard(endpoints, params)
     try:
         async with _client(spec_id, params) as client:
             if spec_id == KINESIS:

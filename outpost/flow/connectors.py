@@ -3,6 +3,8 @@ S3 ListBuckets / HeadBucket / ListObjectsV2. One client per call (not a hot path
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -45,6 +47,15 @@ def _client(spec_id: str, p: dict[str, Any]) -> Any:
         aws_session_token=p.get("s3SessionToken"),
         config=_CONFIG,
     )
+
+
+@dataclass(frozen=True)
+class ExploreLimits:
+    """How much one explore lists (FLOW_EXPLORE_MAX_PAGES, FLOW_EXPLORE_SECONDS): past
+    either, the listing ends with a `continuation` entry."""
+
+    max_pages: int = 50
+    seconds: float = 10.0
 
 
 ENDPOINT_PARAMS = ("endpoint", "serviceUrl")
@@ -92,12 +103,14 @@ async def explore(
     object_type: str,
     obj: str | None,
     endpoints: EndpointPolicy,
+    limits: ExploreLimits = ExploreLimits(),
 ) -> list[dict[str, Any]]:
+    """A Kinesis root listing continues after the stream named by `obj`, if given."""
     await guard(endpoints, params)
     try:
         async with _client(spec_id, params) as client:
             if spec_id == KINESIS:
-                return [_item("stream", s, s) for s in await _streams(client)]
+                return await _streams(client, limits, obj)
             if spec_id == S3:
                 return await _s3(client, params, object_type, obj)
     except (ClientError, BotoCoreError, OSError) as exc:
@@ -105,15 +118,25 @@ async def explore(
     raise Invalid("this connection spec cannot be explored")
 
 
-async def _streams(client: Any) -> list[str]:
+async def _streams(client: Any, limits: ExploreLimits, start: str | None) -> list[dict[str, Any]]:
+    """ListStreams page by page, at most `limits.max_pages` pages and `limits.seconds`
+    (a server may say HasMoreStreams forever). Cut short, the last entry is a
+    `continuation` whose path is the stream name to continue after."""
     names: list[str] = []
-    kwargs: dict[str, Any] = {}
-    while True:
+    kwargs: dict[str, Any] = {"ExclusiveStartStreamName": start} if start else {}
+    deadline = time.monotonic() + limits.seconds
+    for _ in range(limits.max_pages):
         page = await client.list_streams(**kwargs)
-        names += page.get("StreamNames", [])
-        if not page.get("HasMoreStreams") or not names:
-            return names
+        got = [n for n in page.get("StreamNames", []) if isinstance(n, str)]
+        names += got
+        if not page.get("HasMoreStreams") or not got:
+            return [_item("stream", n, n) for n in names]
         kwargs = {"ExclusiveStartStreamName": names[-1]}
+        if time.monotonic() >= deadline:
+            break
+    items = [_item("stream", n, n) for n in names]
+    last = names[-1] if names else start or ""
+    return [*items, _item("continuation", "more streams", last)]
 
 
 async def _s3(

@@ -243,6 +243,9 @@ async def explore(request: web.Request) -> web.Response:
         request.query.get("objectType", "root"),
         request.query.get("object"),
         deps.endpoints,
+        connectors.ExploreLimits(
+            deps.settings.flow_explore_max_pages, deps.settings.flow_explore_seconds
+        ),
     )
     return web.json_response(items)
 

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     log_max_per_tenant: int = Field(100_000, ge=100)
     log_max_total: int = Field(1_000_000, ge=100)
 
+    # one Flow Service explore: ListStreams pages and seconds before a partial listing
+    flow_explore_max_pages: int = Field(50, ge=1, le=10_000)
+    flow_explore_seconds: float = Field(10.0, gt=0, le=300)
     source_lease_seconds: float = Field(10.0, gt=0)
     source_poll_seconds: float = Field(1.0, gt=0)
     source_batch_limit: int = Field(1000, ge=1, le=10_000)

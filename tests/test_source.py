@@ -223,6 +223,7 @@ async def test_kill_9_reader_mid_stream_loses_nothing_and_publishes_once(
             "AES_ENCRYPTION_SECRET": AES_SECRET,
             "REDIS_URL": redis_server.redis_url,
             "LOG_LEVEL": "warning",
+            "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS": "true",  # moto is on 127.0.0.1
             "SOURCE_BATCH_LIMIT": "10",
             "SOURCE_LEASE_SECONDS": "1.5",
             "SOURCE_POLL_SECONDS": "0.1",

@@ -31,11 +31,22 @@ _COMMON = (
 )
 
 
-def _problems(schema: dict[str, Any], value: Any, where: str) -> list[str]:
+_NAMES_ONLY = ("required", "additionalProperties")  # messages that quote keys, not values
+
+
+def _problems(
+    schema: dict[str, Any], value: Any, where: str, secrets: frozenset[str] = frozenset()
+) -> list[str]:
+    """One line per problem. An error inside a secret parameter, or about the whole
+    object (which holds them), names the rule it broke, never the value."""
     out = []
     for err in Draft7Validator(schema).iter_errors(value):
-        path = ".".join([where, *(str(p) for p in err.absolute_path)])
-        if err.validator == "required":
+        names = [str(p) for p in err.absolute_path]
+        path = ".".join([where, *names])
+        whole = not names and err.validator not in _NAMES_ONLY
+        if secrets and (whole or (names and names[0] in secrets)):
+            out.append(f"{path}: {_rule(err.validator, err.validator_value)}")
+        elif err.validator == "required":
             missing = re.findall(r"'([^']+)' is a required property", err.message)
             out += [f"{path}.{m} is required" for m in missing]
         elif err.validator == "additionalProperties":
@@ -44,6 +55,18 @@ def _problems(schema: dict[str, Any], value: Any, where: str) -> list[str]:
         else:
             out.append(f"{path}: {err.message}")
     return sorted(out)
+
+
+def _rule(validator: Any, expected: Any) -> str:
+    """What a value must be, from the schema alone (jsonschema's messages quote it)."""
+    if validator == "type":
+        kinds = expected if isinstance(expected, list) else [expected]
+        return f"must be of type {' or '.join(str(k) for k in kinds)}"
+    if validator == "minLength":
+        return f"must be at least {expected} characters"
+    if validator == "maxLength":
+        return f"must be at most {expected} characters"
+    return f"does not satisfy {validator}"
 
 
 def _require(body: Any, fields: dict[str, type], optional: dict[str, type]) -> None:
@@ -85,7 +108,8 @@ async def _check_connection(deps: Deps, s: Scope, body: Any) -> set[str]:
         raise Invalid(f"auth.specName must be one of {names}")
     schema = auth_schema(spec["id"], auth["specName"])
     assert schema is not None  # specName was checked against the spec just above
-    problems = _problems(schema, auth.get("params", {}), "auth.params")
+    secrets = frozenset(secret_params(spec["id"], auth["specName"]))
+    problems = _problems(schema, auth.get("params", {}), "auth.params", secrets)
     if problems:
         raise Invalid("; ".join(problems), problems)
     params = auth["params"]
@@ -94,7 +118,7 @@ async def _check_connection(deps: Deps, s: Scope, body: Any) -> set[str]:
             await deps.endpoints.check(params.get(key))
         except ForbiddenEndpoint as exc:
             raise Invalid(f"auth.params.{key}: {exc}") from None
-    return secret_params(spec["id"], auth["specName"])
+    return set(secrets)
 
 
 async def _check_source(deps: Deps, s: Scope, body: Any) -> set[str]:

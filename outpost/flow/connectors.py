@@ -3,12 +3,15 @@ S3 ListBuckets / HeadBucket / ListObjectsV2. One client per call (not a hot path
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost.destinations.aws.sigv4 import aws_session
+from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
 from outpost.errors import Invalid
 from outpost.flow.specs import KINESIS, S3
 
@@ -46,8 +49,31 @@ def _client(spec_id: str, p: dict[str, Any]) -> Any:
     )
 
 
-async def test(spec_id: str, params: dict[str, Any]) -> bool:
+@dataclass(frozen=True)
+class ExploreLimits:
+    """How much one explore lists (FLOW_EXPLORE_MAX_PAGES, FLOW_EXPLORE_SECONDS): past
+    either, the listing ends with a `continuation` entry."""
+
+    max_pages: int = 50
+    seconds: float = 10.0
+
+
+ENDPOINT_PARAMS = ("endpoint", "serviceUrl")
+
+
+async def guard(endpoints: EndpointPolicy, params: dict[str, Any]) -> None:
+    """The SSRF guard again at each use (test, explore, the source reader), not only at
+    create: the policy or the name's DNS may have changed since."""
+    for key in ENDPOINT_PARAMS:
+        try:
+            await endpoints.check(params.get(key), at_send=True)
+        except ForbiddenEndpoint as exc:
+            raise Invalid(f"auth.params.{key}: {exc}") from None
+
+
+async def test(spec_id: str, params: dict[str, Any], endpoints: EndpointPolicy) -> bool:
     """A real, cheap call with the stored credentials."""
+    await guard(endpoints, params)
     try:
         async with _client(spec_id, params) as client:
             if spec_id == KINESIS:
@@ -72,12 +98,19 @@ def _item(kind: str, name: str, path: str) -> dict[str, Any]:
 
 
 async def explore(
-    spec_id: str, params: dict[str, Any], object_type: str, obj: str | None
+    spec_id: str,
+    params: dict[str, Any],
+    object_type: str,
+    obj: str | None,
+    endpoints: EndpointPolicy,
+    limits: ExploreLimits = ExploreLimits(),
 ) -> list[dict[str, Any]]:
+    """A Kinesis root listing continues after the stream named by `obj`, if given."""
+    await guard(endpoints, params)
     try:
         async with _client(spec_id, params) as client:
             if spec_id == KINESIS:
-                return [_item("stream", s, s) for s in await _streams(client)]
+                return await _streams(client, limits, obj)
             if spec_id == S3:
                 return await _s3(client, params, object_type, obj)
     except (ClientError, BotoCoreError, OSError) as exc:
@@ -85,15 +118,25 @@ async def explore(
     raise Invalid("this connection spec cannot be explored")
 
 
-async def _streams(client: Any) -> list[str]:
+async def _streams(client: Any, limits: ExploreLimits, start: str | None) -> list[dict[str, Any]]:
+    """ListStreams page by page, at most `limits.max_pages` pages and `limits.seconds`
+    (a server may say HasMoreStreams forever). Cut short, the last entry is a
+    `continuation` whose path is the stream name to continue after."""
     names: list[str] = []
-    kwargs: dict[str, Any] = {}
-    while True:
+    kwargs: dict[str, Any] = {"ExclusiveStartStreamName": start} if start else {}
+    deadline = time.monotonic() + limits.seconds
+    for _ in range(limits.max_pages):
         page = await client.list_streams(**kwargs)
-        names += page.get("StreamNames", [])
-        if not page.get("HasMoreStreams") or not names:
-            return names
+        got = [n for n in page.get("StreamNames", []) if isinstance(n, str)]
+        names += got
+        if not page.get("HasMoreStreams") or not got:
+            return [_item("stream", n, n) for n in names]
         kwargs = {"ExclusiveStartStreamName": names[-1]}
+        if time.monotonic() >= deadline:
+            break
+    items = [_item("stream", n, n) for n in names]
+    last = names[-1] if names else start or ""
+    return [*items, _item("continuation", "more streams", last)]
 
 
 async def _s3(

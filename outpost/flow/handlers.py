@@ -228,18 +228,24 @@ async def _users(deps: Deps, s: Scope, kind: str, rid: str) -> list[str]:
 
 
 async def test_connection(request: web.Request) -> web.Response:
-    *_, record = await _connection(request)
-    ok = await connectors.test(record["connectionSpec"]["id"], record["auth"]["params"])
+    deps, *_, record = await _connection(request)
+    ok = await connectors.test(
+        record["connectionSpec"]["id"], record["auth"]["params"], deps.endpoints
+    )
     return web.json_response({"result": ok})
 
 
 async def explore(request: web.Request) -> web.Response:
-    *_, record = await _connection(request)
+    deps, *_, record = await _connection(request)
     items = await connectors.explore(
         record["connectionSpec"]["id"],
         record["auth"]["params"],
         request.query.get("objectType", "root"),
         request.query.get("object"),
+        deps.endpoints,
+        connectors.ExploreLimits(
+            deps.settings.flow_explore_max_pages, deps.settings.flow_explore_seconds
+        ),
     )
     return web.json_response(items)
 

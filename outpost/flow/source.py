@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost.deps import Deps
 from outpost.errors import DomainError
-from outpost.flow.connectors import kinesis_client
+from outpost.flow.connectors import guard, kinesis_client
 from outpost.models import Event
 
 log = structlog.get_logger("outpost.source")
@@ -169,6 +169,8 @@ class SourceReader:
             client = await stack.enter_async_context(kinesis_client(plan.auth, _READ_CONFIG))
             try:
                 while not self._stopping.is_set():
+                    if not await self._endpoint_allowed(plan):
+                        return  # shards stop; the next discovery checks again
                     try:
                         await self._start_shards(plan, client, shards)
                     except (ClientError, BotoCoreError, OSError) as exc:
@@ -178,6 +180,15 @@ class SourceReader:
                 for task in shards.values():
                     task.cancel()
                 await asyncio.gather(*shards.values(), return_exceptions=True)
+
+    async def _endpoint_allowed(self, plan: Plan) -> bool:
+        """The SSRF guard at each discovery round: the policy or DNS may have changed."""
+        try:
+            await guard(self.deps.endpoints, plan.auth)
+        except DomainError as exc:
+            log.warning("source_endpoint_forbidden", flow_id=plan.flow_id, error=exc.message)
+            return False
+        return True
 
     async def _start_shards(
         self, plan: Plan, client: Any, running: dict[str, asyncio.Task[None]]

@@ -9,6 +9,9 @@ A test signs the same request with both paths at the same time and compares the 
 
 Errors are returned to the caller as botocore `ClientError`s, the same shape aiobotocore
 raises, so `aws.errors.classify` stays the one place that decides what a failure means.
+One exception: a redirect (3xx) is never followed and fails as a `PermanentError`
+(`redirect_refused`), its body unread: the SSRF guard vetted the endpoint, not the place
+it points to.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from botocore.httpsession import where
+
+from outpost.errors import PermanentError
 
 TARGET_PREFIX = "Kinesis_20131202"
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -136,9 +141,18 @@ class KinesisHTTP:
         async with self._calls:
             headers = signed_headers(t, operation, body)
             payload: Any = io.BytesIO(body) if len(body) > LARGE_BODY else body
-            async with self._session().post(t.url, data=payload, headers=headers) as resp:
-                raw = await resp.read()
+            # never follow a redirect: the guard checked this endpoint, not where it points
+            async with self._session().post(
+                t.url, data=payload, headers=headers, allow_redirects=False
+            ) as resp:
                 status = resp.status
+                if 300 <= status < 400:
+                    raise PermanentError(
+                        "redirect_refused",
+                        f"the endpoint answered HTTP {status} (a redirect); "
+                        "redirects are never followed",
+                    )
+                raw = await resp.read()
                 error_type = resp.headers.get("x-amzn-ErrorType", "")
         try:
             parsed: Any = json.loads(raw) if raw else {}

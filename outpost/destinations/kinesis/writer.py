@@ -137,18 +137,18 @@ class Batcher:
         )
         try:
             resp = await self._http.call(batch.target, "PutRecords", body)
-            results = resp.get("Records")
-            if not isinstance(results, list) or len(results) != len(batch.records):
-                raise RetryableError(
-                    "server_error",
-                    f"PutRecords answered {len(results or [])} results "
-                    f"for {len(batch.records)} records",
-                )
+            self._settle(batch, put_records_results(resp, len(batch.records)))
         except Exception as exc:
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_exception(exc)
-            return
+        finally:  # no sender ever waits on a batch that is over, whatever happened
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_exception(_stopped())
+
+    @staticmethod
+    def _settle(batch: _Batch, results: list[dict[str, Any]]) -> None:
         n = len(batch.records)
         for record, waiter, result in zip(batch.records, batch.waiters, results, strict=True):
             if waiter.done():
@@ -170,6 +170,32 @@ class Batcher:
             self._flush(key)
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+def put_records_results(resp: dict[str, Any], sent: int) -> list[dict[str, Any]]:
+    """The per-record results of a PutRecords answer, checked: one object per record sent,
+    and a FailedRecordCount (when given) equal to the entries with an ErrorCode. Any other
+    shape fails the whole batch as retryable: we cannot tell which record landed."""
+    results = resp.get("Records")
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise RetryableError("server_error", "PutRecords answered malformed Records")
+    if len(results) != sent:
+        raise RetryableError(
+            "server_error", f"PutRecords answered {len(results)} results for {sent} records"
+        )
+    failed = sum(1 for r in results if r.get("ErrorCode"))
+    count = resp.get("FailedRecordCount", failed)
+    if isinstance(count, bool) or not isinstance(count, int) or count != failed:
+        raise RetryableError(
+            "server_error",
+            f"PutRecords answered FailedRecordCount {str(count)[:20]!r} "
+            f"with {failed} failed records",
+        )
+    return results
+
+
+def _stopped() -> RetryableError:
+    return RetryableError("server_error", "the PutRecords call ended without an answer")
 
 
 def record_error(result: dict[str, Any]) -> ClientError:

@@ -37,6 +37,16 @@ class Keys:
     def tenant(self, tenant_id: str) -> str:
         return f"{self.prefix}{{t:{enc(tenant_id)}}}:tenant"
 
+    def tenant_generation(self, tenant_id: str) -> str:
+        """The tenant id's last generation (a counter kept across deletes): a tenant
+        created again after a delete is a new generation, so older tokens are refused."""
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:generation"
+
+    def tenant_pattern(self, tenant_id: str) -> str:
+        """A SCAN pattern for every key of the tenant (an encoded id holds no glob
+        character, so it matches this tenant's keys only)."""
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:*"
+
     def destinations(self, tenant_id: str) -> str:
         return f"{self.prefix}{{t:{enc(tenant_id)}}}:destinations"
 

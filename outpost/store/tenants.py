@@ -15,6 +15,7 @@ from outpost.errors import AlreadyExists, Invalid, LimitReached, NotFound
 from outpost.models import Destination, iso, utcnow
 from outpost.queue.keys import Keys
 from outpost.queue.lua import register
+from outpost.store.purge import purge_tenant
 
 
 class Store:
@@ -40,13 +41,25 @@ class Store:
         now = utcnow()
         index = f"{int(now.timestamp() * 1000):015d}:{tenant_id}"
         created = await self._upsert_tenant(
-            keys=[self.keys.tenant(tenant_id), self.keys.tenants()],
+            keys=[
+                self.keys.tenant(tenant_id),
+                self.keys.tenants(),
+                self.keys.tenant_generation(tenant_id),
+            ],
             args=[tenant_id, json.dumps(metadata), iso(now), index],
         )
         return bool(created)
 
     async def tenant_exists(self, tenant_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.tenant(tenant_id)))
+
+    async def tenant_generation(self, tenant_id: str) -> int | None:
+        """The live tenant's generation (1 for a tenant stored before generations), or
+        None when there is no such tenant."""
+        tid, generation = await self.redis.hmget(self.keys.tenant(tenant_id), ["id", "generation"])
+        if tid is None:
+            return None
+        return int(generation) if generation is not None else 1
 
     async def get_tenant(self, tenant_id: str) -> dict[str, Any] | None:
         [tenant] = await self.get_tenants([tenant_id])
@@ -63,20 +76,17 @@ class Store:
         return [_tenant(raw[2 * i], raw[2 * i + 1]) for i in range(len(tenant_ids))]
 
     async def delete_tenant(self, tenant_id: str) -> bool:
-        index = await self.redis.hget(self.keys.tenant(tenant_id), "index")
+        """Everything of the tenant goes (store/purge.py), its record last; its generation
+        counter stays, so the id created again is a new generation (older tokens: 401)."""
+        key = self.keys.tenant(tenant_id)
+        index, generation = await self.redis.hmget(key, ["index", "generation"])
         if index is None:
             return False
-        dest_ids: list[Any] = await self.redis.hkeys(self.keys.destinations(tenant_id))
+        await purge_tenant(self.redis, self.keys, tenant_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(
-                self.keys.tenant(tenant_id),
-                self.keys.destinations(tenant_id),
-                self.keys.dead_letters(tenant_id),
-                self.keys.events_index(tenant_id),
-                self.keys.tenant_attempts(tenant_id),
-                *[self.keys.attempts(tenant_id, d.decode()) for d in dest_ids],
-            )
+            pipe.delete(key)
             pipe.zrem(self.keys.tenants(), index)
+            pipe.set(self.keys.tenant_generation(tenant_id), int(generation or 1))
             await pipe.execute()
         return True
 

@@ -3,10 +3,15 @@ tokens get 401 and none of its destinations, events, attempts, dead letters or F
 Service resources reach the new one."""
 
 import time
+from datetime import UTC, datetime
 
 import jwt
+import pytest
 
+from outpost.errors import NotFound
 from outpost.flow.specs import PIPELINE, STREAMING_FLOW
+from outpost.models import Event
+from outpost.queue.items import Outcome
 from outpost.queue.keys import Keys
 from tests.conftest import AUTH, kinesis_body
 from tests.test_flowservice import BASE, headers, post, seed_bodies
@@ -121,3 +126,66 @@ async def test_tokens_without_a_generation_are_of_the_first(client, deps):
     assert (await client.get(f"/api/v1/tenants/{TENANT}", headers=legacy)).status == 401
     fresh = {"Authorization": f"Bearer {deps.tokens.issue(TENANT, generation=2)}"}
     assert (await client.get(f"/api/v1/tenants/{TENANT}", headers=fresh)).status == 200
+
+
+async def queued_task(client, deps, tenant=TENANT):
+    """A tenant with a destination and one event whose task a worker has read."""
+    assert (await client.put(f"/api/v1/tenants/{tenant}", headers=AUTH)).status == 201
+    body = kinesis_body("no-such-stream", "http://127.0.0.1:1")
+    r = await client.post(f"/api/v1/tenants/{tenant}/destinations", headers=AUTH, json=body)
+    dest = (await r.json())["id"]
+    event = {"tenant_id": tenant, "topic": "orders", "id": "e1", "data": {}}
+    assert (await client.post("/api/v1/publish", headers=AUTH, json=event)).status == 202
+    await deps.queue.ensure_groups()
+    [entry] = await deps.queue.read("c1", count=10, block_ms=100)
+    return dest, entry
+
+
+async def tenant_keys(redis, deps):
+    keys = Keys(deps.settings.deployment_id)
+    found = [k.decode() async for k in redis.scan_iter(match=keys.tenant_pattern(TENANT))]
+    return sorted(k for k in found if k != keys.tenant_generation(TENANT))
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [Outcome("failed", "x", dead=True), Outcome("failed", "x", retry_in=0), Outcome("success")],
+)
+async def test_a_delivery_in_flight_during_the_delete_writes_nothing(client, deps, redis, outcome):
+    """A task read before the delete and completed after it is acked, and leaves no
+    attempt, failure count, retry or dead letter that a tenant created again would see."""
+    _, entry = await queued_task(client, deps)
+    assert (await client.delete(f"/api/v1/tenants/{TENANT}", headers=AUTH)).status == 200
+    await deps.queue.complete(entry, outcome, time.time())
+    assert await tenant_keys(redis, deps) == []
+    assert not [k async for k in redis.scan_iter(match="*attempt*")]
+    assert await redis.zcard(Keys(deps.settings.deployment_id).retries()) == 0
+    pending = await redis.xpending(entry.stream, "outpost-workers")
+    assert pending["pending"] == 0
+
+
+async def test_a_publish_racing_the_delete_stores_nothing(client, deps, redis):
+    dest, _ = await queued_task(client, deps)
+    assert (await client.delete(f"/api/v1/tenants/{TENANT}", headers=AUTH)).status == 200
+    late = Event(id="e2", tenant_id=TENANT, topic="orders", time=datetime.now(UTC), data={})
+    [result] = await deps.queue.publish_many([(late, [(dest, late.id)], [dest])])
+    assert isinstance(result, NotFound)
+    assert await tenant_keys(redis, deps) == []
+
+
+async def test_a_delete_stopped_half_way_is_finished_by_deleting_again(client, deps, redis):
+    """A crash between the `deleting` mark and the last step: the tenant takes no writes
+    and no tokens, cannot be upserted (409), and DELETE finishes the work."""
+    await queued_task(client, deps)
+    token = await (await client.get(f"/api/v1/tenants/{TENANT}/token", headers=AUTH)).json()
+    await redis.hset(Keys(deps.settings.deployment_id).tenant(TENANT), "deleting", "1")
+    own = {"Authorization": f"Bearer {token['token']}"}
+    assert (await client.get(f"/api/v1/tenants/{TENANT}", headers=own)).status == 401
+    r = await client.put(f"/api/v1/tenants/{TENANT}", headers=AUTH)
+    assert r.status == 409 and "DELETE" in (await r.json())["message"]
+    late = Event(id="e2", tenant_id=TENANT, topic="orders", time=datetime.now(UTC), data={})
+    [result] = await deps.queue.publish_many([(late, [], [])])
+    assert isinstance(result, NotFound)
+    assert (await client.delete(f"/api/v1/tenants/{TENANT}", headers=AUTH)).status == 200
+    assert await tenant_keys(redis, deps) == []
+    assert (await client.put(f"/api/v1/tenants/{TENANT}", headers=AUTH)).status == 201

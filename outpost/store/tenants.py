@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from outpost.codec import seal, unseal
 from outpost.crypto import Cipher
-from outpost.errors import AlreadyExists, Invalid, LimitReached, NotFound
+from outpost.errors import AlreadyExists, Conflict, Invalid, LimitReached, NotFound
 from outpost.models import Destination, iso, utcnow
 from outpost.queue.keys import Keys
 from outpost.queue.lua import register
@@ -48,6 +48,10 @@ class Store:
             ],
             args=[tenant_id, json.dumps(metadata), iso(now), index],
         )
+        if created == -1:
+            raise Conflict(
+                "the tenant is being deleted (a delete stopped half way): DELETE it to finish"
+            )
         return bool(created)
 
     async def tenant_exists(self, tenant_id: str) -> bool:
@@ -55,9 +59,10 @@ class Store:
 
     async def tenant_generation(self, tenant_id: str) -> int | None:
         """The live tenant's generation (1 for a tenant stored before generations), or
-        None when there is no such tenant."""
-        tid, generation = await self.redis.hmget(self.keys.tenant(tenant_id), ["id", "generation"])
-        if tid is None:
+        None when there is no such tenant or it is being deleted."""
+        key = self.keys.tenant(tenant_id)
+        tid, generation, deleting = await self.redis.hmget(key, ["id", "generation", "deleting"])
+        if tid is None or deleting is not None:
             return None
         return int(generation) if generation is not None else 1
 
@@ -77,11 +82,14 @@ class Store:
 
     async def delete_tenant(self, tenant_id: str) -> bool:
         """Everything of the tenant goes (store/purge.py), its record last; its generation
-        counter stays, so the id created again is a new generation (older tokens: 401)."""
+        counter stays, so the id created again is a new generation (older tokens: 401).
+        The record is marked `deleting` first: from then on the publish and completion
+        scripts write nothing for the tenant (items.tenant_fence), nor once it is gone."""
         key = self.keys.tenant(tenant_id)
         index, generation = await self.redis.hmget(key, ["index", "generation"])
         if index is None:
             return False
+        await self.redis.hset(key, "deleting", "1")
         await purge_tenant(self.redis, self.keys, tenant_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)

@@ -4,9 +4,10 @@
 --   counter (kept across deletes: a tenant created again is the next generation).
 -- ARGV: [1] tenant id, [2] metadata (JSON), [3] now (ISO time), [4] its index member
 --   (`<created ms>:<tenant id>`, kept on the tenant to find it again when deleting).
--- Returns 1 created, 0 updated.
+-- Returns 1 created, 0 updated, -1 the tenant is being deleted (marked `deleting`).
 local tenant_key, index_key, generation_key = KEYS[1], KEYS[2], KEYS[3]
 local tenant_id, metadata, now, member = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('HEXISTS', tenant_key, 'deleting') == 1 then return -1 end
 if redis.call('HGET', tenant_key, 'created_at') then
   redis.call('HSET', tenant_key, 'metadata', metadata, 'updated_at', now)
   return 0

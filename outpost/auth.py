@@ -8,7 +8,9 @@ Every API route in `api/routes.py` declares its access (the Flow Service routes 
   that tenant exists, so existence does not leak);
 - `any`: admin or tenant; the handler scopes what a tenant sees to its own data.
 Missing, malformed, expired or badly signed credentials, and tokens of deleted tenants,
-get 401.
+get 401. A token carries the generation of the tenant it was issued for (claim `gen`; a
+token without it is of generation 1, the first): a tenant deleted and created again is a
+new generation, and the tokens of the old one get 401.
 """
 
 from __future__ import annotations
@@ -48,15 +50,22 @@ class Tokens:
     def enabled(self) -> bool:
         return bool(self.secret)
 
-    def issue(self, tenant_id: str, now: float | None = None) -> str:
+    def issue(self, tenant_id: str, now: float | None = None, generation: int = 1) -> str:
+        """A token for the tenant's `generation` (`Store.tenant_generation`)."""
         if not self.enabled:
             raise NotConfigured("tenant tokens are off: set API_JWT_SECRET")
         iat = int(now if now is not None else time.time())
-        claims = {"iss": ISSUER, "sub": tenant_id, "iat": iat, "exp": iat + self.ttl}
+        claims = {
+            "iss": ISSUER,
+            "sub": tenant_id,
+            "gen": generation,
+            "iat": iat,
+            "exp": iat + self.ttl,
+        }
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
-    def verify(self, token: str) -> str:
-        """The token's tenant id, or Unauthenticated."""
+    def verify(self, token: str) -> tuple[str, int]:
+        """The token's tenant id and generation, or Unauthenticated."""
         if not self.enabled:
             raise Unauthenticated("invalid API key")
         try:
@@ -74,11 +83,14 @@ class Tokens:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise Unauthenticated("invalid token subject")
-        return sub
+        generation = claims.get("gen", 1)
+        if type(generation) is not int or generation < 1:
+            raise Unauthenticated("invalid token generation")
+        return sub, generation
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-TenantExists = Callable[[str], Awaitable[bool]]
+TenantGeneration = Callable[[str], Awaitable[int | None]]  # None: no such tenant
 
 
 def bearer(request: web.Request) -> str:
@@ -89,14 +101,17 @@ def bearer(request: web.Request) -> str:
 
 
 async def authenticate(
-    request: web.Request, api_key: str, tokens: Tokens, tenant_exists: TenantExists
+    request: web.Request, api_key: str, tokens: Tokens, tenant_generation: TenantGeneration
 ) -> Principal:
     token = bearer(request)
     if api_key and hmac.compare_digest(token.encode(), api_key.encode()):
         return ADMIN
-    tenant_id = tokens.verify(token)
-    if not await tenant_exists(tenant_id):
+    tenant_id, generation = tokens.verify(token)
+    current = await tenant_generation(tenant_id)
+    if current is None:
         raise Unauthenticated("the token's tenant no longer exists")
+    if current != generation:
+        raise Unauthenticated("the token's tenant was deleted (this one was created since)")
     return Principal(tenant_id)
 
 

@@ -145,7 +145,7 @@ def auth_middleware(access_of: Callable[[web.Request], str]) -> Middleware:
             principal = ADMIN
         else:
             principal = await authenticate(
-                request, deps.settings.api_key, deps.tokens, deps.store.tenant_exists
+                request, deps.settings.api_key, deps.tokens, deps.store.tenant_generation
             )
         authorize(principal, access, request.match_info.get("tenant_id"))
         request[PRINCIPAL] = principal

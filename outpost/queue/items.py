@@ -20,8 +20,10 @@ from outpost.queue.lua import KeyTable
 
 TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
 # the fields of a publish / completion item that name a key (an index into KEYS once sent)
-PUBLISH_KEYS = ("event_key", "owners_key", "index_key", "dead_key")
+PUBLISH_KEYS = ("tenant_key", "generation_key", "event_key", "owners_key", "index_key", "dead_key")
 COMPLETE_KEYS = (
+    "tenant_key",
+    "generation_key",
     "stream",
     "attempt_key",
     "event_attempts",
@@ -68,6 +70,7 @@ def publish_item(
     into indexes into KEYS)."""
     record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
     call: dict[str, Any] = {
+        **tenant_fence(queue_keys, event.tenant_id),
         "event_key": queue_keys.event(event.tenant_id, event.id),
         "owners_key": queue_keys.event_owners(event.id),
         "index_key": queue_keys.events_index(event.tenant_id),
@@ -88,13 +91,26 @@ def publish_item(
     return call
 
 
+def tenant_fence(queue_keys: Keys, tenant_id: str) -> dict[str, str]:
+    """The keys a script checks before writing for a tenant: one being deleted (its
+    record marked `deleting`) or deleted (no record, a generation counter) gets nothing."""
+    return {
+        "tenant_key": queue_keys.tenant(tenant_id),
+        "generation_key": queue_keys.tenant_generation(tenant_id),
+    }
+
+
 def complete_item(
     queue_keys: Keys, attempt_id: str, entry: Entry, outcome: Outcome, attempt_time: float
 ) -> dict[str, Any]:
     """One task of the completion script, its keys by name (`indexed` turns
     them into indexes into KEYS)."""
     task = entry.task
-    call: dict[str, Any] = {"stream": entry.stream, "entry_id": entry.entry_id}
+    call: dict[str, Any] = {
+        **tenant_fence(queue_keys, task.tenant_id),
+        "stream": entry.stream,
+        "entry_id": entry.entry_id,
+    }
     if outcome.record_attempt:
         call |= _attempt_fields(queue_keys, attempt_id, task, outcome, attempt_time)
     if outcome.retry_in is not None:

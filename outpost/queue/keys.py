@@ -3,72 +3,98 @@
 Keys of one tenant share the hash tag `{t:<tenant>}` and each delivery partition has its
 own `{p:<n>}`, so that on Redis Cluster a tenant's keys and a partition's keys each sit in
 one slot. `DEPLOYMENT_ID` prefixes everything, so deployments can share a Redis.
+
+Every id that comes from outside (deployment, tenant, destination, event, attempt, flow,
+sandbox, resource kind) goes into a key through `enc`: percent-encoding of `%` and of every
+character outside `[A-Za-z0-9_.-]` (UTF-8 bytes, upper-case hex). An encoded id holds no
+`:`, `{` or `}`, so the `:` separators of a key always split it the same way (no two ids,
+and no two kinds of key, share a key: event `X:attempts` is not event `X`'s attempts) and
+no id can open or close a hash tag. An id made only of safe characters is its own
+encoding, so the keys of every id the API accepted before without `:` are unchanged.
 """
 
 from __future__ import annotations
 
 GROUP = "outpost-workers"
+SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def enc(raw: str) -> str:
+    """An id as it appears inside a key: injective, no `:` `{` `}`; safe ids unchanged."""
+    if all(c in SAFE for c in raw):
+        return raw
+    return "".join(c if c in SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in raw)
 
 
 class Keys:
     def __init__(self, deployment_id: str = ""):
-        self.prefix = f"{deployment_id}:" if deployment_id else ""
+        self.prefix = f"{enc(deployment_id)}:" if deployment_id else ""
 
     def tenants(self) -> str:
         """Sorted set (all scores 0) of `<created_ms>:<tenant id>`, ordered by lex."""
         return f"{self.prefix}tenants"
 
     def tenant(self, tenant_id: str) -> str:
-        return f"{self.prefix}{{t:{tenant_id}}}:tenant"
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:tenant"
+
+    def tenant_generation(self, tenant_id: str) -> str:
+        """The tenant id's last generation (a counter kept across deletes): a tenant
+        created again after a delete is a new generation, so older tokens are refused."""
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:generation"
+
+    def tenant_pattern(self, tenant_id: str) -> str:
+        """A SCAN pattern for every key of the tenant (an encoded id holds no glob
+        character, so it matches this tenant's keys only)."""
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:*"
 
     def destinations(self, tenant_id: str) -> str:
-        return f"{self.prefix}{{t:{tenant_id}}}:destinations"
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:destinations"
 
     def event(self, tenant_id: str, event_id: str) -> str:
-        return f"{self.prefix}{{t:{tenant_id}}}:event:{event_id}"
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:event:{enc(event_id)}"
 
     def event_owners(self, event_id: str) -> str:
         """Set of tenant ids that published an event with this id (admin lookups)."""
-        return f"{self.prefix}{{e:{event_id}}}:owners"
+        return f"{self.prefix}{{e:{enc(event_id)}}}:owners"
 
     def events_index(self, tenant_id: str | None = None) -> str:
         """Sorted set, score = event time ms: a tenant's event ids, or (None) every
         `tenant/event` for admin listings."""
         if tenant_id is None:
             return f"{self.prefix}events"
-        return f"{self.prefix}{{t:{tenant_id}}}:events"
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:events"
 
     def attempt(self, attempt_id: str) -> str:
         """One attempt's record (JSON, with its tenant); attempt ids are global."""
-        return f"{self.prefix}attempt:{attempt_id}"
+        return f"{self.prefix}attempt:{enc(attempt_id)}"
 
     def attempts(self, tenant_id: str, destination_id: str) -> str:
         """Sorted set of a destination's attempt ids, score = attempt time ms."""
-        return f"{self.prefix}{{t:{tenant_id}}}:attempts:{destination_id}"
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:attempts:{enc(destination_id)}"
 
     def tenant_attempts(self, tenant_id: str) -> str:
-        return f"{self.prefix}{{t:{tenant_id}}}:attempts"
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:attempts"
 
     def event_attempts(self, tenant_id: str, event_id: str) -> str:
-        return f"{self.prefix}{{t:{tenant_id}}}:event:{event_id}:attempts"
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:event:{enc(event_id)}:attempts"
 
     def all_attempts(self) -> str:
         return f"{self.prefix}attempts"
 
     def dead_letters(self, tenant_id: str) -> str:
-        return f"{self.prefix}{{t:{tenant_id}}}:dead"
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:dead"
 
     def failures(self, tenant_id: str, destination_id: str) -> str:
         """Consecutive failed attempts of a destination (reset by a success)."""
-        return f"{self.prefix}{{t:{tenant_id}}}:failures:{destination_id}"
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:failures:{enc(destination_id)}"
 
     def publish_rate(self, tenant_id: str, second: int) -> str:
-        return f"{self.prefix}{{t:{tenant_id}}}:rate:{second}"
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:rate:{second}"
 
     def flow_resources(self, org: str, sandbox: str, kind: str) -> str:
         """Flow Service resources of one kind (connections, sourceConnections, ...) in one
         org (tenant) and sandbox: a hash of id → JSON."""
-        return f"{self.prefix}{{t:{org}}}:fs:{sandbox}:{kind}"
+        return f"{self.prefix}{{t:{enc(org)}}}:fs:{enc(sandbox)}:{enc(kind)}"
 
     def flow_index(self) -> str:
         """Set of `org/sandbox/flow id` of every flow, for the source readers."""
@@ -76,7 +102,7 @@ class Keys:
 
     def flow_state(self, flow_id: str, what: str) -> str:
         """A flow's reader state: `lease:<shard>`, `checkpoints`, `metrics`, `failed`."""
-        return f"{self.prefix}{{f:{flow_id}}}:{what}"
+        return f"{self.prefix}{{f:{enc(flow_id)}}}:{what}"
 
     def partition(self, n: int) -> str:
         return f"{self.prefix}{{p:{n}}}:tasks"

@@ -18,7 +18,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from outpost.errors import Invalid, Unavailable
+from outpost.errors import DomainError, Invalid, NotFound, Unavailable
 from outpost.models import Event, Task
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.items import (
@@ -75,13 +75,13 @@ class Queue:
         keep a dead letter for each `held` (disabled) destination, atomically. False when
         the tenant already has an event with this id (nothing is queued)."""
         [fresh] = await self.publish_many([(event, routes, held)])
-        if isinstance(fresh, Unavailable):
+        if isinstance(fresh, DomainError):
             raise fresh
         return fresh
 
     async def publish_many(
         self, items: list[tuple[Event, list[tuple[str, str]], Sequence[str]]]
-    ) -> list[bool | Unavailable]:
+    ) -> list[bool | DomainError]:
         """Many publishes in one script call (one command, one JSON argument); each event
         is still its own step, and one whose step failed gets its own Unavailable while the
         others keep their answers (their events are stored)."""
@@ -100,12 +100,7 @@ class Queue:
             orjson.dumps(events),
         ]
         results = await self._publish(keys=table.keys, args=args)
-        return [
-            Unavailable(f"the event could not be stored ({r.decode(errors='replace')})")
-            if isinstance(r, bytes)
-            else bool(r)
-            for r in results
-        ]
+        return [_published(r) for r in results]
 
     async def load_event(self, tenant_id: str, event_id: str) -> Event | None:
         [event] = await self.load_events(tenant_id, [event_id])
@@ -330,3 +325,12 @@ def _entry(stream: bytes | str, entry_id: bytes | str, fields: dict[bytes, bytes
 
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
+
+
+def _published(result: Any) -> bool | DomainError:
+    """One event's answer from the publish script."""
+    if isinstance(result, bytes):
+        return Unavailable(f"the event could not be stored ({result.decode(errors='replace')})")
+    if result == -1:
+        return NotFound("tenant")
+    return bool(result)

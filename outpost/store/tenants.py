@@ -11,10 +11,11 @@ from redis.asyncio import Redis
 
 from outpost.codec import seal, unseal
 from outpost.crypto import Cipher
-from outpost.errors import AlreadyExists, Invalid, LimitReached, NotFound
+from outpost.errors import AlreadyExists, Conflict, Invalid, LimitReached, NotFound
 from outpost.models import Destination, iso, utcnow
 from outpost.queue.keys import Keys
 from outpost.queue.lua import register
+from outpost.store.purge import purge_tenant
 
 
 class Store:
@@ -40,13 +41,30 @@ class Store:
         now = utcnow()
         index = f"{int(now.timestamp() * 1000):015d}:{tenant_id}"
         created = await self._upsert_tenant(
-            keys=[self.keys.tenant(tenant_id), self.keys.tenants()],
+            keys=[
+                self.keys.tenant(tenant_id),
+                self.keys.tenants(),
+                self.keys.tenant_generation(tenant_id),
+            ],
             args=[tenant_id, json.dumps(metadata), iso(now), index],
         )
+        if created == -1:
+            raise Conflict(
+                "the tenant is being deleted (a delete stopped half way): DELETE it to finish"
+            )
         return bool(created)
 
     async def tenant_exists(self, tenant_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.tenant(tenant_id)))
+
+    async def tenant_generation(self, tenant_id: str) -> int | None:
+        """The live tenant's generation (1 for a tenant stored before generations), or
+        None when there is no such tenant or it is being deleted."""
+        key = self.keys.tenant(tenant_id)
+        tid, generation, deleting = await self.redis.hmget(key, ["id", "generation", "deleting"])
+        if tid is None or deleting is not None:
+            return None
+        return int(generation) if generation is not None else 1
 
     async def get_tenant(self, tenant_id: str) -> dict[str, Any] | None:
         [tenant] = await self.get_tenants([tenant_id])
@@ -63,20 +81,20 @@ class Store:
         return [_tenant(raw[2 * i], raw[2 * i + 1]) for i in range(len(tenant_ids))]
 
     async def delete_tenant(self, tenant_id: str) -> bool:
-        index = await self.redis.hget(self.keys.tenant(tenant_id), "index")
+        """Everything of the tenant goes (store/purge.py), its record last; its generation
+        counter stays, so the id created again is a new generation (older tokens: 401).
+        The record is marked `deleting` first: from then on the publish and completion
+        scripts write nothing for the tenant (items.tenant_fence), nor once it is gone."""
+        key = self.keys.tenant(tenant_id)
+        index, generation = await self.redis.hmget(key, ["index", "generation"])
         if index is None:
             return False
-        dest_ids: list[Any] = await self.redis.hkeys(self.keys.destinations(tenant_id))
+        await self.redis.hset(key, "deleting", "1")
+        await purge_tenant(self.redis, self.keys, tenant_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(
-                self.keys.tenant(tenant_id),
-                self.keys.destinations(tenant_id),
-                self.keys.dead_letters(tenant_id),
-                self.keys.events_index(tenant_id),
-                self.keys.tenant_attempts(tenant_id),
-                *[self.keys.attempts(tenant_id, d.decode()) for d in dest_ids],
-            )
+            pipe.delete(key)
             pipe.zrem(self.keys.tenants(), index)
+            pipe.set(self.keys.tenant_generation(tenant_id), int(generation or 1))
             await pipe.execute()
         return True
 

@@ -11,10 +11,10 @@ from outpost.api.routes.common import (
     _limit,
     _own_tenant,
     _path_id,
-    _tenant_or_404,
     _values,
     parse_body,
 )
+from outpost.deps import Deps
 from outpost.errors import NotFound, ValidationFailed
 from outpost.models import TenantUpsert
 
@@ -44,20 +44,20 @@ async def delete_tenant(request: web.Request) -> web.Response:
 async def tenant_token(request: web.Request) -> web.Response:
     deps = _deps(request)
     tenant_id = _path_id(request, "tenant_id")
-    await _tenant_or_404(deps, tenant_id)
-    return web.json_response({"token": deps.tokens.issue(tenant_id), "tenant_id": tenant_id})
+    token = deps.tokens.issue(tenant_id, generation=await _generation(deps, tenant_id))
+    return web.json_response({"token": token, "tenant_id": tenant_id})
 
 
 async def tenant_portal(request: web.Request) -> web.Response:
     """A portal link carrying a fresh tenant token (the portal itself comes later)."""
     deps = _deps(request)
     tenant_id = _path_id(request, "tenant_id")
-    await _tenant_or_404(deps, tenant_id)
+    generation = await _generation(deps, tenant_id)
     theme = request.query.get("theme") or None  # empty: omitted, as Outpost
     if theme not in (None, "light", "dark"):
         raise ValidationFailed(["theme must be light or dark"])
     base = deps.settings.portal_referer_url or f"{request.scheme}://{request.host}/portal"
-    query = {"token": deps.tokens.issue(tenant_id), "tenant_id": tenant_id}
+    query = {"token": deps.tokens.issue(tenant_id, generation=generation), "tenant_id": tenant_id}
     if theme:
         query["theme"] = theme
     sep = "&" if "?" in base else "?"
@@ -95,3 +95,11 @@ async def list_tenants(request: web.Request) -> web.Response:
             "count": count,
         }
     )
+
+
+async def _generation(deps: Deps, tenant_id: str) -> int:
+    """The tenant's generation, for the tokens issued to it; 404 when there is none."""
+    generation = await deps.store.tenant_generation(tenant_id)
+    if generation is None:
+        raise NotFound("tenant")
+    return generation

@@ -3,24 +3,33 @@
 -- step succeeded are acked.
 --
 -- KEYS: [1] the all-attempts index, [2] the retries, then every key of the tasks, each
---   once: per task its partition stream, its attempt record, the event's, the
+--   once: per task its tenant's record and generation counter, its partition stream, its attempt record, the event's, the
 --   destination's and the tenant's attempt indexes, the destination's failure counter and
 --   the tenant's dead letters.
 -- ARGV: [1] consumer group, [2] retention seconds, [3] log cut-off ms, [4] per-destination
 --   cap (also the dead-letter MAXLEN), [5] tenant cap, [6] total cap, [7] the tasks, a
 --   JSON array of objects:
---   {stream, attempt_key, event_attempts, destination_attempts, tenant_attempts,
+--   {tenant_key, generation_key, stream, attempt_key, event_attempts, destination_attempts, tenant_attempts,
 --    failures, dead_key: indexes into KEYS; entry_id; record: bool (keep an attempt);
 --    attempt: the attempt's JSON; attempt_id; time_ms; success: bool; trim: bool;
 --    retry?: the retry member (JSON) and retry_at_ms; dead?: a dead letter's fields as
 --    a flat [field, value, ...] array}
 -- Returns one entry per task: the destination's consecutive failures after a failed
---   attempt, -1 otherwise, 'ERR ...' its step failed.
+--   attempt, -1 otherwise, 'ERR ...' its step failed. A task of a tenant deleted or being
+--   deleted is only acked (no attempt, retry or dead letter).
 local group, retention, cutoff = ARGV[1], ARGV[2], ARGV[3]
 local caps = {ARGV[4], ARGV[5], ARGV[6]}
 local out = {}
 local acks = {}  -- stream's index in KEYS -> entry ids
 local cleared = {}  -- failure counters (index in KEYS) already deleted in this call
+
+-- A tenant being deleted (its record marked `deleting`) or deleted (no record but a
+-- generation counter) gets no write: what it had is being purged (store/purge.py).
+local function tenant_gone(t)
+  local tenant_key, generation_key = KEYS[t.tenant_key], KEYS[t.generation_key]
+  if redis.call('HEXISTS', tenant_key, 'deleting') == 1 then return true end
+  return redis.call('EXISTS', tenant_key) == 0 and redis.call('EXISTS', generation_key) == 1
+end
 
 local function record(t)
   redis.call('SET', KEYS[t.attempt_key], t.attempt, 'EX', retention)
@@ -48,9 +57,10 @@ end
 
 local function complete(t)
   local failures = -1
-  if t.record then failures = record(t) end
-  if t.retry then redis.call('ZADD', KEYS[2], t.retry_at_ms, t.retry) end
-  if t.dead then
+  local gone = tenant_gone(t)
+  if t.record and not gone then failures = record(t) end
+  if t.retry and not gone then redis.call('ZADD', KEYS[2], t.retry_at_ms, t.retry) end
+  if t.dead and not gone then
     redis.call('XADD', KEYS[t.dead_key], 'MAXLEN', '~', caps[1], '*', unpack(t.dead))
   end
   acks[t.stream] = acks[t.stream] or {}

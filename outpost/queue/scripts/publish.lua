@@ -1,19 +1,27 @@
 -- Many publishes in one call, each its own protected step (see Queue.publish_many).
 --
 -- KEYS: [1] the global event index, then every key of the events, each once: per event
---   its record, its owners set, its tenant's event index, its tenant's dead letters (only
+--   its tenant's record and generation counter, its record, its owners set, its tenant's event index, its tenant's dead letters (only
 --   when it has held destinations) and the partition stream of each route.
 -- ARGV: [1] retention seconds, [2] tenant log cap, [3] total log cap, [4] dead-letter
 --   MAXLEN, [5] the events, a JSON array of objects:
---   {event_key, owners_key, index_key, dead_key?: index into KEYS;
+--   {tenant_key, generation_key, event_key, owners_key, index_key, dead_key?: index into KEYS;
 --    record: the event's JSON; tenant_id, event_id; time_ms; trim: bool; now: seconds;
 --    routes: [{stream: index into KEYS, destination_id}]; held: [destination id]}
 -- Returns one entry per event: 1 stored and queued, 0 the tenant already had an event
---   with this id (nothing queued), 'ERR ...' its step failed (the others still ran).
+--   with this id (nothing queued), -1 the tenant is deleted or being deleted (nothing
+--   stored), 'ERR ...' its step failed (the others still ran).
 local retention, tenant_cap, total_cap, dead_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local out = {}
 
 local function publish(e)
+  -- A tenant being deleted (its record marked `deleting`) or deleted (no record but a
+  -- generation counter) gets no write: what it had is being purged (store/purge.py).
+  local tenant_key, generation_key = KEYS[e.tenant_key], KEYS[e.generation_key]
+  if redis.call('HEXISTS', tenant_key, 'deleting') == 1 then return -1 end
+  if redis.call('EXISTS', tenant_key) == 0 and redis.call('EXISTS', generation_key) == 1 then
+    return -1
+  end
   local event_key, owners_key, index_key = KEYS[e.event_key], KEYS[e.owners_key], KEYS[e.index_key]
   if not redis.call('SET', event_key, e.record, 'NX', 'EX', retention) then return 0 end
   redis.call('SADD', owners_key, e.tenant_id)

@@ -4,8 +4,13 @@ template bounds, linear topic wildcards, JSON body limits (depth, big numbers, N
 surrogates), time bounds."""
 
 import asyncio
+import random
+import re
+import time
 
-from outpost.models import Destination
+import pytest
+
+from outpost.models import Destination, topic_matches
 from tests.conftest import AUTH, FAKE_CREDS
 
 KINESIS = {"stream_name": "s", "region": "us-east-1", "endpoint": "http://127.0.0.1:1"}
@@ -117,3 +122,65 @@ async def test_filter_depth_and_size_are_bounded_at_create_and_update(client):
     not_nested = {"$or": [{"data": {"$eq": i}} for i in range(5)]}
     r = await client.patch(f"{url}/{dest}", headers=AUTH, json={"filter": not_nested})
     assert r.status == 200
+
+
+# -- 5: topic wildcards -------------------------------------------------------------------
+
+
+def old_topic_matches(pattern: str, topic: str) -> bool:
+    """The semantics as they were (a backtracking regex), the reference for the table."""
+    if "*" not in pattern:
+        return pattern == topic
+    return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), topic) is not None
+
+
+TOPIC_CASES = [
+    ("orders", "orders", True),
+    ("orders", "orders.created", False),
+    ("orders.*", "orders.created", True),
+    ("orders.*", "orders.", True),
+    ("orders.*", "orders", False),
+    ("*", "", True),
+    ("*", "anything", True),
+    ("**", "x", True),
+    ("*.created", "orders.created", True),
+    ("*.created", "orders.updated", False),
+    ("a*b*c", "abc", True),
+    ("a*b*c", "aXbYc", True),
+    ("a*b*c", "acb", False),
+    ("ab*ba", "aba", False),  # prefix and suffix must not overlap
+    ("ab*ba", "abba", True),
+    ("a*a", "a", False),
+    ("a*a", "aa", True),
+    ("*a*", "bab", True),
+    ("x.*.y", "x..y", True),
+    ("o.*", "o.a\nb", False),  # a star never spans a line break (as `.` in the regex)
+    ("o.*\nb", "o.a\nb", True),
+    ("a.b*", "aXb", False),  # `.` is literal
+    ("[a]*", "[a]x", True),
+]
+
+
+@pytest.mark.parametrize(("pattern", "topic", "expected"), TOPIC_CASES)
+def test_topic_wildcards_keep_their_meaning(pattern, topic, expected):
+    assert old_topic_matches(pattern, topic) is expected
+    assert topic_matches(pattern, topic) is expected
+
+
+def test_topic_wildcards_agree_with_the_old_matcher_on_random_cases():
+    rng = random.Random(14)
+    for _ in range(3000):
+        pattern = "".join(rng.choice("ab*\n.") for _ in range(rng.randint(0, 7)))
+        topic = "".join(rng.choice("ab\n.") for _ in range(rng.randint(0, 9)))
+        assert topic_matches(pattern, topic) is old_topic_matches(pattern, topic), (pattern, topic)
+
+
+def test_a_crafted_wildcard_pattern_is_matched_in_linear_time():
+    started = time.perf_counter()  # the regex took ~3 s here (polynomial in the stars)
+    assert topic_matches("a*" * 5 + "b", "a" * 200) is False
+    assert time.perf_counter() - started < 0.05
+    pattern, topic = "a*" * 120 + "b", "a" * 200_000  # far beyond any real topic
+    started = time.perf_counter()
+    assert topic_matches(pattern, topic) is False
+    assert topic_matches(pattern, topic + "b") is True
+    assert time.perf_counter() - started < 0.2

@@ -184,3 +184,70 @@ def test_a_crafted_wildcard_pattern_is_matched_in_linear_time():
     assert topic_matches(pattern, topic) is False
     assert topic_matches(pattern, topic + "b") is True
     assert time.perf_counter() - started < 0.2
+
+
+# -- 6: request bodies and time bounds ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (
+            b'{"tenant_id":"acme","data":' + b'{"a":' * 100_000 + b"1" + b"}" * 100_001,
+            "MAX_JSON_DEPTH (64)",
+        ),
+        (b'{"tenant_id":"acme","data":' + b'{"a":' * 70 + b"1" + b"}" * 71, "MAX_JSON_DEPTH (64)"),
+        (
+            b'{"tenant_id":"acme","data":{"l":' + b"[" * 70 + b"]" * 70 + b"}}",
+            "MAX_JSON_DEPTH (64)",
+        ),
+        (b'{"tenant_id":"acme","data":{"n":NaN}}', "NaN is not JSON"),
+        (b'{"tenant_id":"acme","data":{"n":-Infinity}}', "-Infinity is not JSON"),
+        (b'{"tenant_id":"acme","data":{"n":1e999}}', "must be finite"),
+        (b'{"tenant_id":"acme","data":{"s":"\\ud800"}}', "lone UTF-16 surrogate"),
+        (b'{"tenant_id":"acme","data":{"\\udfff":1}}', "lone UTF-16 surrogate"),
+    ],
+)
+async def test_bodies_no_service_can_carry_are_400(client, body, said):
+    await client.put("/api/v1/tenants/acme", headers=AUTH)
+    for path, data in (("/api/v1/publish", body), ("/api/v1/publish/batch", b"[" + body + b"]")):
+        r = await client.post(path, headers={**AUTH, "Content-Type": "application/json"}, data=data)
+        answer = await r.json()
+        assert r.status == 400 and said in answer["message"], (path, answer)
+
+
+async def test_a_body_within_the_depth_limit_and_a_paired_surrogate_are_accepted(client):
+    await client.put("/api/v1/tenants/acme", headers=AUTH)
+    body = b'{"tenant_id":"acme","data":' + b'{"a":' * 60 + b'"\\ud83d\\ude00"' + b"}" * 61
+    r = await client.post("/api/v1/publish", headers=AUTH, data=body)
+    assert r.status == 202, await r.text()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "time[gte]=2024-01-01T00:00:00%2B02:00&time[lte]=2024-01-02T00:00:00",
+        "time[gt]=2024-01-01&time[lt]=2024-01-02T00:00:00Z",
+        "time[gte]=0001-01-01T00:00:00%2B14:00&time[lte]=9999-12-31T23:59:59-14:00",
+    ],
+)
+async def test_mixed_time_zones_in_event_and_attempt_bounds(client, query):
+    await client.put("/api/v1/tenants/acme", headers=AUTH)
+    for path in ("/api/v1/events", "/api/v1/attempts", "/api/v1/tenants/acme/events"):
+        r = await client.get(f"{path}?{query}", headers=AUTH)
+        assert r.status in (200, 404), (path, r.status, await r.text())
+        assert r.status != 404 or path.endswith("acme/events")
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        "time[start]=2024-01-01T00:00:00%2B02:00&time[end]=2024-01-02T00:00:00",
+        "time[start]=0001-01-01T00:00:00%2B14:00&time[end]=9999-12-31T23:59:59-14:00",
+        "time[start]=2024-01-01&time[end]=2024-01-02T00:00:00Z",
+    ],
+)
+async def test_mixed_time_zones_in_metrics(client, span):
+    for kind, extra in (("events", ""), ("attempts", "&granularity=1M")):
+        r = await client.get(f"/api/v1/metrics/{kind}?{span}&measures=count{extra}", headers=AUTH)
+        assert r.status in (200, 400), (kind, r.status, await r.text())

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from outpost.destinations.kinesis.partition_key import check_cost, compile_template, partition_key
+from outpost.errors import PermanentError
 from outpost.models import Destination, topic_matches
 from tests.conftest import AUTH, FAKE_CREDS
 
@@ -251,3 +253,36 @@ async def test_mixed_time_zones_in_metrics(client, span):
     for kind, extra in (("events", ""), ("attempts", "&granularity=1M")):
         r = await client.get(f"/api/v1/metrics/{kind}?{span}&measures=count{extra}", headers=AUTH)
         assert r.status in (200, 400), (kind, r.status, await r.text())
+
+
+# -- 4: partition key templates -----------------------------------------------------------
+
+BLOW_UP = "data" + "[].[@,@]" * 16  # 2^16 copies of data: ~1 s and 2 MB per event
+
+
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [
+        (BLOW_UP, "projections, flattens, filters and multiselects"),
+        ("join(':', [" + ",".join(f"data.f{i}" for i in range(40)) + "])", "expression nodes"),
+        ("to_string(" * 20 + "data" + ")" * 20, "nested too deep"),
+    ],
+)
+async def test_costly_partition_key_templates_are_refused(client, template, said):
+    await client.put("/api/v1/tenants/acme", headers=AUTH)
+    body = dest_body()
+    body["config"]["partition_key_template"] = template
+    r = await client.post("/api/v1/tenants/acme/destinations", headers=AUTH, json=body)
+    answer = await r.json()
+    assert r.status == 422 and any(said in p for p in answer["data"]), answer
+
+
+def test_an_allowed_template_stays_fast_on_a_wide_event():
+    doc = {"metadata": {}, "data": {"items": [{"id": i, "v": [i, i]} for i in range(20_000)]}}
+    for template in ("data.items[*].id", "data.items[?id > `5`].v[]", "data.items[].[id, v]"):
+        expression = compile_template(template)
+        check_cost(expression)  # allowed
+        started = time.perf_counter()
+        with pytest.raises(PermanentError):  # far too long a key: a permanent failure
+            partition_key(expression, doc, "evt")
+        assert time.perf_counter() - started < 0.5, template

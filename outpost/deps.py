@@ -37,7 +37,9 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 max_connections=settings.delivery_max_concurrency,
             ),
             *extra,
-        ]
+        ],
+        filter_max_depth=settings.filter_max_depth,
+        filter_max_bytes=settings.filter_max_bytes,
     )
 
 

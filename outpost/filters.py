@@ -8,6 +8,7 @@ $nin $startsWith $endsWith $exist`. `$or` and `$and` take lists of filters, `$no
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 COMPARE = {
@@ -25,6 +26,26 @@ COMPARE = {
 }
 LOGIC = {"$or", "$and", "$not"}
 _MISSING = object()
+
+
+def bounds(flt: Any, max_depth: int, max_bytes: int) -> list[str]:
+    """Why a filter is too big to keep (empty list: it is not). Checked before anything
+    walks the filter recursively: matching a filter costs Python frames per level, and
+    every publish of the tenant evaluates it. Iterative, so any depth is safe to measure."""
+    out = []
+    depth, stack = 0, [(flt, 1)]
+    while stack and depth <= max_depth:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            depth = max(depth, level)
+            stack += [(v, level + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    if depth > max_depth:
+        out.append(f"filter: nested deeper than FILTER_MAX_DEPTH ({max_depth}) objects and lists")
+        return out  # too deep to serialize safely
+    size = len(json.dumps(flt, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > max_bytes:
+        out.append(f"filter: {size} bytes of JSON, more than FILTER_MAX_BYTES ({max_bytes})")
+    return out
 
 
 def problems(flt: Any, path: str = "filter") -> list[str]:

@@ -3,6 +3,8 @@ one atomic step. The publish routes and the Kinesis source reader both come here
 
 from __future__ import annotations
 
+import structlog
+
 from outpost import filters
 from outpost.destinations.registry import DestinationCache, Registry
 from outpost.errors import DomainError, NotFound
@@ -10,6 +12,16 @@ from outpost.models import Event, iso
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.streams import Queue
 from outpost.store.tenants import Store
+
+log = structlog.get_logger("outpost.ingest")
+Plan = tuple[list[tuple[str, str]], list[str], list[str]]
+Outcome = tuple[bool, list[str]] | DomainError | Exception
+
+
+class RouteFailed(Exception):
+    """One event could not be routed for a reason that is not its publisher's (a bug, a
+    stored destination its matching chokes on): that event is answered 500 alone. A fresh
+    exception, so whoever logs it does not render the original's (maybe huge) traceback."""
 
 
 class Ingest:
@@ -33,30 +45,39 @@ class Ingest:
         result: tuple[bool, list[str]] = await self._publishes.submit(event)
         return result
 
-    async def publish_many(self, events: list[Event]) -> list[tuple[bool, list[str]] | DomainError]:
+    async def publish_many(self, events: list[Event]) -> list[Outcome]:
         """Many events: one round trip for every tenant's destinations, one for the
-        publish scripts."""
+        publish scripts. Each event fails alone: an error while routing one (a domain
+        error, or a bug such as a stored filter too deep to match) is that event's answer,
+        never its neighbours' (they may be other tenants')."""
         targets = await self.store.publish_targets_many(list({e.tenant_id for e in events}))
-        plans: list[tuple[list[tuple[str, str]], list[str], list[str]] | DomainError] = []
-        for event in events:
-            try:
-                plans.append(self.route(event, *targets[event.tenant_id]))
-            except DomainError as exc:
-                plans.append(exc)
-        ok = [(e, p) for e, p in zip(events, plans, strict=True) if not isinstance(p, DomainError)]
+        plans = [self._plan(event, *targets[event.tenant_id]) for event in events]
+        ok = [(e, p) for e, p in zip(events, plans, strict=True) if not isinstance(p, Exception)]
         stored = iter(await self.queue.publish_many([(e, p[0], p[1]) for e, p in ok]))
-        out: list[tuple[bool, list[str]] | DomainError] = []
+        out: list[Outcome] = []
         for p in plans:
-            if isinstance(p, DomainError):
+            if isinstance(p, Exception):
                 out.append(p)
                 continue
             fresh = next(stored)
             out.append(fresh if isinstance(fresh, DomainError) else (fresh, p[2]))
         return out
 
-    def route(
-        self, event: Event, exists: bool, raws: list[bytes]
-    ) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    def _plan(self, event: Event, exists: bool, raws: list[bytes]) -> Plan | Exception:
+        try:
+            return self.route(event, exists, raws)
+        except DomainError as exc:
+            return exc
+        except Exception as exc:  # a bug or a poisoned destination: this event only
+            log.error(
+                "publish_route_failed",
+                tenant_id=event.tenant_id,
+                event_id=event.id,
+                error=type(exc).__name__,
+            )
+            return RouteFailed(f"routing event {event.id} failed: {type(exc).__name__}")
+
+    def route(self, event: Event, exists: bool, raws: list[bytes]) -> Plan:
         """(tasks to queue as (destination, ordering key), disabled destinations to keep as
         dead letters, matched destination ids) for one event."""
         if not exists:

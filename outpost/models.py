@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -160,10 +159,24 @@ def every_topic(topics: list[str] | str) -> bool:
 
 
 def topic_matches(pattern: str, topic: str) -> bool:
-    """A topic entry; `*` inside it matches any run of characters (TOPICS_ALLOW_WILDCARDS)."""
+    """A topic entry; `*` inside it matches any run of characters but a line break
+    (TOPICS_ALLOW_WILDCARDS). Linear, no backtracking: the literal parts between the stars
+    must appear in order, the first as a prefix and the last as a suffix, and the leftmost
+    place of each middle part is always the best one (it leaves the most room after it
+    and the shortest run for the star before it)."""
     if "*" not in pattern:
         return pattern == topic
-    return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), topic) is not None
+    first, *middle, last = pattern.split("*")
+    end = len(topic) - len(last)
+    if end < len(first) or not topic.startswith(first) or not topic.endswith(last):
+        return False
+    pos = len(first)
+    for part in middle:
+        at = topic.find(part, pos, end)
+        if at < 0 or "\n" in topic[pos:at]:
+            return False
+        pos = at + len(part)
+    return "\n" not in topic[pos:end]
 
 
 @dataclass(frozen=True)

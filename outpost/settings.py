@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     delivery_reclaim_idle_seconds: float = Field(60.0, gt=0)
     max_destinations_per_tenant: int = Field(20, ge=1)
     max_event_bytes: int = Field(1024 * 1024, ge=1024)
+    max_json_depth: int = Field(64, ge=8, le=512)  # nested objects/lists of a request body
+    # a destination filter is matched against every publish of its tenant
+    filter_max_depth: int = Field(16, ge=2, le=64)
+    filter_max_bytes: int = Field(16 * 1024, ge=256, le=1024 * 1024)
     publish_rate_limit_per_second: int = Field(0, ge=0)  # per tenant; 0 = off
     max_retry_limit: int = Field(10, ge=0, le=100)
     retry_interval_seconds: float = Field(30.0, gt=0)

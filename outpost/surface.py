@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -71,15 +72,56 @@ def headers_of(exc: DomainError) -> dict[str, str] | None:
 
 
 async def read_json(request: web.Request, required: bool = True) -> object:
+    """The body as JSON, or Invalid (400) saying why: malformed, nested deeper than
+    MAX_JSON_DEPTH, NaN/Infinity (not JSON, and 1e999 is Infinity too), or a lone UTF-16
+    surrogate (`"\\ud800"`: no UTF-8 can carry it, so nothing downstream could)."""
     body = await request.read()
     if not body.strip():
         if required:
             raise Invalid("request body is required (JSON)")
         return None
+    max_depth = request.config_dict[DEPS].settings.max_json_depth
     try:
-        return json.loads(body)
+        value = json.loads(body, parse_constant=_not_json)
+    except RecursionError:
+        raise Invalid(f"JSON nested deeper than MAX_JSON_DEPTH ({max_depth})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid(f"malformed JSON: {exc}") from None
+    problem = _shape_problem(value, max_depth)
+    if problem:
+        raise Invalid(problem)
+    return value
+
+
+def _not_json(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _shape_problem(value: object, max_depth: int) -> str | None:
+    """What makes a parsed body unusable, walked without recursion (linear in its size)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list) and depth > max_depth:
+            return f"JSON nested deeper than MAX_JSON_DEPTH ({max_depth})"
+        if isinstance(node, dict):
+            stack += [(k, depth) for k in node]
+            stack += [(v, depth + 1) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, depth + 1) for v in node]
+        elif isinstance(node, float) and not math.isfinite(node):
+            return "a number is out of range (JSON numbers must be finite)"
+        elif isinstance(node, str) and not _utf8(node):
+            return 'a string holds a lone UTF-16 surrogate (e.g. "\\ud800"): not valid Unicode'
+    return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def routed_elsewhere(request: web.Request) -> bool:

@@ -16,6 +16,7 @@ from outpost.codec import unseal
 from outpost.crypto import Cipher, mask
 from outpost.destinations.base import DestinationType, problems
 from outpost.errors import ValidationFailed
+from outpost.filters import bounds as filter_bounds
 from outpost.filters import problems as filter_problems
 from outpost.models import (
     Destination,
@@ -27,8 +28,14 @@ from outpost.models import (
 
 
 class Registry:
-    def __init__(self, providers: Iterable[DestinationType]):
+    def __init__(
+        self,
+        providers: Iterable[DestinationType],
+        filter_max_depth: int = 16,
+        filter_max_bytes: int = 16 * 1024,
+    ):
         self._by_type = {p.type: p for p in providers}
+        self.filter_limits = (filter_max_depth, filter_max_bytes)
 
     def get(self, type_: str) -> DestinationType:
         return self._by_type[type_]
@@ -67,6 +74,7 @@ class Registry:
                 found.extend(exc.data)
         if found or provider is None or config_creds is None:
             raise ValidationFailed(list(dict.fromkeys(found)))
+        _check_filter(req.filter, self.filter_limits)
         return _new_destination(req, tenant_id, new_id, *config_creds)
 
     def update(self, dest: Destination, body: Any) -> Destination:
@@ -103,7 +111,7 @@ class Registry:
             metadata=_merge_map(dest.metadata, req.metadata, "metadata" in sent),
             filter=(req.filter or None) if "filter" in sent else dest.filter,
         )
-        _check_filter(updated.filter)
+        _check_filter(updated.filter, self.filter_limits)
         return updated
 
     def _unsupported(self, type_: str) -> str:
@@ -199,8 +207,7 @@ def _new_destination(
     creds: dict[str, Any],
 ) -> Destination:
     """The destination a create body describes, its typed config and credentials checked;
-    the filter and the optional timestamps are checked here."""
-    _check_filter(req.filter)
+    the optional timestamps are checked here (the filter by the registry)."""
     created = _past_time(req.created_at, "created_at") or iso(utcnow())
     updated = _past_time(req.updated_at, "updated_at") or created
     return Destination(
@@ -219,8 +226,9 @@ def _new_destination(
     )
 
 
-def _check_filter(flt: dict[str, Any] | None) -> None:
-    found = filter_problems(flt) if flt else []
+def _check_filter(flt: dict[str, Any] | None, limits: tuple[int, int]) -> None:
+    """Its size first: `problems` walks it recursively."""
+    found = (filter_bounds(flt, *limits) or filter_problems(flt)) if flt else []
     if found:
         raise ValidationFailed(found)
 

@@ -71,11 +71,18 @@ async def publish_batch(request: web.Request) -> web.Response:
     events = await _within_rate(deps, events, results)
     outcomes = await deps.ingest.publish_many([e for _, e in events])
     for (i, event), out in zip(events, outcomes, strict=True):
-        results[i] = (
-            _item_error(out)
-            if isinstance(out, DomainError)
-            else {"status": 202, "id": event.id, "duplicate": not out[0], "destination_ids": out[1]}
-        )
+        if isinstance(out, DomainError):
+            results[i] = _item_error(out)
+        elif isinstance(out, Exception):  # logged by ingest; this event only
+            results[i] = {"status": 500, "message": "internal server error", "data": None}
+        else:
+            fresh, ids = out
+            results[i] = {
+                "status": 202,
+                "id": event.id,
+                "duplicate": not fresh,
+                "destination_ids": ids,
+            }
     accepted = sum(r["status"] == 202 for r in results)
     return web.json_response({"accepted": accepted, "results": results}, status=202)
 

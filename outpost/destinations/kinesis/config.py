@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outpost.destinations.base import Schema
-from outpost.destinations.kinesis.partition_key import compile_template
+from outpost.destinations.kinesis.partition_key import check_cost, compile_template
 
 TYPE = "aws_kinesis"
 MAX_RECORD_BYTES = 1024 * 1024
@@ -63,7 +63,7 @@ class KinesisConfig(BaseModel):
     def _template(cls, v: str | None) -> str | None:
         if v in (None, ""):
             return None
-        compile_template(v)
+        check_cost(compile_template(v))
         return v
 
 

@@ -12,6 +12,22 @@ from jmespath.parser import ParsedResult
 from outpost.errors import PermanentError
 
 MAX_KEY_CHARS = 256
+# A template is evaluated at publish, on the API's event loop, for every event: its cost
+# must be linear in the event. Nodes that multiply what flows through them (projections,
+# flattens, multiselects, filters) compound: `data[].[@,@]` repeated 16 times builds
+# 2^16 copies of `data` (seconds, megabytes). These bounds keep every template to a
+# few passes over the event.
+MAX_TEMPLATE_NODES = 64
+MAX_TEMPLATE_DEPTH = 16
+MAX_TEMPLATE_FANOUT = 3
+FANOUT = {
+    "projection",
+    "value_projection",
+    "filter_projection",
+    "flatten",
+    "multi_select_list",
+    "multi_select_dict",
+}
 
 
 def compile_template(template: str) -> ParsedResult:
@@ -22,6 +38,26 @@ def compile_template(template: str) -> ParsedResult:
         return jmespath.compile(template)
     except JMESPathError as exc:
         raise ValueError(f"is not a valid JMESPath expression: {exc}") from None
+
+
+def check_cost(expression: ParsedResult) -> None:
+    """Raises ValueError saying which bound a compiled template exceeds (create/update)."""
+    nodes = fanout = depth = 0
+    stack = [(expression.parsed, 1)]
+    while stack:
+        node, level = stack.pop()
+        nodes, depth = nodes + 1, max(depth, level)
+        fanout += node.get("type") in FANOUT
+        stack += [(c, level + 1) for c in node.get("children", []) if isinstance(c, dict)]
+    if fanout > MAX_TEMPLATE_FANOUT:
+        raise ValueError(
+            f"has {fanout} projections, flattens, filters and multiselects (at most "
+            f"{MAX_TEMPLATE_FANOUT}): each multiplies the work per event"
+        )
+    if depth > MAX_TEMPLATE_DEPTH:
+        raise ValueError(f"is nested too deep: {depth} levels (at most {MAX_TEMPLATE_DEPTH})")
+    if nodes > MAX_TEMPLATE_NODES:
+        raise ValueError(f"is too complex: {nodes} expression nodes (at most {MAX_TEMPLATE_NODES})")
 
 
 def partition_key(expression: ParsedResult | None, document: dict[str, Any], event_id: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from redis.asyncio import Redis
 
 from outpost.api.app import create_api_app
 from outpost.api.openapi import OpenAPIPart, build
@@ -121,6 +122,15 @@ async def settle_heap() -> None:
     gc.freeze()
 
 
+def redis_client(settings: Settings, max_connections: int = 128) -> Redis:
+    return connect_redis(
+        settings.redis_dsn(),
+        max_connections,
+        socket_timeout=settings.redis_socket_timeout_seconds,
+        connect_timeout=settings.redis_connect_timeout_seconds,
+    )
+
+
 def listen_error(host: str, port: int, exc: OSError) -> StartupError:
     """The API could not bind API_HOST:API_PORT."""
     reasons = {
@@ -143,7 +153,7 @@ async def serve(
     """Run the API, a delivery worker and/or the Kinesis source reader in this process
     until one of `stop_on` arrives (or the worker crashes); then stop them in reverse."""
     await check_redis(settings.redis_dsn())
-    redis = connect_redis(settings.redis_dsn(), settings.delivery_max_concurrency + 32)
+    redis = redis_client(settings, settings.delivery_max_concurrency + 32)
     deps = Deps.build(settings, redis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -226,7 +236,7 @@ class _Running:
 
 async def rotate_key(settings: Settings) -> None:
     await check_redis(settings.redis_dsn())
-    redis = connect_redis(settings.redis_dsn())
+    redis = redis_client(settings)
     deps = Deps.build(settings, redis)
     try:
         done, raced = await deps.store.reencrypt_all()

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     redis_port: int = Field(6379, ge=1, le=65535)
     redis_password: str = ""
     redis_database: int = Field(0, ge=0)
+    # one command's answer (above the worker's 1 s blocking read and a large group commit)
+    redis_socket_timeout_seconds: float = Field(5.0, ge=2, le=300)
+    redis_connect_timeout_seconds: float = Field(2.0, gt=0, le=60)
 
     deployment_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$")
     topics: CommaList = []

@@ -33,10 +33,12 @@ from outpost.errors import (
     ValidationFailed,
 )
 from outpost.health import HEALTH
-from outpost.queue.connection import REDIS_DOWN
+from outpost.queue.connection import FULL_MESSAGE, REDIS_DOWN, redis_full
 
 log = structlog.get_logger("outpost.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# seconds a client waits before trying again after a 503 (Redis down or full, overload)
+RETRY_AFTER_UNAVAILABLE = 1
 # status, message, data, headers -> the surface's error response
 Render = Callable[[int, str, object, "dict[str, str] | None"], web.Response]
 
@@ -67,6 +69,8 @@ def status_of(exc: DomainError) -> int:
 def headers_of(exc: DomainError) -> dict[str, str] | None:
     if isinstance(exc, RateLimited):
         return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, Unavailable):
+        return {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}
     return None
 
 
@@ -122,7 +126,10 @@ def errors_middleware(render: Render) -> Middleware:
             request.config_dict[HEALTH].failed(exc)  # logged once per outage, not per request
             message = "storage unavailable: nothing was accepted, retry later"
             return domain(request, Unavailable(message))
-        except Exception:
+        except Exception as exc:
+            if redis_full(exc):  # a refused write, not a bug: never Redis's own text
+                request.config_dict[HEALTH].failed(exc)
+                return domain(request, Unavailable(FULL_MESSAGE))
             log.exception("unhandled_error", method=request.method, path=request.path)
             return render(500, "internal server error", None, None)
 

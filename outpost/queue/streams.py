@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 from outpost.errors import Invalid, Unavailable
 from outpost.models import Event, Task
 from outpost.queue.coalesce import Coalescer
+from outpost.queue.connection import step_failed
 from outpost.queue.items import (
     COMPLETE_KEYS,
     PUBLISH_KEYS,
@@ -100,12 +101,7 @@ class Queue:
             orjson.dumps(events),
         ]
         results = await self._publish(keys=table.keys, args=args)
-        return [
-            Unavailable(f"the event could not be stored ({r.decode(errors='replace')})")
-            if isinstance(r, bytes)
-            else bool(r)
-            for r in results
-        ]
+        return [step_failed(r) if isinstance(r, bytes) else bool(r) for r in results]
 
     async def load_event(self, tenant_id: str, event_id: str) -> Event | None:
         [event] = await self.load_events(tenant_id, [event_id])

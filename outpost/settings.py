@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     api_jwt_secret: str = ""
     api_jwt_ttl_seconds: int = Field(24 * 3600, ge=60)
     api_auth_disabled: bool = False  # explicit; an empty API_KEY alone never turns auth off
+    # publish requests in progress per API process; more are answered 503 at once (0 = off)
+    api_max_inflight_publishes: int = Field(500, ge=0)
     aes_encryption_secret: str = ""
     # old secrets still accepted for reading while `outpost rotate-key` re-encrypts
     aes_encryption_secret_previous: CommaList = []

@@ -159,3 +159,29 @@ def auth_middleware(access_of: Callable[[web.Request], str]) -> Middleware:
         return await handler(request)
 
     return auth
+
+
+def shedding_middleware(limit: int, applies: Callable[[web.Request], bool]) -> Middleware:
+    """At most `limit` requests that `applies` to in progress at once (0: no limit); one
+    more is answered 503 + Retry-After at once, before its body is read or Redis is asked,
+    so that the accepted ones keep a short queue (and a low latency) behind them."""
+    inflight = 0
+    message = (
+        f"over capacity ({limit} publishes in progress, API_MAX_INFLIGHT_PUBLISHES): "
+        "nothing was accepted, retry later"
+    )
+
+    @web.middleware
+    async def shed(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal inflight
+        if not limit or routed_elsewhere(request) or not applies(request):
+            return await handler(request)
+        if inflight >= limit:
+            raise Unavailable(message)
+        inflight += 1
+        try:
+            return await handler(request)
+        finally:
+            inflight -= 1
+
+    return shed

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     api_auth_disabled: bool = False  # explicit; an empty API_KEY alone never turns auth off
     # publish requests in progress per API process; more are answered 503 at once (0 = off)
     api_max_inflight_publishes: int = Field(500, ge=0)
+    # slow clients: a request's head, then its body, must arrive within these
+    api_header_timeout_seconds: float = Field(60.0, gt=0, le=3600)
+    api_body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    api_max_connections: int = Field(1000, ge=1)  # more: answered 503 and closed at once
     aes_encryption_secret: str = ""
     # old secrets still accepted for reading while `outpost rotate-key` re-encrypts
     aes_encryption_secret_previous: CommaList = []

@@ -92,6 +92,27 @@ def routed_elsewhere(request: web.Request) -> bool:
     return bool(apps) and apps[-1] is not request.app
 
 
+class SlowBody(Exception):
+    """The request body did not arrive within API_BODY_TIMEOUT_SECONDS: answered 408."""
+
+
+async def read_body_in_time(request: web.Request) -> None:
+    """Read the whole body now (handlers then get it from aiohttp's cache) within
+    API_BODY_TIMEOUT_SECONDS, so a client trickling it cannot hold a request forever."""
+    deps = request.config_dict.get(DEPS)
+    if deps is None or not request.can_read_body:
+        return
+    seconds = deps.settings.api_body_timeout_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            await request.read()
+    except TimeoutError:
+        message = f"the request body did not arrive within API_BODY_TIMEOUT_SECONDS ({seconds:g})"
+        raise SlowBody(message) from None
+    except ConnectionError:  # the client went away: not Redis being down
+        raise Invalid("the request body was cut off") from None
+
+
 def errors_middleware(render: Render) -> Middleware:
     """Every failure of a request becomes one `render`ed error: domain errors with their
     status from STATUS, aiohttp's own (404, 405) as they are, a too large body and Redis
@@ -109,7 +130,10 @@ def errors_middleware(render: Render) -> Middleware:
         if routed_elsewhere(request):
             return await handler(request)
         try:
+            await read_body_in_time(request)
             return await handler(request)
+        except SlowBody as exc:
+            return render(408, str(exc), None, {"Connection": "close"})
         except DomainError as exc:
             return domain(request, exc)
         except web.HTTPRequestEntityTooLarge:

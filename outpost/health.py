@@ -1,7 +1,8 @@
 """Whether the API's Redis answers: one warning when an outage starts, one info line when
 it ends, however many requests fail in between.
 
-`GET /healthz` (readiness: 503 while Redis does not answer) and the error middleware report
+`GET /healthz` (readiness: 503 while Redis does not answer, or is full: at its maxmemory
+with noeviction it refuses every write) and the error middleware report
 here; while Redis is down, a background check notices its return even without probes.
 """
 
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -34,11 +36,15 @@ class RedisWatch:
         try:
             async with asyncio.timeout(PING_TIMEOUT):
                 await self.redis.ping()
+                memory = await self.redis.info("memory")
         except TimeoutError:  # the client was still retrying its connection
             self._down(f"no answer within {PING_TIMEOUT:g} s")
             return False
         except Exception as exc:  # any failure to reach Redis is "down", never a 500
             self.failed(exc)
+            return False
+        if full(memory):
+            self._down("out of memory (maxmemory reached)")
             return False
         self.answered()
         return True
@@ -63,6 +69,13 @@ class RedisWatch:
             await asyncio.sleep(interval)
             if self.down_since is not None:
                 await self.ping()
+
+
+def full(memory: dict[str, Any]) -> bool:
+    """Redis refuses writes: at its maxmemory with nothing it may evict (noeviction)."""
+    limit = int(memory.get("maxmemory", 0) or 0)
+    policy = str(memory.get("maxmemory_policy", "noeviction"))
+    return bool(limit) and policy == "noeviction" and int(memory["used_memory"]) >= limit
 
 
 HEALTH = web.AppKey("health", RedisWatch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import gc
+import json
 import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -16,6 +17,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from redis.asyncio import Redis
 
 from outpost.api.app import create_api_app
 from outpost.api.openapi import OpenAPIPart, build
@@ -121,6 +123,52 @@ async def settle_heap() -> None:
     gc.freeze()
 
 
+def refusal(limit: int) -> bytes:
+    """The whole answer to a connection beyond API_MAX_CONNECTIONS (the API's error body)."""
+    message = f"too many connections ({limit}, API_MAX_CONNECTIONS): retry later"
+    body = json.dumps({"status": 503, "message": message, "data": None}).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _Refused(asyncio.Protocol):
+    """A connection beyond the cap: answered at once, then closed."""
+
+    def __init__(self, answer: bytes):
+        self.answer = answer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(self.answer)
+        transport.close()
+
+
+def capped(server: web.Server, limit: int) -> Callable[[], asyncio.Protocol]:
+    """The listening socket's protocol factory: aiohttp's while fewer than `limit`
+    connections are open, else one that answers 503 and closes (a refusal the client can
+    read, instead of a connection that waits unserved or an accept loop out of files)."""
+    answer = refusal(limit)
+
+    def factory() -> asyncio.Protocol:
+        if len(server.connections) >= limit:
+            return _Refused(answer)
+        return server()
+
+    return factory
+
+
+def redis_client(settings: Settings, max_connections: int = 128) -> Redis:
+    return connect_redis(
+        settings.redis_dsn(),
+        max_connections,
+        socket_timeout=settings.redis_socket_timeout_seconds,
+        connect_timeout=settings.redis_connect_timeout_seconds,
+    )
+
+
 def listen_error(host: str, port: int, exc: OSError) -> StartupError:
     """The API could not bind API_HOST:API_PORT."""
     reasons = {
@@ -143,7 +191,7 @@ async def serve(
     """Run the API, a delivery worker and/or the Kinesis source reader in this process
     until one of `stop_on` arrives (or the worker crashes); then stop them in reverse."""
     await check_redis(settings.redis_dsn())
-    redis = connect_redis(settings.redis_dsn(), settings.delivery_max_concurrency + 32)
+    redis = redis_client(settings, settings.delivery_max_concurrency + 32)
     deps = Deps.build(settings, redis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -169,6 +217,7 @@ class _Running:
 
     worker: Worker | None = None
     runner: web.AppRunner | None = None
+    listener: asyncio.Server | None = None
     worker_task: asyncio.Task[None] | None = None
     reader: SourceReader | None = None
     reader_task: asyncio.Task[None] | None = None
@@ -190,11 +239,18 @@ class _Running:
     async def _listen(self, settings: Settings, deps: Deps) -> None:
         # one retry promoter per process: the worker runs it when both are here
         self.runner = web.AppRunner(
-            create_app(settings, deps, run_promoter=self.worker is None), access_log=None
+            create_app(settings, deps, run_promoter=self.worker is None),
+            access_log=None,
+            # also bounds how long a request's head may take to arrive
+            keepalive_timeout=settings.api_header_timeout_seconds,
         )
         await self.runner.setup()
+        assert self.runner.server is not None
+        factory = capped(self.runner.server, settings.api_max_connections)
         try:
-            await web.TCPSite(self.runner, settings.api_host, settings.api_port).start()
+            self.listener = await asyncio.get_running_loop().create_server(
+                factory, settings.api_host, settings.api_port, backlog=128
+            )
         except OSError as exc:
             raise listen_error(settings.api_host, settings.api_port, exc) from None
         log.info("api_listening", host=settings.api_host, port=settings.api_port)
@@ -220,13 +276,15 @@ class _Running:
             await asyncio.gather(self.worker_task, return_exceptions=True)
         if self.worker and self.worker.alerts:
             await self.worker.alerts.close()
+        if self.listener:
+            self.listener.close()
         if self.runner:
             await self.runner.cleanup()
 
 
 async def rotate_key(settings: Settings) -> None:
     await check_redis(settings.redis_dsn())
-    redis = connect_redis(settings.redis_dsn())
+    redis = redis_client(settings)
     deps = Deps.build(settings, redis)
     try:
         done, raced = await deps.store.reencrypt_all()

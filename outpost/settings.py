@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     api_jwt_secret: str = ""
     api_jwt_ttl_seconds: int = Field(24 * 3600, ge=60)
     api_auth_disabled: bool = False  # explicit; an empty API_KEY alone never turns auth off
+    # publish requests in progress per API process; more are answered 503 at once (0 = off)
+    api_max_inflight_publishes: int = Field(500, ge=0)
+    # slow clients: a request's head, then its body, must arrive within these
+    api_header_timeout_seconds: float = Field(60.0, gt=0, le=3600)
+    api_body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    api_max_connections: int = Field(1000, ge=1)  # more: answered 503 and closed at once
     aes_encryption_secret: str = ""
     # old secrets still accepted for reading while `outpost rotate-key` re-encrypts
     aes_encryption_secret_previous: CommaList = []
@@ -39,6 +45,9 @@ class Settings(BaseSettings):
     redis_port: int = Field(6379, ge=1, le=65535)
     redis_password: str = ""
     redis_database: int = Field(0, ge=0)
+    # one command's answer (above the worker's 1 s blocking read and a large group commit)
+    redis_socket_timeout_seconds: float = Field(5.0, ge=2, le=300)
+    redis_connect_timeout_seconds: float = Field(2.0, gt=0, le=60)
 
     deployment_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$")
     topics: CommaList = []

@@ -34,10 +34,12 @@ from outpost.errors import (
     ValidationFailed,
 )
 from outpost.health import HEALTH
-from outpost.queue.connection import REDIS_DOWN
+from outpost.queue.connection import FULL_MESSAGE, REDIS_DOWN, redis_full
 
 log = structlog.get_logger("outpost.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# seconds a client waits before trying again after a 503 (Redis down or full, overload)
+RETRY_AFTER_UNAVAILABLE = 1
 # status, message, data, headers -> the surface's error response
 Render = Callable[[int, str, object, "dict[str, str] | None"], web.Response]
 
@@ -68,6 +70,8 @@ def status_of(exc: DomainError) -> int:
 def headers_of(exc: DomainError) -> dict[str, str] | None:
     if isinstance(exc, RateLimited):
         return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, Unavailable):
+        return {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}
     return None
 
 
@@ -130,6 +134,27 @@ def routed_elsewhere(request: web.Request) -> bool:
     return bool(apps) and apps[-1] is not request.app
 
 
+class SlowBody(Exception):
+    """The request body did not arrive within API_BODY_TIMEOUT_SECONDS: answered 408."""
+
+
+async def read_body_in_time(request: web.Request) -> None:
+    """Read the whole body now (handlers then get it from aiohttp's cache) within
+    API_BODY_TIMEOUT_SECONDS, so a client trickling it cannot hold a request forever."""
+    deps = request.config_dict.get(DEPS)
+    if deps is None or not request.can_read_body:
+        return
+    seconds = deps.settings.api_body_timeout_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            await request.read()
+    except TimeoutError:
+        message = f"the request body did not arrive within API_BODY_TIMEOUT_SECONDS ({seconds:g})"
+        raise SlowBody(message) from None
+    except ConnectionError:  # the client went away: not Redis being down
+        raise Invalid("the request body was cut off") from None
+
+
 def errors_middleware(render: Render) -> Middleware:
     """Every failure of a request becomes one `render`ed error: domain errors with their
     status from STATUS, aiohttp's own (404, 405) as they are, a too large body and Redis
@@ -147,7 +172,10 @@ def errors_middleware(render: Render) -> Middleware:
         if routed_elsewhere(request):
             return await handler(request)
         try:
+            await read_body_in_time(request)
             return await handler(request)
+        except SlowBody as exc:
+            return render(408, str(exc), None, {"Connection": "close"})
         except DomainError as exc:
             return domain(request, exc)
         except web.HTTPRequestEntityTooLarge:
@@ -164,7 +192,10 @@ def errors_middleware(render: Render) -> Middleware:
             request.config_dict[HEALTH].failed(exc)  # logged once per outage, not per request
             message = "storage unavailable: nothing was accepted, retry later"
             return domain(request, Unavailable(message))
-        except Exception:
+        except Exception as exc:
+            if redis_full(exc):  # a refused write, not a bug: never Redis's own text
+                request.config_dict[HEALTH].failed(exc)
+                return domain(request, Unavailable(FULL_MESSAGE))
             log.exception("unhandled_error", method=request.method, path=request.path)
             return render(500, "internal server error", None, None)
 
@@ -194,3 +225,29 @@ def auth_middleware(access_of: Callable[[web.Request], str]) -> Middleware:
         return await handler(request)
 
     return auth
+
+
+def shedding_middleware(limit: int, applies: Callable[[web.Request], bool]) -> Middleware:
+    """At most `limit` requests that `applies` to in progress at once (0: no limit); one
+    more is answered 503 + Retry-After at once, before its body is read or Redis is asked,
+    so that the accepted ones keep a short queue (and a low latency) behind them."""
+    inflight = 0
+    message = (
+        f"over capacity ({limit} publishes in progress, API_MAX_INFLIGHT_PUBLISHES): "
+        "nothing was accepted, retry later"
+    )
+
+    @web.middleware
+    async def shed(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal inflight
+        if not limit or routed_elsewhere(request) or not applies(request):
+            return await handler(request)
+        if inflight >= limit:
+            raise Unavailable(message)
+        inflight += 1
+        try:
+            return await handler(request)
+        finally:
+            inflight -= 1
+
+    return shed

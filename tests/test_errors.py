@@ -95,7 +95,7 @@ async def test_both_surfaces_answer_a_domain_error_with_its_status(aiohttp_clien
     r = await api.get(f"/raise/{i}")
     assert r.status == status
     assert await r.json() == {"status": status, "message": exc.message, "data": exc.data}
-    expected = "1" if isinstance(exc, RateLimited) else None
+    expected = "1" if isinstance(exc, RateLimited | Unavailable) else None
     assert r.headers.get("Retry-After") == expected
 
     r = await flow.get(f"/raise/{i}")

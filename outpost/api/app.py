@@ -12,14 +12,16 @@ from outpost.api import docs as apidocs
 from outpost.api.openapi import OPENAPI, Document, OpenAPIPart, build
 from outpost.api.routes import ROUTES
 from outpost.api.routes.catalog import healthz
+from outpost.api.routes.publish import publish, publish_batch
 from outpost.deps import DEPS, Deps
 from outpost.health import HEALTH, RedisWatch, watching
 from outpost.settings import Settings
-from outpost.surface import auth_middleware, errors_middleware
+from outpost.surface import auth_middleware, errors_middleware, shedding_middleware
 
 log = structlog.get_logger("outpost.api")
 PREFIXES = ("/api/v1", "/2025-07-01")
 ACCESS = web.AppKey("access", dict)
+SHED = frozenset({publish, publish_batch})  # beyond API_MAX_INFLIGHT_PUBLISHES: 503 at once
 
 
 def error_response(
@@ -28,6 +30,10 @@ def error_response(
     """The API's error body (Outpost's): {status, message, data}."""
     body = {"status": status, "message": message, "data": data}
     return web.json_response(body, status=status, headers=headers)
+
+
+def _shed(request: web.Request) -> bool:
+    return request.match_info.handler in SHED
 
 
 def _access(request: web.Request) -> str:
@@ -41,7 +47,11 @@ def create_api_app(
     `documents` are the OpenAPI parts of surfaces mounted beside it, for the served
     document."""
     app = web.Application(
-        middlewares=[errors_middleware(error_response), auth_middleware(_access)],
+        middlewares=[
+            errors_middleware(error_response),
+            shedding_middleware(settings.api_max_inflight_publishes, _shed),
+            auth_middleware(_access),
+        ],
         client_max_size=settings.max_event_bytes,
     )
     app[DEPS] = deps

@@ -24,6 +24,9 @@ from aiohttp import ClientSession, web
 from outpost.dev.bench_parts import KEY, endpoint_app, load
 
 SECRET = "bench-aes-secret"
+# the overload run: this many clients flat out against one API process, which sheds
+# publishes beyond API_MAX_INFLIGHT_PUBLISHES (its default)
+OVERLOAD_CONCURRENCY = 2000
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -84,6 +87,8 @@ def service_env(redis_url: str, port: int, concurrency: int) -> dict[str, str]:
             "LOG_LEVEL": "error",
             "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS": "true",
             "DELIVERY_MAX_CONCURRENCY": str(concurrency),
+            # the overload run's clients all connect: shedding is by publishes in progress
+            "API_MAX_CONNECTIONS": str(2 * OVERLOAD_CONCURRENCY),
         }
     )
     return env
@@ -220,6 +225,7 @@ async def publish_figures(
         devstack.wait_for_port(port, api)
         flat = _load_process(url, seconds, conc, 0)
         batched = _load_process(f"{url}/batch", seconds, 8, 0, batch=100)
+        overload = _load_process(url, seconds, OVERLOAD_CONCURRENCY, 0)
         deps = await prefill(redis_url, ep.url, 0)  # an empty queue, the same destination
         await deps.redis.aclose()
         worker = _outpost("worker", env)
@@ -236,7 +242,12 @@ async def publish_figures(
             if p is not None:
                 p.terminate()
                 p.wait(timeout=30)
-    return _figures(flat, batched, lat)
+    return {
+        **_figures(flat, batched, lat),
+        "overload_accepted_p99_ms": overload["p99_ms"],
+        "overload_shed_share": overload["shed_share"],
+        "overload_errors": overload["errors"],
+    }
 
 
 def _figures(flat: dict[str, Any], batched: dict[str, Any], lat: dict[str, Any]) -> dict[str, Any]:

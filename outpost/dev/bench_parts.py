@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 
 KEY = "bench-admin-key"
 
@@ -63,8 +64,11 @@ def pct(data: list[float], p: float) -> float | None:
 async def load(
     url: str, seconds: float, concurrency: int, rate: float, batch: int = 0
 ) -> dict[str, Any]:
+    """`concurrency` clients publishing for `seconds` (each at `rate` / concurrency per
+    second, or flat out): the rate and p99 of accepted (202) publishes, how many were shed
+    (503; the client then waits its Retry-After) and how many failed otherwise."""
     latencies: list[float] = []
-    errors = 0
+    errors = shed = 0
     deadline = time.monotonic() + seconds
     interval = concurrency / rate if rate else 0.0
     body: dict[str, Any] = {"tenant_id": "bench", "topic": "orders", "data": {"pad": "x" * 200}}
@@ -75,7 +79,7 @@ async def load(
     ) as http:
 
         async def one_client(offset: float) -> None:
-            nonlocal errors
+            nonlocal errors, shed
             next_at = time.monotonic() + offset
             while time.monotonic() < deadline:
                 if interval:
@@ -84,13 +88,30 @@ async def load(
                 started = time.monotonic()
                 body["data"]["sent_at"] = time.time()
                 payload: Any = [body] * batch if batch else body
-                async with http.post(url, json=payload) as resp:
-                    await resp.read()
-                    if resp.status != 202:
-                        errors += 1
-                latencies.append(time.monotonic() - started)
+                wait, status = 0.0, 0
+                with contextlib.suppress(ClientError, TimeoutError):
+                    async with http.post(url, json=payload) as resp:
+                        await resp.read()
+                        status = resp.status
+                        wait = float(resp.headers.get("Retry-After", 0))
+                if status == 202:
+                    latencies.append(time.monotonic() - started)
+                else:
+                    shed += status == 503
+                    errors += status != 503
+                    await asyncio.sleep(wait)  # a shed client waits as told
 
         await asyncio.gather(*(one_client(i * interval / concurrency) for i in range(concurrency)))
-    data = sorted(latencies)
-    events = len(data) * (batch or 1)
-    return {"per_s": events / seconds, "p99_ms": pct(data, 99), "errors": errors}
+    return _summary(sorted(latencies), shed, errors, seconds, batch)
+
+
+def _summary(
+    data: list[float], shed: int, errors: int, seconds: float, batch: int
+) -> dict[str, Any]:
+    answered = len(data) + shed
+    return {
+        "per_s": len(data) * (batch or 1) / seconds,
+        "p99_ms": pct(data, 99),
+        "errors": errors,
+        "shed_share": shed / answered if answered else 0.0,
+    }

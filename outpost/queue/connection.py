@@ -16,16 +16,25 @@ from redis.connection import parse_url
 from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
+    OutOfMemoryError,
     RedisError,
     ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from outpost.errors import Unavailable
+
 # Redis going away is expected (restarts, failover): wait and go on, never crash a loop.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 # how long a starting process waits for Redis (still starting beside it, loading its AOF)
 REDIS_WAIT_SECONDS = 3.0
+# defaults of REDIS_SOCKET_TIMEOUT_SECONDS / REDIS_CONNECT_TIMEOUT_SECONDS
+SOCKET_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 2.0
+# Redis at its maxmemory (noeviction) refuses writes: in our words, never Redis's text
+FULL_MESSAGE = "storage is full: nothing was accepted, retry later"
+_OOM = "OOM command not allowed"
 
 
 class StartupError(Exception):
@@ -46,6 +55,8 @@ def redis_reason(exc: BaseException) -> str:
         return "authentication failed: check the password in REDIS_URL / REDIS_PASSWORD"
     if isinstance(exc, BusyLoadingError):
         return "it is still loading its data"
+    if redis_full(exc):
+        return "out of memory (maxmemory reached)"
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ConnectionRefusedError):
@@ -86,14 +97,48 @@ def _unreachable(url: str, exc: BaseException) -> StartupError:
     return StartupError(f"cannot reach Redis at {redis_address(url)} ({redis_reason(exc)})")
 
 
-def connect_redis(url: str, max_connections: int = 128) -> Redis:
+def connect_redis(
+    url: str,
+    max_connections: int = 128,
+    *,
+    socket_timeout: float = SOCKET_TIMEOUT,
+    connect_timeout: float = CONNECT_TIMEOUT,
+) -> Redis:
     """A client that reconnects and retries a command whose connection broke (Redis
     restarted or failed over). Repeating our writes is safe: publish is a SET NX claim,
-    acks and retry entries are idempotent; at worst an attempt is recorded twice."""
+    acks and retry entries are idempotent; at worst an attempt is recorded twice.
+
+    A command waits at most `socket_timeout` for its answer (a frozen Redis fails the
+    request instead of holding it; it must exceed the worker's 1 s blocking read) and is
+    then not resent: Redis may still be running it, and resending slow batches to a
+    struggling Redis only adds load. Refusals (out of memory, script errors) are answers,
+    never resent either."""
     return Redis.from_url(
         url,
         max_connections=max_connections,
         health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=5),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(
+            ExponentialBackoff(cap=2.0, base=0.05),
+            retries=5,
+            supported_errors=(RedisConnectionError,),
+        ),
+        retry_on_timeout=False,
     )
+
+
+def redis_full(exc: BaseException) -> bool:
+    """Redis refused a write for memory: a command's OOM, or a script's write refused."""
+    return isinstance(exc, OutOfMemoryError) or (
+        isinstance(exc, ResponseError) and _OOM in str(exc)
+    )
+
+
+def step_failed(reply: bytes) -> Unavailable:
+    """One step of a batched script failed (its 'ERR ...' reply): Redis's own text, except
+    a full Redis, which is said in our words."""
+    text = reply.decode(errors="replace")
+    if _OOM in text:
+        return Unavailable(FULL_MESSAGE)
+    return Unavailable(f"the event could not be stored ({text})")

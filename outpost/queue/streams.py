@@ -18,9 +18,10 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from outpost.errors import DomainError, Invalid, NotFound, Unavailable
+from outpost.errors import DomainError, Invalid, NotFound
 from outpost.models import Event, Task
 from outpost.queue.coalesce import Coalescer
+from outpost.queue.connection import step_failed
 from outpost.queue.items import (
     COMPLETE_KEYS,
     PUBLISH_KEYS,
@@ -330,7 +331,7 @@ def _s(v: bytes | str) -> str:
 def _published(result: Any) -> bool | DomainError:
     """One event's answer from the publish script."""
     if isinstance(result, bytes):
-        return Unavailable(f"the event could not be stored ({result.decode(errors='replace')})")
+        return step_failed(result)
     if result == -1:
         return NotFound("tenant")
     return bool(result)

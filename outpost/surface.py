@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -86,38 +87,66 @@ async def read_json(request: web.Request, required: bool = True) -> object:
         return None
     max_depth = request.config_dict[DEPS].settings.max_json_depth
     try:
-        value = json.loads(body, parse_constant=_not_json)
+        value = json.loads(body, parse_constant=_not_json, parse_float=_finite)
     except RecursionError:
         raise Invalid(f"JSON nested deeper than MAX_JSON_DEPTH ({max_depth})") from None
+    except _NotFinite:
+        raise Invalid("a number is out of range (JSON numbers must be finite)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid(f"malformed JSON: {exc}") from None
-    problem = _shape_problem(value, max_depth)
-    if problem:
-        raise Invalid(problem)
+    if _too_deep(value, max_depth):
+        raise Invalid(f"JSON nested deeper than MAX_JSON_DEPTH ({max_depth})")
+    # a lone surrogate can only arrive as a \uD8xx-\uDFxx escape: strict UTF-8 has none
+    if _SURROGATE_ESCAPE.search(body) and not _all_utf8(value):
+        raise Invalid('a string holds a lone UTF-16 surrogate (e.g. "\\ud800"): not valid Unicode')
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class _NotFinite(ValueError):
+    pass
 
 
 def _not_json(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
-def _shape_problem(value: object, max_depth: int) -> str | None:
-    """What makes a parsed body unusable, walked without recursion (linear in its size)."""
-    stack = [(value, 1)]
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or exponent (1e999 would be Infinity)."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotFinite(text)
+    return number
+
+
+def _too_deep(value: object, max_depth: int) -> bool:
+    """Containers nested deeper than `max_depth`, walked without recursion; only
+    containers are visited, so the walk costs a fraction of the parse."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict | list) and depth > max_depth:
-            return f"JSON nested deeper than MAX_JSON_DEPTH ({max_depth})"
+        if depth > max_depth:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack += [(c, depth + 1) for c in children if isinstance(c, dict | list)]
+    return False
+
+
+def _all_utf8(value: object) -> bool:
+    """Every string, keys included, encodes to UTF-8 (walked without recursion)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
         if isinstance(node, dict):
-            stack += [(k, depth) for k in node]
-            stack += [(v, depth + 1) for v in node.values()]
+            stack += list(node)
+            stack += node.values()
         elif isinstance(node, list):
-            stack += [(v, depth + 1) for v in node]
-        elif isinstance(node, float) and not math.isfinite(node):
-            return "a number is out of range (JSON numbers must be finite)"
+            stack += node
         elif isinstance(node, str) and not _utf8(node):
-            return 'a string holds a lone UTF-16 surrogate (e.g. "\\ud800"): not valid Unicode'
-    return None
+            return False
+    return True
 
 
 def _utf8(text: str) -> bool:

@@ -20,7 +20,6 @@ from outpost.queue.lua import KeyTable
 
 TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
 # the fields of a publish / completion item that name a key (an index into KEYS once sent)
-PUBLISH_KEYS = ("tenant_key", "generation_key", "event_key", "owners_key", "index_key", "dead_key")
 COMPLETE_KEYS = (
     "tenant_key",
     "generation_key",
@@ -62,18 +61,18 @@ class Outcome:
 def publish_item(
     queue_keys: Keys,
     partition_of: Callable[[str, str], str],
-    event: Event,
-    routes: list[tuple[str, str]],
-    held: Sequence[str],
+    table: KeyTable,
+    tenant: dict[str, int],
+    item: tuple[Event, list[tuple[str, str]], Sequence[str]],
 ) -> dict[str, Any]:
-    """One event of the publish script, its keys by name (`indexed` turns them
-    into indexes into KEYS)."""
+    """One event of the publish script, its keys as indexes into the call's KEYS
+    (`tenant`: the indexes of its tenant's keys, shared by the tenant's events)."""
+    event, routes, held = item
     record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
     call: dict[str, Any] = {
-        **tenant_fence(queue_keys, event.tenant_id),
-        "event_key": queue_keys.event(event.tenant_id, event.id),
-        "owners_key": queue_keys.event_owners(event.id),
-        "index_key": queue_keys.events_index(event.tenant_id),
+        **tenant,
+        "event_key": table.index(queue_keys.event(event.tenant_id, event.id)),
+        "owners_key": table.index(queue_keys.event_owners(event.id)),
         "record": envelope.dumps(record).decode(),
         "tenant_id": event.tenant_id,
         "event_id": event.id,
@@ -81,14 +80,24 @@ def publish_item(
         "trim": random.random() < TRIM_SHARE,
         "now": f"{time.time():.3f}",
         "routes": [
-            {"stream": partition_of(dest_id, okey), "destination_id": dest_id}
+            {"stream": table.index(partition_of(dest_id, okey)), "destination_id": dest_id}
             for dest_id, okey in routes
         ],
         "held": list(held),
     }
-    if held:
-        call["dead_key"] = queue_keys.dead_letters(event.tenant_id)
+    if not held:
+        call.pop("dead_key")
     return call
+
+
+def publish_tenant(queue_keys: Keys, table: KeyTable, tenant_id: str) -> dict[str, int]:
+    """The indexes of the keys every publish item of one tenant names."""
+    named = {
+        **tenant_fence(queue_keys, tenant_id),
+        "index_key": queue_keys.events_index(tenant_id),
+        "dead_key": queue_keys.dead_letters(tenant_id),
+    }
+    return {name: table.index(key) for name, key in named.items()}
 
 
 def tenant_fence(queue_keys: Keys, tenant_id: str) -> dict[str, str]:

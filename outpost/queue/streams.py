@@ -24,12 +24,12 @@ from outpost.queue.coalesce import Coalescer
 from outpost.queue.connection import step_failed
 from outpost.queue.items import (
     COMPLETE_KEYS,
-    PUBLISH_KEYS,
     Entry,
     Outcome,
     complete_item,
     indexed,
     publish_item,
+    publish_tenant,
 )
 from outpost.queue.keys import GROUP, Keys
 from outpost.queue.lua import KeyTable, register
@@ -89,10 +89,15 @@ class Queue:
         if not items:
             return []
         table = KeyTable(self.keys.events_index())
-        events = [
-            indexed(publish_item(self.keys, self.partition_of, *item), PUBLISH_KEYS, table)
-            for item in items
-        ]
+        tenants: dict[str, dict[str, int]] = {}
+        events = []
+        for item in items:
+            tenant_id = item[0].tenant_id
+            if tenant_id not in tenants:
+                tenants[tenant_id] = publish_tenant(self.keys, table, tenant_id)
+            events.append(
+                publish_item(self.keys, self.partition_of, table, tenants[tenant_id], item)
+            )
         args: list[Any] = [
             self.retention,
             self.log_cap_tenant,

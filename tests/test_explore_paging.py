@@ -55,3 +55,41 @@ async def test_time_cap(deps):
             10,
         )
     assert 1 <= endpoint.hits <= 4 and items[-1]["type"] == "continuation"
+
+
+S3_PAGE = """<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+<Name>b</Name><Prefix>in/</Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys>
+<Delimiter>/</Delimiter><IsTruncated>true</IsTruncated>
+<NextContinuationToken>t{n}</NextContinuationToken>
+<Contents><Key>in/k{n:05d}a</Key><Size>1</Size></Contents>
+<Contents><Key>in/k{n:05d}b</Key><Size>1</Size></Contents>
+</ListBucketResult>"""
+
+
+async def test_endless_s3_folder_listing_is_capped_with_a_continuation(deps):
+    """An S3 server that always answers IsTruncated=true: the folder listing stops after
+    the page cap with a `continuation` naming the last key; `start_after` goes on there."""
+    seen: list[dict[str, str]] = []
+
+    async def endless(request: web.Request) -> web.Response:
+        seen.append(dict(request.query))
+        return web.Response(text=S3_PAGE.format(n=len(seen)), content_type="application/xml")
+
+    params = {"s3AccessKey": "a", "s3SecretKey": "b", "region": "us-east-1"}
+    limits = connectors.ExploreLimits(max_pages=4, seconds=30)
+    async with Local(endless) as endpoint:
+        params["serviceUrl"] = endpoint.url
+        explore = connectors.explore(
+            connectors.S3, params, "folder", "b/in/", deps.endpoints, limits
+        )
+        *files, more = await asyncio.wait_for(explore, 20)
+        assert len(seen) == 4 and [f["name"] for f in files[:2]] == ["k00001a", "k00001b"]
+        assert len(files) == 8 and all(f["type"] == "file" for f in files)
+        assert more["type"] == "continuation" and more["path"] == "b/in/k00004b"
+        assert seen[1]["continuation-token"] == "t1"
+        again = connectors.explore(
+            connectors.S3, params, "folder", "b/in/", deps.endpoints, limits, "in/k00004b"
+        )
+        await asyncio.wait_for(again, 20)
+        assert seen[4]["start-after"] == "in/k00004b"

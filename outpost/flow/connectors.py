@@ -104,15 +104,19 @@ async def explore(
     obj: str | None,
     endpoints: EndpointPolicy,
     limits: ExploreLimits = ExploreLimits(),
+    start_after: str | None = None,
 ) -> list[dict[str, Any]]:
-    """A Kinesis root listing continues after the stream named by `obj`, if given."""
+    """A Kinesis root listing continues after the stream named by `obj`, if given; an S3
+    folder listing after the key `start_after`, if given."""
     await guard(endpoints, params)
     try:
         async with _client(spec_id, params) as client:
             if spec_id == KINESIS:
                 return await _streams(client, limits, obj)
             if spec_id == S3:
-                return await _s3(client, params, object_type, obj)
+                if object_type == "root":
+                    return await _buckets(client, params)
+                return await _s3_folder(client, object_type, obj, limits, start_after)
     except (ClientError, BotoCoreError, OSError) as exc:
         raise Invalid(f"explore failed: {exc}") from None
     raise Invalid("this connection spec cannot be explored")
@@ -139,25 +143,53 @@ async def _streams(client: Any, limits: ExploreLimits, start: str | None) -> lis
     return [*items, _item("continuation", "more streams", last)]
 
 
-async def _s3(
-    client: Any, params: dict[str, Any], object_type: str, obj: str | None
+async def _buckets(client: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    if params.get("bucketName"):
+        bucket = params["bucketName"]
+        return [_item("folder", bucket, f"{bucket}/")]
+    buckets = (await client.list_buckets()).get("Buckets", [])
+    return [_item("folder", b["Name"], f"{b['Name']}/") for b in buckets]
+
+
+async def _s3_folder(
+    client: Any, object_type: str, obj: str | None, limits: ExploreLimits, after: str | None
 ) -> list[dict[str, Any]]:
-    if object_type == "root":
-        if params.get("bucketName"):
-            bucket = params["bucketName"]
-            return [_item("folder", bucket, f"{bucket}/")]
-        buckets = (await client.list_buckets()).get("Buckets", [])
-        return [_item("folder", b["Name"], f"{b['Name']}/") for b in buckets]
+    """ListObjectsV2 page by page, at most `limits.max_pages` pages and `limits.seconds`
+    (a server may say IsTruncated forever). Cut short, the last entry is a `continuation`
+    whose path is the last key listed: `startAfter=<it>` goes on from there."""
     if object_type != "folder" or not obj:
         raise Invalid("objectType must be root, or folder with object=<bucket/prefix/>")
     bucket, _, prefix = obj.partition("/")
     out: list[dict[str, Any]] = []
-    paginator = client.get_paginator("list_objects_v2")
-    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-        for p in page.get("CommonPrefixes", []):
-            name = p["Prefix"][len(prefix) :].rstrip("/")
-            out.append(_item("folder", name, f"{bucket}/{p['Prefix']}"))
-        for o in page.get("Contents", []):
-            if o["Key"] != prefix:
-                out.append(_item("file", o["Key"][len(prefix) :], f"{bucket}/{o['Key']}"))
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
+    if after:
+        kwargs["StartAfter"] = after
+    deadline, last = time.monotonic() + limits.seconds, after or prefix
+    for _ in range(limits.max_pages):
+        page = await client.list_objects_v2(**kwargs)
+        out += _s3_items(bucket, prefix, page)
+        last = max([last, *(_s3_keys(page))])
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated") or not token:
+            return out
+        kwargs["ContinuationToken"] = token
+        if time.monotonic() >= deadline:
+            break
+    return [*out, _item("continuation", "more objects", f"{bucket}/{last}")]
+
+
+def _s3_keys(page: dict[str, Any]) -> list[str]:
+    return [p["Prefix"] for p in page.get("CommonPrefixes", [])] + [
+        o["Key"] for o in page.get("Contents", [])
+    ]
+
+
+def _s3_items(bucket: str, prefix: str, page: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for p in page.get("CommonPrefixes", []):
+        name = p["Prefix"][len(prefix) :].rstrip("/")
+        out.append(_item("folder", name, f"{bucket}/{p['Prefix']}"))
+    for o in page.get("Contents", []):
+        if o["Key"] != prefix:
+            out.append(_item("file", o["Key"][len(prefix) :], f"{bucket}/{o['Key']}"))
     return out

@@ -246,6 +246,7 @@ async def explore(request: web.Request) -> web.Response:
         connectors.ExploreLimits(
             deps.settings.flow_explore_max_pages, deps.settings.flow_explore_seconds
         ),
+        request.query.get("startAfter"),
     )
     return web.json_response(items)
 

@@ -234,6 +234,7 @@ _OPERATIONS: dict[str, tuple[str, list[Any], str | None, dict[str, Any]]] = {
             *SCOPE,
             _param("objectType", "query", {"type": "string", "enum": ["root", "folder"]}),
             _param("object", "query", _STR),
+            _param("startAfter", "query", _STR),  # S3: go on after a continuation's key
         ],
         None,
         {"200": _json({"type": "array", "items": _OBJ})},

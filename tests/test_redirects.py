@@ -12,7 +12,12 @@ import json
 
 import pytest
 from aiohttp import web
+from botocore.exceptions import ClientError
 
+from outpost.errors import Invalid
+from outpost.flow import connectors
+from outpost.flow.connectors import kinesis_client
+from outpost.flow.source import _READ_CONFIG, describe_shards
 from outpost.runtime import build_worker
 from tests.test_delivery import publish, setup_destination
 
@@ -99,3 +104,34 @@ async def test_flow_connection_refused_at_use_once_the_guard_applies(client, dep
         reader.stop()
         await asyncio.wait_for(task, 10)
         assert endpoint.hits == 0
+
+
+@pytest.mark.parametrize("call", ["test", "explore", "source"])
+async def test_flow_aws_clients_do_not_follow_redirects(deps, call):
+    """The AWS clients made for a tenant's connection (aiobotocore) never follow a 3xx:
+    the redirect target is never contacted, whatever the guard says of the first hop."""
+
+    async def secret(request):
+        return web.json_response({"StreamNames": ["leaked"], "HasMoreStreams": False})
+
+    async with Local(secret) as target:
+
+        async def redirect(request):
+            raise web.HTTPTemporaryRedirect(target.url + "/")
+
+        async with Local(redirect) as endpoint:
+            params = {"accessKeyId": "a", "secretKey": "b", "region": "us-east-1"}
+            params["endpoint"] = endpoint.url
+            if call == "test":
+                ok = await connectors.test(connectors.KINESIS, params, deps.endpoints)
+                assert ok is False
+            elif call == "explore":
+                with pytest.raises(Invalid):
+                    await connectors.explore(
+                        connectors.KINESIS, params, "root", None, deps.endpoints
+                    )
+            else:
+                async with kinesis_client(params, _READ_CONFIG) as client:
+                    with pytest.raises(ClientError):
+                        await describe_shards(client, "s")
+            assert endpoint.hits >= 1 and target.hits == 0

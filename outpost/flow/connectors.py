@@ -10,6 +10,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from outpost.destinations.aws.redirects import NoRedirectSession
 from outpost.destinations.aws.sigv4 import aws_session
 from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
 from outpost.errors import Invalid
@@ -20,6 +21,7 @@ _CONFIG = AioConfig(
     read_timeout=10,
     retries={"total_max_attempts": 2},
     s3={"addressing_style": "path"},
+    http_session_cls=NoRedirectSession,  # a tenant's endpoint may not redirect us
 )
 
 

@@ -28,6 +28,7 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost.deps import Deps
+from outpost.destinations.aws.redirects import NoRedirectSession
 from outpost.errors import DomainError
 from outpost.flow.connectors import guard, kinesis_client
 from outpost.models import Event
@@ -322,7 +323,12 @@ def _past(position: str | None, ending: str | None) -> bool:
 
 # a longer read timeout than connection tests: the reader polls for as long as it runs
 # (kinesis-local, for one, can take seconds to answer under load)
-_READ_CONFIG = AioConfig(connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 2})
+_READ_CONFIG = AioConfig(
+    connect_timeout=5,
+    read_timeout=30,
+    retries={"total_max_attempts": 2},
+    http_session_cls=NoRedirectSession,  # a tenant's endpoint may not redirect us
+)
 
 
 async def describe_shards(client: Any, stream: str) -> list[dict[str, Any]]:

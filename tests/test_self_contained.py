@@ -66,7 +66,7 @@ def test_the_checks_catch_each_way_out():
     """The patterns above, on lines that do and do not leave the repository."""
     up, here = ".." + "/", "Path(__" + "file__).resolve()"
     bad = [
-        ("tests/x.py", f'P = {here}.parents[2] / "shared"'),
+        ("tests/x.py", f'P = {here}.parents[2] / "sha' + 'red"'),  # in pieces, as above
         ("tests/x.py", f"P = {here}.parent.parent.parent"),
         ("README.md", f"see [seed]({up}shared/seeds/)"),
         ("tests/x.py", f'open("{up}{up}outpost/x")'),

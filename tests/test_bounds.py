@@ -285,4 +285,4 @@ def test_an_allowed_template_stays_fast_on_a_wide_event():
         started = time.perf_counter()
         with pytest.raises(PermanentError):  # far too long a key: a permanent failure
             partition_key(expression, doc, "evt")
-        assert time.perf_counter() - started < 0.5, template
+        assert time.perf_counter() - started < 1.0, template  # ~0.05 s here; a blow-up is seconds

@@ -17,10 +17,10 @@ import builtins
 import enum
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from outpost.errors import DeliveryError, ValidationFailed
 from outpost.models import Destination, Event
@@ -56,6 +56,15 @@ class Failure:
         """Our own delivery errors (raised by `format` or a guard) already say what next."""
         kind = Kind.RETRY if exc.retryable else Kind.PERMANENT
         return cls(kind, exc.code, exc.message, exc.response)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]  # a required credential or name
 
 
 def unexpected(exc: BaseException) -> Failure:

@@ -213,7 +213,7 @@ class History:
     async def events_page(self, tenant_id: str | None, req: PageRequest, keep: Keep) -> Page:
         """A page of one tenant's events (every tenant's when None), `keep` filtering."""
         index = self.keys.events_index(tenant_id)
-        return await page(self.redis, index, req, lambda m: self.load_events(m, tenant_id), keep)
+        return await page(self.redis, index, req, self._events_of(tenant_id), keep)
 
     async def attempts_page(
         self,

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from outpost.destinations.base import Schema
+from outpost.destinations.base import NonBlank, Schema
 from outpost.destinations.kinesis.partition_key import check_cost, compile_template
 
 TYPE = "aws_kinesis"
@@ -69,16 +69,9 @@ class KinesisConfig(BaseModel):
 
 class KinesisCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    key: str
-    secret: str
+    key: NonBlank
+    secret: NonBlank
     session: str | None = None
-
-    @field_validator("key", "secret")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty")
-        return v
 
 
 CONFIG_FIELDS: list[dict[str, Any]] = [

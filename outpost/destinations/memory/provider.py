@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from outpost.destinations.base import DestinationType, Failure, Kind, Result, Schema
+from outpost.destinations.base import DestinationType, Failure, Kind, NonBlank, Result, Schema
 from outpost.envelope import event_document, record_bytes
 from outpost.models import Destination, Event
 
@@ -28,14 +28,7 @@ class MemoryConfig(BaseModel):
 
 class MemoryCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    token: str
-
-    @field_validator("token")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty")
-        return v
+    token: NonBlank
 
 
 SCHEMA = Schema(

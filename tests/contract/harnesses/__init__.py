@@ -1,0 +1,38 @@
+"""The conformance suite's harnesses, one module per destination type. `HARNESSES` maps a
+test id ("type@server") to a factory that starts the harness; a factory may ask pytest
+for the session fixture of its server (`request.getfixturevalue`). Adding a type = one
+module here and one entry below."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from outpost.destinations.memory.provider import MemoryDestination
+from tests.contract.harnesses.base import Harness, same_version
+from tests.contract.harnesses.kinesis import KinesisHarness
+from tests.contract.harnesses.memory import MemoryHarness
+
+Factory = Callable[[pytest.FixtureRequest, MemoryDestination], Awaitable[Harness]]
+
+
+async def _memory(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return MemoryHarness(memory)
+
+
+async def _kinesis_moto(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return await KinesisHarness(request.getfixturevalue("moto").url).start()
+
+
+async def _kinesis_local(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return await KinesisHarness(request.getfixturevalue("kinesis_local_server").url).start()
+
+
+HARNESSES: dict[str, Factory] = {
+    "memory": _memory,
+    "aws_kinesis@moto": _kinesis_moto,
+    "aws_kinesis@kinesis-local": _kinesis_local,
+}
+
+__all__ = ["HARNESSES", "Harness", "same_version"]

@@ -87,21 +87,27 @@ class Schema:
     credentials_model: builtins.type[BaseModel]
     config_fields: list[dict[str, Any]]
     credential_fields: list[dict[str, Any]]
+    icon: str = ""  # an SVG string, as Outpost's destination-types carry
+    instructions: str = ""  # Markdown shown beside the form
+    setup_link: dict[str, str] | None = None  # {"href", "cta"}: a managed-setup flow
 
     @property
     def sensitive(self) -> frozenset[str]:
         return frozenset(f["key"] for f in self.credential_fields if f.get("sensitive"))
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "type": self.type,
             "label": self.label,
             "description": self.description,
-            "icon": "",
-            "instructions": "",
+            "icon": self.icon,
+            "instructions": self.instructions,
             "config_fields": self.config_fields,
             "credential_fields": self.credential_fields,
         }
+        if self.setup_link is not None:  # optional in Outpost's schema, never null
+            out["setup_link"] = self.setup_link
+        return out
 
 
 class DestinationType:

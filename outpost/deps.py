@@ -14,8 +14,11 @@ from outpost.auth import Tokens
 from outpost.crypto import Cipher
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
+from outpost.destinations.hookdeck.provider import HookdeckProvider
 from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.destinations.registry import DestinationCache, Registry
+from outpost.destinations.webhook.provider import WebhookProvider
+from outpost.destinations.webhook.signature import Scheme
 from outpost.ingest import Ingest
 from outpost.queue.keys import Keys
 from outpost.queue.streams import Queue
@@ -36,11 +39,36 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 timeout=settings.delivery_timeout_seconds,
                 max_connections=settings.delivery_max_concurrency,
             ),
+            *http_types(settings),
             *extra,
         ],
         filter_max_depth=settings.filter_max_depth,
         filter_max_bytes=settings.filter_max_bytes,
     )
+
+
+def http_types(settings: Settings) -> list[DestinationType]:
+    """webhook and hookdeck: one HTTP session each, sized like the worker."""
+    timeout, connections = settings.delivery_timeout_seconds, settings.delivery_max_concurrency
+    max_body = settings.destinations_webhook_max_response_body_bytes
+    scheme = Scheme(
+        content=settings.destinations_webhook_signature_content_template,
+        header=settings.destinations_webhook_signature_header_template,
+        encoding=settings.destinations_webhook_signature_encoding,
+        algorithm=settings.destinations_webhook_signature_algorithm,
+        secret_template=settings.destinations_webhook_signing_secret_template,
+    )
+    return [
+        WebhookProvider(
+            EndpointPolicy(settings.destinations_allow_private_endpoints),
+            scheme,
+            settings.destinations_webhook_header_prefix,
+            timeout,
+            connections,
+            max_body,
+        ),
+        HookdeckProvider(settings.destinations_hookdeck_url, timeout, connections, max_body),
+    ]
 
 
 @dataclass

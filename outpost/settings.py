@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
@@ -13,6 +14,21 @@ CommaList = Annotated[list[str], NoDecode]
 # The key is SHA-256 of the secret, so any length works; fewer than 16 bytes is guessable.
 AES_SECRET_MIN_BYTES = 16
 JWT_SECRET_MIN_BYTES = 32
+
+
+# The Go text/template actions the DESTINATIONS_WEBHOOK_* templates may use (Outpost's
+# defaults and their variations); destinations/webhook/template.py renders exactly these.
+_ACTIONS = {
+    "destinations_webhook_signature_content_template": r"\.(Body|EventID|Topic|Timestamp\.Unix)",
+    "destinations_webhook_signature_header_template": (
+        r'\.(EventID|Topic|Timestamp\.Unix)|\.Signatures\s*\|\s*join\s+"(?:[^"\\]|\\.)*"'
+        r"|index\s+\.Signatures\s+\d+"
+    ),
+    "destinations_webhook_signing_secret_template": (
+        r"\.(RandomHex|RandomBase64|RandomAlphanumeric)"
+    ),
+}
+_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 
 
 _MIN_BYTES = {  # secret -> (least bytes, why)
@@ -56,6 +72,16 @@ class Settings(BaseSettings):
 
     destinations_aws_kinesis_metadata_in_payload: bool = True
     destinations_allow_private_endpoints: bool = False
+    # webhooks as Outpost signs them (its DESTINATIONS_WEBHOOK_* names and defaults)
+    destinations_webhook_header_prefix: str = "x-outpost-"
+    destinations_webhook_signature_content_template: str = "{{.Body}}"
+    destinations_webhook_signature_header_template: str = 'v0={{.Signatures | join ","}}'
+    destinations_webhook_signature_encoding: Literal["hex", "base64"] = "hex"
+    destinations_webhook_signature_algorithm: Literal["hmac-sha256", "hmac-sha1"] = "hmac-sha256"
+    destinations_webhook_signing_secret_template: str = "whsec_{{.RandomHex}}"
+    # a receiver's answer kept on the attempt (longer: cut, marked)
+    destinations_webhook_max_response_body_bytes: int = Field(4096, ge=0, le=1024 * 1024)
+    destinations_hookdeck_url: str = "https://hkdk.events"  # where Hookdeck sources live
     delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)
     delivery_max_concurrency: int = Field(64, ge=1, le=4096)
     # tasks of batching destinations a worker holds at once (they wait to fill PutRecords)
@@ -103,6 +129,19 @@ class Settings(BaseSettings):
         least, why = _MIN_BYTES[info.field_name or ""]
         if v and len(v.encode()) < least:
             raise ValueError(f"must be at least {least} bytes ({why})")
+        return v
+
+    @field_validator(*_ACTIONS)
+    @classmethod
+    def _template(cls, v: str, info: ValidationInfo) -> str:
+        allowed = re.compile(_ACTIONS[info.field_name or ""])
+        for action in _ACTION.findall(v):
+            if not allowed.fullmatch(action):
+                raise ValueError(f"{{{{{action}}}}} is not supported here")
+        if _ACTION.sub("", v).count("{{") or _ACTION.sub("", v).count("}}"):
+            raise ValueError("unbalanced {{ }}")
+        if not _ACTION.search(v) and "secret" in (info.field_name or ""):
+            raise ValueError("must contain a random part such as {{.RandomHex}}")
         return v
 
     @field_validator("redis_url")

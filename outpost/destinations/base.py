@@ -90,10 +90,18 @@ class Schema:
     icon: str = ""  # an SVG string, as Outpost's destination-types carry
     instructions: str = ""  # Markdown shown beside the form
     setup_link: dict[str, str] | None = None  # {"href", "cta"}: a managed-setup flow
+    # credentials sealed at rest like every other but shown in full in API responses,
+    # because whoever holds the destination needs them (the webhook's signing secrets)
+    revealed: frozenset[str] = frozenset()
 
     @property
     def sensitive(self) -> frozenset[str]:
         return frozenset(f["key"] for f in self.credential_fields if f.get("sensitive"))
+
+    @property
+    def masked(self) -> frozenset[str]:
+        """The credentials every API response masks."""
+        return self.sensitive - self.revealed
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -137,6 +145,26 @@ class DestinationType:
         if found:
             raise ValidationFailed(found)
         return out[0], out[1]
+
+    def prepare_credentials(
+        self,
+        merged: dict[str, Any],
+        sent: dict[str, Any],
+        current: dict[str, Any] | None,
+        admin: bool,
+    ) -> dict[str, Any]:
+        """The credentials to validate and store. `sent`: the body's credentials as they
+        came; `merged`: those merged over `current` (the stored ones; None at create);
+        `admin`: the caller holds the admin key. A type that generates or guards its
+        credentials (the webhook's signing secret) overrides this; raises
+        ValidationFailed naming the field."""
+        return merged
+
+    def endpoints(self, config: dict[str, Any]) -> dict[str, str]:
+        """The URLs a tenant gave in `config`, by field name: each goes through the
+        endpoint guard (SSRF) at create and update."""
+        endpoint = config.get("endpoint")
+        return {"endpoint": endpoint} if isinstance(endpoint, str) and endpoint else {}
 
     def target(self, config: dict[str, Any]) -> str:
         """Where it delivers, as the API shows it (a stream name, a URL)."""

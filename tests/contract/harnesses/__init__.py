@@ -11,6 +11,7 @@ import pytest
 
 from outpost.destinations.memory.provider import MemoryDestination
 from tests.contract.harnesses.base import Harness, same_version
+from tests.contract.harnesses.http import HookdeckHarness, WebhookHarness
 from tests.contract.harnesses.kinesis import KinesisHarness
 from tests.contract.harnesses.memory import MemoryHarness
 
@@ -29,10 +30,23 @@ async def _kinesis_local(request: pytest.FixtureRequest, memory: MemoryDestinati
     return await KinesisHarness(request.getfixturevalue("kinesis_local_server").url).start()
 
 
+async def _webhook(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return WebhookHarness(request.getfixturevalue("http_receiver"))
+
+
+async def _hookdeck(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    receiver = request.getfixturevalue("http_receiver")
+    # the suite's services (cdeps) send Hookdeck's requests to the local receiver
+    request.getfixturevalue("cdeps").registry.get("hookdeck").url = receiver.url
+    return HookdeckHarness(receiver)
+
+
 HARNESSES: dict[str, Factory] = {
     "memory": _memory,
     "aws_kinesis@moto": _kinesis_moto,
     "aws_kinesis@kinesis-local": _kinesis_local,
+    "webhook@http-receiver": _webhook,
+    "hookdeck@http-receiver": _hookdeck,
 }
 
 __all__ = ["HARNESSES", "Harness", "same_version"]

@@ -1,0 +1,64 @@
+"""Webhook requests from events. Pure: the same event and destination give the same
+request on every attempt (the signature is added at send time: which secrets sign
+depends on the clock during a rotation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from outpost.destinations.webhook.config import HEADER_NAME
+from outpost.destinations.webhook.signature import Signed
+from outpost.envelope import event_document, record_bytes
+from outpost.errors import PermanentError
+from outpost.models import Destination, Event
+
+
+@dataclass(frozen=True)
+class Record:
+    data: bytes  # the body: the event's data, compact JSON, key order kept
+    key: str  # the event id
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    signed: Signed
+
+
+def _custom(destination: Destination) -> list[tuple[str, str]]:
+    compiled = destination.compiled
+    if "custom_headers" not in compiled:
+        raw = destination.config.get("custom_headers")
+        compiled["custom_headers"] = list(orjson.loads(raw).items()) if raw else []
+    headers: list[tuple[str, str]] = compiled["custom_headers"]
+    return headers
+
+
+def record(event: Event, destination: Destination, prefix: str) -> Record:
+    """Content-Type, the destination's custom headers, then one `<prefix><key>` header
+    per metadata entry (event-id, topic, timestamp, the destination's delivery_metadata,
+    the event's metadata; later ones win on a name clash, as Outpost sets them)."""
+    doc = event_document(event, destination.delivery_metadata)
+    meta: dict[str, str] = doc["metadata"]
+    headers: dict[str, tuple[str, str]] = {"content-type": ("Content-Type", "application/json")}
+    for name, value in _custom(destination):
+        headers[name.lower()] = (name, value)
+    for key, value in meta.items():
+        name = prefix + key
+        _check(name, value)
+        headers[name.lower()] = (name, value)
+    body = record_bytes(doc, False)
+    signed = Signed(event.id, event.topic, int(meta["timestamp"]), body)
+    url = str(destination.config["url"])
+    return Record(body, event.id, url, tuple(headers.values()), signed)
+
+
+def _check(name: str, value: Any) -> None:
+    if not HEADER_NAME.match(name):
+        raise PermanentError(
+            "invalid_header", f"metadata key {name!r} cannot be an HTTP header name"
+        )
+    if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+        raise PermanentError(
+            "invalid_header", f"metadata value of {name!r} has a line break or NUL"
+        )

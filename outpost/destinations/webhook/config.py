@@ -115,6 +115,7 @@ CONFIG_FIELDS: list[dict[str, Any]] = [
         "label": "Webhook URL",
         "description": "The URL to send webhook events to via HTTP POST",
         "required": True,
+        "sensitive": False,
         "pattern": URL_PATTERN,
     },
     {
@@ -123,6 +124,7 @@ CONFIG_FIELDS: list[dict[str, Any]] = [
         "label": "Custom Headers",
         "description": "Additional HTTP headers to include with every webhook request",
         "required": False,
+        "sensitive": False,
         "key_placeholder": "Header name",
         "value_placeholder": "Header value",
     },

@@ -67,7 +67,13 @@ def http_types(settings: Settings) -> list[DestinationType]:
             connections,
             max_body,
         ),
-        HookdeckProvider(settings.destinations_hookdeck_url, timeout, connections, max_body),
+        HookdeckProvider(
+            settings.destinations_hookdeck_url,
+            timeout,
+            connections,
+            max_body,
+            api_url=settings.destinations_hookdeck_api_url,
+        ),
     ]
 
 

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     # a receiver's answer kept on the attempt (longer: cut, marked)
     destinations_webhook_max_response_body_bytes: int = Field(4096, ge=0, le=1024 * 1024)
     destinations_hookdeck_url: str = "https://hkdk.events"  # where Hookdeck sources live
+    destinations_hookdeck_api_url: str = "https://api.hookdeck.com"  # verifies tokens
     delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)
     delivery_max_concurrency: int = Field(64, ge=1, le=4096)
     # tasks of batching destinations a worker holds at once (they wait to fill PutRecords)

@@ -19,7 +19,11 @@ from tests.conftest import AUTH, make_settings
 
 @pytest.fixture
 def settings(redis_server: Any, http_receiver: Any) -> Settings:
-    return make_settings(redis_server.redis_url, destinations_hookdeck_url=http_receiver.url)
+    return make_settings(
+        redis_server.redis_url,
+        destinations_hookdeck_url=http_receiver.url,
+        destinations_hookdeck_api_url=http_receiver.url,
+    )
 
 
 async def test_five_events_arrive_as_outpost_sends_them(client, deps, worker, http_receiver):
@@ -61,3 +65,27 @@ async def test_a_token_that_names_no_source_is_422(client, token):
     r = await client.post("/api/v1/tenants/acme/destinations", json=body, headers=AUTH)
     assert r.status == 422
     assert (await r.json())["data"][0].startswith("credentials.token: is not a Hookdeck token")
+
+
+async def test_the_token_is_verified_with_hookdeck_at_create_and_when_it_changes(
+    client, http_receiver
+):
+    token = base64.b64encode(b"src_v01:k1").decode()
+    verify = "/2025-01-01/sources/src_v01/managed/verify"
+    http_receiver.answer(verify, 200, body=b'{"name":"orders-in"}', content_type="application/json")
+    await client.put("/api/v1/tenants/acme", headers=AUTH)
+    body = {"type": "hookdeck", "topics": "*", "credentials": {"token": token}}
+    r = await client.post("/api/v1/tenants/acme/destinations", json=body, headers=AUTH)
+    dest = await r.json()
+    assert r.status == 201 and dest["config"] == {"name": "orders-in"}
+    assert dest["target"] == "Hookdeck source: orders-in"
+    [asked] = http_receiver.requests(verify)
+    assert asked.method == "GET" and asked.headers["X-Hookdeck-Source-Token"] == token
+    where = f"/api/v1/tenants/acme/destinations/{dest['id']}"
+    assert (await client.patch(where, json={"metadata": {"a": "b"}}, headers=AUTH)).status == 200
+    assert len(http_receiver.requests(verify)) == 1  # same token: not asked again
+    refused = base64.b64encode(b"src_v02:bad").decode()
+    http_receiver.answer("/2025-01-01/sources/src_v02/managed/verify", 401, body=b"no")
+    r = await client.patch(where, json={"credentials": {"token": refused}}, headers=AUTH)
+    assert r.status == 422
+    assert (await r.json())["data"] == ["credentials.token: Hookdeck did not verify it (HTTP 401)"]

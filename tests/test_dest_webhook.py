@@ -26,7 +26,11 @@ EPOCH = "2024-05-01T12:00:00Z"  # 1714564800
 
 @pytest.fixture
 def settings(redis_server: Any, http_receiver: Any) -> Settings:
-    return make_settings(redis_server.redis_url, destinations_hookdeck_url=http_receiver.url)
+    return make_settings(
+        redis_server.redis_url,
+        destinations_hookdeck_url=http_receiver.url,
+        destinations_hookdeck_api_url=http_receiver.url,
+    )
 
 
 def sig(secret: str, body: bytes) -> str:

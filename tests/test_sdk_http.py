@@ -42,6 +42,7 @@ def live_http(http_receiver: Receiver) -> Iterator[str]:
         "LOG_LEVEL": "error",
         "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS": "true",
         "DESTINATIONS_HOOKDECK_URL": http_receiver.url,
+        "DESTINATIONS_HOOKDECK_API_URL": http_receiver.url,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "outpost", "all"], env=env, stderr=subprocess.DEVNULL

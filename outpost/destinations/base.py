@@ -160,6 +160,12 @@ class DestinationType:
         ValidationFailed naming the field."""
         return merged
 
+    async def verify(self, dest: Destination, previous: Destination | None) -> Destination:
+        """What only the service itself can say about a created or updated destination
+        (Hookdeck checks its token and names the source). `previous`: the stored version
+        on update. Raises ValidationFailed naming the field; the default checks nothing."""
+        return dest
+
     def endpoints(self, config: dict[str, Any]) -> dict[str, str]:
         """The URLs a tenant gave in `config`, by field name: each goes through the
         endpoint guard (SSRF) at create and update."""

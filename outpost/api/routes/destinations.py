@@ -57,6 +57,7 @@ async def create_destination(request: web.Request) -> web.Response:
     )
     _check_topics(deps, dest.topics)
     await _check_endpoint(deps, dest)
+    dest = await deps.registry.get(dest.type).verify(dest, None)
     await deps.store.create_destination(dest)
     return web.json_response(deps.registry.to_response(dest), status=201)
 
@@ -79,6 +80,7 @@ async def update_destination(request: web.Request) -> web.Response:
     )
     _check_topics(deps, updated.topics)
     await _check_endpoint(deps, updated)
+    updated = await deps.registry.get(dest.type).verify(updated, dest)
     return await _save(deps, updated)
 
 

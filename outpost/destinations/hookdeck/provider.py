@@ -16,18 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from outpost.destinations.base import DestinationType, Failure, NonBlank, Result, Schema
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.http import errors
-from outpost.destinations.http.client import Sender
+from outpost.destinations.http.client import HTTPStatusError, Sender
 from outpost.envelope import event_document, record_bytes
-from outpost.errors import PermanentError
+from outpost.errors import PermanentError, ValidationFailed
 from outpost.models import Destination, Event
 
 TYPE = "hookdeck"
 DEFAULT_URL = "https://hkdk.events"
+DEFAULT_API_URL = "https://api.hookdeck.com"
+VERIFY_PATH = "/2025-01-01/sources/{id}/managed/verify"
 SOURCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -102,8 +105,10 @@ class HookdeckProvider(DestinationType):
         timeout: float = 5.0,
         max_connections: int = 64,
         max_response_bytes: int = 4096,
+        api_url: str = DEFAULT_API_URL,
     ):
         self.url = url.rstrip("/")
+        self.api_url = api_url.rstrip("/")
         # the URL is the operator's (the token only names a source on it): not guarded
         self.sender = Sender(
             EndpointPolicy(allow_private=True), timeout, max_connections, max_response_bytes
@@ -111,6 +116,26 @@ class HookdeckProvider(DestinationType):
 
     def target(self, config: dict[str, Any]) -> str:
         return "Hookdeck" + (f" source: {config['name']}" if config.get("name") else "")
+
+    async def verify(self, dest: Destination, previous: Destination | None) -> Destination:
+        """As Outpost at create and when the token changes: Hookdeck confirms the token
+        (`GET /2025-01-01/sources/<id>/managed/verify`) and names its source, kept as
+        `config.name`. A refused or unreachable verification is 422 on the token."""
+        token = str(dest.credentials["token"])
+        if previous is not None and previous.credentials.get("token") == token:
+            return dest
+        url = self.api_url + VERIFY_PATH.format(id=source_id(token))
+        try:
+            found = await self.sender.get_json(url, {"X-Hookdeck-Source-Token": token})
+        except (HTTPStatusError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            why = errors.classify(exc).message
+            raise ValidationFailed(
+                [f"credentials.token: Hookdeck did not verify it ({why})"]
+            ) from None
+        name = found.get("name") if isinstance(found, dict) else None
+        if isinstance(name, str) and name:
+            dest.config = {**dest.config, "name": name}
+        return dest
 
     def format(self, event: Event, destination: Destination) -> Record:
         doc = event_document(event, destination.delivery_metadata)

@@ -106,6 +106,18 @@ class Sender:
             raise HTTPStatusError(answer)
         return answer
 
+    async def get_json(self, url: str, headers: dict[str, str]) -> Any:
+        """A GET whose 2xx answer is the parsed body (a service's API, not a tenant's
+        endpoint); anything else raises like `post`."""
+        async with self.session().get(
+            url, headers=headers, allow_redirects=False, timeout=self.timeout
+        ) as resp:
+            raw = await resp.content.read(self.max_body + 1)
+            answer = Answer(resp.status, bounded_body(raw, "json", self.max_body))
+        if not 200 <= answer.status < 300:
+            raise HTTPStatusError(answer)
+        return answer.body
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -37,7 +37,8 @@ async def _webhook(request: pytest.FixtureRequest, memory: MemoryDestination) ->
 async def _hookdeck(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
     receiver = request.getfixturevalue("http_receiver")
     # the suite's services (cdeps) send Hookdeck's requests to the local receiver
-    request.getfixturevalue("cdeps").registry.get("hookdeck").url = receiver.url
+    hookdeck = request.getfixturevalue("cdeps").registry.get("hookdeck")
+    hookdeck.url = hookdeck.api_url = receiver.url
     return HookdeckHarness(receiver)
 
 

@@ -66,6 +66,7 @@ def http_types(settings: Settings) -> list[DestinationType]:
             timeout,
             connections,
             max_body,
+            settings.destinations_webhook_timestamp_format,
         ),
         HookdeckProvider(
             settings.destinations_hookdeck_url,

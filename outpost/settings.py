@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     destinations_allow_private_endpoints: bool = False
     # webhooks as Outpost signs them (its DESTINATIONS_WEBHOOK_* names and defaults)
     destinations_webhook_header_prefix: str = "x-outpost-"
+    # the timestamp header: the event's time in Unix seconds (every type's metadata) or
+    # RFC 3339 (the format of Outpost's default mode)
+    destinations_webhook_timestamp_format: Literal["unix", "rfc3339"] = "unix"
     destinations_webhook_signature_content_template: str = "{{.Body}}"
     destinations_webhook_signature_header_template: str = 'v0={{.Signatures | join ","}}'
     destinations_webhook_signature_encoding: Literal["hex", "base64"] = "hex"

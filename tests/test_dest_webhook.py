@@ -160,3 +160,23 @@ async def test_custom_headers_that_cannot_be_sent_are_422(client, http_receiver,
     assert r.status == 422
     [problem] = (await r.json())["data"]
     assert problem.startswith("config.custom_headers: ") and named in problem
+
+
+async def test_the_timestamp_header_can_be_rfc3339_as_outposts_default_mode(
+    redis_server, redis, aiohttp_client, http_receiver
+):
+    from outpost.deps import Deps
+    from outpost.runtime import build_worker, create_app
+
+    settings = make_settings(
+        redis_server.redis_url, destinations_webhook_timestamp_format="rfc3339"
+    )
+    deps = Deps.build(settings, redis)
+    client = await aiohttp_client(create_app(settings, deps, run_promoter=False))
+    path = http_receiver.path()
+    await tenant_and_destination(client, http_receiver.url + path)
+    await publish(client, "ts", {"n": 1}, time=EPOCH)
+    await build_worker(deps, settings).run_until_empty()
+    [r] = http_receiver.delivered(path, 1)
+    assert r.headers["x-outpost-timestamp"] == EPOCH
+    await deps.registry.close()

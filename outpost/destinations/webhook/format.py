@@ -5,6 +5,7 @@ depends on the clock during a rotation)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -34,12 +35,17 @@ def _custom(destination: Destination) -> list[tuple[str, str]]:
     return headers
 
 
-def record(event: Event, destination: Destination, prefix: str) -> Record:
+def record(event: Event, destination: Destination, prefix: str, rfc3339: bool = False) -> Record:
     """Content-Type, the destination's custom headers, then one `<prefix><key>` header
     per metadata entry (event-id, topic, timestamp, the destination's delivery_metadata,
-    the event's metadata; later ones win on a name clash, as Outpost sets them)."""
+    the event's metadata; later ones win on a name clash, as Outpost sets them). The
+    timestamp is the event's time: Unix seconds as in every type's metadata, or RFC 3339
+    (`rfc3339`, DESTINATIONS_WEBHOOK_TIMESTAMP_FORMAT)."""
     doc = event_document(event, destination.delivery_metadata)
-    meta: dict[str, str] = doc["metadata"]
+    meta: dict[str, str] = dict(doc["metadata"])
+    unix = int(meta["timestamp"])
+    if rfc3339:
+        meta["timestamp"] = datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     headers: dict[str, tuple[str, str]] = {"content-type": ("Content-Type", "application/json")}
     for name, value in _custom(destination):
         headers[name.lower()] = (name, value)
@@ -48,7 +54,7 @@ def record(event: Event, destination: Destination, prefix: str) -> Record:
         _check(name, value)
         headers[name.lower()] = (name, value)
     body = record_bytes(doc, False)
-    signed = Signed(event.id, event.topic, int(meta["timestamp"]), body)
+    signed = Signed(event.id, event.topic, unix, body)
     url = str(destination.config["url"])
     return Record(body, event.id, url, tuple(headers.values()), signed)
 

@@ -35,8 +35,10 @@ class WebhookProvider(DestinationType):
         timeout: float = 5.0,
         max_connections: int = 64,
         max_response_bytes: int = 4096,
+        timestamp_format: str = "unix",
     ):
         self.scheme = scheme or Scheme()
+        self.rfc3339 = timestamp_format == "rfc3339"
         self.prefix = header_prefix.strip()  # whitespace alone: no prefix, as Outpost
         self.sender = Sender(policy, timeout, max_connections, max_response_bytes)
 
@@ -57,7 +59,7 @@ class WebhookProvider(DestinationType):
         return credentials.prepare(merged, sent, current, admin, self.scheme.new_secret)
 
     def format(self, event: Event, destination: Destination) -> Record:
-        return fmt.record(event, destination, self.prefix)
+        return fmt.record(event, destination, self.prefix, self.rfc3339)
 
     async def send(self, record: Record, destination: Destination) -> Result:
         name = f"{self.prefix}signature"

@@ -180,3 +180,17 @@ async def test_the_timestamp_header_can_be_rfc3339_as_outposts_default_mode(
     [r] = http_receiver.delivered(path, 1)
     assert r.headers["x-outpost-timestamp"] == EPOCH
     await deps.registry.close()
+
+
+async def test_metadata_keys_are_header_tokens_and_one_that_cannot_be_dead_letters(
+    client, deps, worker, http_receiver
+):
+    path = http_receiver.path()
+    await tenant_and_destination(client, http_receiver.url + path)
+    await publish(client, "dotted", {"n": 1}, metadata={"app.version": "1.2"})
+    await publish(client, "spaced", {"n": 2}, metadata={"bad key": "x"})
+    await worker.run_until_empty()
+    [r] = http_receiver.delivered(path, 1)
+    assert (r.event_id, r.headers["x-outpost-app.version"]) == ("dotted", "1.2")
+    [dead] = await deps.queue.dead_letters("acme")
+    assert (dead["e"], dead["code"]) == ("spaced", "invalid_header")

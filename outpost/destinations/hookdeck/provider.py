@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from outpost.destinations.base import DestinationType, Failure, NonBlank, Result, Schema
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.http import errors
-from outpost.destinations.http.client import HTTPStatusError, Sender
+from outpost.destinations.http.client import HEADER_TOKEN, HTTPStatusError, Sender
 from outpost.envelope import event_document, record_bytes
 from outpost.errors import PermanentError, ValidationFailed
 from outpost.models import Destination, Event
@@ -140,7 +140,7 @@ class HookdeckProvider(DestinationType):
     def format(self, event: Event, destination: Destination) -> Record:
         doc = event_document(event, destination.delivery_metadata)
         for key, value in doc["metadata"].items():
-            if any(c in value for c in "\r\n\0") or not re.fullmatch(r"[A-Za-z0-9_-]+", key):
+            if any(c in value for c in "\r\n\0") or not HEADER_TOKEN.match(key):
                 raise PermanentError("invalid_header", f"metadata {key!r} cannot be a header")
         headers = [("Content-Type", "application/json")]
         headers += [(f"X-Outpost-{k}", v) for k, v in doc["metadata"].items()]

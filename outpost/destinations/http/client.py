@@ -6,6 +6,7 @@ the check cannot walk a send into the private network), and the answer kept boun
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from aiohttp.resolver import DefaultResolver
 from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint, forbidden
 
 USER_AGENT = "outpost"
+HEADER_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # any HTTP header name (RFC 9110)
 
 
 class GuardedResolver(AbstractResolver):

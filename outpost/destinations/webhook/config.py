@@ -20,7 +20,7 @@ TYPE = "webhook"
 URL_PATTERN = (
     r"^https?:\/\/[\w\-]+(?:\.[\w\-]+)*(?::\d{1,5})?(?:\/[\w\-\/\.~:%:?#\[\]@!$&'\(\)*+,;=]*)?$"
 )
-HEADER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")  # RFC 7230 token, as Outpost
+HEADER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")  # custom headers, as Outpost
 RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "connection", "user-agent"})
 MAX_URL = 2048
 SECRET_KEYS = ("secret", "previous_secret", "previous_secret_invalid_at")

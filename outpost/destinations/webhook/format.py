@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from outpost.destinations.webhook.config import HEADER_NAME
+from outpost.destinations.http.client import HEADER_TOKEN
 from outpost.destinations.webhook.signature import Signed
 from outpost.envelope import event_document, record_bytes
 from outpost.errors import PermanentError
@@ -60,7 +60,7 @@ def record(event: Event, destination: Destination, prefix: str, rfc3339: bool = 
 
 
 def _check(name: str, value: Any) -> None:
-    if not HEADER_NAME.match(name):
+    if not HEADER_TOKEN.match(name):
         raise PermanentError(
             "invalid_header", f"metadata key {name!r} cannot be an HTTP header name"
         )

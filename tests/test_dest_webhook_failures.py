@@ -44,7 +44,7 @@ async def _publish(client: Any, event_id: str) -> None:
         (401, Kind.AUTH),
         (403, Kind.AUTH),
         (408, Kind.RETRY),
-        (409, Kind.RETRY),
+        (409, Kind.PERMANENT),
         (429, Kind.RETRY),
         (500, Kind.RETRY),
         (503, Kind.RETRY),

@@ -16,7 +16,7 @@ from outpost.destinations.http.client import HTTPStatusError
 from outpost.errors import DeliveryError
 
 # 4xx answers the same request may get past later: retried like a 5xx
-RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+RETRYABLE_4XX = frozenset({408, 425, 429})
 AUTH_4XX = frozenset({401, 403})  # retried; they count toward the failure alerts
 
 # (exception class, code), first match wins: subclasses before their bases

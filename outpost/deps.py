@@ -17,6 +17,7 @@ from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.hookdeck.provider import HookdeckProvider
 from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.destinations.registry import DestinationCache, Registry
+from outpost.destinations.webhook.format import Style
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.signature import Scheme
 from outpost.ingest import Ingest
@@ -62,11 +63,14 @@ def http_types(settings: Settings) -> list[DestinationType]:
         WebhookProvider(
             EndpointPolicy(settings.destinations_allow_private_endpoints),
             scheme,
-            settings.destinations_webhook_header_prefix,
+            Style(
+                settings.destinations_webhook_header_prefix.strip(),
+                tuple(settings.webhook_header_names().items()),
+                settings.destinations_webhook_timestamp_format == "rfc3339",
+            ),
             timeout,
             connections,
             max_body,
-            settings.destinations_webhook_timestamp_format,
         ),
         HookdeckProvider(
             settings.destinations_hookdeck_url,

@@ -28,6 +28,8 @@ _ACTIONS = {
         r"\.(RandomHex|RandomBase64|RandomAlphanumeric)"
     ),
 }
+_HEADER = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")  # as Outpost checks pinned names
+_RESERVED = {"content-type", "content-length", "host", "connection", "user-agent"}
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 
 
@@ -74,6 +76,16 @@ class Settings(BaseSettings):
     destinations_allow_private_endpoints: bool = False
     # webhooks as Outpost signs them (its DESTINATIONS_WEBHOOK_* names and defaults)
     destinations_webhook_header_prefix: str = "x-outpost-"
+    # the four system headers by full name: unset = <prefix><key>, "" = not sent
+    destinations_webhook_event_id_header_name: str | None = None
+    destinations_webhook_signature_header_name: str | None = None
+    destinations_webhook_timestamp_header_name: str | None = None
+    destinations_webhook_topic_header_name: str | None = None
+    # deprecated in Outpost for the names above ("" disables); still honoured
+    destinations_webhook_disable_default_event_id_header: bool = False
+    destinations_webhook_disable_default_signature_header: bool = False
+    destinations_webhook_disable_default_timestamp_header: bool = False
+    destinations_webhook_disable_default_topic_header: bool = False
     # the timestamp header: the event's time in Unix seconds (every type's metadata) or
     # RFC 3339 (the format of Outpost's default mode)
     destinations_webhook_timestamp_format: Literal["unix", "rfc3339"] = "unix"
@@ -194,6 +206,43 @@ class Settings(BaseSettings):
                 "or live deliveries would be claimed twice"
             )
         return self
+
+    @model_validator(mode="after")
+    def _webhook_header_names(self) -> Settings:
+        seen: dict[str, str] = {}
+        for key, name in self.webhook_header_names().items():
+            if name is None:
+                continue
+            if not _HEADER.fullmatch(name) or name.lower() in _RESERVED:
+                what = "reserved" if name.lower() in _RESERVED else "not a header name"
+                raise ValueError(f"webhook {key} header {name!r} is {what}")
+            if name.lower() in seen:
+                raise ValueError(
+                    f"webhook {seen[name.lower()]} and {key} headers are both {name!r}: "
+                    "set distinct DESTINATIONS_WEBHOOK_*_HEADER_NAME values or disable one"
+                )
+            seen[name.lower()] = key
+        return self
+
+    def webhook_header_names(self) -> dict[str, str | None]:
+        """The webhook's system headers (event-id, signature, timestamp, topic) by full
+        name, None when not sent: Outpost's three-state *_HEADER_NAME rule, the
+        deprecated DISABLE_DEFAULT_* flags applying where no name is set."""
+        prefix = self.destinations_webhook_header_prefix.strip()
+        out: dict[str, str | None] = {}
+        for key, attr in (
+            ("event-id", "event_id"),
+            ("signature", "signature"),
+            ("timestamp", "timestamp"),
+            ("topic", "topic"),
+        ):
+            name = getattr(self, f"destinations_webhook_{attr}_header_name")
+            disabled = getattr(self, f"destinations_webhook_disable_default_{attr}_header")
+            if name is None:
+                out[key] = None if disabled else prefix + key
+            else:
+                out[key] = name.strip() or None
+        return out
 
     def redis_dsn(self) -> str:
         if self.redis_url:

@@ -194,3 +194,50 @@ async def test_metadata_keys_are_header_tokens_and_one_that_cannot_be_dead_lette
     assert (r.event_id, r.headers["x-outpost-app.version"]) == ("dotted", "1.2")
     [dead] = await deps.queue.dead_letters("acme")
     assert (dead["e"], dead["code"]) == ("spaced", "invalid_header")
+
+
+async def test_system_header_names_follow_outposts_settings(
+    redis_server, redis, aiohttp_client, http_receiver
+):
+    from outpost.deps import Deps
+    from outpost.runtime import build_worker, create_app
+
+    settings = make_settings(
+        redis_server.redis_url,
+        destinations_webhook_header_prefix="x-acme-",
+        destinations_webhook_event_id_header_name="webhook-id",
+        destinations_webhook_topic_header_name="",
+        destinations_webhook_disable_default_timestamp_header=True,
+    )
+    deps = Deps.build(settings, redis)
+    client = await aiohttp_client(create_app(settings, deps, run_promoter=False))
+    path = http_receiver.path()
+    dest = await tenant_and_destination(client, http_receiver.url + path)
+    await publish(client, "named", {"n": 1}, metadata={"k": "v"})
+    await build_worker(deps, settings).run_until_empty()
+    [r] = http_receiver.delivered(path, 1)
+    h = r.headers
+    assert (h["webhook-id"], h["x-acme-k"]) == ("named", "v")
+    assert not {"x-acme-topic", "x-acme-timestamp", "x-acme-event-id"} & set(h)
+    secret = dest["credentials"]["secret"]
+    assert h["x-acme-signature"] == "v0=" + sig(secret, r.body)
+    await deps.registry.close()
+
+
+@pytest.mark.parametrize(
+    ("names", "says"),
+    [
+        ({"destinations_webhook_event_id_header_name": "Host"}, "is reserved"),
+        ({"destinations_webhook_topic_header_name": "bad name"}, "is not a header name"),
+        (
+            {
+                "destinations_webhook_topic_header_name": "x-a",
+                "destinations_webhook_event_id_header_name": "X-A",
+            },
+            "headers are both",
+        ),
+    ],
+)
+def test_header_names_that_cannot_work_stop_start_up(names, says):
+    with pytest.raises(ValueError, match=says):
+        Settings(**names)

@@ -35,24 +35,38 @@ def _custom(destination: Destination) -> list[tuple[str, str]]:
     return headers
 
 
-def record(event: Event, destination: Destination, prefix: str, rfc3339: bool = False) -> Record:
-    """Content-Type, the destination's custom headers, then one `<prefix><key>` header
-    per metadata entry (event-id, topic, timestamp, the destination's delivery_metadata,
-    the event's metadata; later ones win on a name clash, as Outpost sets them). The
-    timestamp is the event's time: Unix seconds as in every type's metadata, or RFC 3339
-    (`rfc3339`, DESTINATIONS_WEBHOOK_TIMESTAMP_FORMAT)."""
+@dataclass(frozen=True)
+class Style:
+    """How metadata becomes headers: `<prefix><key>`, except the system keys, whose full
+    names (None: not sent) the settings give; the timestamp in Unix seconds or RFC 3339."""
+
+    prefix: str = "x-outpost-"
+    names: tuple[tuple[str, str | None], ...] = ()  # event-id/signature/timestamp/topic
+    rfc3339: bool = False
+
+    def name(self, key: str) -> str | None:
+        return dict(self.names).get(key, self.prefix + key)
+
+
+def record(event: Event, destination: Destination, style: Style) -> Record:
+    """Content-Type, the destination's custom headers, then one header per metadata entry
+    (event-id, topic, timestamp, the destination's delivery_metadata, the event's
+    metadata; later ones win on a name clash, as Outpost sets them). The timestamp is the
+    event's time, so a retried request is the same request."""
     doc = event_document(event, destination.delivery_metadata)
     meta: dict[str, str] = dict(doc["metadata"])
     unix = int(meta["timestamp"])
-    if rfc3339:
+    if style.rfc3339:
         meta["timestamp"] = datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     headers: dict[str, tuple[str, str]] = {"content-type": ("Content-Type", "application/json")}
     for name, value in _custom(destination):
         headers[name.lower()] = (name, value)
     for key, value in meta.items():
-        name = prefix + key
-        _check(name, value)
-        headers[name.lower()] = (name, value)
+        header = style.name(key)
+        if header is None:
+            continue
+        _check(header, value)
+        headers[header.lower()] = (header, value)
     body = record_bytes(doc, False)
     signed = Signed(event.id, event.topic, unix, body)
     url = str(destination.config["url"])

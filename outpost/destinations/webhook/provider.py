@@ -17,11 +17,9 @@ from outpost.destinations.http.client import Sender
 from outpost.destinations.webhook import credentials
 from outpost.destinations.webhook import format as fmt
 from outpost.destinations.webhook.config import SCHEMA
-from outpost.destinations.webhook.format import Record
+from outpost.destinations.webhook.format import Record, Style
 from outpost.destinations.webhook.signature import Scheme
 from outpost.models import Destination, Event
-
-DEFAULT_PREFIX = "x-outpost-"
 
 
 class WebhookProvider(DestinationType):
@@ -31,15 +29,13 @@ class WebhookProvider(DestinationType):
         self,
         policy: EndpointPolicy,
         scheme: Scheme | None = None,
-        header_prefix: str = DEFAULT_PREFIX,
+        style: Style | None = None,
         timeout: float = 5.0,
         max_connections: int = 64,
         max_response_bytes: int = 4096,
-        timestamp_format: str = "unix",
     ):
         self.scheme = scheme or Scheme()
-        self.rfc3339 = timestamp_format == "rfc3339"
-        self.prefix = header_prefix.strip()  # whitespace alone: no prefix, as Outpost
+        self.style = style or Style()
         self.sender = Sender(policy, timeout, max_connections, max_response_bytes)
 
     def target(self, config: dict[str, Any]) -> str:
@@ -59,13 +55,14 @@ class WebhookProvider(DestinationType):
         return credentials.prepare(merged, sent, current, admin, self.scheme.new_secret)
 
     def format(self, event: Event, destination: Destination) -> Record:
-        return fmt.record(event, destination, self.prefix, self.rfc3339)
+        return fmt.record(event, destination, self.style)
 
     async def send(self, record: Record, destination: Destination) -> Result:
-        name = f"{self.prefix}signature"
-        headers = {k: v for k, v in record.headers if k.lower() != name.lower()}
+        headers = dict(record.headers)
+        name = self.style.name("signature")
         keys = credentials.signing_keys(destination.credentials, datetime.now(UTC))
-        if keys:  # the signature header wins over a custom header of its name
+        if name and keys:  # the signature header wins over a custom header of its name
+            headers = {k: v for k, v in record.headers if k.lower() != name.lower()}
             headers[name] = self.scheme.sign(keys, record.signed)
         answer = await self.sender.post(record.url, record.data, headers)
         return answer.response()

@@ -60,7 +60,10 @@ class Scheme:
             "Timestamp": what.timestamp,
             "Body": what.body.decode("utf-8", "surrogateescape"),
         }
-        content = self.content.render(fields).encode("utf-8", "surrogateescape")
+        if self.content.source == DEFAULT_CONTENT:  # the body as it is: no round trip
+            content = what.body
+        else:
+            content = self.content.render(fields).encode("utf-8", "surrogateescape")
         signatures = [self._mac(key, content) for key in keys]
         return self.header.render({**fields, "Signatures": signatures})
 

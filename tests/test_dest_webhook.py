@@ -108,7 +108,9 @@ async def test_a_rotated_secret_signs_beside_the_previous_one_until_its_window_e
         sig(first, r1.body),
     ]
     past = {"credentials": {"previous_secret_invalid_at": "2020-01-01T00:00:00Z"}}
-    assert (await client.patch(where, json=past, headers=AUTH)).status == 200
+    r = await client.patch(where, json=past, headers=AUTH)
+    assert r.status == 200
+    assert (await r.json())["credentials"] == {"secret": second}  # the ended one: not shown
     await publish(client, "after", {"n": 2})
     await worker.run_until_empty()
     r2 = http_receiver.delivered(path, 2)[-1]

@@ -160,6 +160,11 @@ class DestinationType:
         ValidationFailed naming the field."""
         return merged
 
+    def shown_credentials(self, credentials: dict[str, Any]) -> dict[str, Any]:
+        """The credentials an API response shows (before masking): all by default; the
+        webhook leaves out a previous secret whose window has ended, as Outpost does."""
+        return credentials
+
     async def verify(self, dest: Destination, previous: Destination | None) -> Destination:
         """What only the service itself can say about a created or updated destination
         (Hookdeck checks its token and names the source). `previous`: the stored version

@@ -127,7 +127,7 @@ class Registry:
         sensitive = provider.schema.masked
         creds = {
             k: (mask(v) if k in sensitive and isinstance(v, str) else v)
-            for k, v in dest.credentials.items()
+            for k, v in provider.shown_credentials(dest.credentials).items()
         }
         return {
             "id": dest.id,

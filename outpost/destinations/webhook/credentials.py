@@ -88,3 +88,10 @@ def signing_keys(credentials: dict[str, Any], now: datetime) -> list[str]:
         if now < ends:
             keys.append(previous)
     return keys
+
+
+def shown(credentials: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """What a response shows: all of them, less a previous secret that signs no more."""
+    if credentials.get("previous_secret") and len(signing_keys(credentials, now)) < 2:
+        return {k: v for k, v in credentials.items() if not k.startswith("previous_secret")}
+    return credentials

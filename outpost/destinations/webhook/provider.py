@@ -54,6 +54,9 @@ class WebhookProvider(DestinationType):
     ) -> dict[str, Any]:
         return credentials.prepare(merged, sent, current, admin, self.scheme.new_secret)
 
+    def shown_credentials(self, creds: dict[str, Any]) -> dict[str, Any]:
+        return credentials.shown(creds, datetime.now(UTC))
+
     def format(self, event: Event, destination: Destination) -> Record:
         return fmt.record(event, destination, self.style)
 

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     # old secrets still accepted for reading while `outpost rotate-key` re-encrypts
     aes_encryption_secret_previous: CommaList = []
 
+    # the probe port of `outpost worker|source|api|all`: GET /healthz (the process is alive,
+    # never touches Redis) and GET /readyz (Redis answers, the process's loops run); 0 = off.
+    # Kubernetes sets HEALTH_HOST to the pod's IP (kubelet probes that address).
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(0, ge=0, le=65535)
+
     redis_url: str = ""
     redis_host: str = "127.0.0.1"
     redis_port: int = Field(6379, ge=1, le=65535)

@@ -1,0 +1,100 @@
+"""The probe port (HEALTH_PORT) of the real processes: `outpost worker|source|api` as
+subprocesses against a private redis-server that the tests stop and start again. Liveness
+(/healthz) never follows Redis; readiness (/readyz) does, and names the loops it checked."""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from outpost.dev import devstack
+from outpost.health import LIVE_PATH, READY_PATH
+from tests.test_processes import service_env
+
+OUTPOST = [sys.executable, "-m", "outpost"]
+
+
+def probe(port: int, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for(port: int, path: str, status: int, proc: subprocess.Popen, timeout: float = 30):
+    """Poll until `path` answers `status`; its body."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the process exited"
+        try:
+            got, body = probe(port, path)
+            if got == status:
+                return body
+            last = (got, body)
+        except OSError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never answered {status}; last: {last}")
+
+
+class Running:
+    def __init__(self, command: str, redis: devstack.RedisServer):
+        self.redis = redis
+        self.health = devstack.free_port()
+        env = service_env(
+            redis.redis_url,
+            devstack.free_port(),
+            HEALTH_HOST="127.0.0.1",
+            HEALTH_PORT=str(self.health),
+        )
+        self.proc = subprocess.Popen(
+            [*OUTPOST, command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[devstack.RedisServer]:
+    """A redis-server of this module's own: these tests stop and restart it (with its
+    append-only file, as a production Redis keeps its data across a restart)."""
+    server = devstack.redis_server(aof=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["worker", "source", "api"])
+def running(request: pytest.FixtureRequest, private_redis) -> Iterator[Running]:
+    if private_redis.proc.poll() is not None:  # a previous test left it stopped
+        private_redis.start()
+    process = Running(request.param, private_redis)
+    yield process
+    process.proc.terminate()
+    process.proc.wait(timeout=20)
+
+
+def test_ready_names_redis_and_the_loops_of_the_process(running):
+    body = wait_for(running.health, READY_PATH, 200, running.proc)
+    command = running.proc.args[-1]
+    assert body == {"status": "ready", "checks": {"redis": "ok", command: "ok"}}
+    assert probe(running.health, LIVE_PATH) == (200, {"status": "alive"})
+
+
+def test_redis_down_means_not_ready_but_alive_and_back(running):
+    wait_for(running.health, READY_PATH, 200, running.proc)
+    running.redis.stop()
+    try:
+        body = wait_for(running.health, READY_PATH, 503, running.proc)
+        assert body["status"] == "not_ready" and body["checks"]["redis"] == "failed"
+        # liveness never asks Redis: the process is not restarted for an outage
+        for _ in range(3):
+            assert probe(running.health, LIVE_PATH) == (200, {"status": "alive"})
+        assert running.proc.poll() is None
+    finally:
+        running.redis.start()
+    wait_for(running.health, READY_PATH, 200, running.proc)

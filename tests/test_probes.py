@@ -2,7 +2,9 @@
 subprocesses against a private redis-server that the tests stop and start again. Liveness
 (/healthz) never follows Redis; readiness (/readyz) does, and names the loops it checked."""
 
+import asyncio
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from outpost.dev import devstack
-from outpost.health import LIVE_PATH, READY_PATH
+from outpost.health import LIVE_PATH, READY_PATH, RedisWatch, probe_app
+from outpost.runtime import _Running
 from tests.test_processes import service_env
 
 OUTPOST = [sys.executable, "-m", "outpost"]
@@ -98,3 +101,39 @@ def test_redis_down_means_not_ready_but_alive_and_back(running):
     finally:
         running.redis.start()
     wait_for(running.health, READY_PATH, 200, running.proc)
+
+
+def test_a_taken_probe_port_stops_start_up_naming_the_setting(redis_server):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = service_env(
+            redis_server.redis_url,
+            devstack.free_port(),
+            HEALTH_HOST="127.0.0.1",
+            HEALTH_PORT=str(port),
+        )
+        run = subprocess.run([*OUTPOST, "worker"], env=env, capture_output=True, timeout=60)
+    err = run.stderr.decode()
+    assert run.returncode == 2 and "Traceback" not in err, err
+    assert err.splitlines()[-1] == (
+        f"outpost: cannot listen on 127.0.0.1:{port} "
+        "(address already in use; set HEALTH_PORT or stop what uses it)"
+    )
+
+
+async def test_a_stopped_loop_makes_the_process_not_ready(aiohttp_client, redis, redis_server):
+    """A worker or reader task that ended (crashed) fails readiness by name, Redis up."""
+    done = asyncio.create_task(asyncio.sleep(0))
+    await done
+    running = _Running(worker_task=done)
+    watch = RedisWatch(redis, redis_server.redis_url)
+    client = await aiohttp_client(probe_app(watch, running.loops))
+    resp = await client.get(READY_PATH)
+    assert resp.status == 503
+    assert await resp.json() == {
+        "status": "not_ready",
+        "checks": {"redis": "ok", "worker": "failed"},
+    }
+    assert (await client.get(LIVE_PATH)).status == 200

@@ -18,14 +18,18 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
+from botocore.exceptions import ClientError
 from redis.asyncio import Redis
 
 from outpost.delivery.breaker import BreakerConfig, Breakers
 from outpost.delivery.worker import Worker
 from outpost.deps import Deps
+from outpost.destinations.aws import errors as aws_errors
 from outpost.destinations.memory.provider import MemoryDestination
 from outpost.dev import devstack
+from outpost.errors import PermanentError
 from outpost.runtime import build_worker, create_app
 from outpost.settings import Settings
 from tests.conftest import AUTH, make_settings
@@ -122,7 +126,9 @@ def test_a_lost_probe_is_replaced_and_a_probe_not_sent_is_given_back():
         b.settle(key, False)
     clock.now += 10
     assert b.admit(key) is None
+    assert b.probing(key)
     b.settle(key, None)  # the probe's task ended before sending (a format error)
+    assert not b.probing(key)
     assert b.admit(key) is None  # another probe at once
     clock.now += 6.5  # that one never came back
     assert b.admit(key) is None
@@ -325,3 +331,35 @@ async def test_a_healthy_destination_keeps_its_latency_while_another_hangs(
     hang_p90 = statistics.quantiles(hanging, n=10)[-1]
     print(f"healthy destination p90: idle {idle_p90:.3f}s, while another hangs {hang_p90:.3f}s")
     assert hang_p90 <= 4 * idle_p90 + 0.3, (idle, hanging)
+
+
+@tuned(delivery_circuit_breaker_failures=2)
+async def test_error_answers_never_open_the_breaker(client, deps, worker, moto):
+    dest = await setup_destination(client, f"missing-{uuid.uuid4().hex[:8]}", moto.url)
+    for i in range(4):
+        await publish(client, id=f"evt_{i}", data={})
+    entries = await deps.queue.read(worker.name, count=10, block_ms=100)
+    outcomes = [await worker.process(e) for e in entries]
+    assert {o.code for o in outcomes} == {"stream_not_found"}  # a 400 from a live endpoint
+    assert not worker.breakers.is_open("acme", dest["id"])
+
+
+def test_only_unanswered_failures_are_marked_so():
+    answered = [
+        ClientError({"Error": {"Code": "ValidationException"}}, "PutRecord"),
+        ClientError({"Error": {"Code": "AccessDeniedException"}}, "PutRecord"),
+        ClientError(
+            {"Error": {"Code": "InternalFailure"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+            "PutRecord",
+        ),
+        PermanentError("redirect_refused", "a redirect"),
+    ]
+    unanswered = [
+        TimeoutError(),
+        aiohttp.ConnectionTimeoutError(),
+        aiohttp.ServerDisconnectedError(),
+        ConnectionRefusedError(),
+        aiohttp.ClientPayloadError("cut short"),
+    ]
+    assert [aws_errors.classify(e).unanswered for e in answered] == [False] * len(answered)
+    assert [aws_errors.classify(e).unanswered for e in unanswered] == [True] * len(unanswered)

@@ -101,10 +101,15 @@ class Breakers:
         wait = max(state.until - now, 0.0) if now < state.until else self.config.probe_limit
         return wait + state.cooldown * SPREAD * self._rand()
 
+    def probing(self, key: Key) -> bool:
+        """Whether a probe is out (right after `admit` let a send go: it is that send)."""
+        state = self._states.get(key)
+        return state is not None and state.probe_since is not None
+
     def settle(self, key: Key, answered: bool | None) -> None:
         """What a send came to: `answered` (the endpoint answered, whatever it said),
         unanswered (False: a timeout or a connection failure), or None when nothing was
-        sent after all (the probe, if this was it, is given back)."""
+        sent after all: the caller was the probe, and its turn is given back)."""
         state = self._states.get(key)
         if answered is None:
             if state is not None:

@@ -37,6 +37,19 @@ DEADLINE_MARGIN = 0.5
 _LEVELS = {"success": 20, "held": 10}  # a held task is not news: the breaker logs
 
 
+def _held(wait: float) -> Outcome:
+    """A task of a destination whose circuit is open goes back on the retry schedule
+    unsent, for `wait` seconds: no attempt recorded, no retry spent."""
+    return Outcome(
+        "held",
+        "circuit_open",
+        "the destination's endpoint is not answering: paused",
+        retry_in=wait,
+        record_attempt=False,
+        held=True,
+    )
+
+
 @dataclass(frozen=True)
 class Sending:
     """A send under way: its result to await by `deadline` (the loop's clock)."""
@@ -194,9 +207,10 @@ class Deliverer:
                 record_attempt=False,
             )
         key = (dest.tenant_id, dest.id)
-        held = self._held(entry, key)
-        if held is not None:
-            return held
+        wait = None if entry.task.manual else self.breakers.admit(key)  # manual: always sent
+        if wait is not None:
+            return _held(wait)
+        probe = not entry.task.manual and self.breakers.probing(key)  # this task is the probe
         provider = self.registry.get(dest.type)
         try:
             record = provider.format(event, dest)
@@ -206,25 +220,9 @@ class Deliverer:
                 return Sending(key, (await provider.send_batch([record], dest))[0], deadline)
             return Sending(key, provider.send(record, dest), deadline)  # awaited in _settle
         except Exception as exc:
-            self.breakers.settle(key, None)  # nothing went out: a probe slot is given back
+            if probe:  # nothing went out: the probe's turn is given back
+                self.breakers.settle(key, None)
             return self._failure(entry, event, provider.classify(exc))
-
-    def _held(self, entry: Entry, key: Key) -> Outcome | None:
-        """A task of a destination whose circuit is open goes back on the retry schedule
-        unsent: no attempt recorded, no retry spent. A manual retry is always sent."""
-        if entry.task.manual:
-            return None
-        wait = self.breakers.admit(key)
-        if wait is None:
-            return None
-        return Outcome(
-            "held",
-            "circuit_open",
-            "the destination's endpoint is not answering: paused",
-            retry_in=wait,
-            record_attempt=False,
-            held=True,
-        )
 
     async def _settle(
         self,

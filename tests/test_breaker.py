@@ -222,10 +222,13 @@ async def _retry_members(redis: Redis, deps: Deps) -> list[dict[str, str]]:
 
 
 @tuned(delivery_circuit_breaker_failures=2, delivery_circuit_breaker_cooldown_seconds=60)
+@pytest.mark.parametrize(
+    ("config", "calls"), [({}, 2), ({"batching": True, "batch_linger_ms": 20}, 1)]
+)
 async def test_an_open_breaker_holds_tasks_unsent_and_spends_no_retry(
-    client, deps, worker, redis, stalling
+    client, deps, worker, redis, stalling, config, calls
 ):
-    dest = await setup_destination(client, "never-read", stalling.url)
+    dest = await setup_destination(client, "never-read", stalling.url, config=config)
     for i in range(2):
         await publish(client, id=f"evt_{i}", data={})
     entries = await deps.queue.read(worker.name, count=10, block_ms=100)
@@ -240,7 +243,7 @@ async def test_an_open_breaker_holds_tasks_unsent_and_spends_no_retry(
     assert time.monotonic() - began < 1.0  # nothing waited on the endpoint
     assert {(o.status, o.code) for o in held} == {("held", "circuit_open")}
     assert all(55 <= (o.retry_in or 0) <= 60 * 1.25 for o in held)
-    assert stalling.connections == 2  # no connection for a held task
+    assert stalling.connections == calls  # none for a held task (one PutRecords if batched)
     attempts = await deps.queue.attempts("acme", dest["id"])
     assert sorted(a["event_id"] for a in attempts) == ["evt_0", "evt_1"]
     members = {m["e"]: m["a"] for m in await _retry_members(redis, deps)}

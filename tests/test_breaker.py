@@ -20,16 +20,19 @@ from typing import Any
 
 import aiohttp
 import pytest
-from botocore.exceptions import ClientError
+from aiobotocore.config import AioConfig
+from botocore.exceptions import ClientError, ReadTimeoutError
 from redis.asyncio import Redis
 
 from outpost.delivery.breaker import BreakerConfig, Breakers
 from outpost.delivery.worker import Worker
 from outpost.deps import Deps
 from outpost.destinations.aws import errors as aws_errors
+from outpost.destinations.aws.redirects import NoRedirectSession
 from outpost.destinations.memory.provider import MemoryDestination
 from outpost.dev import devstack
 from outpost.errors import PermanentError
+from outpost.flow.connectors import kinesis_client
 from outpost.runtime import build_worker, create_app
 from outpost.settings import Settings
 from tests.conftest import AUTH, make_settings
@@ -179,6 +182,27 @@ async def test_an_endpoint_that_never_accepts_fails_at_the_connect_timeout(
     assert (outcome.status, outcome.code) == ("failed", "timeout")
     assert "DELIVERY_CONNECT_TIMEOUT_SECONDS" in outcome.message
     assert took < TIMEOUT * 0.9  # connect timeout 0.5 s: not the whole send's 1 s
+
+
+@pytest.mark.parametrize("mode", ["hang", "trickle"])
+async def test_a_tenant_connection_client_ends_within_connect_plus_read_timeout(stalling, mode):
+    """The aiobotocore clients of the Flow Service and the source reader: aiobotocore
+    bounds each socket read, so a trickling server held a call for ever; each request now
+    also ends within connect + read timeout (here 2 attempts of at most 1.5 s)."""
+    stalling.mode = mode
+    auth = {"region": "us-east-1", "endpoint": stalling.url, "accessKeyId": "k", "secretKey": "s"}
+    config = AioConfig(
+        connect_timeout=0.5,
+        read_timeout=1,
+        retries={"total_max_attempts": 2},
+        http_session_cls=NoRedirectSession,
+    )
+    began = time.monotonic()
+    async with kinesis_client(auth, config) as kinesis:
+        with pytest.raises(ReadTimeoutError):
+            await asyncio.wait_for(kinesis.list_streams(), 20)
+    assert time.monotonic() - began < 2 * 1.5 + 1 + SLACK  # + botocore's retry backoff
+    assert stalling.connections == 2
 
 
 @pytest.fixture

@@ -79,8 +79,8 @@ class StallingEndpoint:
                     await asyncio.sleep(TRICKLE_EVERY)
                     writer.write(b" ")
             await reader.read()  # hang: read until the client gives up
-        except (OSError, asyncio.IncompleteReadError):
-            pass
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client gave up, or the server is stopping
         finally:
             writer.close()
 

@@ -39,6 +39,7 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 metadata_in_payload=settings.destinations_aws_kinesis_metadata_in_payload,
                 timeout=settings.delivery_timeout_seconds,
                 max_connections=settings.delivery_max_concurrency,
+                connect_timeout=settings.delivery_connect_timeout_seconds,
             ),
             *http_types(settings),
             *extra,
@@ -71,13 +72,15 @@ def http_types(settings: Settings) -> list[DestinationType]:
             timeout,
             connections,
             max_body,
+            settings.delivery_connect_timeout_seconds,
         ),
         HookdeckProvider(
             settings.destinations_hookdeck_url,
             timeout,
             connections,
             max_body,
-            api_url=settings.destinations_hookdeck_api_url,
+            settings.destinations_hookdeck_api_url,
+            settings.delivery_connect_timeout_seconds,
         ),
     ]
 

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # old secrets still accepted for reading while `outpost rotate-key` re-encrypts
     aes_encryption_secret_previous: CommaList = []
 
+    # the probe port of `outpost worker|source|api|all`: GET /healthz (the process is alive,
+    # never touches Redis) and GET /readyz (Redis answers, the process's loops run); 0 = off.
+    # Kubernetes sets HEALTH_HOST to the pod's IP (kubelet probes that address).
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(0, ge=0, le=65535)
+
     redis_url: str = ""
     redis_host: str = "127.0.0.1"
     redis_port: int = Field(6379, ge=1, le=65535)
@@ -76,11 +82,12 @@ class Settings(BaseSettings):
     destinations_allow_private_endpoints: bool = False
     # webhooks as Outpost signs them (its DESTINATIONS_WEBHOOK_* names and defaults)
     destinations_webhook_header_prefix: str = "x-outpost-"
-    # the four system headers by full name: unset = <prefix><key>, "" = not sent
-    destinations_webhook_event_id_header_name: str | None = None
-    destinations_webhook_signature_header_name: str | None = None
-    destinations_webhook_timestamp_header_name: str | None = None
-    destinations_webhook_topic_header_name: str | None = None
+    # the four system headers by full name: "" = not sent; the default, literally
+    # "<prefix>" + key, stands for Outpost's unset (the prefix, then the key)
+    destinations_webhook_event_id_header_name: str = "<prefix>event-id"
+    destinations_webhook_signature_header_name: str = "<prefix>signature"
+    destinations_webhook_timestamp_header_name: str = "<prefix>timestamp"
+    destinations_webhook_topic_header_name: str = "<prefix>topic"
     # deprecated in Outpost for the names above ("" disables); still honoured
     destinations_webhook_disable_default_event_id_header: bool = False
     destinations_webhook_disable_default_signature_header: bool = False
@@ -98,7 +105,13 @@ class Settings(BaseSettings):
     destinations_webhook_max_response_body_bytes: int = Field(4096, ge=0, le=1024 * 1024)
     destinations_hookdeck_url: str = "https://hkdk.events"  # where Hookdeck sources live
     destinations_hookdeck_api_url: str = "https://api.hookdeck.com"  # verifies tokens
-    delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)  # one send, whole call
+    delivery_connect_timeout_seconds: float = Field(2.0, gt=0, le=300)  # its connection
+    # a destination whose sends go unanswered (timeouts, connections) this many times in a
+    # row is paused (0 = never): nothing is sent to it for the cooldown, then one probe
+    delivery_circuit_breaker_failures: int = Field(5, ge=0, le=100_000)
+    delivery_circuit_breaker_cooldown_seconds: float = Field(5.0, gt=0, le=3600)
+    delivery_circuit_breaker_max_cooldown_seconds: float = Field(300.0, gt=0, le=86_400)
     delivery_max_concurrency: int = Field(64, ge=1, le=4096)
     # tasks of batching destinations a worker holds at once (they wait to fill PutRecords)
     delivery_batch_max_inflight: int = Field(2000, ge=1, le=100_000)
@@ -226,8 +239,9 @@ class Settings(BaseSettings):
 
     def webhook_header_names(self) -> dict[str, str | None]:
         """The webhook's system headers (event-id, signature, timestamp, topic) by full
-        name, None when not sent: Outpost's three-state *_HEADER_NAME rule, the
-        deprecated DISABLE_DEFAULT_* flags applying where no name is set."""
+        name, None when not sent: Outpost's three-state *_HEADER_NAME rule (its unset is
+        our default, `<prefix><key>`), the deprecated DISABLE_DEFAULT_* flags applying
+        where no name is set."""
         prefix = self.destinations_webhook_header_prefix.strip()
         out: dict[str, str | None] = {}
         for key, attr in (
@@ -238,7 +252,7 @@ class Settings(BaseSettings):
         ):
             name = getattr(self, f"destinations_webhook_{attr}_header_name")
             disabled = getattr(self, f"destinations_webhook_disable_default_{attr}_header")
-            if name is None:
+            if name == f"<prefix>{key}":
                 out[key] = None if disabled else prefix + key
             else:
                 out[key] = name.strip() or None

@@ -106,13 +106,13 @@ class HookdeckProvider(DestinationType):
         max_connections: int = 64,
         max_response_bytes: int = 4096,
         api_url: str = DEFAULT_API_URL,
+        connect_timeout: float | None = None,
     ):
         self.url = url.rstrip("/")
         self.api_url = api_url.rstrip("/")
         # the URL is the operator's (the token only names a source on it): not guarded
-        self.sender = Sender(
-            EndpointPolicy(allow_private=True), timeout, max_connections, max_response_bytes
-        )
+        policy = EndpointPolicy(allow_private=True)
+        self.sender = Sender(policy, timeout, max_connections, max_response_bytes, connect_timeout)
 
     def target(self, config: dict[str, Any]) -> str:
         return "Hookdeck" + (f" source: {config['name']}" if config.get("name") else "")

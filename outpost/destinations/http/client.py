@@ -69,14 +69,26 @@ class Sender:
     """POSTs for one type. `policy` is the deployment's endpoint policy; with private
     endpoints allowed, no resolver guard is installed."""
 
-    def __init__(self, policy: EndpointPolicy, timeout: float, max_connections: int, max_body: int):
+    def __init__(
+        self,
+        policy: EndpointPolicy,
+        timeout: float,
+        max_connections: int,
+        max_body: int,
+        connect_timeout: float | None = None,
+    ):
         self.policy = policy
+        # total bounds the whole call whatever the receiver does (never answers, trickles
+        # its answer); a host that never accepts fails at sock_connect
         self.timeout = aiohttp.ClientTimeout(
-            total=timeout, sock_connect=min(timeout, 10.0), sock_read=timeout
+            total=timeout, sock_connect=min(connect_timeout or timeout, timeout)
         )
         self.max_connections = max_connections
         self.max_body = max_body
         self._session: aiohttp.ClientSession | None = None
+        # callers may outnumber connections: they queue here, so the timeout measures the
+        # call itself, not the wait for a socket
+        self._calls = asyncio.Semaphore(max_connections)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -95,9 +107,12 @@ class Sender:
         """2xx: the answer; anything else raises HTTPStatusError; transport errors raise
         as aiohttp raises them. The URL is checked again first (IP literals, DNS)."""
         await self.policy.check(url, at_send=True)
-        async with self.session().post(
-            url, data=body, headers=headers, allow_redirects=False, timeout=self.timeout
-        ) as resp:
+        async with (
+            self._calls,
+            self.session().post(
+                url, data=body, headers=headers, allow_redirects=False, timeout=self.timeout
+            ) as resp,
+        ):
             raw = await resp.content.read(self.max_body + 1)
             answer = Answer(
                 resp.status,

@@ -19,17 +19,21 @@ from outpost.errors import DeliveryError
 RETRYABLE_4XX = frozenset({408, 425, 429})
 AUTH_4XX = frozenset({401, 403})  # retried; they count toward the failure alerts
 
-# (exception class, code), first match wins: subclasses before their bases
-_NETWORK: tuple[tuple[type[BaseException], str], ...] = (
-    (aiohttp.ClientConnectorDNSError, "dns_error"),
-    (aiohttp.ClientSSLError, "tls_error"),
-    (aiohttp.ServerTimeoutError, "timeout"),
-    (asyncio.TimeoutError, "timeout"),
-    (aiohttp.ServerDisconnectedError, "connection_reset"),
-    (ConnectionResetError, "connection_reset"),
-    (ConnectionRefusedError, "connection_refused"),
-    (aiohttp.ClientError, "network_error"),
-    (OSError, "network_error"),
+# (exception class, code, unanswered), first match wins: subclasses before their bases.
+# Unanswered: the endpoint said nothing (timed out, refused, dropped the connection), what
+# the worker's circuit breakers count; any HTTP answer, even a 4xx, says it is alive.
+_NETWORK: tuple[tuple[type[BaseException], str, bool], ...] = (
+    (aiohttp.ClientConnectorDNSError, "dns_error", True),
+    (aiohttp.ClientSSLError, "tls_error", True),
+    (aiohttp.ServerTimeoutError, "timeout", True),
+    (asyncio.TimeoutError, "timeout", True),
+    (aiohttp.ServerDisconnectedError, "connection_reset", True),
+    (ConnectionResetError, "connection_reset", True),
+    (ConnectionRefusedError, "connection_refused", True),
+    (aiohttp.ClientConnectionError, "network_error", True),
+    (aiohttp.ClientPayloadError, "network_error", True),
+    (OSError, "network_error", True),
+    (aiohttp.ClientError, "network_error", False),
 )
 
 
@@ -62,9 +66,10 @@ def classify(exc: BaseException) -> Failure:
         return Failure.of(exc)
     if isinstance(exc, aiohttp.InvalidURL):
         return Failure(Kind.PERMANENT, "invalid_url", f"invalid URL: {exc}")
-    for cls, code in _NETWORK:
+    for cls, code, unanswered in _NETWORK:
         if isinstance(exc, cls):
-            return Failure(Kind.RETRY, _refined(exc, code), f"{type(exc).__name__}: {exc}")
+            message = f"{type(exc).__name__}: {exc}"
+            return Failure(Kind.RETRY, _refined(exc, code), message, unanswered=unanswered)
     return unexpected(exc)
 
 

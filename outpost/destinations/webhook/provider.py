@@ -33,10 +33,11 @@ class WebhookProvider(DestinationType):
         timeout: float = 5.0,
         max_connections: int = 64,
         max_response_bytes: int = 4096,
+        connect_timeout: float | None = None,
     ):
         self.scheme = scheme or Scheme()
         self.style = style or Style()
-        self.sender = Sender(policy, timeout, max_connections, max_response_bytes)
+        self.sender = Sender(policy, timeout, max_connections, max_response_bytes, connect_timeout)
 
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("url", ""))

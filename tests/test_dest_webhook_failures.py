@@ -144,3 +144,8 @@ def test_network_failures_have_outposts_codes():
     assert errors.classify(TimeoutError()).code == "timeout"
     assert errors.classify(aiohttp.ServerDisconnectedError()).code == "connection_reset"
     assert errors.classify(ForbiddenEndpoint("no")).kind is Kind.PERMANENT
+    # what the circuit breakers count: no answer at all, never an HTTP answer
+    for silent in (refused, TimeoutError(), aiohttp.ServerDisconnectedError()):
+        assert errors.classify(silent).unanswered
+    for status in (400, 500, 503):
+        assert not errors.classify(HTTPStatusError(Answer(status, ""))).unanswered

@@ -147,9 +147,12 @@ class Deliverer:
         )
 
     async def _endpoint_allowed(self, dest: Destination) -> None:
-        """The SSRF guard again at send time: the endpoint's DNS may have changed."""
+        """The SSRF guard again at send time, on every URL the type takes from its config
+        (an endpoint's DNS may have changed since create)."""
+        urls = self.registry.get(dest.type).endpoints(dest.config)
         try:
-            await self.endpoints.check(dest.config.get("endpoint"), at_send=True)
+            for url in urls.values():
+                await self.endpoints.check(url, at_send=True)
         except ForbiddenEndpoint as exc:
             raise PermanentError("endpoint_forbidden", str(exc)) from None
 

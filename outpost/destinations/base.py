@@ -145,6 +145,13 @@ class DestinationType:
     def target_url(self, config: dict[str, Any]) -> str | None:
         return None
 
+    def endpoints(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        """(config field, URL) of every address the tenant gave: the endpoint guard checks
+        each at create and update. A type whose sends reach other fields than
+        `config.endpoint` (brokers, hosts) names them here, and guards them at send."""
+        endpoint = config.get("endpoint")
+        return [("endpoint", endpoint)] if endpoint else []
+
     def ordering_key(self, event: Event, destination: Destination) -> str:
         """Events with the same key are delivered in order (publish picks the task's
         partition with it). Must be cheap: it runs at publish time."""

@@ -11,6 +11,7 @@ import pytest
 
 from outpost.destinations.memory.provider import MemoryDestination
 from tests.contract.harnesses.base import Harness, same_version
+from tests.contract.harnesses.kafka import KafkaHarness
 from tests.contract.harnesses.kinesis import KinesisHarness
 from tests.contract.harnesses.memory import MemoryHarness
 
@@ -29,10 +30,15 @@ async def _kinesis_local(request: pytest.FixtureRequest, memory: MemoryDestinati
     return await KinesisHarness(request.getfixturevalue("kinesis_local_server").url).start()
 
 
+async def _kafka(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return KafkaHarness(request.getfixturevalue("kafka_server"))
+
+
 HARNESSES: dict[str, Factory] = {
     "memory": _memory,
     "aws_kinesis@moto": _kinesis_moto,
     "aws_kinesis@kinesis-local": _kinesis_local,
+    "kafka@tansu": _kafka,
 }
 
 __all__ = ["HARNESSES", "Harness", "same_version"]

@@ -14,6 +14,7 @@ from outpost.auth import Tokens
 from outpost.crypto import Cipher
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
+from outpost.destinations.gcp_pubsub.provider import PubSubProvider
 from outpost.destinations.kafka.provider import KafkaProvider
 from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.destinations.registry import DestinationCache, Registry
@@ -38,6 +39,10 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 max_connections=settings.delivery_max_concurrency,
             ),
             KafkaProvider(
+                timeout=settings.delivery_timeout_seconds,
+                policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
+            ),
+            PubSubProvider(
                 timeout=settings.delivery_timeout_seconds,
                 policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
             ),

@@ -100,7 +100,8 @@ class Producers:
             "client_id": "outpost",
             "acks": "all",
             "enable_idempotence": True,
-            "request_timeout_ms": int(self.timeout * 1000),
+            # below our own deadline, so the client says why (no metadata, no topic) first
+            "request_timeout_ms": int(self.timeout * 800),
             "linger_ms": (DEFAULT_BATCH_LINGER_MS if linger is None else linger) if batched else 0,
             "security_protocol": "SASL_SSL" if cfg.get("tls") == "true" else "SASL_PLAINTEXT",
             "ssl_context": self.tls() if cfg.get("tls") == "true" else None,

@@ -28,7 +28,7 @@ EXCEPTIONS: tuple[tuple[tuple[type[BaseException], ...], Kind, str], ...] = (
     ((api.ResourceExhausted, api.TooManyRequests), RETRY, "throttled"),
     ((api.DeadlineExceeded, asyncio.TimeoutError), RETRY, "timeout"),
     ((auth.TransportError, OSError), RETRY, "connection_error"),
-    ((api.GoogleAPIError,), RETRY, "server_error"),
+    ((api.GoogleAPICallError, api.RetryError), RETRY, "server_error"),
 )
 
 

@@ -31,6 +31,7 @@ from outpost.errors import PermanentError
 from outpost.models import Destination
 
 CACHE_SIZE = 64
+BATCH_BYTES = 512 * 1024
 MECHANISM = {"plain": "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512"}
 
 
@@ -103,6 +104,8 @@ class Producers:
             # below our own deadline, so the client says why (no metadata, no topic) first
             "request_timeout_ms": int(self.timeout * 800),
             "linger_ms": (DEFAULT_BATCH_LINGER_MS if linger is None else linger) if batched else 0,
+            # a batching destination's partition batches may fill a whole request (1 MiB)
+            "max_batch_size": BATCH_BYTES if batched else 16384,
             "security_protocol": "SASL_SSL" if cfg.get("tls") == "true" else "SASL_PLAINTEXT",
             "ssl_context": self.tls() if cfg.get("tls") == "true" else None,
             "sasl_mechanism": MECHANISM[cfg["sasl_mechanism"]],

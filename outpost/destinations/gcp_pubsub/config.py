@@ -18,6 +18,7 @@ TOPIC_RE = r"^[A-Za-z][A-Za-z0-9_.~+%-]{2,254}$"  # Pub/Sub's rule for topic ids
 MAX_BATCH_RECORDS = 1000  # Pub/Sub: at most 1,000 messages ...
 MAX_BATCH_BYTES = 10 * 1000 * 1000  # ... and 10 MB per Publish call
 DEFAULT_BATCH_RECORDS = 100
+DEFAULT_BATCH_LINGER_MS = 10
 
 
 class PubSubConfig(BaseModel):
@@ -28,6 +29,7 @@ class PubSubConfig(BaseModel):
     # beyond Outpost, opt-in: gather this destination's messages into Publish calls
     batching: bool | None = None
     batch_max_records: int | None = Field(None, ge=1, le=MAX_BATCH_RECORDS)
+    batch_linger_ms: int | None = Field(None, ge=0, le=10_000)
 
     @field_validator("project_id")
     @classmethod
@@ -117,8 +119,7 @@ CONFIG_FIELDS: list[dict[str, Any]] = [
         "key": "batching",
         "type": "checkbox",
         "label": "Batch",
-        "description": "Send the messages the worker hands over together in Publish calls; "
-        "each event keeps its own attempt.",
+        "description": "Gather messages into Publish calls; each event keeps its own attempt.",
         "required": False,
         "sensitive": False,
     },
@@ -130,6 +131,17 @@ CONFIG_FIELDS: list[dict[str, Any]] = [
         f"default {DEFAULT_BATCH_RECORDS}).",
         "default": str(DEFAULT_BATCH_RECORDS),
         "pattern": "[1-9][0-9]{0,2}|1000",
+        "required": False,
+        "sensitive": False,
+    },
+    {
+        "key": "batch_linger_ms",
+        "type": "text",
+        "label": "Batch linger (ms)",
+        "description": "How long a batch waits for more messages before it is sent "
+        f"(default {DEFAULT_BATCH_LINGER_MS}).",
+        "default": str(DEFAULT_BATCH_LINGER_MS),
+        "pattern": "[0-9]{1,4}|10000",
         "required": False,
         "sensitive": False,
     },

@@ -4,7 +4,6 @@ publisher clients, awaited without blocking the loop), `errors` (what a failure 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -12,14 +11,16 @@ from outpost.destinations.base import DestinationType, Failure, Result
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.gcp_pubsub import errors
 from outpost.destinations.gcp_pubsub import format as fmt
+from outpost.destinations.gcp_pubsub.batcher import Batcher
 from outpost.destinations.gcp_pubsub.config import (
+    DEFAULT_BATCH_LINGER_MS,
     DEFAULT_BATCH_RECORDS,
     SCHEMA,
     endpoint_address,
     service_account_problem,
 )
 from outpost.destinations.gcp_pubsub.format import Record
-from outpost.destinations.gcp_pubsub.writer import Publishers, chunks, settle
+from outpost.destinations.gcp_pubsub.writer import Publishers
 from outpost.errors import ValidationFailed
 from outpost.models import Destination, Event
 
@@ -29,6 +30,7 @@ class PubSubProvider(DestinationType):
 
     def __init__(self, timeout: float = 5.0, policy: EndpointPolicy | None = None):
         self.publishers = Publishers(timeout, policy)
+        self.batcher = Batcher()
 
     def validate(
         self, config: dict[str, Any], credentials: dict[str, Any]
@@ -67,18 +69,27 @@ class PubSubProvider(DestinationType):
     async def send_batch(
         self, records: Sequence[Record], destination: Destination
     ) -> list[Awaitable[Result]]:
-        """The records in Publish calls of at most `batch_max_records` messages and
-        10 MB, sent at once; one awaitable per message (a call fails its messages alone)."""
-        limit = destination.config.get("batch_max_records") or DEFAULT_BATCH_RECORDS
-        groups = chunks(records, limit)
-        calls = [asyncio.ensure_future(self.publishers.publish(g, destination)) for g in groups]
-        sent = await settle(calls, [len(g) for g in groups])
-        return [_answered(s, destination, len(records)) for s in sent]
+        """The records join their topic's open batch (with other callers' records for the
+        same client and topic), sent as one Publish call; one awaitable per record."""
+        cfg = destination.config
+        client = await self.publishers.client(destination)
+        await self.publishers.check(cfg.get("endpoint"))
+        limit = cfg.get("batch_max_records") or DEFAULT_BATCH_RECORDS
+        linger = cfg.get("batch_linger_ms")
+        linger = (DEFAULT_BATCH_LINGER_MS if linger is None else linger) / 1000
+
+        async def publish(batch: list[Record]) -> list[str]:
+            return await self.publishers.publish(batch, destination)
+
+        key = f"{id(client)}/{cfg['project_id']}/{cfg['topic']}"
+        sent = [self.batcher.add(key, r, publish, limit, linger) for r in records]
+        return [_answered(s, destination) for s in sent]
 
     def classify(self, exc: BaseException) -> Failure:
         return errors.classify(exc)
 
     async def close(self) -> None:
+        await self.batcher.close()
         await self.publishers.close()
 
 
@@ -90,5 +101,6 @@ def answer(message_id: str, destination: Destination, batch_size: int | None) ->
     return out
 
 
-async def _answered(sent: Awaitable[str], destination: Destination, batch_size: int) -> Result:
-    return answer(await sent, destination, batch_size)
+async def _answered(sent: Awaitable[tuple[str, int]], destination: Destination) -> Result:
+    message_id, batch_size = await sent
+    return answer(message_id, destination, batch_size)

@@ -14,8 +14,6 @@ so a local server can see who published."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import hashlib
 import ipaddress
 import json
@@ -33,7 +31,7 @@ from google.pubsub_v1 import PublisherAsyncClient, PubsubMessage
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcAsyncIOTransport
 
 from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
-from outpost.destinations.gcp_pubsub.config import MAX_BATCH_BYTES, endpoint_address
+from outpost.destinations.gcp_pubsub.config import endpoint_address
 from outpost.destinations.gcp_pubsub.format import Record
 from outpost.errors import PermanentError
 from outpost.models import Destination
@@ -97,19 +95,6 @@ def cache_key(destination: Destination) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def chunks(records: Sequence[Record], max_records: int) -> list[list[Record]]:
-    """Publish calls of at most `max_records` messages and 10 MB."""
-    out: list[list[Record]] = []
-    size = 0
-    for record in records:
-        if not out or len(out[-1]) >= max_records or size + record.size > MAX_BATCH_BYTES:
-            out.append([])
-            size = 0
-        out[-1].append(record)
-        size += record.size
-    return out
-
-
 def build(destination: Destination) -> PublisherAsyncClient:
     endpoint = destination.config.get("endpoint")
     found = endpoint_address(endpoint) if endpoint else None
@@ -155,29 +140,3 @@ def loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-async def settle(
-    calls: list[asyncio.Task[list[str]]], sizes: list[int]
-) -> list[asyncio.Future[str]]:
-    """One future per message of the calls, failing with its call's error alone."""
-    out: list[asyncio.Future[str]] = []
-    loop = asyncio.get_running_loop()
-    for call, size in zip(calls, sizes, strict=True):
-        futures = [loop.create_future() for _ in range(size)]
-        out += futures
-        call.add_done_callback(functools.partial(_resolve, futures=futures))
-    return out
-
-
-def _resolve(done: asyncio.Future[list[str]], futures: list[asyncio.Future[str]]) -> None:
-    if done.cancelled() or done.exception() is not None:
-        exc = done.exception() if not done.cancelled() else asyncio.CancelledError()
-        for f in futures:
-            f.set_exception(exc or asyncio.CancelledError())
-        return
-    ids = done.result()
-    for f, message_id in zip(futures, ids, strict=False):
-        f.set_result(message_id)
-    for f in futures[len(ids) :]:
-        f.set_exception(PermanentError("server_error", "Publish answered fewer message ids"))

@@ -26,7 +26,7 @@ def key(email: str) -> dict[str, str]:
 
 class PubSubHarness(Harness):
     type = "gcp_pubsub"
-    batching = {"batching": True, "batch_max_records": 5}
+    batching = {"batching": True, "batch_max_records": 10, "batch_linger_ms": 10}
     codes = {Kind.RETRY: "server_error", Kind.PERMANENT: "topic_not_found"}
     bad_values = [
         ("config.project_id", "Not A Project!"),
@@ -85,7 +85,7 @@ class PubSubHarness(Harness):
 
     def fail_some_records(self, keys: list[str]) -> None:
         self.proxy.refused.clear()
-        self.proxy.fail_next = 1  # the first Publish call (a batch of at most 5)
+        self.proxy.fail_next = 1  # the first Publish call (a batch of at most 10)
 
     def failed_records(self) -> Counter[str]:
         return Counter(dict(self.proxy.refused))

@@ -3,12 +3,16 @@
 with what Outpost's destkafka provider sends; and what its failures mean."""
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka import errors as kafka
 
 from outpost.destinations.base import Kind
+from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.kafka import errors
+from outpost.destinations.kafka.provider import KafkaProvider
+from outpost.models import Destination, Event
 from outpost.dev import devstack
 from tests.conftest import AUTH, make_settings
 from tests.servers.kafka import USERS
@@ -147,6 +151,36 @@ async def test_brokers_are_guarded_at_create(aiohttp_client, redis_server, redis
     [problem] = (await r.json())["data"]
     assert problem.startswith("config.brokers:") and "10.0.0.1" in problem
     await deps.registry.close()
+
+
+async def test_tls_verifies_the_broker_certificate(kafka_tls_server, monkeypatch):
+    """tls "true": SASL over TLS, the broker's certificate checked against the trusted
+    roots; a certificate nobody vouches for is a tls_error (retried)."""
+    server, cert = kafka_tls_server
+    payload = body(server, "tls-topic", tls="true")
+    dest = Destination(
+        id="d-tls",
+        tenant_id="acme",
+        type="kafka",
+        topics=["orders"],
+        config=payload["config"],
+        credentials=payload["credentials"],
+        created_at="2024-01-01T00:00:00Z",
+        updated_at="2024-01-01T00:00:00Z",
+    )
+    event = Event(id="evt-tls", tenant_id="acme", topic="orders", time=datetime.now(UTC), data={})
+    untrusting = KafkaProvider(timeout=3, policy=EndpointPolicy(allow_private=True))
+    with pytest.raises(Exception) as refused:
+        await untrusting.send(untrusting.format(event, dest), dest)
+    assert untrusting.classify(refused.value).code == "tls_error"
+    await untrusting.close()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the test CA, for a fresh provider
+    trusting = KafkaProvider(timeout=3, policy=EndpointPolicy(allow_private=True))
+    sent = await trusting.send(trusting.format(event, dest), dest)
+    await trusting.close()
+    assert sent["key"] == "evt-tls"
+    [message] = server.read("tls-topic", expect=1)
+    assert message.key == b"evt-tls"
 
 
 @pytest.mark.parametrize(

@@ -9,18 +9,26 @@ their own: create/delete a topic, read what a topic holds."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
+import ssl
 import os
 import stat
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from outpost.dev import devstack
 from tests.servers.kafka_front import Front
@@ -48,8 +56,9 @@ def tansu_binary() -> str:
 
 
 class KafkaServer:
-    def __init__(self) -> None:
-        self.front = Front(USERS).start()
+    def __init__(self, tls: ssl.SSLContext | None = None, cafile: Path | None = None) -> None:
+        self.front = Front(USERS, tls).start()
+        self.cafile = cafile
         port = devstack.free_port()
         self.front.upstream = ("127.0.0.1", port)
         argv = [tansu_binary(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}"]
@@ -70,9 +79,13 @@ class KafkaServer:
         return f"127.0.0.1:{self.front.port}"
 
     def client_options(self, user: tuple[str, str] = ADMIN) -> dict[str, Any]:
+        tls = {}
+        if self.cafile is not None:
+            tls = {"ssl_context": ssl.create_default_context(cafile=str(self.cafile))}
         return {
+            **tls,
             "bootstrap_servers": self.url,
-            "security_protocol": "SASL_PLAINTEXT",
+            "security_protocol": "SASL_SSL" if tls else "SASL_PLAINTEXT",
             "sasl_mechanism": "SCRAM-SHA-512",
             "sasl_plain_username": user[0],
             "sasl_plain_password": user[1],
@@ -135,4 +148,50 @@ def blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 def kafka_server() -> Iterator[KafkaServer]:
     server = KafkaServer().start()
     yield server
+    server.stop()
+
+
+def self_signed(directory: Path) -> Path:
+    """A certificate for 127.0.0.1 and its key, in `directory`; returns the cert's path."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return directory / "cert.pem"
+
+
+@pytest.fixture(scope="session")
+def kafka_tls_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[KafkaServer, Path]]:
+    """A second broker whose front speaks TLS, with a self-signed certificate for
+    127.0.0.1: (the server, the certificate a client must trust)."""
+    directory = tmp_path_factory.mktemp("kafka-tls")
+    cert = self_signed(directory)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, directory / "key.pem")
+    server = KafkaServer(tls=context, cafile=cert).start()
+    yield server, cert
     server.stop()

@@ -11,11 +11,13 @@ broker in order. The front also
   (`fail_partitions`: partition -> how many more times), noting the keys it refused,
 - asks for new producer ids in the form Tansu's memory store answers (InitProducerId v0
   as v3; real brokers answer both).
-It runs on its own event loop in a thread, so tests may block on a consumer. Test-only."""
+With a TLS context it serves TLS (the broker behind it stays plain text). It runs on its
+own event loop in a thread, so tests may block on a consumer. Test-only."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -31,8 +33,9 @@ UNKNOWN_SERVER_ERROR = -1
 
 
 class Front:
-    def __init__(self, users: dict[str, str]):
+    def __init__(self, users: dict[str, str], tls: ssl.SSLContext | None = None):
         self.users = dict(users)
+        self.tls = tls
         self.upstream: tuple[str, int] = ("127.0.0.1", 0)
         self.port = 0
         self.identities: list[str] = []
@@ -49,7 +52,7 @@ class Front:
         return self
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:

@@ -12,8 +12,8 @@ from outpost.destinations.base import Kind
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.kafka import errors
 from outpost.destinations.kafka.provider import KafkaProvider
-from outpost.models import Destination, Event
 from outpost.dev import devstack
+from outpost.models import Destination, Event
 from tests.conftest import AUTH, make_settings
 from tests.servers.kafka import USERS
 

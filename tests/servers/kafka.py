@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import ssl
 import os
+import ssl
 import stat
 import time
 from collections.abc import Callable, Coroutine, Iterator

@@ -47,10 +47,13 @@ class Producers:
         self, record: Record, destination: Destination, batched: bool
     ) -> Coroutine[Any, Any, RecordMetadata]:
         """Hand one message to its producer (the endpoint guard first); returns what
-        waits for the broker's answer."""
-        key, producer = await self.producer(destination, batched)
+        waits for the broker's answer. One deadline (the delivery timeout) covers starting
+        the producer, handing the message over and the broker's answer."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        async with asyncio.timeout_at(deadline):
+            key, producer = await self.producer(destination, batched)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(deadline):
                 await self.check_brokers(producer)
                 sent = await producer.send(
                     destination.config["topic"],
@@ -61,13 +64,17 @@ class Producers:
         except TimeoutError:  # no metadata or no buffer space in time
             self.retire(key, producer, at_once=True)
             raise
-        return self._result(key, producer, sent)
+        return self._result(key, producer, sent, deadline)
 
     async def _result(
-        self, key: str, producer: AIOKafkaProducer, sent: asyncio.Future[RecordMetadata]
+        self,
+        key: str,
+        producer: AIOKafkaProducer,
+        sent: asyncio.Future[RecordMetadata],
+        deadline: float,
     ) -> RecordMetadata:
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(deadline):
                 return await sent
         except TimeoutError:
             self.retire(key, producer, at_once=True)

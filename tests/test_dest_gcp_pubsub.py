@@ -36,7 +36,7 @@ def body(topic, endpoint, **config):
         "topics": ["orders"],
         "config": {"project_id": PROJECT, "topic": topic, "endpoint": endpoint, **config},
         "credentials": {"service_account_json": json.dumps(KEY)},
-        "delivery_metadata": {"app": "outpost-test", "source": "from-destination"},
+        "delivery_metadata": {"app": "outpost-test", "region": "eu-1"},
     }
 
 
@@ -81,7 +81,8 @@ async def test_five_events_arrive_as_outpost_sends_them(client, worker, deps, pu
             "topic": "orders",
             "timestamp": "1704067200",
             "app": "outpost-test",
-            "source": "from-destination",
+            "region": "eu-1",
+            "source": "from-event",
             "trace": event_id,
         }
     if proxied:

@@ -43,7 +43,7 @@ def body(server, topic, user="alice", **config):
             **config,
         },
         "credentials": {"username": user, "password": USERS.get(user, "wrong-password")},
-        "delivery_metadata": {"app": "outpost-test", "source": "from-destination"},
+        "delivery_metadata": {"app": "outpost-test", "region": "eu-1"},
     }
 
 
@@ -85,7 +85,8 @@ async def test_five_events_arrive_as_outpost_sends_them(client, worker, kafka_se
             ("topic", b"orders"),
             ("timestamp", b"1704067200"),
             ("app", b"outpost-test"),
-            ("source", b"from-destination"),  # the destination's value, as our envelope
+            ("region", b"eu-1"),
+            ("source", b"from-event"),
             ("trace", event_id.encode()),
         ]
 

@@ -41,6 +41,7 @@ class Producers:
         self.policy = policy or EndpointPolicy()
         self._cache: OrderedDict[str, asyncio.Task[AIOKafkaProducer]] = OrderedDict()
         self._retiring: set[asyncio.Task[None]] = set()
+        self._stopping: set[AIOKafkaProducer] = set()
         self._tls: ssl.SSLContext | None = None
 
     async def send(
@@ -155,6 +156,9 @@ class Producers:
         task = self._cache.get(key)
         if task is not None and _started(task) and task.result() is producer:
             del self._cache[key]
+        if producer in self._stopping:  # the other messages of a failed batch
+            return
+        self._stopping.add(producer)
         stopping = asyncio.ensure_future(self._stop(producer, at_once))
         self._retiring.add(stopping)
         stopping.add_done_callback(self._retiring.discard)
@@ -171,6 +175,7 @@ class Producers:
         producer._message_accumulator.fail_all(kafka.KafkaTimeoutError("producer retired"))
         with contextlib.suppress(Exception):  # its last errors belong to no send
             await producer.stop()
+        self._stopping.discard(producer)
 
     def _evict(self) -> None:
         while len(self._cache) > CACHE_SIZE:

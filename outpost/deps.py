@@ -14,7 +14,9 @@ from outpost.auth import Tokens
 from outpost.crypto import Cipher
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
+from outpost.destinations.gcp_pubsub.provider import PubSubProvider
 from outpost.destinations.hookdeck.provider import HookdeckProvider
+from outpost.destinations.kafka.provider import KafkaProvider
 from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.destinations.registry import DestinationCache, Registry
 from outpost.destinations.webhook.format import Style
@@ -42,6 +44,14 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 connect_timeout=settings.delivery_connect_timeout_seconds,
             ),
             *http_types(settings),
+            KafkaProvider(
+                timeout=settings.delivery_timeout_seconds,
+                policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
+            ),
+            PubSubProvider(
+                timeout=settings.delivery_timeout_seconds,
+                policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
+            ),
             *extra,
         ],
         filter_max_depth=settings.filter_max_depth,

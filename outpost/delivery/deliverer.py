@@ -151,7 +151,7 @@ class Deliverer:
         (an endpoint's DNS may have changed since create)."""
         urls = self.registry.get(dest.type).endpoints(dest.config)
         try:
-            for url in urls.values():
+            for _, url in urls:
                 await self.endpoints.check(url, at_send=True)
         except ForbiddenEndpoint as exc:
             raise PermanentError("endpoint_forbidden", str(exc)) from None

@@ -174,18 +174,19 @@ class DestinationType:
         on update. Raises ValidationFailed naming the field; the default checks nothing."""
         return dest
 
-    def endpoints(self, config: dict[str, Any]) -> dict[str, str]:
-        """The URLs a tenant gave in `config`, by field name: each goes through the
-        endpoint guard (SSRF) at create and update."""
-        endpoint = config.get("endpoint")
-        return {"endpoint": endpoint} if isinstance(endpoint, str) and endpoint else {}
-
     def target(self, config: dict[str, Any]) -> str:
         """Where it delivers, as the API shows it (a stream name, a URL)."""
         raise NotImplementedError
 
     def target_url(self, config: dict[str, Any]) -> str | None:
         return None
+
+    def endpoints(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        """(config field, URL) of every address the tenant gave: the endpoint guard checks
+        each at create and update. A type whose sends reach other fields than
+        `config.endpoint` (brokers, hosts) names them here, and guards them at send."""
+        endpoint = config.get("endpoint")
+        return [("endpoint", endpoint)] if isinstance(endpoint, str) and endpoint else []
 
     def ordering_key(self, event: Event, destination: Destination) -> str:
         """Events with the same key are delivered in order (publish picks the task's

@@ -120,8 +120,8 @@ async def _save(deps: Deps, dest: Destination) -> web.Response:
 
 
 async def _check_endpoint(deps: Deps, dest: Destination) -> None:
-    """Every URL the tenant gave (the type says which config fields hold them)."""
-    for field, url in deps.registry.get(dest.type).endpoints(dest.config).items():
+    """Every address the tenant gave (the type says which config fields hold them)."""
+    for field, url in deps.registry.get(dest.type).endpoints(dest.config):
         try:
             await deps.endpoints.check(url)
         except ForbiddenEndpoint as exc:

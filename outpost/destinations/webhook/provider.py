@@ -42,9 +42,9 @@ class WebhookProvider(DestinationType):
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("url", ""))
 
-    def endpoints(self, config: dict[str, Any]) -> dict[str, str]:
+    def endpoints(self, config: dict[str, Any]) -> list[tuple[str, str]]:
         url = config.get("url")
-        return {"url": url} if isinstance(url, str) and url else {}
+        return [("url", url)] if isinstance(url, str) and url else []
 
     def prepare_credentials(
         self,

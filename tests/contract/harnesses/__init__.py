@@ -11,7 +11,9 @@ import pytest
 
 from outpost.destinations.memory.provider import MemoryDestination
 from tests.contract.harnesses.base import Harness, same_version
+from tests.contract.harnesses.gcp_pubsub import PubSubHarness
 from tests.contract.harnesses.http import HookdeckHarness, WebhookHarness
+from tests.contract.harnesses.kafka import KafkaHarness
 from tests.contract.harnesses.kinesis import KinesisHarness
 from tests.contract.harnesses.memory import MemoryHarness
 
@@ -42,12 +44,22 @@ async def _hookdeck(request: pytest.FixtureRequest, memory: MemoryDestination) -
     return HookdeckHarness(receiver)
 
 
+async def _kafka(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return KafkaHarness(request.getfixturevalue("kafka_server"))
+
+
+async def _pubsub(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return PubSubHarness(request.getfixturevalue("pubsub_server"))
+
+
 HARNESSES: dict[str, Factory] = {
     "memory": _memory,
     "aws_kinesis@moto": _kinesis_moto,
     "aws_kinesis@kinesis-local": _kinesis_local,
     "webhook@http-receiver": _webhook,
     "hookdeck@http-receiver": _hookdeck,
+    "kafka@tansu": _kafka,
+    "gcp_pubsub@emulator": _pubsub,
 }
 
 __all__ = ["HARNESSES", "Harness", "same_version"]

@@ -1,0 +1,168 @@
+"""JSON that keeps every number as it was written: a published event's numbers reach its
+destinations, the event log and the API with the publisher's digits. Pure.
+
+orjson is fast, but it reads an integer past 64 bits as a float and writes none, and it
+keeps a float only in its shortest form: `1.10` comes back `1.1`, `1e5` as `100000.0`,
+`0.1000000000000000055511151231257827` as `0.1`, `-0` as `0`, and `1e400` is refused.
+
+- `loads` (any JSON text: a request body, a source record): orjson when the text holds no
+  number orjson could rewrite (no fraction, exponent, 19-digit run or -0 anywhere, found
+  at C speed); otherwise the stdlib parser, which keeps integers exact, with each float
+  orjson would rewrite kept as an `ExactFloat` (a float that carries its text).
+- `dumps`: orjson, writing an ExactFloat's text as it is; what orjson will not write
+  (integers past 64 bits, nesting past its 254 levels) goes through an iterative writer.
+- `dumps_stored` / `loads_stored` (what we keep in Redis and read on every delivery): the
+  writer knows whether it wrote such a number and then starts the text with a space (still
+  JSON); the reader parses every other text with orjson alone, at its full speed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+
+class ExactFloat(float):
+    """A JSON number a float cannot carry as written: it compares as the nearest float
+    (filters, partition-key templates; `1e400` as infinity) and is written as its text."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> ExactFloat:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[type[ExactFloat], tuple[str]]:  # copy and pickle keep the text
+        return (ExactFloat, (self.text,))
+
+
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_NEGATIVE_ZERO = re.compile(rb"-0(?![0-9.eE])")
+_MARK = b" "  # leads a stored text holding a number orjson would rewrite
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON keeping every number's digits. Raises ValueError (malformed, NaN or
+    Infinity, bad UTF-8) or RecursionError (nested past the stdlib parser's reach)."""
+    text = raw.encode() if isinstance(raw, str) else raw
+    if _plain(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # say why in the stdlib parser's words (and a depth as RecursionError)
+    return _careful(text)
+
+
+def loads_stored(raw: bytes | str) -> Any:
+    """Parse a text `dumps_stored` wrote (orjson unless it is marked)."""
+    text = raw.encode() if isinstance(raw, str) else raw
+    return _careful(text) if text[:1] == _MARK else orjson.loads(text)
+
+
+def _plain(text: bytes) -> bool:
+    """No number orjson could rewrite: nothing with a fraction or an exponent, no run of 19
+    digits (past 64 bits), no -0. Looked for in the whole text, strings too (a time such as
+    10:30:00.123 counts): a false alarm only costs the careful parse."""
+    shape = text.translate(_DIGITS)
+    suspect = b"0." in shape or b"0e" in shape or b"0E" in shape or b"0" * 19 in shape
+    return not suspect and not _NEGATIVE_ZERO.search(text)
+
+
+def _careful(text: bytes) -> Any:
+    """The stdlib parser: integers exact, a float orjson would rewrite as an ExactFloat."""
+    ints = _int if _NEGATIVE_ZERO.search(text) else None
+    return json.loads(text, parse_float=_float, parse_int=ints, parse_constant=_not_json)
+
+
+def _float(text: str) -> float:
+    number = float(text)
+    return number if orjson.dumps(number) == text.encode() else ExactFloat(text)
+
+
+def _int(text: str) -> int | float:
+    return ExactFloat(text) if text == "-0" else int(text)
+
+
+def _not_json(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON, UTF-8, key order and every number's digits kept."""
+    try:
+        return orjson.dumps(value, default=_fragment)
+    except orjson.JSONEncodeError:
+        return _write(value)
+
+
+def dumps_stored(value: Any) -> bytes:
+    """`dumps`, marked (a leading space) when it holds a number orjson would rewrite, so
+    that `loads_stored` parses it carefully and every other text at orjson's speed."""
+    seen = _Seen()
+    try:
+        text = orjson.dumps(value, default=seen)
+    except orjson.JSONEncodeError:  # an integer past 64 bits (or nesting past 254 levels)
+        return _MARK + _write(value)
+    return _MARK + text if seen.exact else text
+
+
+class _Seen:
+    """orjson's `default` that also notes whether it wrote an ExactFloat."""
+
+    __slots__ = ("exact",)
+
+    def __init__(self) -> None:
+        self.exact = False
+
+    def __call__(self, value: Any) -> orjson.Fragment:
+        fragment = _fragment(value)
+        self.exact = True
+        return fragment
+
+
+def _fragment(value: Any) -> orjson.Fragment:
+    if isinstance(value, ExactFloat):
+        return orjson.Fragment(value.text)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class _Piece(bytes):
+    """Punctuation queued between the values of a container (never a value)."""
+
+
+def _write(value: Any) -> bytes:
+    """What orjson will not write (integers past 64 bits, nesting past 254 levels),
+    written without recursion; raises TypeError for what is not JSON."""
+    out: list[bytes] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is _Piece:
+            out.append(item)
+        elif isinstance(item, dict):
+            queued: list[Any] = []
+            for key, member in item.items():
+                if not isinstance(key, str):
+                    raise TypeError(f"a key must be a string, not {type(key).__name__}")
+                queued += [_Piece((b"," if queued else b"") + orjson.dumps(key) + b":"), member]
+            stack += reversed([_Piece(b"{"), *queued, _Piece(b"}")])
+        elif isinstance(item, list | tuple):
+            queued = []
+            for member in item:
+                queued += [_Piece(b","), member] if queued else [member]
+            stack += reversed([_Piece(b"["), *queued, _Piece(b"]")])
+        elif isinstance(item, int) and not isinstance(item, bool):
+            out.append(str(int(item)).encode())
+        else:
+            out.append(orjson.dumps(item, default=_fragment))
+    return b"".join(out)

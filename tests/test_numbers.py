@@ -71,7 +71,7 @@ def test_past_orjsons_depth_and_with_big_integers():
     text = b"[" * 300 + b"1.10," + BIG + b"]" * 300
     assert exactjson.dumps(exactjson.loads(text)) == text
     with pytest.raises(TypeError):
-        exactjson.dumps({"a": [object()] + [2**70]})
+        exactjson.dumps({"a": [2**70, object()]})  # the iterative writer refuses it too
 
 
 def test_a_partition_key_path_gives_the_published_digits():

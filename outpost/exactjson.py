@@ -55,33 +55,36 @@ def loads(raw: bytes | str) -> Any:
     """Parse JSON keeping every number's digits. Raises ValueError (malformed, NaN or
     Infinity, bad UTF-8) or RecursionError (nested past the stdlib parser's reach)."""
     text = raw.encode() if isinstance(raw, str) else raw
-    if _plain(text):
+    negative_zero = _NEGATIVE_ZERO.search(text) is not None
+    if not negative_zero and _plain(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass  # say why in the stdlib parser's words (and a depth as RecursionError)
-    return _careful(text)
+    return _careful(text, negative_zero)
 
 
 def loads_stored(raw: bytes | str) -> Any:
     """Parse a text `dumps_stored` wrote (orjson unless it is marked)."""
     text = raw.encode() if isinstance(raw, str) else raw
-    return _careful(text) if text[:1] == _MARK else orjson.loads(text)
+    if text[:1] == _MARK:
+        return _careful(text, _NEGATIVE_ZERO.search(text) is not None)
+    return orjson.loads(text)
 
 
 def _plain(text: bytes) -> bool:
-    """No number orjson could rewrite: nothing with a fraction or an exponent, no run of 19
-    digits (past 64 bits), no -0. Looked for in the whole text, strings too (a time such as
-    10:30:00.123 counts): a false alarm only costs the careful parse."""
+    """No number orjson could rewrite (-0 aside): nothing with a fraction or an exponent,
+    no run of 19 digits (maybe past 64 bits). Looked for in the whole text, strings too (a
+    time such as 10:30:00.123 counts): a false alarm only costs the careful parse."""
     shape = text.translate(_DIGITS)
-    suspect = b"0." in shape or b"0e" in shape or b"0E" in shape or b"0" * 19 in shape
-    return not suspect and not _NEGATIVE_ZERO.search(text)
+    return not (b"0." in shape or b"0e" in shape or b"0E" in shape or b"0" * 19 in shape)
 
 
-def _careful(text: bytes) -> Any:
-    """The stdlib parser: integers exact, a float orjson would rewrite as an ExactFloat."""
-    ints = _int if _NEGATIVE_ZERO.search(text) else None
-    return json.loads(text, parse_float=_float, parse_int=ints, parse_constant=_not_json)
+def _careful(text: bytes, negative_zero: bool) -> Any:
+    """The stdlib parser: integers exact, a float orjson would rewrite as an ExactFloat
+    (and -0 too, only looked for when the text has one: a hook on every integer costs)."""
+    decoder = _WITH_NEGATIVE_ZERO if negative_zero else _DECODER
+    return decoder.decode(text.decode(json.detect_encoding(text), "surrogatepass"))
 
 
 def _float(text: str) -> float:
@@ -95,6 +98,11 @@ def _int(text: str) -> int | float:
 
 def _not_json(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
+
+
+# built once: json.loads with hooks builds a decoder (and its scanner) on every call
+_DECODER = json.JSONDecoder(parse_float=_float, parse_constant=_not_json)
+_WITH_NEGATIVE_ZERO = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_not_json)
 
 
 def dumps(value: Any) -> bytes:

@@ -7,10 +7,12 @@ keeps a float only in its shortest form: `1.10` comes back `1.1`, `1e5` as `1000
 
 - `loads` (any JSON text: a request body, a source record): orjson when the text holds no
   number orjson could rewrite (no fraction, exponent, 19-digit run or -0 anywhere, found
-  at C speed); otherwise the stdlib parser, which keeps integers exact, with each float
-  orjson would rewrite kept as an `ExactFloat` (a float that carries its text).
-- `dumps`: orjson, writing an ExactFloat's text as it is; what orjson will not write
-  (integers past 64 bits, nesting past its 254 levels) goes through an iterative writer.
+  at C speed); otherwise the stdlib parser, with each float orjson would rewrite kept as
+  an `ExactFloat` (a float that carries its text) and each integer past 64 bits as an
+  `ExactInt`.
+- `dumps`: orjson, writing an ExactFloat's text and an ExactInt's digits as they are;
+  what orjson will not write otherwise (an int past 64 bits made elsewhere, nesting past
+  its 254 levels) goes through an iterative writer.
 - `dumps_stored` / `loads_stored` (what we keep in Redis and read on every delivery): the
   writer knows whether it wrote such a number and then starts the text with a space (still
   JSON); the reader parses every other text with orjson alone, at its full speed.
@@ -46,8 +48,16 @@ class ExactFloat(float):
         return (ExactFloat, (self.text,))
 
 
+class ExactInt(int):
+    """An integer past 64 bits, which orjson will not write: an int in every other way."""
+
+    __slots__ = ()
+
+
+_INT_RANGE = (-(2**63), 2**64 - 1)  # what orjson reads and writes as an integer
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _NEGATIVE_ZERO = re.compile(rb"-0(?![0-9.eE])")
+_FRACTION_OR_EXPONENT = re.compile(rb"0[.eE]")
 _MARK = b" "  # leads a stored text holding a number orjson would rewrite
 
 
@@ -55,35 +65,28 @@ def loads(raw: bytes | str) -> Any:
     """Parse JSON keeping every number's digits. Raises ValueError (malformed, NaN or
     Infinity, bad UTF-8) or RecursionError (nested past the stdlib parser's reach)."""
     text = raw.encode() if isinstance(raw, str) else raw
-    negative_zero = _NEGATIVE_ZERO.search(text) is not None
-    if not negative_zero and _plain(text):
+    shape = text.translate(_DIGITS)  # every digit a 0: a number's shape is a plain search
+    ints = b"0" * 19 in shape or _NEGATIVE_ZERO.search(text) is not None
+    if not ints and not _FRACTION_OR_EXPONENT.search(shape):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass  # say why in the stdlib parser's words (and a depth as RecursionError)
-    return _careful(text, negative_zero)
+    return _careful(text, ints)
 
 
 def loads_stored(raw: bytes | str) -> Any:
     """Parse a text `dumps_stored` wrote (orjson unless it is marked)."""
     text = raw.encode() if isinstance(raw, str) else raw
-    if text[:1] == _MARK:
-        return _careful(text, _NEGATIVE_ZERO.search(text) is not None)
-    return orjson.loads(text)
+    return _careful(text, ints=True) if text[:1] == _MARK else orjson.loads(text)
 
 
-def _plain(text: bytes) -> bool:
-    """No number orjson could rewrite (-0 aside): nothing with a fraction or an exponent,
-    no run of 19 digits (maybe past 64 bits). Looked for in the whole text, strings too (a
-    time such as 10:30:00.123 counts): a false alarm only costs the careful parse."""
-    shape = text.translate(_DIGITS)
-    return not (b"0." in shape or b"0e" in shape or b"0E" in shape or b"0" * 19 in shape)
-
-
-def _careful(text: bytes, negative_zero: bool) -> Any:
-    """The stdlib parser: integers exact, a float orjson would rewrite as an ExactFloat
-    (and -0 too, only looked for when the text has one: a hook on every integer costs)."""
-    decoder = _WITH_NEGATIVE_ZERO if negative_zero else _DECODER
+def _careful(text: bytes, ints: bool) -> Any:
+    """The stdlib parser: a float orjson would rewrite becomes an ExactFloat; with `ints`
+    (the text has a 19-digit run or a -0: a hook on every integer costs), an integer past
+    64 bits an ExactInt and -0 an ExactFloat. Strings too are looked at for what may be a
+    number (a time such as 10:30:00.123 counts): a false alarm only costs this parse."""
+    decoder = _WITH_INTS if ints else _DECODER
     return decoder.decode(text.decode(json.detect_encoding(text), "surrogatepass"))
 
 
@@ -93,7 +96,10 @@ def _float(text: str) -> float:
 
 
 def _int(text: str) -> int | float:
-    return ExactFloat(text) if text == "-0" else int(text)
+    if text == "-0":
+        return ExactFloat(text)
+    number = int(text)
+    return number if _INT_RANGE[0] <= number <= _INT_RANGE[1] else ExactInt(number)
 
 
 def _not_json(name: str) -> object:
@@ -102,14 +108,14 @@ def _not_json(name: str) -> object:
 
 # built once: json.loads with hooks builds a decoder (and its scanner) on every call
 _DECODER = json.JSONDecoder(parse_float=_float, parse_constant=_not_json)
-_WITH_NEGATIVE_ZERO = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_not_json)
+_WITH_INTS = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_not_json)
 
 
 def dumps(value: Any) -> bytes:
     """Compact JSON, UTF-8, key order and every number's digits kept."""
     try:
-        return orjson.dumps(value, default=_fragment)
-    except orjson.JSONEncodeError:
+        return orjson.dumps(value, default=_fragment, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+    except orjson.JSONEncodeError:  # an int past 64 bits, not an ExactInt; deep nesting
         return _write(value)
 
 
@@ -118,14 +124,14 @@ def dumps_stored(value: Any) -> bytes:
     that `loads_stored` parses it carefully and every other text at orjson's speed."""
     seen = _Seen()
     try:
-        text = orjson.dumps(value, default=seen)
-    except orjson.JSONEncodeError:  # an integer past 64 bits (or nesting past 254 levels)
+        text = orjson.dumps(value, default=seen, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+    except orjson.JSONEncodeError:  # an int past 64 bits, not an ExactInt; deep nesting
         return _MARK + _write(value)
     return _MARK + text if seen.exact else text
 
 
 class _Seen:
-    """orjson's `default` that also notes whether it wrote an ExactFloat."""
+    """orjson's `default` that also notes whether it wrote an ExactFloat or ExactInt."""
 
     __slots__ = ("exact",)
 
@@ -139,8 +145,12 @@ class _Seen:
 
 
 def _fragment(value: Any) -> orjson.Fragment:
+    """orjson's `default`: it is handed every subclass of str, int, dict and list
+    (OPT_PASSTHROUGH_SUBCLASS, for ExactInt); any but ours goes to the iterative writer."""
     if isinstance(value, ExactFloat):
         return orjson.Fragment(value.text)
+    if isinstance(value, ExactInt):
+        return orjson.Fragment(int.__repr__(value))
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

@@ -100,12 +100,15 @@ async def read_json(request: web.Request, required: bool = True, exact: bool = F
     if _too_deep(value, max_depth):
         raise Invalid(f"JSON nested deeper than MAX_JSON_DEPTH ({max_depth})")
     # a lone surrogate arrives as a \uD8xx-\uDFxx escape or as its (invalid) UTF-8 bytes
-    if _SURROGATE.search(body) and not _all_utf8(value):
+    surrogate = _SURROGATE_ESCAPE.search(body) or _SURROGATE_BYTES.search(body)
+    if surrogate and not _all_utf8(value):
         raise Invalid('a string holds a lone UTF-16 surrogate (e.g. "\\ud800"): not valid Unicode')
     return value
 
 
-_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+# two patterns, not one alternation: each has a literal prefix, which re finds at C speed
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_BYTES = re.compile(rb"\xed[\xa0-\xbf]")
 
 
 def _parse(body: bytes, exact: bool) -> object:

@@ -62,9 +62,12 @@ def test_plain_numbers_take_orjsons_path_and_stay_unmarked():
     value = exactjson.loads(b'{"n":1.5,"i":42,"t":"2024-01-01T00:00:00.123Z"}')
     assert type(value["n"]) is float and type(value["i"]) is int
     assert exactjson.dumps_stored(value) == orjson.dumps(value)  # no mark: orjson reads it
-    kept = exactjson.loads(b'{"n":1.50}')
+    kept = exactjson.loads(b'{"n":1.50,"i":' + BIG + b',"u":18446744073709551615}')
     assert isinstance(kept["n"], exactjson.ExactFloat) and kept["n"] == 1.5
+    assert isinstance(kept["i"], exactjson.ExactInt) and kept["i"] == int(BIG)
+    assert type(kept["u"]) is int  # orjson writes it
     assert exactjson.dumps_stored(kept).startswith(b" ")
+    assert exactjson.dumps_stored({"i": 2**70}).startswith(b" ")  # a plain int made elsewhere
 
 
 def test_past_orjsons_depth_and_with_big_integers():
@@ -82,6 +85,8 @@ def test_a_partition_key_path_gives_the_published_digits():
         ("data.one[2]", "1.00"),
         ("to_string(data.exponents[0])", "1e5"),
         ("max(data.one)", "10.50"),
+        ("max([data.account, `1`])", BIG.decode()),
+        ("to_string(data.past_u64)", "18446744073709551616"),
         ("data.one", "[1.0,1,1.00,10.50]"),
     ]:
         assert partition_key(compile_template(template), doc, "evt") == key, template

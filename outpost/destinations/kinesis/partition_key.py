@@ -36,21 +36,21 @@ _Base: Any = functions.Functions
 
 
 class _Functions(_Base):
-    """jmespath's functions, with an ExactFloat (a number kept with its published digits)
-    taken as the number it is (jmespath checks types by class name), and to_string
-    writing numbers as they were published."""
+    """jmespath's functions, with an ExactFloat or ExactInt (a number kept with its
+    published digits) taken as the number it is (jmespath checks types by class name),
+    and to_string writing numbers as they were published."""
 
-    EXACT = exactjson.ExactFloat.__name__
+    EXACT = (exactjson.ExactFloat.__name__, exactjson.ExactInt.__name__)
 
     def _get_allowed_pytypes(self, types: Any) -> tuple[list[str], list[Any]]:
         allowed, subtypes = super()._get_allowed_pytypes(types)
         return (
-            [*allowed, self.EXACT] if "float" in allowed else allowed,
-            [(*sub, self.EXACT) if "float" in sub else sub for sub in subtypes],
+            [*allowed, *self.EXACT] if "float" in allowed else allowed,
+            [(*sub, *self.EXACT) if "float" in sub else sub for sub in subtypes],
         )
 
     def _convert_to_jmespath_type(self, pyobject: str) -> str:
-        if pyobject == self.EXACT:
+        if pyobject in self.EXACT:
             return "number"
         return str(super()._convert_to_jmespath_type(pyobject))
 

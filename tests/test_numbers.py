@@ -102,10 +102,9 @@ def test_a_source_record_keeps_its_digits():
     assert event_for(plan, "shard-0", record) == "not valid JSON"
 
 
-async def make_dest(client, stream, endpoint, **config):
-    r = await client.post(
-        f"{BASE}/destinations", headers=AUTH, json=kinesis_body(stream, endpoint, **config)
-    )
+async def make_dest(client, stream, endpoint, filter=None, **config):
+    body = {**kinesis_body(stream, endpoint, **config), "filter": filter}
+    r = await client.post(f"{BASE}/destinations", headers=AUTH, json=body)
     assert r.status == 201, await r.text()
     return (await r.json())["id"]
 
@@ -119,8 +118,13 @@ async def raw_get(client, path):
 async def test_records_log_api_retry_and_redrive_keep_the_digits(client, worker, moto, moto_stream):
     await client.put(BASE, headers=AUTH)
     config = {"partition_key_template": "data.account", "metadata_in_payload": False}
-    live = await make_dest(client, moto_stream, moto.url, **config)
-    broken = await make_dest(client, "missing-stream", moto.url, **config)
+    # filters compare the exact numbers: the first matches only this very integer
+    exact = {"data": {"account": int(BIG), "u64": {"$gt": 2**64 - 2}}}
+    live = await make_dest(client, moto_stream, moto.url, filter=exact, **config)
+    other = {"data": {"account": int(BIG) + 1}}
+    await make_dest(client, moto_stream, moto.url, filter=other, **config)
+    ordered = {"data": {"precise": {"$gte": 0.1}, "huge": {"$gt": 1e308}, "tiny": {"$lte": 0}}}
+    broken = await make_dest(client, "missing-stream", moto.url, filter=ordered, **config)
     body = b'{"tenant_id":"acme","topic":"orders","id":"evt_n","eligible_for_retry":false,"data":'
     r = await client.post("/api/v1/publish", headers=AUTH, data=body + DATA + b"}")
     assert r.status == 202, await r.text()

@@ -35,6 +35,7 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 metadata_in_payload=settings.destinations_aws_kinesis_metadata_in_payload,
                 timeout=settings.delivery_timeout_seconds,
                 max_connections=settings.delivery_max_concurrency,
+                connect_timeout=settings.delivery_connect_timeout_seconds,
             ),
             *extra,
         ],

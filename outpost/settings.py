@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     # old secrets still accepted for reading while `outpost rotate-key` re-encrypts
     aes_encryption_secret_previous: CommaList = []
 
+    # the probe port of `outpost worker|source|api|all`: GET /healthz (the process is alive,
+    # never touches Redis) and GET /readyz (Redis answers, the process's loops run); 0 = off.
+    # Kubernetes sets HEALTH_HOST to the pod's IP (kubelet probes that address).
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(0, ge=0, le=65535)
+
     redis_url: str = ""
     redis_host: str = "127.0.0.1"
     redis_port: int = Field(6379, ge=1, le=65535)
@@ -56,7 +62,13 @@ class Settings(BaseSettings):
 
     destinations_aws_kinesis_metadata_in_payload: bool = True
     destinations_allow_private_endpoints: bool = False
-    delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)  # one send, whole call
+    delivery_connect_timeout_seconds: float = Field(2.0, gt=0, le=300)  # its connection
+    # a destination whose sends go unanswered (timeouts, connections) this many times in a
+    # row is paused (0 = never): nothing is sent to it for the cooldown, then one probe
+    delivery_circuit_breaker_failures: int = Field(5, ge=0, le=100_000)
+    delivery_circuit_breaker_cooldown_seconds: float = Field(5.0, gt=0, le=3600)
+    delivery_circuit_breaker_max_cooldown_seconds: float = Field(300.0, gt=0, le=86_400)
     delivery_max_concurrency: int = Field(64, ge=1, le=4096)
     # tasks of batching destinations a worker holds at once (they wait to fill PutRecords)
     delivery_batch_max_inflight: int = Field(2000, ge=1, le=100_000)

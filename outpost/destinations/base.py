@@ -46,6 +46,9 @@ class Failure:
     code: str
     message: str
     response: dict[str, Any] = field(default_factory=dict)
+    # no answer came from the endpoint (a timeout, a refused or dropped connection): what
+    # the worker's circuit breakers count. Any answer, even a 4xx, says it is alive.
+    unanswered: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -163,6 +166,11 @@ class DestinationType:
     def batching(self, destination: Destination) -> bool:
         """Whether this destination's records go through `send_batch`."""
         return False
+
+    def patience(self, destination: Destination) -> float:
+        """Seconds a record may wait before its call begins (a batch filling): the worker
+        adds it to the attempt's deadline (DELIVERY_TIMEOUT_SECONDS and a margin)."""
+        return 0.0
 
     async def send_batch(
         self, records: Sequence[Any], destination: Destination

@@ -6,24 +6,14 @@ byte-identical to the first one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
+from outpost.exactjson import dumps
 from outpost.models import Event
 
+__all__ = ["build_document", "build_metadata", "dumps", "event_document", "record_bytes"]
 SYSTEM_KEYS = ("event-id", "topic", "timestamp")
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON, UTF-8, key order kept. The one serializer for records and storage.
-    orjson for speed; the stdlib for what orjson refuses (integers past 64 bits)."""
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def build_metadata(

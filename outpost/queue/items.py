@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from outpost import envelope
+from outpost import exactjson
 from outpost.models import Event, Task, iso
 from outpost.queue.keys import Keys
 from outpost.queue.lua import KeyTable
@@ -74,7 +74,7 @@ def publish_item(
         **tenant,
         "event_key": table.index(queue_keys.event(event.tenant_id, event.id)),
         "owners_key": table.index(queue_keys.event_owners(event.id)),
-        "record": envelope.dumps(record).decode(),
+        "record": exactjson.dumps_stored(record).decode(),
         "tenant_id": event.tenant_id,
         "event_id": event.id,
         "time_ms": str(int(event.time.timestamp() * 1000)),
@@ -146,7 +146,7 @@ def _attempt_fields(
     return {
         "record": True,
         "attempt_key": queue_keys.attempt(attempt_id),
-        "attempt": envelope.dumps(record).decode(),
+        "attempt": exactjson.dumps_stored(record).decode(),
         "attempt_id": attempt_id,
         "time_ms": str(int(attempt_time * 1000)),
         "success": outcome.status == "success",

@@ -25,13 +25,15 @@ def build_metadata(
 ) -> dict[str, str]:
     """System keys first and always winning, then the destination's, then the event's.
 
-    A publisher cannot forge `event-id`; a destination's delivery_metadata overrides
-    what a publisher sent under the same key.
+    A publisher cannot forge `event-id`; under a key both set, the event's value wins
+    over the destination's delivery_metadata (as Outpost merges them), in the place the
+    destination's key holds.
     """
     meta = {"event-id": event_id, "topic": topic, "timestamp": str(timestamp)}
     for source in (delivery_metadata, event_metadata):
         for key, value in (source or {}).items():
-            meta.setdefault(key, value)
+            if key not in SYSTEM_KEYS:
+                meta[key] = value
     return meta
 
 

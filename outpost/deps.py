@@ -14,8 +14,11 @@ from outpost.auth import Tokens
 from outpost.crypto import Cipher
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
+from outpost.destinations.eventbridge.provider import EventBridgeProvider
 from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.destinations.registry import DestinationCache, Registry
+from outpost.destinations.s3.provider import S3Provider
+from outpost.destinations.sqs.provider import SQSProvider
 from outpost.ingest import Ingest
 from outpost.queue.keys import Keys
 from outpost.queue.streams import Queue
@@ -29,13 +32,17 @@ from outpost.store.tenants import Store
 def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) -> Registry:
     """Every destination type this deployment delivers to, configured from settings;
     `extra` types are added by whoever builds the services (tests add `memory`)."""
+    timeout, connections = settings.delivery_timeout_seconds, settings.delivery_max_concurrency
     return Registry(
         [
             KinesisProvider(
                 metadata_in_payload=settings.destinations_aws_kinesis_metadata_in_payload,
-                timeout=settings.delivery_timeout_seconds,
-                max_connections=settings.delivery_max_concurrency,
+                timeout=timeout,
+                max_connections=connections,
             ),
+            SQSProvider(timeout, connections),
+            S3Provider(timeout, connections),
+            EventBridgeProvider(settings.destinations_aws_eventbridge_source, timeout, connections),
             *extra,
         ],
         filter_max_depth=settings.filter_max_depth,

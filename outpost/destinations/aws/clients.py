@@ -1,0 +1,119 @@
+"""aiobotocore clients for the AWS destination types (SQS, S3, EventBridge), one per
+(service, region, endpoint, credentials), LRU-cached like Kinesis's signers: a PATCH that
+rotates credentials changes the key, so the next send uses a new client and no restart is
+needed. Every client refuses redirects (`NoRedirectSession`: the endpoint guard vetted the
+endpoint, not where it points), makes ONE attempt per call (the retry schedule is ours,
+not botocore's) and shares the process's aiobotocore session (service models loaded once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from aiobotocore.config import AioConfig
+
+from outpost.destinations.aws.redirects import NoRedirectSession
+from outpost.destinations.aws.sigv4 import aws_session
+
+CLIENT_CACHE_SIZE = 128
+# an evicted client may still be in a call: it is closed this long after eviction
+CLOSE_GRACE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where and as whom one client calls."""
+
+    service: str
+    region: str
+    endpoint: str | None
+    key: str
+    secret: str
+    session: str | None
+    path_style: bool = False  # S3 with a custom endpoint (LocalStack, moto, MinIO)
+
+    def cache_key(self) -> str:
+        parts = [self.service, self.region, self.endpoint or "", self.key, self.secret]
+        parts += [self.session or "", str(self.path_style)]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+class ClientCache:
+    """The clients of one provider, bounded; `close` closes them all."""
+
+    def __init__(self, timeout: float, max_connections: int, size: int = CLIENT_CACHE_SIZE):
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.size = size
+        self._clients: OrderedDict[str, Any] = OrderedDict()
+        self._retired: set[Any] = set()  # evicted, closed after the grace period
+        self._closing: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+
+    def config(self, path_style: bool) -> AioConfig:
+        return AioConfig(
+            connect_timeout=self.timeout,
+            read_timeout=self.timeout,
+            retries={"total_max_attempts": 1},
+            max_pool_connections=self.max_connections,
+            s3={"addressing_style": "path" if path_style else "auto"},
+            http_session_cls=NoRedirectSession,
+        )
+
+    async def get(self, who: Identity) -> Any:
+        key = who.cache_key()
+        client = self._clients.get(key)
+        if client is not None:
+            self._clients.move_to_end(key)
+            return client
+        async with self._lock:  # one client per identity, even when many sends start at once
+            client = self._clients.get(key)
+            if client is None:
+                client = await self._create(who)
+                self._clients[key] = client
+                while len(self._clients) > self.size:
+                    self._retire(self._clients.popitem(last=False)[1])
+        return client
+
+    async def _create(self, who: Identity) -> Any:
+        creator = aws_session().create_client(
+            who.service,
+            region_name=who.region,
+            endpoint_url=who.endpoint or None,
+            aws_access_key_id=who.key,
+            aws_secret_access_key=who.secret,
+            aws_session_token=who.session or None,
+            config=self.config(who.path_style),
+        )
+        return await creator.__aenter__()
+
+    def _retire(self, client: Any) -> None:
+        self._retired.add(client)
+
+        async def later() -> None:
+            await asyncio.sleep(CLOSE_GRACE_SECONDS)
+            if client in self._retired:
+                self._retired.discard(client)
+                await _close(client)
+
+        task = asyncio.create_task(later())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        for task in list(self._closing):
+            task.cancel()
+        clients = [*self._clients.values(), *self._retired]
+        self._clients, self._retired = OrderedDict(), set()
+        for client in clients:
+            await _close(client)
+
+
+async def _close(client: Any) -> None:
+    with contextlib.suppress(Exception):
+        await client.close()

@@ -185,7 +185,9 @@ async def test_send_batch_of_n_records_arrives_n_times(api, cdeps, harness):
         for i in range(7)
     ]
     results = await asyncio.gather(*await p.send_batch([p.format(e, dest) for e in events], dest))
-    assert len(results) == 7 and all(r["batch_size"] == 7 for r in results)
+    assert len(results) == 7
+    if p.batching(dest):  # a type without a batch call (S3) sends them one by one
+        assert all(r["batch_size"] == 7 for r in results)
     assert sorted(k for k, _ in harness.received(expect=7)) == [e.id for e in events]
 
 

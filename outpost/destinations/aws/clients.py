@@ -19,10 +19,32 @@ from aiobotocore.config import AioConfig
 
 from outpost.destinations.aws.redirects import NoRedirectSession
 from outpost.destinations.aws.sigv4 import aws_session
+from outpost.errors import PermanentError
 
 CLIENT_CACHE_SIZE = 128
 # an evicted client may still be in a call: it is closed this long after eviction
 CLOSE_GRACE_SECONDS = 30.0
+
+
+class RedirectRefused(PermanentError):
+    def __init__(self, status: int):
+        super().__init__(
+            "redirect_refused",
+            f"the endpoint answered HTTP {status} (a redirect); redirects are never followed",
+        )
+
+
+class RefuseRedirects(NoRedirectSession):
+    """Redirects not followed, and a 3xx answer failed right here (its body unread), before
+    botocore sees it: S3's region redirector would otherwise act on it."""
+
+    async def send(self, request: Any) -> Any:
+        response = await super().send(request)
+        if 300 <= response.status_code < 400:
+            with contextlib.suppress(Exception):
+                response.raw.release()
+            raise RedirectRefused(response.status_code)
+        return response
 
 
 @dataclass(frozen=True)
@@ -62,7 +84,7 @@ class ClientCache:
             retries={"total_max_attempts": 1},
             max_pool_connections=self.max_connections,
             s3={"addressing_style": "path" if path_style else "auto"},
-            http_session_cls=NoRedirectSession,
+            http_session_cls=RefuseRedirects,
         )
 
     async def get(self, who: Identity) -> Any:

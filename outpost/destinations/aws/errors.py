@@ -131,6 +131,9 @@ OPERATION_CODES: dict[tuple[str, str], tuple[Kind, str]] = {
 # a code not in CODES, by HTTP status: 5xx or no status is AWS's side, else a failed request
 UNLISTED_5XX = (RETRY, "server_error")
 UNLISTED_OTHER = (RETRY, "request_failed")
+# a redirect answer (aiobotocore clients are made never to follow one): the endpoint guard
+# vetted this endpoint, not where it points; an endpoint that redirects is misconfigured
+UNLISTED_3XX = (PERMANENT, "redirect_refused")
 
 # exception class -> (kind, code); first match wins (TimeoutError is also an OSError)
 EXCEPTIONS: tuple[tuple[tuple[type[BaseException], ...], Kind, str], ...] = (
@@ -160,6 +163,8 @@ def answer(exc: ClientError) -> Failure:
     message = err.get("Message", "") or str(exc)
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     row = OPERATION_CODES.get((exc.operation_name, code)) or CODES.get(code)
+    if row is None and 300 <= status < 400:
+        row = UNLISTED_3XX
     if row is None:
         row = UNLISTED_5XX if status >= 500 or status == 0 else UNLISTED_OTHER
     return Failure(row[0], row[1], message, {"error_code": code, "status": status})

@@ -63,7 +63,7 @@ def s3_object(event: Event, destination: Destination) -> S3Object:
 
 def user_metadata(metadata: dict[str, Any]) -> dict[str, str]:
     """x-amz-meta-* headers: a name must be an HTTP token; a value outside ASCII is
-    RFC 2047-encoded (`=?utf-8?b?...?=`), which is how S3 itself stores such values."""
+    RFC 2047-encoded (`=?utf-8?q?...?=`), which is how S3 itself stores such values."""
     out = {}
     for name, value in metadata.items():
         if not TOKEN_RE.match(name):

@@ -40,10 +40,27 @@ def resources(url: str, name: str = "bench") -> dict[str, dict[str, Any]]:
     }
 
 
+async def backlog(deps: Any, type_: str, config: dict[str, Any], n: int) -> None:
+    """One destination of the type, and n events queued for it."""
+    from outpost.models import Event
+
+    await deps.redis.flushdb()
+    await deps.store.upsert_tenant("bench", None)
+    creds = {"key": KEY, "secret": SECRET}
+    body = {"type": type_, "topics": "*", "config": config, "credentials": creds}
+    dest = deps.registry.create("bench", body, "d1")
+    await deps.store.create_destination(dest)
+    now, pad = datetime.now(UTC), "x" * 200
+    events = [
+        Event(id=f"b{i}", tenant_id="bench", topic="orders", time=now, data={"n": i, "pad": pad})
+        for i in range(n)
+    ]
+    await deps.queue.publish_many([(e, [(dest.id, e.id)], ()) for e in events])
+
+
 async def case(redis_url: str, type_: str, config: dict[str, Any], n: int) -> float:
     """Events/s of one worker draining n queued events for one destination."""
     from outpost.deps import Deps
-    from outpost.models import Event
     from outpost.queue.connection import connect_redis
     from outpost.runtime import build_worker
     from outpost.settings import Settings
@@ -59,24 +76,7 @@ async def case(redis_url: str, type_: str, config: dict[str, Any], n: int) -> fl
     )
     redis = connect_redis(redis_url)
     deps = Deps.build(settings, redis)
-    await redis.flushdb()
-    await deps.store.upsert_tenant("bench", None)
-    body = {
-        "type": type_,
-        "topics": "*",
-        "config": config,
-        "credentials": {"key": KEY, "secret": SECRET},
-    }
-    dest = deps.registry.create("bench", body, "d1")
-    await deps.store.create_destination(dest)
-    now = datetime.now(UTC)
-    events = [
-        Event(
-            id=f"b{i}", tenant_id="bench", topic="orders", time=now, data={"n": i, "pad": "x" * 200}
-        )
-        for i in range(n)
-    ]
-    await deps.queue.publish_many([(e, [(dest.id, e.id)], ()) for e in events])
+    await backlog(deps, type_, config, n)
     worker = build_worker(deps, settings)
     started = time.monotonic()
     await worker.run_until_empty(limit=600)
@@ -90,7 +90,8 @@ async def run(n: int) -> dict[str, float]:
     """Each case on a fresh moto: its sends slow down as what it holds grows."""
     from outpost.dev import devstack
 
-    redis = devstack.redis_server().start()
+    redis = devstack.redis_server()
+    redis.start()
     out: dict[str, float] = {}
     try:
         for type_ in ("aws_sqs", "aws_s3", "aws_eventbridge"):

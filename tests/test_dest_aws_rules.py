@@ -221,3 +221,25 @@ def test_the_three_services_rows(operation, code, status, row):
     )
     failure = errors.classify(exc)
     assert (failure.kind, failure.code) == row
+
+
+@pytest.mark.parametrize("template", ["(" * 3000 + "a" + ")" * 3000, "!" * 5000 + "a"])
+async def test_a_template_deeper_than_the_parser_is_a_422_not_a_500(client, moto, template):
+    """The JMESPath parser recursed past Python's limit: RecursionError, answered 500."""
+    for body in (
+        {
+            "type": "aws_s3",
+            "config": {"bucket": "b-1", "region": "us-east-1", "key_template": template},
+        },
+        {
+            "type": "aws_kinesis",
+            "config": {
+                "stream_name": "s",
+                "region": "us-east-1",
+                "partition_key_template": template,
+            },
+        },
+    ):
+        r = await create(client, body)
+        assert r.status == 422, await r.text()
+        assert "nested too deep" in (await r.json())["data"][0]

@@ -1,7 +1,9 @@
 """Throughput of one worker per AWS destination type (SQS, S3, EventBridge), single and
 batched, against a local moto server (the tests' server, one request at a time): a
 backlog of N events is queued, then one in-process worker drains it. Not a test: prints
-one line per case and, last, one JSON object. `python -m outpost.dev.bench_aws [N]`."""
+one line per case and, last, one JSON object. `python -m outpost.dev.bench_aws [N]`;
+`... bench_aws ceiling [N]` runs the same against a minimal endpoint that answers every
+send at once (the client's ceiling: one process's CPU)."""
 
 from __future__ import annotations
 
@@ -110,7 +112,63 @@ async def run(n: int) -> dict[str, float]:
     return out
 
 
+async def _answer(request: Any) -> Any:
+    """A minimal AWS endpoint: every send succeeds at once (the client's ceiling)."""
+    from aiohttp import web
+
+    op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+    if request.method == "PUT":
+        await request.read()
+        return web.Response(headers={"ETag": '"e"'})
+    doc = json.loads(await request.read())
+    if op == "SendMessageBatch":
+        ok = [{"Id": e["Id"], "MessageId": e["Id"]} for e in doc["Entries"]]
+        body: dict[str, Any] = {"Successful": ok, "Failed": []}
+    elif op == "PutEvents":
+        body = {"FailedEntryCount": 0, "Entries": [{"EventId": "e"} for _ in doc["Entries"]]}
+    else:
+        body = {"MessageId": "m"}
+    return web.json_response(body, content_type="application/x-amz-json-1.0")
+
+
+async def ceiling(n: int) -> dict[str, float]:
+    """The same cases against `_answer` on 127.0.0.1: what one worker can send at most."""
+    from aiohttp import web
+
+    from outpost.dev import devstack
+
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", _answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    configs = {
+        "aws_sqs": {"queue_url": f"{url}/1/q", "endpoint": url},
+        "aws_s3": {"bucket": "b-1", "region": "us-east-1", "endpoint": url},
+        "aws_eventbridge": {"event_bus_name": "b", "region": "us-east-1", "endpoint": url},
+    }
+    redis = devstack.redis_server()
+    redis.start()
+    out: dict[str, float] = {}
+    try:
+        for type_, config in configs.items():
+            for batching in [False] if type_ == "aws_s3" else [False, True]:
+                name = f"ceiling_{type_}{'_batched' if batching else ''}_per_s"
+                cfg = {**config, "batching": True} if batching else config
+                out[name] = round(await case(redis.redis_url, type_, cfg, n), 1)
+                print(f"{name:40} {out[name]:8.1f} events/s", flush=True)
+    finally:
+        redis.stop()
+        await runner.cleanup()
+    return out
+
+
 def main(argv: list[str]) -> None:
+    """`[N]` events per case against moto; `ceiling [N]` against a minimal endpoint."""
+    if argv[:1] == ["ceiling"]:
+        print(json.dumps(asyncio.run(ceiling(int(argv[1]) if argv[1:] else 2000))))
+        return
     print(json.dumps(asyncio.run(run(int(argv[0]) if argv else 500))))
 
 

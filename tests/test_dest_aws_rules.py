@@ -4,7 +4,9 @@ three services add)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +14,7 @@ from aiohttp import web
 from botocore.exceptions import ClientError
 
 from outpost.destinations.aws import errors
+from outpost.destinations.aws.clients import ClientCache, Identity
 from outpost.destinations.base import Kind
 from outpost.destinations.s3.format import user_metadata
 from outpost.destinations.s3.key import go_float, go_text, time_fields
@@ -243,3 +246,19 @@ async def test_a_template_deeper_than_the_parser_is_a_422_not_a_500(client, moto
         r = await create(client, body)
         assert r.status == 422, await r.text()
         assert "nested too deep" in (await r.json())["data"][0]
+
+
+async def test_one_client_per_identity_and_a_rotated_key_gets_its_own():
+    """Clients are cached by what they sign with: concurrent sends share one, a PATCHed
+    secret gets a new one, and the least recently used is retired past the bound."""
+    cache = ClientCache(timeout=1, max_connections=2, size=2)
+    who = Identity("sqs", "us-east-1", "http://127.0.0.1:9", "AKIA1", "secret-1", None)
+    first, again = await asyncio.gather(cache.get(who), cache.get(who))
+    assert first is again
+    rotated = await cache.get(replace(who, secret="secret-2"))
+    assert rotated is not first
+    assert rotated._request_signer._credentials.secret_key == "secret-2"
+    await cache.get(replace(who, key="AKIA3"))  # a third identity: `who`'s client retires
+    assert await cache.get(replace(who, secret="secret-2")) is rotated
+    assert first in cache._retired and len(cache._clients) == 2
+    await cache.close()

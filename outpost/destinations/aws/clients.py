@@ -75,7 +75,7 @@ class ClientCache:
         self._clients: OrderedDict[str, Any] = OrderedDict()
         self._retired: set[Any] = set()  # evicted, closed after the grace period
         self._closing: set[asyncio.Task[None]] = set()
-        self._lock = asyncio.Lock()
+        self._making: dict[str, asyncio.Future[Any]] = {}
 
     def config(self, path_style: bool) -> AioConfig:
         return AioConfig(
@@ -88,18 +88,24 @@ class ClientCache:
         )
 
     async def get(self, who: Identity) -> Any:
+        """The identity's client; made once even when many sends ask at the same time,
+        without holding up the sends of other identities meanwhile."""
         key = who.cache_key()
         client = self._clients.get(key)
         if client is not None:
             self._clients.move_to_end(key)
             return client
-        async with self._lock:  # one client per identity, even when many sends start at once
-            client = self._clients.get(key)
-            if client is None:
-                client = await self._create(who)
-                self._clients[key] = client
-                while len(self._clients) > self.size:
-                    self._retire(self._clients.popitem(last=False)[1])
+        making = self._making.get(key)
+        if making is None:
+            making = self._making[key] = asyncio.ensure_future(self._add(key, who))
+            making.add_done_callback(lambda _: self._making.pop(key, None))
+        return await asyncio.shield(making)
+
+    async def _add(self, key: str, who: Identity) -> Any:
+        client = await self._create(who)
+        self._clients[key] = client
+        while len(self._clients) > self.size:
+            self._retire(self._clients.popitem(last=False)[1])
         return client
 
     async def _create(self, who: Identity) -> Any:
@@ -128,6 +134,9 @@ class ClientCache:
         task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
+        for making in list(self._making.values()):
+            with contextlib.suppress(Exception):
+                await making
         for task in list(self._closing):
             task.cancel()
         clients = [*self._clients.values(), *self._retired]

@@ -262,3 +262,30 @@ async def test_one_client_per_identity_and_a_rotated_key_gets_its_own():
     assert await cache.get(replace(who, secret="secret-2")) is rotated
     assert first in cache._retired and len(cache._clients) == 2
     await cache.close()
+
+
+async def test_eventbridge_without_credentials_never_signs_as_the_process(
+    client, deps, monkeypatch
+):
+    """Outpost lets EventBridge credentials be empty; the call is then signed with the empty
+    key (and fails as unauthenticated on AWS), never with the worker's own AWS identity."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATHEPROCESSROLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "process-secret")
+    seen: list[str] = []
+
+    async def put_events(request):
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]})
+
+    async with Local(put_events) as bus:
+        config = {"region": "us-east-1", "endpoint": bus.url}
+        r = await create(client, {"type": "aws_eventbridge", "config": config, "credentials": {}})
+        assert r.status == 201, await r.text()
+        r = await client.post(
+            "/api/v1/publish",
+            headers=AUTH,
+            json={"tenant_id": "acme", "topic": "orders", "data": {}},
+        )
+        await build_worker(deps, deps.settings).run_until_empty(limit=20)
+    [authorization] = seen
+    assert "Credential=/" in authorization and "AKIATHEPROCESSROLE" not in authorization

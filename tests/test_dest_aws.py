@@ -65,11 +65,18 @@ def creds() -> dict[str, str]:
     return dict(FAKE_CREDS)
 
 
-@pytest.mark.parametrize("batching", [False, True], ids=["SendMessage", "SendMessageBatch"])
-async def test_sqs_receives_what_outpost_sends(client, worker, moto, batching):
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"endpoint": True}, {"endpoint": True, "batching": True}],
+    ids=["queue-url-host", "SendMessage", "SendMessageBatch"],
+)
+async def test_sqs_receives_what_outpost_sends(client, worker, moto, extra):
+    """Without `endpoint` the calls go to the queue URL's own host, as Outpost sends."""
     sqs = moto_client("sqs", moto.url)
     queue_url = sqs.create_queue(QueueName=f"e2e-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    config = {"queue_url": queue_url, "endpoint": moto.url, "batching": batching}
+    config = {"queue_url": queue_url, **extra}
+    if extra.get("endpoint"):
+        config["endpoint"] = moto.url
     published = await deliver(
         client, worker, {"type": "aws_sqs", "config": config, "credentials": creds()}
     )

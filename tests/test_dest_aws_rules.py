@@ -22,6 +22,7 @@ from outpost.destinations.sqs.config import aws_region
 from outpost.errors import PermanentError
 from outpost.runtime import build_worker
 from tests.conftest import AUTH, FAKE_CREDS
+from tests.contract.harnesses.aws import moto_client
 from tests.test_redirects import SECRET_BODY, Local
 
 SQS_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"
@@ -36,11 +37,6 @@ async def create(client, body):
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        # a non-AWS queue URL is sent to only through `endpoint`, the field the guard checks
-        (
-            {"type": "aws_sqs", "config": {"queue_url": "http://10.0.0.5:4566/000000000000/q"}},
-            "config.endpoint: is required when queue_url is not an AWS SQS URL",
-        ),
         (
             {
                 "type": "aws_s3",
@@ -93,14 +89,36 @@ async def test_what_outpost_accepts_is_accepted(client):
     assert created["target"] == " in us-east-1" and created["target_url"] is None
 
 
-async def test_a_private_endpoint_is_refused_at_create(client, deps):
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"queue_url": SQS_URL, "endpoint": "http://127.0.0.1:9"}, "endpoint"),
+        # no endpoint: the calls go to the queue URL's host, so that is what the guard checks
+        ({"queue_url": "http://10.0.0.5:4566/000000000000/q"}, "queue_url"),
+    ],
+)
+async def test_a_private_host_is_refused_at_create(client, deps, config, field):
     deps.endpoints.allow_private = False
-    r = await create(
-        client,
-        {"type": "aws_sqs", "config": {"queue_url": SQS_URL, "endpoint": "http://127.0.0.1:9"}},
-    )
+    r = await create(client, {"type": "aws_sqs", "config": config})
     assert r.status == 422
-    assert (await r.json())["data"][0].startswith("config.endpoint:")
+    assert (await r.json())["data"][0].startswith(f"config.{field}: ")
+
+
+async def test_a_queue_url_host_gone_private_is_refused_at_send(client, deps, moto):
+    """Created while private hosts were allowed, then the guard applies: the send is
+    refused (dead letter), nothing reaches the queue's host."""
+    sqs = moto_client("sqs", moto.url)
+    queue_url = sqs.create_queue(QueueName="guarded")["QueueUrl"]
+    r = await create(client, {"type": "aws_sqs", "config": {"queue_url": queue_url}})
+    assert r.status == 201, await r.text()
+    deps.endpoints.allow_private = False
+    r = await client.post(
+        "/api/v1/publish", headers=AUTH, json={"tenant_id": "acme", "topic": "orders", "data": {}}
+    )
+    await build_worker(deps, deps.settings).run_until_empty(limit=20)
+    [dead] = await deps.queue.dead_letters("acme")
+    assert dead["code"] == "endpoint_forbidden"
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue_url)
 
 
 @pytest.mark.parametrize(

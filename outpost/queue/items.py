@@ -56,6 +56,7 @@ class Outcome:
     topic: str = ""  # the event's, kept on the attempt record for filtering
     destination_type: str = ""
     exhausted: bool = False  # dead because the retries ran out
+    held: bool = False  # not sent (its destination's circuit is open): no retry spent
 
 
 def publish_item(
@@ -123,7 +124,7 @@ def complete_item(
     if outcome.record_attempt:
         call |= _attempt_fields(queue_keys, attempt_id, task, outcome, attempt_time)
     if outcome.retry_in is not None:
-        call["retry"] = retry_member(entry)
+        call["retry"] = retry_member(entry, spent=not outcome.held)
         call["retry_at_ms"] = str(int((time.time() + outcome.retry_in) * 1000))
     if outcome.dead:
         fields = {
@@ -176,7 +177,9 @@ def attempt_record(
     }
 
 
-def retry_member(entry: Entry) -> str:
+def retry_member(entry: Entry, spent: bool = True) -> str:
+    """The retry schedule's member: the next attempt, or this one again when the attempt
+    was not `spent` (held back unsent)."""
     t = entry.task
     return json.dumps(
         {
@@ -184,7 +187,7 @@ def retry_member(entry: Entry) -> str:
             "t": t.tenant_id,
             "e": t.event_id,
             "d": t.destination_id,
-            "a": str(t.attempt + 1),
+            "a": str(t.attempt + 1 if spent else t.attempt),
             "m": "1" if t.manual else "0",
         },
         separators=(",", ":"),

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
 
 from outpost.destinations.aws.redirects import NoRedirectSession
@@ -36,7 +37,15 @@ class RedirectRefused(PermanentError):
 
 class RefuseRedirects(NoRedirectSession):
     """Redirects not followed, and a 3xx answer failed right here (its body unread), before
-    botocore sees it: S3's region redirector would otherwise act on it."""
+    botocore sees it: S3's region redirector would otherwise act on it. Each request ends
+    within the read timeout (DELIVERY_TIMEOUT_SECONDS) in all, connecting included."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        t: aiohttp.ClientTimeout = self._timeout  # type: ignore[has-type]  # aiobotocore's
+        self._timeout = aiohttp.ClientTimeout(
+            total=t.sock_read, sock_connect=t.sock_connect, sock_read=t.sock_read
+        )
 
     async def send(self, request: Any) -> Any:
         response = await super().send(request)
@@ -68,8 +77,15 @@ class Identity:
 class ClientCache:
     """The clients of one provider, bounded; `close` closes them all."""
 
-    def __init__(self, timeout: float, max_connections: int, size: int = CLIENT_CACHE_SIZE):
+    def __init__(
+        self,
+        timeout: float,
+        max_connections: int,
+        connect_timeout: float | None = None,
+        size: int = CLIENT_CACHE_SIZE,
+    ):
         self.timeout = timeout
+        self.connect_timeout = min(connect_timeout or timeout, timeout)
         self.max_connections = max_connections
         self.size = size
         self._clients: OrderedDict[str, Any] = OrderedDict()
@@ -79,8 +95,8 @@ class ClientCache:
 
     def config(self, path_style: bool) -> AioConfig:
         return AioConfig(
-            connect_timeout=self.timeout,
-            read_timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.timeout,  # also each request's total (RefuseRedirects)
             retries={"total_max_attempts": 1},
             max_pool_connections=self.max_connections,
             s3={"addressing_style": "path" if path_style else "auto"},

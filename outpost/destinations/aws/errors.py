@@ -135,12 +135,19 @@ UNLISTED_OTHER = (RETRY, "request_failed")
 # vetted this endpoint, not where it points; an endpoint that redirects is misconfigured
 UNLISTED_3XX = (PERMANENT, "redirect_refused")
 
-# exception class -> (kind, code); first match wins (TimeoutError is also an OSError)
-EXCEPTIONS: tuple[tuple[tuple[type[BaseException], ...], Kind, str], ...] = (
-    ((asyncio.TimeoutError, ReadTimeoutError, ConnectTimeoutError), RETRY, "timeout"),
-    ((EndpointConnectionError,), RETRY, "request_failed"),
-    ((BotoCoreError, OSError), RETRY, "request_failed"),
-    ((aiohttp.ClientError,), RETRY, "request_failed"),
+# exception class -> (kind, code, unanswered); first match wins (TimeoutError is also an
+# OSError). Unanswered: the endpoint said nothing (timed out, refused, dropped the
+# connection), what the worker's circuit breakers count; the other rows are our side.
+EXCEPTIONS: tuple[tuple[tuple[type[BaseException], ...], Kind, str, bool], ...] = (
+    ((asyncio.TimeoutError, ReadTimeoutError, ConnectTimeoutError), RETRY, "timeout", True),
+    ((EndpointConnectionError,), RETRY, "request_failed", True),
+    (
+        (OSError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError),
+        RETRY,
+        "request_failed",
+        True,
+    ),
+    ((BotoCoreError, aiohttp.ClientError), RETRY, "request_failed", False),
 )
 
 
@@ -150,9 +157,9 @@ def classify(exc: BaseException) -> Failure:
         return Failure.of(exc)
     if isinstance(exc, ClientError):
         return answer(exc)
-    for types, kind, code in EXCEPTIONS:
+    for types, kind, code, unanswered in EXCEPTIONS:
         if isinstance(exc, types):
-            return Failure(kind, code, _message(exc, code))
+            return Failure(kind, code, _message(exc, code), unanswered=unanswered)
     return unexpected(exc)
 
 
@@ -171,6 +178,8 @@ def answer(exc: ClientError) -> Failure:
 
 
 def _message(exc: BaseException, code: str) -> str:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "could not connect within DELIVERY_CONNECT_TIMEOUT_SECONDS"
     if code == "timeout":
         return "no answer within DELIVERY_TIMEOUT_SECONDS"
     if isinstance(exc, EndpointConnectionError):

@@ -34,10 +34,14 @@ class EventBridgeProvider(DestinationType):
     schema = SCHEMA
 
     def __init__(
-        self, source: str = DEFAULT_SOURCE, timeout: float = 5.0, max_connections: int = 64
+        self,
+        source: str = DEFAULT_SOURCE,
+        timeout: float = 5.0,
+        max_connections: int = 64,
+        connect_timeout: float | None = None,
     ):
         self.source = source or DEFAULT_SOURCE
-        self.clients = ClientCache(timeout, max_connections)
+        self.clients = ClientCache(timeout, max_connections, connect_timeout)
         self.batches: Batcher[Entry] = Batcher(self._put, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES)
 
     def target(self, config: dict[str, Any]) -> str:

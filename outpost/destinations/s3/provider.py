@@ -28,8 +28,10 @@ def identity(config: dict[str, Any], credentials: dict[str, Any]) -> Identity:
 class S3Provider(DestinationType):
     schema = SCHEMA
 
-    def __init__(self, timeout: float = 5.0, max_connections: int = 64):
-        self.clients = ClientCache(timeout, max_connections)
+    def __init__(
+        self, timeout: float = 5.0, max_connections: int = 64, connect_timeout: float | None = None
+    ):
+        self.clients = ClientCache(timeout, max_connections, connect_timeout)
 
     def target(self, config: dict[str, Any]) -> str:
         return f"{config.get('bucket', '')} in {config.get('region', '')}"

@@ -7,7 +7,7 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outpost.destinations.aws import fields
 from outpost.destinations.base import Schema
@@ -18,7 +18,7 @@ MAX_BATCH_BYTES = 256 * 1024  # ... and 256 KiB in all
 MAX_MESSAGE_BYTES = 1024 * 1024  # one message, body and attributes (SQS's limit since 2025)
 DEFAULT_REGION = "us-east-1"
 # sqs.<region>.amazonaws.com, <region>.queue.amazonaws.com (legacy), China's .com.cn and the
-# dual-stack sqs.<region>.api.aws: AWS's own hosts, sent to as the queue URL names them
+# dual-stack sqs.<region>.api.aws: the region comes from the host, as Outpost takes it
 AWS_HOST_RE = re.compile(
     r"^(?:sqs\.(?P<r1>[a-z0-9-]+)\.(?:amazonaws\.com(?:\.cn)?|api\.aws)"
     r"|(?P<r2>[a-z0-9-]+)\.queue\.amazonaws\.com(?:\.cn)?)$"
@@ -34,7 +34,7 @@ def aws_region(queue_url: str) -> str | None:
 class SQSConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     queue_url: str
-    endpoint: str | None = Field(None, validate_default=True)
+    endpoint: str | None = None
     batching: bool | None = None
     batch_linger_ms: int | None = Field(None, ge=0, le=fields.MAX_BATCH_LINGER_MS)
 
@@ -49,20 +49,7 @@ class SQSConfig(BaseModel):
             )
         return v
 
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, v: str | None, info: ValidationInfo) -> str | None:
-        """Outpost sends to the queue URL's host when no endpoint is given. We do so only
-        for AWS's own hosts: any other host must come as `endpoint`, the field the
-        endpoint guard checks at create and at every send."""
-        v = fields.check_endpoint(v)
-        queue_url = info.data.get("queue_url")
-        if v is None and queue_url and aws_region(queue_url) is None:
-            raise ValueError(
-                "is required when queue_url is not an AWS SQS URL "
-                "(sqs.<region>.amazonaws.com): the endpoint of LocalStack or a VPC endpoint"
-            )
-        return v
+    _endpoint = field_validator("endpoint")(fields.check_endpoint)
 
 
 CONFIG_FIELDS: list[dict[str, Any]] = [

@@ -32,7 +32,7 @@ OPERATION = "SendMessageBatch"
 
 def identity(config: dict[str, Any], credentials: dict[str, Any]) -> Identity:
     """As Outpost: the region from an AWS queue URL, the calls to `endpoint` if given,
-    else to the queue URL's own host (an AWS host: config validation sees to that)."""
+    else to the queue URL's own host (`endpoints` hands that one to the guard)."""
     queue_url = str(config["queue_url"])
     parsed = urlparse(queue_url)
     endpoint = config.get("endpoint") or f"{parsed.scheme}://{parsed.netloc}"
@@ -43,11 +43,19 @@ def identity(config: dict[str, Any], credentials: dict[str, Any]) -> Identity:
 class SQSProvider(DestinationType):
     schema = SCHEMA
 
-    def __init__(self, timeout: float = 5.0, max_connections: int = 64):
-        self.clients = ClientCache(timeout, max_connections)
+    def __init__(
+        self, timeout: float = 5.0, max_connections: int = 64, connect_timeout: float | None = None
+    ):
+        self.clients = ClientCache(timeout, max_connections, connect_timeout)
         self.batches: Batcher[Message] = Batcher(
             self._send_entries, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES
         )
+
+    def endpoints(self, config: dict[str, Any]) -> dict[str, str]:
+        """Where the calls go: `endpoint`, else the queue URL's host (checked by the
+        endpoint guard at create, update and every send)."""
+        endpoint = config.get("endpoint")
+        return {"endpoint": endpoint} if endpoint else {"queue_url": str(config["queue_url"])}
 
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("queue_url", ""))

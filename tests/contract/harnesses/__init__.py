@@ -12,6 +12,7 @@ import pytest
 from outpost.destinations.memory.provider import MemoryDestination
 from tests.contract.harnesses.base import Harness, same_version
 from tests.contract.harnesses.eventbridge import EventBridgeHarness
+from tests.contract.harnesses.http import HookdeckHarness, WebhookHarness
 from tests.contract.harnesses.kinesis import KinesisHarness
 from tests.contract.harnesses.memory import MemoryHarness
 from tests.contract.harnesses.s3 import S3Harness
@@ -44,6 +45,18 @@ async def _eventbridge_moto(request: pytest.FixtureRequest, memory: MemoryDestin
     return await EventBridgeHarness(request.getfixturevalue("moto").url).start()
 
 
+async def _webhook(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return WebhookHarness(request.getfixturevalue("http_receiver"))
+
+
+async def _hookdeck(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    receiver = request.getfixturevalue("http_receiver")
+    # the suite's services (cdeps) send Hookdeck's requests to the local receiver
+    hookdeck = request.getfixturevalue("cdeps").registry.get("hookdeck")
+    hookdeck.url = hookdeck.api_url = receiver.url
+    return HookdeckHarness(receiver)
+
+
 HARNESSES: dict[str, Factory] = {
     "memory": _memory,
     "aws_kinesis@moto": _kinesis_moto,
@@ -51,6 +64,8 @@ HARNESSES: dict[str, Factory] = {
     "aws_sqs@moto": _sqs_moto,
     "aws_s3@moto": _s3_moto,
     "aws_eventbridge@moto": _eventbridge_moto,
+    "webhook@http-receiver": _webhook,
+    "hookdeck@http-receiver": _hookdeck,
 }
 
 __all__ = ["HARNESSES", "Harness", "same_version"]

@@ -14,11 +14,14 @@ from outpost.auth import Tokens
 from outpost.crypto import Cipher
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
+from outpost.destinations.eventbridge.provider import EventBridgeProvider
 from outpost.destinations.gcp_pubsub.provider import PubSubProvider
 from outpost.destinations.hookdeck.provider import HookdeckProvider
 from outpost.destinations.kafka.provider import KafkaProvider
 from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.destinations.registry import DestinationCache, Registry
+from outpost.destinations.s3.provider import S3Provider
+from outpost.destinations.sqs.provider import SQSProvider
 from outpost.destinations.webhook.format import Style
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.signature import Scheme
@@ -43,6 +46,7 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 max_connections=settings.delivery_max_concurrency,
                 connect_timeout=settings.delivery_connect_timeout_seconds,
             ),
+            *aws_types(settings),
             *http_types(settings),
             KafkaProvider(
                 timeout=settings.delivery_timeout_seconds,
@@ -57,6 +61,21 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
         filter_max_depth=settings.filter_max_depth,
         filter_max_bytes=settings.filter_max_bytes,
     )
+
+
+def aws_types(settings: Settings) -> list[DestinationType]:
+    """aws_sqs, aws_s3, aws_eventbridge: aiobotocore clients per credentials, each with a
+    connection pool sized like the worker."""
+    sized = (
+        settings.delivery_timeout_seconds,
+        settings.delivery_max_concurrency,
+        settings.delivery_connect_timeout_seconds,
+    )
+    return [
+        SQSProvider(*sized),
+        S3Provider(*sized),
+        EventBridgeProvider(settings.destinations_aws_eventbridge_source, *sized),
+    ]
 
 
 def http_types(settings: Settings) -> list[DestinationType]:

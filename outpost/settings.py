@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     portal_referer_url: str = ""  # where GET /tenants/{id}/portal sends a tenant's users
 
     destinations_aws_kinesis_metadata_in_payload: bool = True
+    # the Source of every EventBridge entry (rules match on it), as Outpost's setting
+    destinations_aws_eventbridge_source: str = Field("outpost", min_length=1, max_length=256)
     destinations_allow_private_endpoints: bool = False
     # webhooks as Outpost signs them (its DESTINATIONS_WEBHOOK_* names and defaults)
     destinations_webhook_header_prefix: str = "x-outpost-"

@@ -70,6 +70,8 @@ def compile_template(template: str) -> ParsedResult:
         return jmespath.compile(template)
     except JMESPathError as exc:
         raise ValueError(f"is not a valid JMESPath expression: {exc}") from None
+    except RecursionError:  # the parser recurses per nesting level: `((((...` overflows it
+        raise ValueError(f"is nested too deep (at most {MAX_TEMPLATE_DEPTH} levels)") from None
 
 
 def check_cost(expression: ParsedResult) -> None:

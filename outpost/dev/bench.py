@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
+from outpost.dev import bench_ceilings
+from outpost.dev.bench_ceilings import cpu_seconds, verdicts
 from outpost.dev.bench_parts import KEY, endpoint_app, load
 
 SECRET = "bench-aes-secret"
@@ -141,22 +143,27 @@ def _destination_body(endpoint: str, batching: bool) -> dict[str, Any]:
     }
 
 
-async def drain(deps: Any, env: dict[str, str], n: int, limit: float) -> tuple[float, float, float]:
-    """An `outpost worker` process drains the backlog: (events/s, peak RSS MiB, done)."""
+async def drain(
+    deps: Any, env: dict[str, str], n: int, limit: float, cpu: dict[str, float] | None = None
+) -> tuple[float, float, float]:
+    """An `outpost worker` process drains the backlog: (events/s, peak RSS MiB, done);
+    `cpu` gets the worker's CPU µs per event, counted from its first event on."""
     proc = _outpost("worker", env)
     try:
-        started, left = None, n
+        started, left, cpu0 = None, n, 0.0
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             left = (await deps.queue.depth())["queued"]
             if started is None and left < n:
-                started = time.monotonic()
+                started, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
             if left == 0:
                 break
             await asyncio.sleep(0.05)
         done = n - left
         elapsed = time.monotonic() - (started or time.monotonic())
         rss = _peak_rss_mib(proc.pid)
+        if cpu is not None:
+            cpu["us_per_event"] = (cpu_seconds(proc.pid) - cpu0) / max(done, 1) * 1e6
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -183,6 +190,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         out["ceiling_putrecord_per_s"] = await ceiling(ep.url, args["seconds"], conc)
+        out.update(await bench_ceilings.measure(redis.redis_url, ep.url, args["seconds"], conc))
         deps = await prefill(redis.redis_url, ep.url, args["backlog"])
         env = service_env(redis.redis_url, devstack.free_port(), conc)
         per_s, _, _ = await drain(deps, env, args["backlog"], 120)
@@ -190,10 +198,12 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         out["ratio_putrecord"] = per_s / out["ceiling_putrecord_per_s"]
         await deps.redis.aclose()
         deps = await prefill(redis.redis_url, ep.url, args["rss_backlog"], batching=True)
+        cpu: dict[str, float] = {}
         batched, rss_batched, done_batched = await drain(
-            deps, env, args["rss_backlog"], args["rss_seconds"]
+            deps, env, args["rss_backlog"], args["rss_seconds"], cpu
         )
         out["pipeline_batched_per_s"] = batched
+        out["pipeline_batched_cpu_us_per_event"] = cpu["us_per_event"]
         await deps.redis.aclose()
         out.update(await publish_figures(redis.redis_url, ep, conc, args["seconds"], per_s))
         deps = await prefill(redis.redis_url, ep.url, args["rss_backlog"])
@@ -362,7 +372,10 @@ def main(argv: list[str]) -> None:
             value
         )
     out = asyncio.run(run(args))
-    print(table(out))
+    out["targets"] = verdicts(out)
+    out["missed"] = bench_ceilings.missed(out["targets"])
+    print(table({k: v for k, v in out.items() if k not in ("targets", "missed")}))
+    print("missed targets:", ", ".join(out["missed"]) or "none")
     print(json.dumps(out))
 
 

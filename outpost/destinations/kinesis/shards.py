@@ -1,0 +1,130 @@
+"""Which shard a record lands on, and how fast each shard may be written.
+
+Kinesis puts a record on the open shard whose hash key range holds the MD5 of its
+partition key (read as a 128-bit big-endian integer), or its ExplicitHashKey when given.
+`ShardMap` holds the open shards of one stream from ListShards; `TokenBucket` paces one
+shard's records and bytes so that no rolling second ever takes more than the shard's limit:
+a bucket holding `burst` tokens and refilled at `rate` per second hands out at most
+`burst + rate` in any one second, and the two are chosen to sum to less than the limit.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# per shard, provisioned and on-demand streams alike (on-demand scales by adding shards)
+SHARD_RECORDS_PER_S = 1000
+SHARD_BYTES_PER_S = 1024 * 1024
+RATE_SHARE = 0.94  # of the limit, refilled per second ...
+BURST_SHARE = 0.04  # ... plus this much held: 98% of the limit in any rolling second
+MAP_TTL_S = 60.0  # a shard map is listed again at least this often
+
+
+def hash_key(partition_key: str, explicit_hash_key: str | None = None) -> int:
+    """The 128-bit hash key Kinesis routes a record by."""
+    if explicit_hash_key:
+        return int(explicit_hash_key)
+    return int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")
+
+
+@dataclass(frozen=True)
+class Shard:
+    shard_id: str
+    start: int
+    end: int
+
+
+class ShardMap:
+    """The open shards of one stream, by hash key range (from ListShards' answer)."""
+
+    def __init__(self, shards: Iterable[Shard], listed_at: float | None = None):
+        self.shards = sorted(shards, key=lambda s: s.start)
+        self._starts = [s.start for s in self.shards]
+        self.listed_at = time.monotonic() if listed_at is None else listed_at
+        self.stale = False
+
+    @classmethod
+    def from_list_shards(cls, entries: Iterable[dict[str, Any]]) -> ShardMap:
+        """Open shards only: a closed shard (after a split or merge) has an
+        EndingSequenceNumber and takes no more records."""
+        shards = [
+            Shard(
+                e["ShardId"],
+                int(e["HashKeyRange"]["StartingHashKey"]),
+                int(e["HashKeyRange"]["EndingHashKey"]),
+            )
+            for e in entries
+            if not e.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+        ]
+        return cls(shards)
+
+    def shard_for(self, key: int) -> str | None:
+        i = bisect.bisect_right(self._starts, key) - 1
+        if i < 0 or key > self.shards[i].end:
+            return None  # a gap: the map is mid-reshard; the caller lists again
+        return self.shards[i].shard_id
+
+    def due(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return self.stale or now - self.listed_at > MAP_TTL_S
+
+
+@dataclass
+class TokenBucket:
+    """Tokens for one shard's records and bytes. `take(records, size)` succeeds only when
+    both are available; `wait(...)` says how long until they will be."""
+
+    records_per_s: float = SHARD_RECORDS_PER_S * RATE_SHARE
+    bytes_per_s: float = SHARD_BYTES_PER_S * RATE_SHARE
+    burst_records: float = SHARD_RECORDS_PER_S * BURST_SHARE
+    burst_bytes: float = SHARD_BYTES_PER_S * BURST_SHARE
+    records: float = field(init=False)
+    size: float = field(init=False)
+    at: float = field(default_factory=time.monotonic)
+    paused_until: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.records, self.size = self.burst_records, self.burst_bytes
+
+    def _refill(self, now: float) -> None:
+        dt = max(0.0, now - self.at)
+        self.at = now
+        self.records = min(self.burst_records, self.records + dt * self.records_per_s)
+        self.size = min(self.burst_bytes, self.size + dt * self.bytes_per_s)
+
+    def take(self, records: int, size: int, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        self._refill(now)
+        if now < self.paused_until:
+            return False
+        # more than the burst: let through alone once the bucket is full (it then owes)
+        if records > self.records and not (self.records >= self.burst_records < records):
+            return False
+        if size > self.size and not (self.size >= self.burst_bytes < size):
+            return False
+        self.records -= records
+        self.size -= size
+        return True
+
+    def wait(self, records: int, size: int, now: float | None = None) -> float:
+        """Seconds until `take(records, size)` can succeed (0 when it can now). A record
+        bigger than the burst waits for a full bucket and is then let through alone."""
+        now = time.monotonic() if now is None else now
+        self._refill(now)
+        need_r = min(records, self.burst_records) - self.records
+        need_b = min(size, self.burst_bytes) - self.size
+        refill = max(0.0, need_r / self.records_per_s, need_b / self.bytes_per_s)
+        return max(refill, self.paused_until - now)
+
+    def back_off(self, seconds: float, now: float | None = None) -> None:
+        """The shard answered ProvisionedThroughputExceeded: nothing for it for a while,
+        and an empty bucket after."""
+        now = time.monotonic() if now is None else now
+        self._refill(now)
+        self.records = self.size = 0.0
+        self.paused_until = max(self.paused_until, now + seconds)

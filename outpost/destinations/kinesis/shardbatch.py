@@ -71,6 +71,9 @@ class StreamBatcher:
         return waiter
 
     async def _run(self) -> None:
+        if self.map is None and not self._map_next:  # the stream's first records
+            self._map_next = time.monotonic() + MAP_RETRY_S
+            await self._list()
         while self.queued:
             self._wake.clear()
             self._list_if_due()
@@ -125,7 +128,6 @@ class StreamBatcher:
             resp = await self.http.call(self.target, "PutRecords", body)
             self._settle(batch, put_records_results(resp, len(batch)))
         except Exception as exc:
-            self._map_next = 0.0 if self.map is None else self._map_next
             if self.map is not None:
                 self.map.stale = True  # a stream error may be a reshard: list again
             for entry in batch:
@@ -188,6 +190,11 @@ class StreamBatcher:
         self.map = shard_map
         for shard in shard_map.shards:
             self.buckets.setdefault(shard.shard_id, sh.TokenBucket())
+        unmapped = self.pending.pop(None, None)  # queued before the map was known
+        for entry in unmapped or ():
+            key = sh.hash_key(entry.record.partition_key, entry.record.hash_key)
+            entry.shard = shard_map.shard_for(key)
+            self.pending.setdefault(entry.shard, deque()).append(entry)
 
     async def close(self) -> None:
         while self.queued and self._pump is not None and not self._pump.done():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +78,9 @@ class ShardMap:
 @dataclass
 class TokenBucket:
     """Tokens for one shard's records and bytes. `take(records, size)` succeeds only when
-    both are available; `wait(...)` says how long until they will be."""
+    both are available; `wait(...)` says how long until they will be. Bytes are also held
+    to a log of the last second's takes, so that a record bigger than the burst (up to
+    1 MiB) is let through only when the rolling second still has room for it."""
 
     records_per_s: float = SHARD_RECORDS_PER_S * RATE_SHARE
     bytes_per_s: float = SHARD_BYTES_PER_S * RATE_SHARE
@@ -87,39 +90,54 @@ class TokenBucket:
     size: float = field(init=False)
     at: float = field(default_factory=time.monotonic)
     paused_until: float = 0.0
+    log: deque[tuple[float, int]] = field(default_factory=deque)
+    logged: int = 0  # bytes taken in the last second
 
     def __post_init__(self) -> None:
         self.records, self.size = self.burst_records, self.burst_bytes
+
+    @property
+    def window_bytes(self) -> float:
+        return self.bytes_per_s + self.burst_bytes
 
     def _refill(self, now: float) -> None:
         dt = max(0.0, now - self.at)
         self.at = now
         self.records = min(self.burst_records, self.records + dt * self.records_per_s)
         self.size = min(self.burst_bytes, self.size + dt * self.bytes_per_s)
+        while self.log and self.log[0][0] <= now - 1.0:
+            self.logged -= self.log.popleft()[1]
 
     def take(self, records: int, size: int, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         self._refill(now)
-        if now < self.paused_until:
+        if now < self.paused_until or records > self.records:
             return False
-        # more than the burst: let through alone once the bucket is full (it then owes)
-        if records > self.records and not (self.records >= self.burst_records < records):
+        if self.logged + size > self.window_bytes:
             return False
+        # more than the burst: let through once the bucket is full (it then owes)
         if size > self.size and not (self.size >= self.burst_bytes < size):
             return False
         self.records -= records
         self.size -= size
+        self.log.append((now, size))
+        self.logged += size
         return True
 
     def wait(self, records: int, size: int, now: float | None = None) -> float:
-        """Seconds until `take(records, size)` can succeed (0 when it can now). A record
-        bigger than the burst waits for a full bucket and is then let through alone."""
+        """Seconds until `take(records, size)` can succeed (0 when it can now)."""
         now = time.monotonic() if now is None else now
         self._refill(now)
         need_r = min(records, self.burst_records) - self.records
         need_b = min(size, self.burst_bytes) - self.size
         refill = max(0.0, need_r / self.records_per_s, need_b / self.bytes_per_s)
-        return max(refill, self.paused_until - now)
+        excess, window = self.logged + size - self.window_bytes, 0.0
+        for at, taken in self.log:  # the oldest takes leave the rolling second first
+            if excess <= 0:
+                break
+            excess -= taken
+            window = at + 1.0 - now
+        return max(refill, window, self.paused_until - now)
 
     def back_off(self, seconds: float, now: float | None = None) -> None:
         """The shard answered ProvisionedThroughputExceeded: nothing for it for a while,

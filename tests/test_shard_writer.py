@@ -5,6 +5,7 @@ that enforces per-shard limits (tests/servers/kinesis_shards.py)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import random
 import time
@@ -152,3 +153,27 @@ async def test_a_split_mid_run_loses_and_duplicates_nothing(shard_endpoint):
     assert len(landed) == len(set(landed))
     assert {f"a{i}" for i in range(300)} | {f"b{i}" for i in range(600)} <= set(landed)
     assert batcher.map is not None and len(batcher.map.shards) == 3  # listed again
+
+
+async def test_aggregated_records_land_on_their_predicted_shard_and_read_back(shard_endpoint):
+    from tests.kpl_decoder import deaggregate
+
+    http = sigv4.KinesisHTTP(10.0, 16)
+    batcher = StreamBatcher(http, _target(shard_endpoint.url), "s", aggregation=True)
+    records = [Record(f'{{"n":{i}}}'.encode(), f"key-{i % 97}") for i in range(5000)]
+    results = await _put_all(batcher, records)
+    await batcher.close()
+    await http.close()
+    assert all(isinstance(r, dict) for r in results)
+    assert max(r.get("aggregated", 1) for r in results) > 100  # gathered per shard
+    landed, puts = [], shard_endpoint.records()
+    shard_map = batcher.map
+    assert shard_map is not None and len(puts) < 100  # few Kinesis records for 5,000
+    for put in puts:
+        users = deaggregate(base64.b64decode(put["Data"]))
+        assert put["PartitionKey"] == users[0][0]
+        for key, _ in users:  # every user record belongs to the shard it was put on
+            assert shard_map.shard_for(sh.hash_key(key)) == put["ShardId"]
+        landed += users
+    assert sorted(landed) == sorted((r.partition_key, r.data) for r in records)
+    assert shard_endpoint.stats()["throttled"] == 0

@@ -125,21 +125,12 @@ def app(shards: int = 2, records_per_s: int = 1000) -> web.Application:
         op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
         body = json.loads(await request.read())
         now, stream = time.monotonic(), streams[""]
-        if op == "PutRecords":
-            results = [stream.put(e, now) for e in body["Records"]]
-            failed = sum(1 for r in results if "ErrorCode" in r)
-            out: dict[str, Any] = {"FailedRecordCount": failed, "Records": results}
-        elif op == "PutRecord":
-            out = stream.put(body, now)
-            if "ErrorCode" in out:
-                return _error(THROTTLED, out["ErrorMessage"])
-        elif op == "ListShards":
-            out = {"Shards": stream.list_shards()}
-        elif op == "SplitShard":
-            stream.split(body["ShardToSplit"], int(body["NewStartingHashKey"]))
-            out = {}
-        else:
-            return _error("UnknownOperationException", op)
+        try:
+            out = _operation(stream, op, body, now)
+        except LookupError as exc:
+            return _error("UnknownOperationException", str(exc))
+        if "ErrorCode" in out:  # a PutRecord past its shard's limit
+            return _error(THROTTLED, out["ErrorMessage"])
         return web.json_response(out, content_type="application/x-amz-json-1.1")
 
     async def records(request: web.Request) -> web.Response:
@@ -158,6 +149,21 @@ def app(shards: int = 2, records_per_s: int = 1000) -> web.Application:
     application.router.add_post("/reset", reset)
     application.router.add_post("/{tail:.*}", kinesis)
     return application
+
+
+def _operation(stream: Stream, op: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+    if op == "PutRecords":
+        results = [stream.put(e, now) for e in body["Records"]]
+        failed = sum(1 for r in results if "ErrorCode" in r)
+        return {"FailedRecordCount": failed, "Records": results}
+    if op == "PutRecord":
+        return stream.put(body, now)
+    if op == "ListShards":
+        return {"Shards": stream.list_shards()}
+    if op == "SplitShard":
+        stream.split(body["ShardToSplit"], int(body["NewStartingHashKey"]))
+        return {}
+    raise LookupError(f"unknown operation {op!r}")
 
 
 def _error(code: str, message: str) -> web.Response:

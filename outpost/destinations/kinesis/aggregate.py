@@ -71,6 +71,11 @@ class Aggregate:
         inner = len(_record(index, b"")) - 1 + len(varint(len(data))) + len(data)
         return added + 1 + len(varint(inner)) + inner
 
+    def fits(self, partition_key: str, data: bytes) -> bool:
+        outer_key = self.first_key if self.first_key is not None else partition_key
+        grown = self.size + self.cost(partition_key, data)
+        return grown + len(outer_key.encode()) <= self.limit
+
     def add(self, partition_key: str, data: bytes) -> bool:
         """Adds the record if the aggregate stays within its limit; False if it would not
         (an empty aggregate takes any record that fits alone)."""

@@ -54,13 +54,14 @@ class KinesisProvider(DestinationType):
     async def send(self, record: Record, destination: Destination) -> Result:
         """PutRecord; with `config.batching`, the record joins its stream's next
         PutRecords call instead."""
-        if destination.config.get("batching"):
+        if self.batching(destination):
             [result] = await self.send_batch([record], destination)
             return await result
         return await self.writer.put_record(record, destination)
 
     def batching(self, destination: Destination) -> bool:
-        return bool(destination.config.get("batching"))
+        cfg = destination.config
+        return bool(cfg.get("batching") or cfg.get("aggregation"))
 
     def patience(self, destination: Destination) -> float:
         """A batched record may wait for its shard's tokens or a free call: the linger
@@ -79,8 +80,8 @@ class KinesisProvider(DestinationType):
         cfg = destination.config
         target = await self.writer.target(destination)
         max_records = cfg.get("batch_max_records") or MAX_BATCH_RECORDS
-        add, stream = self.writer.batches.add, cfg["stream_name"]
-        return [add(target, stream, record, max_records) for record in records]
+        add, stream, agg = self.writer.batches.add, cfg["stream_name"], bool(cfg.get("aggregation"))
+        return [add(target, stream, record, max_records, agg) for record in records]
 
     def classify(self, exc: BaseException) -> Failure:
         return errors.classify(exc)

@@ -25,13 +25,21 @@ from botocore.exceptions import ClientError
 
 from outpost.destinations.aws import sigv4
 from outpost.destinations.kinesis import shards as sh
-from outpost.destinations.kinesis.config import MAX_BATCH_BYTES, MAX_BATCH_RECORDS
+from outpost.destinations.kinesis.aggregate import Aggregate
+from outpost.destinations.kinesis.config import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    MAX_RECORD_BYTES,
+)
 from outpost.destinations.kinesis.format import Record
 from outpost.errors import RetryableError
 
 MAX_INFLIGHT = 4  # PutRecords calls under way per stream
 THROTTLE_BACKOFF_S = 0.25  # a throttled shard's pause
 MAP_RETRY_S = 5.0  # after a failed ListShards
+
+
+Bucket = sh.TokenBucket | None
 
 
 @dataclass(slots=True)
@@ -42,9 +50,19 @@ class Entry:
     shard: str | None
 
 
+Unit = tuple[Record, list[Entry]]  # one PutRecords entry: a record, or an aggregate of several
+
+
 class StreamBatcher:
-    def __init__(self, http: sigv4.KinesisHTTP, target: sigv4.Target, stream: str):
+    def __init__(
+        self,
+        http: sigv4.KinesisHTTP,
+        target: sigv4.Target,
+        stream: str,
+        aggregation: bool = False,
+    ):
         self.http, self.target, self.stream = http, target, stream
+        self.aggregation = aggregation
         self.pending: dict[str | None, deque[Entry]] = {}
         self.buckets: dict[str, sh.TokenBucket] = {}
         self.map: sh.ShardMap | None = None
@@ -81,87 +99,135 @@ class StreamBatcher:
             if self.inflight < MAX_INFLIGHT:
                 batch, delay = self._take(time.monotonic())
                 if batch:
+                    self.inflight += 1
                     self._spawn(self._send(batch))
                     continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
-    def _take(self, now: float) -> tuple[list[Entry], float | None]:
+    def _take(self, now: float) -> tuple[list[Unit], float | None]:
         """The next batch: from every shard's queue what its bucket allows now, within
         PutRecords' limits; else how long until a bucket allows the next record."""
-        batch: list[Entry] = []
+        units: list[Unit] = []
         size, delay = 0, None
         for shard in list(self.pending):
             queue, bucket = self.pending[shard], self.buckets.get(shard) if shard else None
-            while queue and len(batch) < self.max_records:
-                entry = queue[0]
-                if entry.waiter.done():  # its delivery gave up (deadline): never sent
-                    queue.popleft()
-                    self.queued -= 1
-                    continue
-                if size + entry.size > MAX_BATCH_BYTES:
-                    return batch, None
-                if bucket is not None and not bucket.take(1, entry.size, now):
-                    wait = bucket.wait(1, entry.size, now)
-                    delay = wait if delay is None else min(delay, wait)
-                    break
-                batch.append(queue.popleft())
-                self.queued -= 1
-                size += entry.size
+            if self.aggregation and shard is not None:
+                size, wait, full = self._aggregated(queue, bucket, now, units, size)
+            else:
+                size, wait, full = self._plain(queue, bucket, now, units, size)
+            if wait is not None:
+                delay = wait if delay is None else min(delay, wait)
             if not queue:
                 del self.pending[shard]
-        return batch, (None if batch else delay)
+            if full:
+                break
+        return units, (None if units else delay)
+
+    def _head(self, queue: deque[Entry]) -> Entry | None:
+        """The queue's first entry still wanted (a delivery that gave up is never sent)."""
+        while queue and queue[0].waiter.done():
+            queue.popleft()
+            self.queued -= 1
+        return queue[0] if queue else None
+
+    def _pop(self, queue: deque[Entry]) -> Entry:
+        self.queued -= 1
+        return queue.popleft()
+
+    def _plain(
+        self, queue: deque[Entry], bucket: Bucket, now: float, units: list[Unit], size: int
+    ) -> tuple[int, float | None, bool]:
+        """Entries of one shard's queue, one record each: (batch bytes, wait, full)."""
+        while len(units) < self.max_records:
+            entry = self._head(queue)
+            if entry is None:
+                return size, None, False
+            if size + entry.size > MAX_BATCH_BYTES:
+                return size, None, True
+            if bucket is not None and not bucket.take(1, entry.size, now):
+                return size, bucket.wait(1, entry.size, now), False
+            units.append((entry.record, [self._pop(queue)]))
+            size += entry.size
+        return size, None, True
+
+    def _aggregated(
+        self, queue: deque[Entry], bucket: Bucket, now: float, units: list[Unit], size: int
+    ) -> tuple[int, float | None, bool]:
+        """Entries of one shard's queue gathered into aggregated records (KPL format)."""
+        while len(units) < self.max_records:
+            if size + MAX_RECORD_BYTES > MAX_BATCH_BYTES:
+                return size, None, True
+            agg, wait = Aggregate(), None
+            members: list[Entry] = []
+            while (entry := self._head(queue)) is not None:
+                record = entry.record
+                if not agg.fits(record.partition_key, record.data):
+                    break
+                cost = agg.cost(record.partition_key, record.data)
+                if bucket is not None and not bucket.take(0 if members else 1, cost, now):
+                    wait = bucket.wait(0 if members else 1, cost, now)
+                    break
+                agg.add(record.partition_key, record.data)
+                members.append(self._pop(queue))
+            if not members:
+                if entry is not None and wait is None:  # too big to aggregate: alone
+                    return self._plain(queue, bucket, now, units, size)
+                return size, wait, False
+            first = members[0].record
+            key = str(sh.hash_key(first.partition_key, first.hash_key))
+            units.append((Record(agg.encode(), first.partition_key, key), members))
+            size += agg.size + len(first.partition_key.encode())
+            if wait is not None:
+                return size, wait, False
+        return size, None, True
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, batch: list[Entry]) -> None:
-        self.inflight += 1
+    async def _send(self, units: list[Unit]) -> None:
+        """One PutRecords call (`inflight` was counted when it was spawned)."""
         body = sigv4.put_records_body(
             self.stream,
-            [(e.record.data, e.record.partition_key) for e in batch],
-            [e.record.hash_key for e in batch],
+            [(record.data, record.partition_key) for record, _ in units],
+            [record.hash_key for record, _ in units],
         )
         try:
             resp = await self.http.call(self.target, "PutRecords", body)
-            self._settle(batch, put_records_results(resp, len(batch)))
+            results = put_records_results(resp, len(units))
+            for (_, entries), result in zip(units, results, strict=True):
+                self._settle(entries, result, len(units))
         except Exception as exc:
             if self.map is not None:
                 self.map.stale = True  # a stream error may be a reshard: list again
-            for entry in batch:
-                if not entry.waiter.done():
-                    entry.waiter.set_exception(exc)
+            _fail([e for _, entries in units for e in entries], exc)
         finally:
             self.inflight -= 1
-            for entry in batch:
-                if not entry.waiter.done():
-                    entry.waiter.set_exception(stopped())
+            _fail([e for _, entries in units for e in entries], stopped())
             self._wake.set()
 
-    def _settle(self, batch: list[Entry], results: list[dict[str, Any]]) -> None:
-        n, now = len(batch), time.monotonic()
-        for entry, result in zip(batch, results, strict=True):
-            code = result.get("ErrorCode")
-            if code == "ProvisionedThroughputExceededException" and entry.shard:
-                self.buckets[entry.shard].back_off(THROTTLE_BACKOFF_S, now)
-            landed = result.get("ShardId")
-            if self.map is not None and entry.shard and landed not in (None, entry.shard):
-                self.map.stale = True  # predicted wrong: the shards changed
-            if entry.waiter.done():
-                continue
-            if code:
-                entry.waiter.set_exception(record_error(result))
-            else:
-                entry.waiter.set_result(
-                    {
-                        "shard_id": result.get("ShardId"),
-                        "sequence_number": result.get("SequenceNumber"),
-                        "partition_key": entry.record.partition_key,
-                        "batch_size": n,
-                    }
-                )
+    def _settle(self, entries: list[Entry], result: dict[str, Any], n: int) -> None:
+        """One PutRecords entry's result, for the user record(s) it carried."""
+        code, landed, shard = result.get("ErrorCode"), result.get("ShardId"), entries[0].shard
+        if code == "ProvisionedThroughputExceededException" and shard:
+            self.buckets[shard].back_off(THROTTLE_BACKOFF_S)
+        if self.map is not None and shard and landed not in (None, shard):
+            self.map.stale = True  # predicted wrong: the shards changed
+        if code:
+            _fail(entries, record_error(result))
+            return
+        answer = {
+            "shard_id": landed,
+            "sequence_number": result.get("SequenceNumber"),
+            "batch_size": n,
+        }
+        if self.aggregation and len(entries) > 1:
+            answer["aggregated"] = len(entries)
+        for entry in entries:
+            if not entry.waiter.done():
+                entry.waiter.set_result({**answer, "partition_key": entry.record.partition_key})
 
     # -- the shard map --------------------------------------------------------------------
     def _list_if_due(self) -> None:
@@ -203,6 +269,12 @@ class StreamBatcher:
             self._pump.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _fail(entries: list[Entry], exc: BaseException) -> None:
+    for entry in entries:
+        if not entry.waiter.done():
+            entry.waiter.set_exception(exc)
 
 
 def put_records_results(resp: dict[str, Any], sent: int) -> list[dict[str, Any]]:
@@ -247,19 +319,22 @@ class Batches:
 
     def __init__(self, http: sigv4.KinesisHTTP):
         self._http = http
-        self._streams: dict[tuple[int, str], StreamBatcher] = {}
+        self._streams: dict[tuple[int, str, bool], StreamBatcher] = {}
 
     def add(
-        self, target: sigv4.Target, stream: str, record: Record, max_records: int
+        self,
+        target: sigv4.Target,
+        stream: str,
+        record: Record,
+        max_records: int,
+        aggregation: bool = False,
     ) -> asyncio.Future[dict[str, Any]]:
-        key = (id(target), stream)
+        key = (id(target), stream, aggregation)
         batcher = self._streams.get(key)
         if batcher is None or batcher.target is not target:
-            batcher = self._streams[key] = StreamBatcher(self._http, target, stream)
+            batcher = StreamBatcher(self._http, target, stream, aggregation)
+            self._streams[key] = batcher
         return batcher.add(record, max_records)
-
-    def stream(self, target: sigv4.Target, stream: str) -> StreamBatcher | None:
-        return self._streams.get((id(target), stream))
 
     async def close(self) -> None:
         await asyncio.gather(*(b.close() for b in self._streams.values()))

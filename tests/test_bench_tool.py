@@ -87,3 +87,17 @@ async def test_naive_batcher_drains_the_list_in_putrecords_calls(aiohttp_server,
     r = Redis.from_url(redis_server.redis_url)
     assert await r.llen(NAIVE_LIST) == 0
     await r.aclose()
+
+
+async def test_endpoint_lists_shards_that_cover_the_hash_key_space(aiohttp_client):
+    from outpost.destinations.kinesis.shards import ShardMap
+
+    c = await aiohttp_client(endpoint_app())
+    h = {"X-Amz-Target": "Kinesis_20131202.ListShards"}
+    r = await c.post("/", data=json.dumps({"StreamName": "bench"}), headers=h)
+    shard_map = ShardMap.from_list_shards((await r.json(content_type=None))["Shards"])
+    assert len(shard_map.shards) == 100
+    assert shard_map.shard_for(0) == "shardId-000000000000"
+    assert shard_map.shard_for(2**128 - 1) == "shardId-000000000099"
+    ends = [s.end + 1 for s in shard_map.shards[:-1]]
+    assert ends == [s.start for s in shard_map.shards[1:]]  # no gaps, no overlaps

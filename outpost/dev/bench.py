@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from outpost.dev import bench_ceilings
+from outpost.dev import bench_ceilings, bench_shards
 from outpost.dev.bench_ceilings import cpu_seconds, verdicts
 from outpost.dev.bench_parts import KEY, endpoint_app, load
 
@@ -96,7 +96,9 @@ def service_env(redis_url: str, port: int, concurrency: int) -> dict[str, str]:
     return env
 
 
-async def prefill(redis_url: str, endpoint: str, n: int, batching: bool = False) -> Any:
+async def prefill(
+    redis_url: str, endpoint: str, n: int, batching: bool = False, aggregation: bool = False
+) -> Any:
     """A tenant with a Kinesis destination on the bench endpoint, and `n` queued events
     (published in pipelined chunks, each event still its own publish script)."""
     from datetime import UTC, datetime
@@ -111,7 +113,9 @@ async def prefill(redis_url: str, endpoint: str, n: int, batching: bool = False)
     deps = Deps.build(settings, redis)
     await redis.flushdb()
     await deps.store.upsert_tenant("bench", None)
-    dest = deps.registry.create("bench", _destination_body(endpoint, batching), "d1")
+    body = _destination_body(endpoint, batching)
+    body["config"].update({"aggregation": True} if aggregation else {})
+    dest = deps.registry.create("bench", body, "d1")
     await deps.store.create_destination(dest)
     now = datetime.now(UTC)
     for start in range(0, n, 1000):
@@ -205,6 +209,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         out["pipeline_batched_per_s"] = batched
         out["pipeline_batched_cpu_us_per_event"] = cpu["us_per_event"]
         await deps.redis.aclose()
+        out.update(await bench_shards.measure(prefill, drain, redis.redis_url, env, ep.url))
         out.update(await publish_figures(redis.redis_url, ep, conc, args["seconds"], per_s))
         deps = await prefill(redis.redis_url, ep.url, args["rss_backlog"])
         _, rss, done = await drain(deps, env, args["rss_backlog"], args["rss_seconds"])

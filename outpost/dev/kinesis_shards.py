@@ -139,8 +139,16 @@ def app(shards: int = 2, records_per_s: int = 1000) -> web.Application:
     async def stats(request: web.Request) -> web.Response:
         stream = streams[""]
         busiest = {s.shard_id: s.busiest for s in stream.shards}
+        first, last = (
+            (stream.accepted[0]["at"], stream.accepted[-1]["at"]) if stream.accepted else (0, 0)
+        )
         return web.json_response(
-            {"accepted": len(stream.accepted), "throttled": stream.throttled, "busiest": busiest}
+            {
+                "accepted": len(stream.accepted),
+                "throttled": stream.throttled,
+                "busiest": busiest,
+                "seconds": last - first,  # from the first record accepted to the last
+            }
         )
 
     application = web.Application(client_max_size=16 * 1024 * 1024)

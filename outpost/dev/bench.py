@@ -111,7 +111,7 @@ async def prefill(
     settings = Settings(api_key=KEY, aes_encryption_secret=SECRET, redis_url=redis_url)
     redis = connect_redis(redis_url)
     deps = Deps.build(settings, redis)
-    await redis.flushdb()
+    await redis.flushdb(asynchronous=True)  # a big backlog frees in the background
     await deps.store.upsert_tenant("bench", None)
     body = _destination_body(endpoint, batching)
     body["config"].update({"aggregation": True} if aggregation else {})

@@ -14,7 +14,6 @@ entry; the rest are delivered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections import deque
@@ -35,8 +34,11 @@ from outpost.destinations.kinesis.format import Record
 from outpost.errors import RetryableError
 
 MAX_INFLIGHT = 4  # PutRecords calls under way per stream
-THROTTLE_BACKOFF_S = 0.25  # a throttled shard's pause
+THROTTLE_BACKOFF_S = 0.1  # a throttled shard's pause (its bucket is emptied too)
 MAP_RETRY_S = 5.0  # after a failed ListShards
+# a shard at its limit is written every MIN_PACE_S at least (a call of ~20 records a
+# shard), never a call per token as they trickle in
+MIN_PACE_S = 0.02
 
 
 Bucket = sh.TokenBucket | None
@@ -102,8 +104,10 @@ class StreamBatcher:
                     self.inflight += 1
                     self._spawn(self._send(batch))
                     continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            if delay is not None:  # shards at their limit: gather a burst's worth, not one
+                await asyncio.sleep(max(delay, MIN_PACE_S))
+                continue
+            await self._wake.wait()
 
     def _take(self, now: float) -> tuple[list[Unit], float | None]:
         """The next batch: from every shard's queue what its bucket allows now, within

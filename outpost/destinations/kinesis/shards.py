@@ -4,8 +4,8 @@ Kinesis puts a record on the open shard whose hash key range holds the MD5 of it
 partition key (read as a 128-bit big-endian integer), or its ExplicitHashKey when given.
 `ShardMap` holds the open shards of one stream from ListShards; `TokenBucket` paces one
 shard's records and bytes so that no rolling second ever takes more than the shard's limit:
-a bucket holding `burst` tokens and refilled at `rate` per second hands out at most
-`burst + rate` in any one second, and the two are chosen to sum to less than the limit.
+the bucket (refilled at `rate`, holding at most `burst`) spreads the sends, and a log of
+the last second's takes holds every rolling second to WINDOW_SHARE of the limit.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ from typing import Any
 # per shard, provisioned and on-demand streams alike (on-demand scales by adding shards)
 SHARD_RECORDS_PER_S = 1000
 SHARD_BYTES_PER_S = 1024 * 1024
-RATE_SHARE = 0.94  # of the limit, refilled per second ...
-BURST_SHARE = 0.04  # ... plus this much held: 98% of the limit in any rolling second
+WINDOW_SHARE = 0.98  # of the limit, at most, in any rolling second (a one-second log)
+RATE_SHARE = 0.93  # the bucket's refill per second, plus ...
+BURST_SHARE = 0.05  # ... what it holds: within WINDOW_SHARE, so the bucket alone keeps
+# the bound for records of ordinary size; the log keeps it for records bigger than the
+# burst. A log-only limiter sends in bursts that arrive bunched (throttled, measured)
 MAP_TTL_S = 60.0  # a shard map is listed again at least this often
 
 
@@ -78,27 +81,26 @@ class ShardMap:
 @dataclass
 class TokenBucket:
     """Tokens for one shard's records and bytes. `take(records, size)` succeeds only when
-    both are available; `wait(...)` says how long until they will be. Bytes are also held
-    to a log of the last second's takes, so that a record bigger than the burst (up to
-    1 MiB) is let through only when the rolling second still has room for it."""
+    both are available and the last rolling second has room for them; `wait(...)` says
+    how long until it will. A record bigger than the burst (up to 1 MiB) waits for a full
+    bucket and is then let through (the bucket owes)."""
 
     records_per_s: float = SHARD_RECORDS_PER_S * RATE_SHARE
     bytes_per_s: float = SHARD_BYTES_PER_S * RATE_SHARE
     burst_records: float = SHARD_RECORDS_PER_S * BURST_SHARE
     burst_bytes: float = SHARD_BYTES_PER_S * BURST_SHARE
+    window_records: float = SHARD_RECORDS_PER_S * WINDOW_SHARE
+    window_bytes: float = SHARD_BYTES_PER_S * WINDOW_SHARE
     records: float = field(init=False)
     size: float = field(init=False)
     at: float = field(default_factory=time.monotonic)
     paused_until: float = 0.0
-    log: deque[tuple[float, int]] = field(default_factory=deque)
-    logged: int = 0  # bytes taken in the last second
+    log: deque[tuple[float, int, int]] = field(default_factory=deque)
+    logged_records: int = 0  # taken in the last second
+    logged_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.records, self.size = self.burst_records, self.burst_bytes
-
-    @property
-    def window_bytes(self) -> float:
-        return self.bytes_per_s + self.burst_bytes
 
     def _refill(self, now: float) -> None:
         dt = max(0.0, now - self.at)
@@ -106,22 +108,26 @@ class TokenBucket:
         self.records = min(self.burst_records, self.records + dt * self.records_per_s)
         self.size = min(self.burst_bytes, self.size + dt * self.bytes_per_s)
         while self.log and self.log[0][0] <= now - 1.0:
-            self.logged -= self.log.popleft()[1]
+            _, records, size = self.log.popleft()
+            self.logged_records -= records
+            self.logged_bytes -= size
 
     def take(self, records: int, size: int, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         self._refill(now)
         if now < self.paused_until or records > self.records:
             return False
-        if self.logged + size > self.window_bytes:
+        if self.logged_records + records > self.window_records:
             return False
-        # more than the burst: let through once the bucket is full (it then owes)
+        if self.logged_bytes + size > self.window_bytes:
+            return False
         if size > self.size and not (self.size >= self.burst_bytes < size):
             return False
         self.records -= records
         self.size -= size
-        self.log.append((now, size))
-        self.logged += size
+        self.log.append((now, records, size))
+        self.logged_records += records
+        self.logged_bytes += size
         return True
 
     def wait(self, records: int, size: int, now: float | None = None) -> float:
@@ -131,11 +137,14 @@ class TokenBucket:
         need_r = min(records, self.burst_records) - self.records
         need_b = min(size, self.burst_bytes) - self.size
         refill = max(0.0, need_r / self.records_per_s, need_b / self.bytes_per_s)
-        excess, window = self.logged + size - self.window_bytes, 0.0
-        for at, taken in self.log:  # the oldest takes leave the rolling second first
-            if excess <= 0:
+        excess_r = self.logged_records + records - self.window_records
+        excess_b = self.logged_bytes + size - self.window_bytes
+        window = 0.0
+        for at, taken_r, taken_b in self.log:  # the oldest leave the rolling second first
+            if excess_r <= 0 and excess_b <= 0:
                 break
-            excess -= taken
+            excess_r -= taken_r
+            excess_b -= taken_b
             window = at + 1.0 - now
         return max(refill, window, self.paused_until - now)
 

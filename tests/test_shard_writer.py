@@ -46,7 +46,7 @@ def test_shard_map_routes_by_range_and_skips_closed_shards():
     assert m.due(m.listed_at)
 
 
-@pytest.mark.parametrize("size", [100, 5000, 300_000])
+@pytest.mark.parametrize("size", [100, 5000, 300_000, 1_040_000])
 def test_token_bucket_never_exceeds_the_limit_in_any_rolling_second(size):
     bucket = sh.TokenBucket(at=0.0)
     taken: list[tuple[float, int]] = []
@@ -61,7 +61,7 @@ def test_token_bucket_never_exceeds_the_limit_in_any_rolling_second(size):
         worst_records = max(worst_records, len(window))
         worst_bytes = max(worst_bytes, sum(window))
     assert worst_records <= sh.SHARD_RECORDS_PER_S and worst_bytes <= sh.SHARD_BYTES_PER_S
-    per_s = min(sh.SHARD_RECORDS_PER_S, (sh.SHARD_BYTES_PER_S * sh.WINDOW_SHARE) // size)
+    per_s = max(1, min(sh.SHARD_RECORDS_PER_S, (sh.SHARD_BYTES_PER_S * sh.WINDOW_SHARE) // size))
     assert len(taken) >= 0.9 * 5 * per_s  # and it uses nearly all of it (whole records)
 
 
@@ -177,3 +177,23 @@ async def test_aggregated_records_land_on_their_predicted_shard_and_read_back(sh
         landed += users
     assert sorted(landed) == sorted((r.partition_key, r.data) for r in records)
     assert shard_endpoint.stats()["throttled"] == 0
+
+
+async def test_a_record_too_big_to_aggregate_goes_alone_and_the_rest_still_aggregate(
+    shard_endpoint,
+):
+    from tests.kpl_decoder import MAGIC
+
+    http = sigv4.KinesisHTTP(10.0, 16)
+    batcher = StreamBatcher(http, _target(shard_endpoint.url), "s", aggregation=True)
+    await _put_all(batcher, [Record(b"{}", "warm")])  # the shard map is listed
+    big = Record(b"b" * (1024 * 1024 - 10), "big")  # fits as a record, not in an aggregate
+    small = [Record(b"{}", f"k{i}") for i in range(50)]
+    results = await _put_all(batcher, [big, *small])
+    await batcher.close()
+    await http.close()
+    assert all(isinstance(r, dict) for r in results)
+    puts = {r["PartitionKey"]: base64.b64decode(r["Data"]) for r in shard_endpoint.records()}
+    assert puts["big"] == big.data  # plain, not wrapped
+    assert results[1].get("aggregated", 1) > 1  # the small ones were aggregated
+    assert sum(data.startswith(MAGIC) for data in puts.values()) >= 1

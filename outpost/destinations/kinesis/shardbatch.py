@@ -175,9 +175,14 @@ class StreamBatcher:
                 agg.add(record.partition_key, record.data)
                 members.append(self._pop(queue))
             if not members:
-                if entry is not None and wait is None:  # too big to aggregate: alone
-                    return self._plain(queue, bucket, now, units, size)
-                return size, wait, False
+                if entry is None or wait is not None:
+                    return size, wait, False
+                # too big to aggregate: it goes alone, as a plain record
+                if bucket is not None and not bucket.take(1, entry.size, now):
+                    return size, bucket.wait(1, entry.size, now), False
+                units.append((entry.record, [self._pop(queue)]))
+                size += entry.size
+                continue
             first = members[0].record
             key = str(sh.hash_key(first.partition_key, first.hash_key))
             units.append((Record(agg.encode(), first.partition_key, key), members))

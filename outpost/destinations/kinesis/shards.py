@@ -119,8 +119,8 @@ class TokenBucket:
             return False
         if self.logged_records + records > self.window_records:
             return False
-        if self.logged_bytes + size > self.window_bytes:
-            return False
+        if self.logged_bytes + size > self.window_bytes and (self.log or size <= self.window_bytes):
+            return False  # (a record bigger than the window goes in a second of its own)
         if size > self.size and not (self.size >= self.burst_bytes < size):
             return False
         self.records -= records
@@ -138,7 +138,9 @@ class TokenBucket:
         need_b = min(size, self.burst_bytes) - self.size
         refill = max(0.0, need_r / self.records_per_s, need_b / self.bytes_per_s)
         excess_r = self.logged_records + records - self.window_records
-        excess_b = self.logged_bytes + size - self.window_bytes
+        excess_b = self.logged_bytes + min(size, self.window_bytes) - self.window_bytes
+        if size > self.window_bytes and self.log:
+            excess_b = self.logged_bytes  # waits for a second of its own
         window = 0.0
         for at, taken_r, taken_b in self.log:  # the oldest leave the rolling second first
             if excess_r <= 0 and excess_b <= 0:

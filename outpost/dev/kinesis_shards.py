@@ -116,11 +116,6 @@ class Stream:
 def app(shards: int = 2, records_per_s: int = 1000) -> web.Application:
     streams = {"": Stream(shards, records_per_s)}  # one stream, whatever its name
 
-    async def reset(request: web.Request) -> web.Response:
-        body = await request.json()
-        streams[""] = Stream(body.get("shards", shards), body.get("records_per_s", records_per_s))
-        return web.json_response({})
-
     async def kinesis(request: web.Request) -> web.Response:
         op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
         body = json.loads(await request.read())
@@ -152,11 +147,20 @@ def app(shards: int = 2, records_per_s: int = 1000) -> web.Application:
         )
 
     application = web.Application(client_max_size=16 * 1024 * 1024)
+    application.router.add_post("/reset", _reset(streams, shards, records_per_s))
     application.router.add_get("/records", records)
     application.router.add_get("/stats", stats)
-    application.router.add_post("/reset", reset)
     application.router.add_post("/{tail:.*}", kinesis)
     return application
+
+
+def _reset(streams: dict[str, Stream], shards: int, records_per_s: int) -> Any:
+    async def reset(request: web.Request) -> web.Response:
+        body = await request.json()
+        streams[""] = Stream(body.get("shards", shards), body.get("records_per_s", records_per_s))
+        return web.json_response({})
+
+    return reset
 
 
 def _operation(stream: Stream, op: str, body: dict[str, Any], now: float) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from outpost.errors import RetryableError
 MAX_INFLIGHT = 4  # PutRecords calls under way per stream
 THROTTLE_BACKOFF_S = 0.1  # a throttled shard's pause (its bucket is emptied too)
 MAP_RETRY_S = 5.0  # after a failed ListShards
+FIRST_MAP_WAIT_S = 0.5  # a new stream's first records wait this long at most for its map
 # a shard at its limit is written every MIN_PACE_S at least (a call of ~20 records a
 # shard), never a call per token as they trickle in
 MIN_PACE_S = 0.02
@@ -91,9 +92,9 @@ class StreamBatcher:
         return waiter
 
     async def _run(self) -> None:
-        if self.map is None and not self._map_next:  # the stream's first records
-            self._map_next = time.monotonic() + MAP_RETRY_S
-            await self._list()
+        if self.map is None and not self._map_next:  # the stream's first records wait
+            self._map_next = time.monotonic() + MAP_RETRY_S  # a moment for the shard map
+            await asyncio.wait({self._spawn(self._list())}, timeout=FIRST_MAP_WAIT_S)
         while self.queued:
             self._wake.clear()
             self._list_if_due()
@@ -191,10 +192,11 @@ class StreamBatcher:
                 return size, wait, False
         return size, None, True
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _send(self, units: list[Unit]) -> None:
         """One PutRecords call (`inflight` was counted when it was spawned)."""

@@ -4,6 +4,7 @@ reader are handed them. Below the surfaces and processes, above queue/store/dest
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ from outpost.store.flows import FlowStore
 from outpost.store.history import History
 from outpost.store.sources import SourceState
 from outpost.store.tenants import Store
+from outpost.telemetry import Telemetry
+from outpost.tracing import Tracing
 
 
 def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) -> Registry:
@@ -133,11 +136,20 @@ class Deps:
     flows: FlowStore
     sources: SourceState
     ingest: Ingest
+    telemetry: Telemetry
+    tracing: Tracing
 
     @classmethod
     def build(
-        cls, settings: Settings, redis: Redis, extra_types: Sequence[DestinationType] = ()
+        cls,
+        settings: Settings,
+        redis: Redis,
+        extra_types: Sequence[DestinationType] = (),
+        tracing: Tracing | None = None,
+        telemetry: Telemetry | None = None,
     ) -> Deps:
+        """`tracing`: else as the OTEL_* variables say (off unless they ask); `telemetry`:
+        the metrics the Redis client already counts its errors into, else new ones."""
         keys = Keys(settings.deployment_id)
         cipher = Cipher(settings.aes_encryption_secret, settings.aes_encryption_secret_previous)
         registry = build_registry(settings, extra_types)
@@ -152,6 +164,8 @@ class Deps:
             settings.log_max_total,
         )
         destinations = DestinationCache(registry, cipher)
+        telemetry = telemetry or Telemetry(per_tenant=settings.metrics_per_tenant)
+        tracing = tracing or Tracing.from_env(os.environ)
         return cls(
             settings=settings,
             redis=redis,
@@ -166,7 +180,9 @@ class Deps:
             endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
             flows=FlowStore(redis, keys, cipher),
             sources=SourceState(redis, keys),
-            ingest=Ingest(store, queue, destinations, registry),
+            ingest=Ingest(store, queue, destinations, registry, telemetry, tracing),
+            telemetry=telemetry,
+            tracing=tracing,
         )
 
 

@@ -3,6 +3,8 @@ one atomic step. The publish routes and the Kinesis source reader both come here
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import structlog
 
 from outpost import filters
@@ -12,9 +14,12 @@ from outpost.models import Event, iso
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.streams import Queue
 from outpost.store.tenants import Store
+from outpost.telemetry import Telemetry
+from outpost.tracing import Tracing
 
 log = structlog.get_logger("outpost.ingest")
-Plan = tuple[list[tuple[str, str]], list[str], list[str]]
+# (tasks as (destination, ordering key), disabled destinations, matched ids, their types)
+Plan = tuple[list[tuple[str, str]], list[str], list[str], list[str]]
 Outcome = tuple[bool, list[str]] | DomainError | Exception
 
 
@@ -29,12 +34,20 @@ class Ingest:
     its own step and returns once its event is in Redis."""
 
     def __init__(
-        self, store: Store, queue: Queue, destinations: DestinationCache, registry: Registry
+        self,
+        store: Store,
+        queue: Queue,
+        destinations: DestinationCache,
+        registry: Registry,
+        telemetry: Telemetry | None = None,
+        tracing: Tracing | None = None,
     ):
         self.store = store
         self.queue = queue
         self.destinations = destinations
         self.registry = registry
+        self.telemetry = telemetry or Telemetry()
+        self.tracing = tracing or Tracing()
         self._publishes: Coalescer[Event] = Coalescer(self.publish_many)
 
     async def publish(self, event: Event) -> tuple[bool, list[str]]:
@@ -42,7 +55,12 @@ class Ingest:
         route and the Kinesis source reader both come here). Returns (fresh, matched ids).
         Publishes arriving together share their round trips (group commit); each is still
         its own script, and returns once its event is in Redis."""
-        result: tuple[bool, list[str]] = await self._publishes.submit(event)
+        if self.tracing.enabled:  # the publish span; its context is stored with the event
+            with self.tracing.publish(event.tenant_id, event.id, event.topic) as traceparent:
+                traced = replace(event, traceparent=traceparent)
+                result: tuple[bool, list[str]] = await self._publishes.submit(traced)
+                return result
+        result = await self._publishes.submit(event)
         return result
 
     async def publish_many(self, events: list[Event]) -> list[Outcome]:
@@ -55,12 +73,14 @@ class Ingest:
         ok = [(e, p) for e, p in zip(events, plans, strict=True) if not isinstance(p, Exception)]
         stored = iter(await self.queue.publish_many([(e, p[0], p[1]) for e, p in ok]))
         out: list[Outcome] = []
-        for p in plans:
+        for event, p in zip(events, plans, strict=True):
             if isinstance(p, Exception):
                 out.append(p)
                 continue
             fresh = next(stored)
             out.append(fresh if isinstance(fresh, DomainError) else (fresh, p[2]))
+            if fresh is True:  # stored now (not a duplicate): counted once
+                self.telemetry.on_publish(event.tenant_id, p[3])
         return out
 
     def _plan(self, event: Event, exists: bool, raws: list[bytes]) -> Plan | Exception:
@@ -79,7 +99,7 @@ class Ingest:
 
     def route(self, event: Event, exists: bool, raws: list[bytes]) -> Plan:
         """(tasks to queue as (destination, ordering key), disabled destinations to keep as
-        dead letters, matched destination ids) for one event."""
+        dead letters, matched destination ids, their types) for one event."""
         if not exists:
             raise NotFound("tenant")
         dests = [self.destinations.parse(r) for r in raws]
@@ -101,4 +121,4 @@ class Ingest:
         enabled = [d for d in hits if d.enabled]
         held = [d.id for d in hits if not d.enabled]  # kept as dead letters, not lost
         routes = [(d.id, self.registry.get(d.type).ordering_key(event, d)) for d in enabled]
-        return routes, held, [d.id for d in enabled]
+        return routes, held, [d.id for d in enabled], [d.type for d in enabled]

@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     # old secrets still accepted for reading while `outpost rotate-key` re-encrypts
     aes_encryption_secret_previous: CommaList = []
 
+    # /metrics: a `tenant` label on the event and delivery counters (one series per tenant:
+    # only for deployments with few tenants); seconds between refreshes of the queue gauges
+    # (depth, oldest age, retries, dead letters; 0 = never)
+    metrics_per_tenant: bool = False
+    metrics_refresh_seconds: float = Field(15.0, ge=0, le=3600)
+    # one JSON log line per API request (method, route template, status, duration, tenant)
+    access_log: bool = True
+
     # the probe port of `outpost worker|source|api|all`: GET /healthz (the process is alive,
     # never touches Redis) and GET /readyz (Redis answers, the process's loops run); 0 = off.
     # Kubernetes sets HEALTH_HOST to the pod's IP (kubelet probes that address).

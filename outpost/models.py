@@ -207,8 +207,12 @@ class Event:
         }
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Event:
+    def from_json(
+        cls, raw: dict[str, Any], traceparent: str = "", published_at: float = 0.0
+    ) -> Event:
         return cls(
+            traceparent=traceparent,
+            published_at=published_at,
             id=raw["id"],
             tenant_id=raw["tenant_id"],
             topic=raw.get("topic") or "",

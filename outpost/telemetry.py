@@ -11,6 +11,7 @@ refresh sets (delivery/gauges.py), never a scrape's own Redis calls."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -51,6 +52,7 @@ class Telemetry:
         tenant = ("tenant",) if per_tenant else ()
         typed = ("destination_type", *tenant)
         self._codes: set[str] = set()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.published = Counter(
             "outpost_events_published", "Events stored by publish", tenant, registry=r
         )
@@ -149,12 +151,21 @@ class Telemetry:
     def _t(self, tenant_id: str) -> tuple[str, ...]:
         return (tenant_id,) if self.per_tenant else ()
 
+    def of(self, metric: Any, *values: str) -> Any:
+        """The metric's child for these label values (a dict lookup once made: the hot
+        paths skip prometheus-client's locked `labels()`)."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values) if values else metric
+        return child
+
     def on_publish(self, tenant_id: str, types: list[str]) -> None:
         """One event stored, with a task queued for each destination type in `types`."""
         tenant = self._t(tenant_id)
-        (self.published.labels(*tenant) if tenant else self.published).inc()
+        self.of(self.published, *tenant).inc()
         for dtype in types:
-            self.queued.labels(dtype, *tenant).inc()
+            self.of(self.queued, dtype, *tenant).inc()
 
     def on_outcome(
         self, dtype: str, tenant_id: str, status: str, code: str, *, retry: bool, dead: bool
@@ -162,15 +173,15 @@ class Telemetry:
         """One attempt's outcome, counted once (held tasks were not sent)."""
         tenant = self._t(tenant_id)
         if status == "success":
-            self.delivered.labels(dtype, *tenant).inc()
+            self.of(self.delivered, dtype, *tenant).inc()
         elif status == "held":
-            self.held.labels(dtype, *tenant).inc()
+            self.of(self.held, dtype, *tenant).inc()
             return
         else:
-            self.failed.labels(dtype, code_class(code, self._codes), *tenant).inc()
+            self.of(self.failed, dtype, code_class(code, self._codes), *tenant).inc()
             if code in THROTTLE_CODES:
-                self.throttles.labels(dtype).inc()
+                self.of(self.throttles, dtype).inc()
         if retry:
-            self.retried.labels(dtype, *tenant).inc()
+            self.of(self.retried, dtype, *tenant).inc()
         if dead:
-            self.dead.labels(dtype, *tenant).inc()
+            self.of(self.dead, dtype, *tenant).inc()

@@ -63,11 +63,10 @@ def report(
 ) -> None:
     route = route_of(request)
     method = request.method if request.method in METHODS else "other"
-    telemetry.requests.labels(method, route, f"{status // 100}xx").observe(seconds)
+    telemetry.of(telemetry.requests, method, route, f"{status // 100}xx").observe(seconds)
     if not log_requests:
         return
-    log.log(
-        10 if route in QUIET else 20,
+    (log.debug if route in QUIET else log.info)(
         "request",
         method=request.method[:16],
         route=route,

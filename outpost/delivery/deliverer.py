@@ -63,9 +63,9 @@ def observe(
     if held or not outcome.record_attempt:
         return
     now = time.time()
-    telemetry.attempt.labels(dtype).observe(now - started)
+    telemetry.of(telemetry.attempt, dtype).observe(now - started)
     if outcome.status == "success" and event is not None and event.published_at:
-        telemetry.latency.labels(dtype).observe(max(0.0, now - event.published_at))
+        telemetry.of(telemetry.latency, dtype).observe(max(0.0, now - event.published_at))
 
 
 def span_attributes(task: Task, outcome: Outcome) -> dict[str, Any]:

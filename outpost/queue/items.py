@@ -9,7 +9,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,12 +41,7 @@ PUBLISHED = "_pt"
 
 def stored_event(record: dict[str, Any]) -> Event:
     """An event as the publish script stored it, with what it carries."""
-    event = Event.from_json(record)
-    if PUBLISHED not in record and TRACE not in record:  # stored before they were
-        return event
-    return replace(
-        event, published_at=float(record.get(PUBLISHED, 0.0)), traceparent=record.get(TRACE, "")
-    )
+    return Event.from_json(record, record.get(TRACE, ""), record.get(PUBLISHED, 0.0))
 
 
 @dataclass(frozen=True)

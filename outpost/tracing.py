@@ -67,12 +67,10 @@ class Tracing:
         return cls(provider)
 
     @contextlib.contextmanager
-    def publish(self, tenant_id: str, event_id: str, topic: str) -> Iterator[str]:
-        """A publish span; yields its `traceparent` for the stored event."""
+    def publish(self, attributes: dict[str, Any]) -> Iterator[str]:
+        """A publish span (one event's, or a batch's); yields its `traceparent` for the
+        stored events."""
         assert self.tracer is not None
-        attributes = {"outpost.tenant_id": tenant_id, "outpost.event_id": event_id}
-        if topic:
-            attributes["outpost.topic"] = topic
         with self.tracer.start_as_current_span(
             "outpost.publish", kind=SpanKind.PRODUCER, attributes=attributes
         ) as span:

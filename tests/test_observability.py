@@ -209,9 +209,11 @@ async def test_one_access_log_line_per_request(api, memory_deps):
         r = await api.get("/api/v1/tenants/nobody/destinations", headers=AUTH)
         assert r.status == 404
         await api.get("/no/such/route", headers=AUTH)
+        await publish(api, "evt_logged")
     lines = [e for e in logs if e["event"] == "request"]
-    assert len(lines) == 3
-    first, missing, unmatched = lines
+    assert len(lines) == 4
+    first, missing, unmatched, published = lines
+    assert (published["route"], published["tenant_id"]) == ("/api/v1/publish", "acme")
     assert first["route"] == "/api/v1/tenants/{tenant_id}/destinations"
     assert (first["method"], first["status"], first["tenant_id"]) == ("GET", 200, "acme")
     assert first["duration_ms"] >= 0 and first["log_level"] == "info"

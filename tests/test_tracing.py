@@ -68,6 +68,10 @@ async def test_publish_and_attempt_spans_are_linked_through_the_queue(
         assert r.status == 202, await r.text()
         worker = build_worker(deps, settings, name="tracer")
         await worker.run_until_empty(limit=20)
+        batch = [{**event, "id": f"evt_batch_{i}"} for i in range(2)]
+        r = await api.post("/api/v1/publish/batch", json=batch, headers=AUTH)
+        assert r.status == 202, await r.text()
+        await worker.run_until_empty(limit=20)
         tracing.provider.force_flush()  # type: ignore[union-attr]
     finally:
         await deps.registry.close()
@@ -92,3 +96,12 @@ async def test_publish_and_attempt_spans_are_linked_through_the_queue(
         assert attempt.attributes["outpost.destination_type"] == "memory"
     assert attempts[0].attributes["outpost.code"] == "server_error"
     assert "t-very-secret-token" not in repr(spans)
+
+    def batched(spans):
+        return [s for s in spans if s.attributes.get("outpost.event_id", "").startswith("evt_b")]
+
+    spans = otlp_collector.wait_for(lambda s: len(batched(s)) >= 2)
+    [whole] = [s for s in spans if s.attributes.get("outpost.events") == 2]
+    assert [(a.trace_id, a.parent_span_id) for a in batched(spans)] == [
+        (whole.trace_id, whole.span_id)
+    ] * 2

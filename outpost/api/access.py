@@ -27,11 +27,16 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+# the tenant a route learnt from the body (a publish), for the access log line
+TENANT = web.RequestKey("tenant", str)
+
+
 def tenant_of(request: web.Request) -> str | None:
+    """Whose request: the tenant's token, the path's tenant, or the one the route read."""
     principal = request.get(PRINCIPAL)
     if principal is not None and principal.tenant_id is not None:
         return str(principal.tenant_id)
-    return request.match_info.get("tenant_id")
+    return request.match_info.get("tenant_id") or request.get(TENANT)
 
 
 def access_middleware(telemetry: Telemetry, log_requests: bool = True) -> Middleware:

@@ -200,6 +200,20 @@ class OpenAPIPart:
 
 
 Route = tuple[str, str, Any, str]
+# GET /metrics: Prometheus's text format, public as the probes are
+METRICS: dict[str, Any] = {
+    "operationId": "metrics",
+    "summary": "The process's Prometheus metrics (README: Observability).",
+    "parameters": [],
+    "responses": {
+        "200": {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+    "security": [],
+    "x-access": "public",
+}
 
 
 def build(
@@ -219,6 +233,7 @@ def build(
         paths.setdefault(prefix + path, {})[method.lower()] = operation
     root_health = {**paths[prefix + "/healthz"]["get"], "operationId": "healthz_root"}
     paths["/healthz"] = {"get": root_health}
+    paths["/metrics"] = {"get": METRICS}
     for part in parts:
         paths.update(part.paths)
     return _document(prefix, paths, defs["$defs"], parts)

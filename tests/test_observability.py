@@ -210,9 +210,11 @@ async def test_one_access_log_line_per_request(api, memory_deps):
         assert r.status == 404
         await api.get("/no/such/route", headers=AUTH)
         await publish(api, "evt_logged")
+        await api.get("/data/foundation/flowservice/connectionSpecs")  # the mounted surface
     lines = [e for e in logs if e["event"] == "request"]
-    assert len(lines) == 4
-    first, missing, unmatched, published = lines
+    assert len(lines) == 5
+    first, missing, unmatched, published, flow = lines
+    assert flow["route"] == "/data/foundation/flowservice/connectionSpecs"
     assert (published["route"], published["tenant_id"]) == ("/api/v1/publish", "acme")
     assert first["route"] == "/api/v1/tenants/{tenant_id}/destinations"
     assert (first["method"], first["status"], first["tenant_id"]) == ("GET", 200, "acme")

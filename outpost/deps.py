@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from outpost.auth import Tokens
 from outpost.crypto import Cipher
+from outpost.destinations.aws.roles import Roles
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.eventbridge.provider import EventBridgeProvider
@@ -38,6 +39,11 @@ from outpost.store.tenants import Store
 def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) -> Registry:
     """Every destination type this deployment delivers to, configured from settings;
     `extra` types are added by whoever builds the services (tests add `memory`)."""
+    roles = Roles(  # one AssumeRole cache for every AWS type
+        duration=settings.aws_role_session_duration_seconds,
+        roles_only=settings.aws_roles_only,
+        principal_arn=settings.aws_role_principal_arn,
+    )
     return Registry(
         [
             KinesisProvider(
@@ -45,8 +51,9 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 timeout=settings.delivery_timeout_seconds,
                 max_connections=settings.delivery_max_concurrency,
                 connect_timeout=settings.delivery_connect_timeout_seconds,
+                roles=roles,
             ),
-            *aws_types(settings),
+            *aws_types(settings, roles),
             *http_types(settings),
             KafkaProvider(
                 timeout=settings.delivery_timeout_seconds,
@@ -63,7 +70,7 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
     )
 
 
-def aws_types(settings: Settings) -> list[DestinationType]:
+def aws_types(settings: Settings, roles: Roles) -> list[DestinationType]:
     """aws_sqs, aws_s3, aws_eventbridge: aiobotocore clients per credentials, each with a
     connection pool sized like the worker."""
     sized = (
@@ -72,9 +79,9 @@ def aws_types(settings: Settings) -> list[DestinationType]:
         settings.delivery_connect_timeout_seconds,
     )
     return [
-        SQSProvider(*sized),
-        S3Provider(*sized),
-        EventBridgeProvider(settings.destinations_aws_eventbridge_source, *sized),
+        SQSProvider(*sized, roles=roles),
+        S3Provider(*sized, roles=roles),
+        EventBridgeProvider(settings.destinations_aws_eventbridge_source, *sized, roles=roles),
     ]
 
 

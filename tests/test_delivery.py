@@ -244,8 +244,8 @@ def client_error(code, status=400):
     ("exc", "label", "retryable"),
     [
         (client_error("ProvisionedThroughputExceededException"), "throughput_exceeded", True),
-        (client_error("ResourceNotFoundException"), "stream_not_found", True),
-        (client_error("AccessDeniedException"), "access_denied", True),
+        (client_error("ResourceNotFoundException"), "stream_not_found", False),
+        (client_error("AccessDeniedException"), "access_denied", False),
         (client_error("UnrecognizedClientException"), "access_denied", True),
         (client_error("ValidationException"), "validation_error", False),
         (client_error("InvalidArgumentException"), "validation_error", False),

@@ -113,6 +113,8 @@ def _operations() -> dict[str, Op]:
         "delete_destination": Op(200, schemas.SuccessResponse),
         "enable_destination": Op(200, schemas.Destination),
         "disable_destination": Op(200, schemas.Destination),
+        "test_destination": Op(200, schemas.PreflightResult),
+        "aws_trust_policy": Op(200, schemas.AWSTrustPolicy),
         "publish": Op(202, schemas.PublishResponse, PublishRequest),
         "retry": Op(202, schemas.SuccessResponse, RetryRequest),
         "publish_batch": Op(202, schemas.PublishBatchResult, PublishBatch),

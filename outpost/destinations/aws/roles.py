@@ -20,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
 from botocore.exceptions import ClientError
 
-from outpost.destinations.aws.sigv4 import aws_session
 from outpost.errors import PermanentError
 from outpost.models import Destination
 
@@ -155,7 +156,12 @@ class Roles:
         """One STS client with the operator's credentials (the standard chain;
         `AWS_ENDPOINT_URL_STS`/`AWS_ENDPOINT_URL` point it elsewhere, as for any client)."""
         if self._sts is None:
-            creator = aws_session().create_client("sts", region_name=self.region or "us-east-1")
+            # a session of its own: the operator's chain is resolved when the client is made
+            creator = AioSession().create_client(
+                "sts",
+                region_name=self.region or "us-east-1",
+                config=AioConfig(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2}),
+            )
             self._sts = await creator.__aenter__()
         return self._sts
 

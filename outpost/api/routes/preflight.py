@@ -5,11 +5,15 @@ role, the trust and permissions policies to put on that role (`GET .../aws-trust
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 
 from outpost.api.routes.common import _deps, _destination_or_404, _path_id
+from outpost.deps import Deps
+from outpost.destinations.endpoints import ForbiddenEndpoint
 from outpost.errors import ValidationFailed
+from outpost.models import Destination
 
 
 async def test_destination(request: web.Request) -> web.Response:
@@ -18,7 +22,8 @@ async def test_destination(request: web.Request) -> web.Response:
         deps, _path_id(request, "tenant_id"), _path_id(request, "destination_id")
     )
     started = time.perf_counter()
-    checks = await deps.registry.get(dest.type).preflight(dest)
+    provider = deps.registry.get(dest.type)
+    checks = await _guarded(deps, dest) or await provider.preflight(dest)
     return web.json_response(
         {
             "ok": all(c.get("ok") for c in checks),
@@ -26,6 +31,16 @@ async def test_destination(request: web.Request) -> web.Response:
             "ms": round((time.perf_counter() - started) * 1000, 1),
         }
     )
+
+
+async def _guarded(deps: Deps, dest: Destination) -> list[dict[str, Any]]:
+    """The endpoint guard first, as at send time: a forbidden address is never called."""
+    for field, url in deps.registry.get(dest.type).endpoints(dest.config):
+        try:
+            await deps.endpoints.check(url, at_send=True)
+        except ForbiddenEndpoint as exc:
+            return [{"name": "endpoint", "ok": False, "message": f"config.{field}: {exc}"}]
+    return []
 
 
 async def aws_trust_policy(request: web.Request) -> web.Response:

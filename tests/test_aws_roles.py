@@ -195,6 +195,15 @@ async def test_nothing_to_delivering_with_a_role(client, worker, deps, moto, pro
     assert {c.key for c in puts} == {c.key for c in proxy.ops("DescribeStreamSummary")}
     assert all(c.key.startswith("ASIA") and c.key != OPERATOR_KEY for c in puts)
     assert all(c.params.get("StreamARN") == arn for c in puts)
+    # explore, through the same role: the tenant account's streams, the latest records
+    seen = await (await client.get(f"{base}/streams", headers=AUTH)).json()
+    assert seen["ok"] is True and arn in {s["arn"] for s in seen["streams"]}
+    records = f"{base}/streams/{arn.rsplit('/', 1)[1]}/records"
+    every = (await (await client.get(f"{records}?limit=100", headers=AUTH)).json())["records"]
+    assert sorted(rec["json"]["data"]["n"] for rec in every) == list(range(20))  # decoded
+    latest = (await (await client.get(f"{records}?limit=5", headers=AUTH)).json())["records"]
+    assert latest == every[-5:]
+    assert len(proxy.ops("AssumeRole")) == 1
 
 
 async def test_a_denied_role_fails_fast_and_alerts(client, deps, moto, proxy, aiohttp_server):

@@ -289,6 +289,13 @@ async def test_rotated_credentials_are_used_on_the_next_send(
         json={"credentials": {"key": "111111111111", "secret": "right"}},
     )
     assert r.status == 200
+    # a missing stream fails fast (issue 16): the fixed destination gets its dead letter back
+    r = await client.post(
+        "/api/v1/tenants/acme/dead-letters/redrive",
+        headers=AUTH,
+        json={"destination_id": dest["id"]},
+    )
+    assert r.status == 202 and (await r.json())["redriven"] == 1
     await worker.run_until_empty()
     it = owner.get_shard_iterator(
         StreamName="rotation", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"

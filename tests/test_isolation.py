@@ -64,6 +64,8 @@ CALLS = {
     "topics": (None, 200),
     "test_destination": (None, None),  # 200: the preflight of an unreachable endpoint
     "aws_trust_policy": (None, None),  # own and admin: 422 (OWN below)
+    "explore_streams": (None, None),  # 200: ok false (the endpoint is unreachable)
+    "explore_records": (None, None),
 }
 # what the owner and the admin get where it is not 2xx: the matrix's destination holds
 # static keys, and only a role has a trust policy

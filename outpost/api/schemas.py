@@ -236,3 +236,13 @@ class AWSTrustPolicy(_Shape):
     principal: str
     trust_policy: dict[str, Any]
     permissions_policy: dict[str, Any]
+
+
+class Explored(BaseModel):
+    """A stream explore: the streams the credentials see, or a stream's latest records."""
+
+    model_config = ConfigDict(extra="allow")
+    ok: bool
+    message: str
+    streams: list[dict[str, Any]] | None = None
+    records: list[dict[str, Any]] | None = None

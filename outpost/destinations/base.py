@@ -248,6 +248,13 @@ class DestinationType:
         `{"name", "ok", "message", ...details}` naming its cause when it fails."""
         return [{"name": "preflight", "ok": True, "message": "no checks for this type"}]
 
+    async def explore(
+        self, destination: Destination, stream: str | None, limit: int
+    ) -> dict[str, Any] | None:
+        """What the destination's credentials can see: `{"ok", "message", "streams"}`, or
+        with `stream` its latest `limit` records (`"records"`); None: nothing to explore."""
+        return None
+
     async def trust_policy(self, destination: Destination) -> dict[str, Any] | None:
         """The policies a tenant puts on the role this destination assumes; None: the
         destination assumes no role."""

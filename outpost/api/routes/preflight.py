@@ -4,6 +4,7 @@ role, the trust and permissions policies to put on that role (`GET .../aws-trust
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -14,6 +15,10 @@ from outpost.deps import Deps
 from outpost.destinations.endpoints import ForbiddenEndpoint
 from outpost.errors import ValidationFailed
 from outpost.models import Destination
+
+STREAM = re.compile(
+    r"[a-zA-Z0-9_.-]{1,128}|arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/[a-zA-Z0-9_.-]{1,128}"
+)
 
 
 async def test_destination(request: web.Request) -> web.Response:
@@ -54,3 +59,31 @@ async def aws_trust_policy(request: web.Request) -> web.Response:
             ["credentials.role_arn: this destination assumes no AWS role (set role_arn first)"]
         )
     return web.json_response(policy)
+
+
+async def explore_streams(request: web.Request) -> web.Response:
+    return await _explore(request, None)
+
+
+async def explore_records(request: web.Request) -> web.Response:
+    stream = request.match_info["stream"]
+    if not STREAM.fullmatch(stream):
+        raise ValidationFailed(["stream: a stream name or ARN"])
+    return await _explore(request, stream)
+
+
+async def _explore(request: web.Request, stream: str | None) -> web.Response:
+    deps = _deps(request)
+    dest = await _destination_or_404(
+        deps, _path_id(request, "tenant_id"), _path_id(request, "destination_id")
+    )
+    raw = request.query.get("limit", "10")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ValidationFailed(["limit: an integer from 1 to 100"])
+    guarded = await _guarded(deps, dest)
+    if guarded:
+        return web.json_response({"ok": False, "message": guarded[0]["message"]})
+    found = await deps.registry.get(dest.type).explore(dest, stream, int(raw))
+    if found is None:
+        raise ValidationFailed([f"type: {dest.type} destinations have nothing to explore"])
+    return web.json_response(found)

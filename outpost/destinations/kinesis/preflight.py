@@ -17,6 +17,7 @@ from outpost.errors import DeliveryError
 from outpost.models import Destination, Event
 
 DEFAULT_MAX_RECORD_KIB = 1024
+ERRORS = (ClientError, BotoCoreError, DeliveryError, OSError, TimeoutError)
 # AWS error code -> what it means for this stream, in words
 CAUSES = {
     "ResourceNotFoundException": "stream not found in {where}",
@@ -61,7 +62,7 @@ async def stream_checks(
 ) -> list[dict[str, Any]]:
     """DescribeStreamSummary, ListShards, the dry write; `sample(destination)` formats
     the sample event as a delivery would (its bytes)."""
-    errors = (ClientError, BotoCoreError, DeliveryError, OSError, TimeoutError)
+    errors = ERRORS
     try:
         answer, ms = await call(writer, destination, "DescribeStreamSummary", {})
     except errors as exc:

@@ -13,8 +13,8 @@ from outpost.destinations.aws import errors
 from outpost.destinations.aws.auth import RoleAuth, resource_arn
 from outpost.destinations.aws.roles import Roles
 from outpost.destinations.base import DestinationType, Failure, Result
+from outpost.destinations.kinesis import explore, preflight
 from outpost.destinations.kinesis import format as fmt
-from outpost.destinations.kinesis import preflight
 from outpost.destinations.kinesis.config import (
     DEFAULT_BATCH_LINGER_MS,
     MAX_BATCH_RECORDS,
@@ -42,6 +42,20 @@ class KinesisProvider(RoleAuth, DestinationType):
         self.max_connections = max_connections
         self.writer = Writer(timeout, max_connections, connect_timeout)
         self.roles = self.writer.roles = roles or Roles()
+
+    async def explore(
+        self, destination: Destination, stream: str | None, limit: int
+    ) -> dict[str, Any] | None:
+        """The streams these credentials see, or a stream's latest records."""
+        try:
+            if stream is None:
+                found = await explore.streams(self.writer, destination)
+                return {"ok": True, "message": f"{len(found)} streams", "streams": found}
+            records = await explore.preview(self.writer, destination, stream, limit)
+            return {"ok": True, "message": f"{len(records)} records", "records": records}
+        except preflight.ERRORS as exc:
+            op = "ListStreams" if stream is None else "GetRecords"
+            return {"ok": False, **preflight.failed("explore", op, exc, destination)}
 
     def config_model_for(self, config: dict[str, Any]) -> type[BaseModel] | None:
         return KinesisArnConfig if config.get("stream_arn") else None

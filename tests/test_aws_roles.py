@@ -288,3 +288,50 @@ async def test_assumed_keys_are_cached_and_refreshed_before_expiry(moto, proxy):
     assert fresh != first[0] and roles.assumed == 2
     assert len(proxy.ops("AssumeRole")) == 2
     await roles.close()
+
+
+def tenant_client(service: str, moto_url: str):
+    kw = {"endpoint_url": moto_url, "region_name": "us-east-1"}
+    sts = boto3.client("sts", aws_access_key_id="AKIATENANT", aws_secret_access_key="x", **kw)
+    c = sts.assume_role(RoleArn=ROLE, RoleSessionName="setup")["Credentials"]
+    return boto3.client(
+        service,
+        aws_access_key_id=c["AccessKeyId"],
+        aws_secret_access_key=c["SecretAccessKey"],
+        aws_session_token=c["SessionToken"],
+        **kw,
+    )
+
+
+async def test_sqs_delivers_with_a_role_by_the_same_code(client, worker, deps, moto, proxy):
+    """The other AWS types take the same role path: an SQS queue in the tenant's account."""
+    sqs = tenant_client("sqs", moto.url)
+    queue_url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    assert f"/{TENANT_ACCOUNT}/" in queue_url
+    body = {
+        "type": "aws_sqs",
+        "topics": ["orders"],
+        "config": {"queue_url": queue_url, "endpoint": proxy.url},
+        "credentials": {"role_arn": ROLE},
+    }
+    dest = await create(client, body)
+    base = f"{DESTS}/{dest['id']}"
+    policy = await (await client.get(f"{base}/aws-trust-policy", headers=AUTH)).json()
+    [allow] = policy["permissions_policy"]["Statement"]
+    assert allow == {
+        "Effect": "Allow",
+        "Action": ["sqs:SendMessage"],
+        "Resource": f"arn:aws:sqs:us-east-1:{TENANT_ACCOUNT}:{queue_url.rsplit('/', 1)[1]}",
+    }
+    pre = await (await client.post(f"{base}/test", headers=AUTH)).json()
+    assert pre["ok"] is True and [c["name"] for c in pre["checks"]] == ["assume_role"]
+    for n in range(3):
+        body = {"tenant_id": "acme", "topic": "orders", "data": {"n": n}}
+        assert (await client.post("/api/v1/publish", headers=AUTH, json=body)).status == 202
+    await worker.run_until_empty()
+    got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert len(got) == 3
+    [assume] = proxy.ops("AssumeRole")
+    assert assume.params["ExternalId"] == dest["credentials"]["external_id"]
+    sends = proxy.ops("SendMessage")
+    assert len(sends) == 3 and all(c.key.startswith("ASIA") for c in sends)

@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench lock clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: install run test lint bench lock clean portal
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "outpost needs Python 3.11+")'
@@ -26,8 +28,14 @@ lint: install
 	$(BIN)/mypy outpost
 	$(BIN)/lint-imports
 
+## the tenant portal's browser test drives Debian's chromium (installed once; needs root)
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "tests/test_portal_browser.py needs chromium at $(CHROMIUM): install Debian's chromium package" >&2; exit 1; }
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+		|| { echo "could not apt-get install chromium (run as root, with Debian's mirrors reachable)" >&2; exit 1; }
+
 ## test: lint, then the whole suite against real servers
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/pytest
 
 ## bench: what the service adds to PutRecord's own cost (a benchmark, not a test)
@@ -40,6 +48,10 @@ lock: install
 	$(BIN)/uv pip compile pyproject.toml deploy/image-build.in --generate-hashes \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--custom-compile-command "make lock" -o requirements.lock
+
+## portal: rebuild outpost/api/portal/static/portal.js from its sources (needs node and npm)
+portal: install
+	$(BIN)/python -m outpost.dev.portalbuild
 
 clean:
 	rm -rf $(VENV) .outpost-dev .pytest_cache .mypy_cache .ruff_cache *.egg-info

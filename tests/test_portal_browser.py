@@ -1,0 +1,137 @@
+"""The tenant portal in a real browser: Debian's chromium, headless, driven by Playwright's
+Python API, against the service (API + a running worker) on 127.0.0.1 and Kinesis on moto.
+A tenant opens its link, creates a Kinesis destination through the form built from the type's
+schema, sees the attempt of an event the operator publishes, and retries it."""
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from outpost.dev import devstack
+from outpost.runtime import build_worker, create_app
+from tests.conftest import AUTH, FAKE_CREDS
+
+CHROMIUM = os.environ.get("OUTPOST_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT = 20_000  # ms: generous, CI machines are loaded
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """One chromium process for the test, started and stopped here (make test installs it)."""
+    assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: `make test` apt-installs it"
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def service(aiohttp_server, settings, deps):
+    """The API on 127.0.0.1 and a worker delivering in the background."""
+    server = await aiohttp_server(create_app(settings, deps, run_promoter=False), host="127.0.0.1")
+    worker = build_worker(deps, settings)
+    task = asyncio.create_task(worker.run())
+    yield server
+    worker.stop()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+
+
+async def open_portal(service, browser: Browser, tenant: str = "acme") -> Page:
+    """The tenant's page, opened by the link the operator hands out."""
+    async with aiohttp.ClientSession() as http:
+        await http.put(service.make_url(f"/api/v1/tenants/{tenant}"), headers=AUTH)
+        r = await http.get(service.make_url(f"/api/v1/tenants/{tenant}/portal"), headers=AUTH)
+        link = (await r.json())["redirect_url"]
+    assert urlsplit(link).hostname == "127.0.0.1"
+    page = await browser.new_page()
+    page.set_default_timeout(WAIT)
+    await page.goto(link)
+    await expect(page.get_by_role("heading", name="Destinations")).to_be_visible()
+    assert "token=" not in page.url  # the token left the address bar (and the history)
+    return page
+
+
+async def create_kinesis(page: Page, stream: str, endpoint: str) -> str:
+    await page.get_by_role("link", name="New destination").click()
+    await page.select_option("#f-type", "aws_kinesis")
+    await page.fill("#f-topics", "orders")
+    await page.fill("#f-stream_name", stream)
+    await page.fill("#f-region", "us-east-1")
+    await page.fill("#f-endpoint", endpoint)
+    await page.fill("#f-key", FAKE_CREDS["key"])
+    assert await page.get_attribute("#f-secret", "type") == "password"
+    await page.fill("#f-secret", FAKE_CREDS["secret"])
+    await page.get_by_role("button", name="Create destination").click()
+    section = page.locator("section.destination")
+    await expect(section).to_be_visible()
+    return await section.get_attribute("data-id") or ""
+
+
+async def test_a_tenant_creates_a_kinesis_destination_sees_the_attempt_and_retries_it(
+    service, browser, moto, moto_stream
+):
+    page = await open_portal(service, browser)
+    dest_id = await create_kinesis(page, moto_stream, moto.url)
+    assert dest_id
+    await expect(page.locator("#dest-status")).to_have_text("enabled")
+
+    async with aiohttp.ClientSession() as http:  # the operator publishes
+        r = await http.post(
+            service.make_url("/api/v1/publish"),
+            json={"tenant_id": "acme", "topic": "orders", "data": {"n": 1}},
+            headers=AUTH,
+        )
+        assert r.status == 202, await r.text()
+        event_id = (await r.json())["id"]
+
+    row = page.locator(f"tr.attempt[data-event='{event_id}']")
+    await refresh_until(page, row)
+    await expect(row.first.locator(".badge")).to_have_text("success")
+    assert len(await asyncio.to_thread(devstack.read_stream, moto.url, moto_stream, 10, 1)) == 1
+
+    await row.first.get_by_role("button", name="Retry").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"Retry of {event_id} queued")
+    manual = row.filter(has_text="(manual)")
+    await refresh_until(page, manual)
+    await expect(manual.locator(".badge")).to_have_text("success")
+    got = await asyncio.to_thread(devstack.read_stream, moto.url, moto_stream, 10, 2)
+    assert len(got) == 2  # the retry put the event on the stream once more
+    await expect(row).to_have_count(2)
+
+    # the chart and the destination's controls
+    await page.reload()  # the session survives a reload (sessionStorage), the chart reloads
+    await expect(page.locator("#chart-totals")).to_contain_text("2 delivered")
+    await page.get_by_role("button", name="Disable").click()
+    await expect(page.locator("#dest-status")).to_have_text("disabled")
+    await page.get_by_role("button", name="Enable").click()
+    await expect(page.locator("#dest-status")).to_have_text("enabled")
+    await page.get_by_role("button", name="Edit").click()
+    secret = page.locator("form.dest-form #f-secret")
+    assert await secret.input_value() == "" and FAKE_CREDS["secret"] not in await page.content()
+    assert "(unchanged)" in (await secret.get_attribute("placeholder") or "")
+
+
+async def refresh_until(page: Page, rows, tries: int = 40) -> None:
+    """Click Refresh until `rows` shows (the worker delivers in the background)."""
+    for _ in range(tries):
+        if await rows.count():
+            return
+        await page.get_by_role("button", name="Refresh").first.click()
+        await page.wait_for_timeout(250)
+    await expect(rows.first).to_be_visible()

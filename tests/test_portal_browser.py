@@ -71,12 +71,12 @@ async def create_kinesis(page: Page, stream: str, endpoint: str) -> str:
     await page.get_by_role("link", name="New destination").click()
     await page.select_option("#f-type", "aws_kinesis")
     await page.fill("#f-topics", "orders")
-    await page.fill("#f-stream_name", stream)
-    await page.fill("#f-region", "us-east-1")
-    await page.fill("#f-endpoint", endpoint)
-    await page.fill("#f-key", FAKE_CREDS["key"])
-    assert await page.get_attribute("#f-secret", "type") == "password"
-    await page.fill("#f-secret", FAKE_CREDS["secret"])
+    await page.fill("#f-config-stream_name", stream)
+    await page.fill("#f-config-region", "us-east-1")
+    await page.fill("#f-config-endpoint", endpoint)
+    await page.fill("#f-credentials-key", FAKE_CREDS["key"])
+    assert await page.get_attribute("#f-credentials-secret", "type") == "password"
+    await page.fill("#f-credentials-secret", FAKE_CREDS["secret"])
     await page.get_by_role("button", name="Create destination").click()
     section = page.locator("section.destination")
     await expect(section).to_be_visible()
@@ -122,7 +122,7 @@ async def test_a_tenant_creates_a_kinesis_destination_sees_the_attempt_and_retri
     await page.get_by_role("button", name="Enable").click()
     await expect(page.locator("#dest-status")).to_have_text("enabled")
     await page.get_by_role("button", name="Edit").click()
-    secret = page.locator("form.dest-form #f-secret")
+    secret = page.locator("form.dest-form #f-credentials-secret")
     assert await secret.input_value() == "" and FAKE_CREDS["secret"] not in await page.content()
     assert "(unchanged)" in (await secret.get_attribute("placeholder") or "")
 
@@ -135,3 +135,71 @@ async def refresh_until(page: Page, rows, tries: int = 40) -> None:
         await page.get_by_role("button", name="Refresh").first.click()
         await page.wait_for_timeout(250)
     await expect(rows.first).to_be_visible()
+
+
+async def test_every_type_has_a_form_from_its_schema_with_secrets_masked(service, browser):
+    page = await open_portal(service, browser)
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(service.make_url("/api/v1/destination-types"), headers=AUTH)
+        types = await r.json()
+    assert len(types) >= 8
+    await page.get_by_role("link", name="New destination").click()
+    for t in types:
+        await page.select_option("#f-type", t["type"])
+        for group, key in (("config", "config_fields"), ("credentials", "credential_fields")):
+            for f in t[key]:
+                if f["type"] == "key_value_map":  # rows of name/value inputs, no single input
+                    await expect(page.get_by_role("button", name="Add")).to_be_visible()
+                    continue
+                field = page.locator(f"#f-{group}-{f['key']}")
+                await expect(field).to_have_count(1)
+                kind = await field.get_attribute("type")
+                assert (kind == "password") == bool(f.get("sensitive")), (t["type"], f["key"])
+
+
+async def test_dead_letters_are_redriven_from_the_portal(service, browser, moto):
+    stream = f"dl-{os.urandom(4).hex()}"  # not created yet: every attempt fails, retryable
+    async with aiohttp.ClientSession() as http:
+        await http.put(service.make_url("/api/v1/tenants/acme"), headers=AUTH)
+        body = {
+            "type": "aws_kinesis",
+            "topics": ["orders"],
+            "config": {"stream_name": stream, "region": "us-east-1", "endpoint": moto.url},
+            "credentials": dict(FAKE_CREDS),
+        }
+        r = await http.post(
+            service.make_url("/api/v1/tenants/acme/destinations"), json=body, headers=AUTH
+        )
+        assert r.status == 201, await r.text()
+        r = await http.post(
+            service.make_url("/api/v1/publish"),
+            json={"tenant_id": "acme", "topic": "orders", "data": {"n": 2}},
+            headers=AUTH,
+        )
+        event_id = (await r.json())["id"]
+    page = await open_portal(service, browser)
+    await page.get_by_role("link", name="Dead letters").click()
+    row = page.locator(f"tr.dead-letter[data-event='{event_id}']")
+    for _ in range(80):  # the retries run out (MAX_RETRY_LIMIT 3, 50 ms apart)
+        if await row.count():
+            break
+        await page.reload()
+        await page.wait_for_timeout(250)
+    await expect(row).to_contain_text("stream_not_found")
+    await asyncio.to_thread(devstack.create_stream, moto.url, stream, 1)
+    await page.get_by_role("button", name="Redrive all").click()
+    await expect(page.get_by_role("status")).to_have_text("1 redriven, 0 skipped")
+    await expect(row).to_have_count(0)
+    assert len(await asyncio.to_thread(devstack.read_stream, moto.url, stream, 15, 1)) == 1
+    await page.get_by_role("link", name="Attempts").click()
+    await page.select_option("select[name=status]", "success")
+    await expect(page.locator(f"tr.attempt[data-event='{event_id}']")).to_have_count(1)
+
+
+async def test_a_bad_or_missing_link_says_so(service, browser):
+    page = await browser.new_page()
+    await page.goto(str(service.make_url("/portal?token=not-a-jwt&tenant_id=acme")))
+    await expect(page.get_by_role("heading", name="Session expired")).to_be_visible()
+    await page.evaluate("sessionStorage.clear()")
+    await page.goto(str(service.make_url("/portal")))
+    await expect(page.get_by_text("Open the portal through the link")).to_be_visible()

@@ -56,8 +56,8 @@ export function DestinationForm({ api, types, stored, done }) {
       setError(err);
     }
   };
-  const fields = (list, values, set, shown) =>
-    list.map((f) => html`<${Field} key=${f.key} field=${f} value=${values[f.key]} editing=${!!stored}
+  const fields = (group, list, values, set, shown) =>
+    list.map((f) => html`<${Field} key=${f.key} group=${group} field=${f} value=${values[f.key]} editing=${!!stored}
       shown=${shown && shown[f.key]} set=${(v) => set((old) => ({ ...old, [f.key]: v }))} />`);
   return html`<form class="dest-form" onSubmit=${submit}>
     ${stored ? null : html`<div class="field"><label for="f-type">Type</label>
@@ -70,9 +70,9 @@ export function DestinationForm({ api, types, stored, done }) {
       <div class="field"><label for="f-topics">Topics</label>
         <input id="f-topics" name="topics" value=${topics} onInput=${(e) => setTopics(e.target.value)} />
         <small>Comma-separated topics, or * for every topic.</small></div>
-      <fieldset><legend>Configuration</legend>${fields(schema.config_fields, config, setConfig)}</fieldset>
+      <fieldset><legend>Configuration</legend>${fields("config", schema.config_fields, config, setConfig)}</fieldset>
       ${schema.credential_fields.length ? html`<fieldset><legend>Credentials</legend>
-        ${fields(schema.credential_fields, creds, setCreds, stored && stored.credentials)}</fieldset>` : null}
+        ${fields("credentials", schema.credential_fields, creds, setCreds, stored && stored.credentials)}</fieldset>` : null}
       <${Problem} error=${error} />
       <button type="submit">${stored ? "Save" : "Create destination"}</button>` : null}
   </form>`;

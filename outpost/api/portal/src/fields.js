@@ -5,7 +5,7 @@ import { html } from "./ui.js";
 
 function KeyValues({ field, value, set }) {
   const rows = Object.entries(value || {});
-  const put = (next) => set(Object.fromEntries(next.filter(([k]) => k !== "" || true)));
+  const put = (next) => set(Object.fromEntries(next));
   return html`<div class="kv">
     ${rows.map(
       ([k, v], i) => html`<div class="kv-row">
@@ -20,8 +20,8 @@ function KeyValues({ field, value, set }) {
   </div>`;
 }
 
-export function Field({ field, value, set, editing, shown }) {
-  const id = `f-${field.key}`;
+export function Field({ group, field, value, set, editing, shown }) {
+  const id = `f-${group}-${field.key}`;
   const label = html`<label for=${id}>${field.label}${field.required ? " *" : ""}</label>`;
   const help = field.description ? html`<small>${field.description}</small>` : null;
   if (field.type === "checkbox") {

@@ -203,3 +203,40 @@ async def test_a_bad_or_missing_link_says_so(service, browser):
     await page.evaluate("sessionStorage.clear()")
     await page.goto(str(service.make_url("/portal")))
     await expect(page.get_by_text("Open the portal through the link")).to_be_visible()
+
+
+async def test_a_tenant_edits_keeping_its_secret_filters_events_and_deletes(
+    service, browser, moto, moto_stream
+):
+    page = await open_portal(service, browser, tenant="globex")
+    dest_id = await create_kinesis(page, moto_stream, moto.url)
+    url = service.make_url(f"/api/v1/tenants/globex/destinations/{dest_id}")
+    async with aiohttp.ClientSession(headers=AUTH) as http:
+        before = await (await http.get(url)).json()
+        await page.get_by_role("button", name="Edit").click()
+        await page.fill("#f-config-partition_key_template", "data.customer")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.locator("form.dest-form")).to_have_count(0)
+        after = await (await http.get(url)).json()
+        assert after["config"]["partition_key_template"] == "data.customer"
+        assert after["credentials"] == before["credentials"]  # the empty secret kept it
+        for topic in ("orders", "refunds"):
+            body = {"tenant_id": "globex", "topic": topic, "data": {"customer": "c1"}}
+            r = await http.post(service.make_url("/api/v1/publish"), json=body)
+            assert r.status == 202
+    records = await asyncio.to_thread(devstack.read_stream, moto.url, moto_stream, 10, 1)
+    assert [r["PartitionKey"] for r in records] == ["c1"]  # the edited template at work
+
+    await page.get_by_role("link", name="Events").click()
+    await expect(page.locator("tr.event")).to_have_count(2)
+    await page.fill("input[name=topic]", "refunds")
+    await page.press("input[name=topic]", "Enter")
+    await expect(page.locator("tr.event")).to_have_count(1)
+    await expect(page.locator("tr.event")).to_contain_text("refunds")
+
+    await page.goto(page.url.split("#")[0] + f"#/destinations/{dest_id}")
+    page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+    await page.get_by_role("button", name="Delete").click()
+    await expect(page.get_by_text("No destinations yet.")).to_be_visible()
+    async with aiohttp.ClientSession(headers=AUTH) as http:
+        assert (await http.get(url)).status == 404

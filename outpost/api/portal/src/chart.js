@@ -39,6 +39,7 @@ export function Chart({ api, destinationId }) {
         <rect class="ok" x=${i * bw + 2} width=${bw - 4} y=${H - y(b.ok)} height=${y(b.ok)}><title>${b.ok} delivered</title></rect>
         <rect class="failed" x=${i * bw + 2} width=${bw - 4} y=${H - y(b.ok) - y(b.failed)} height=${y(b.failed)}><title>${b.failed} failed</title></rect>
       </g>`)}
+      ${[0, 6, 12, 18].map((h) => html`<text class="axis" x=${h * bw + 2} y="12">${new Date(got.data.start.getTime() + h * 3.6e6).getHours()}:00</text>`)}
     </svg>
     <figcaption id="chart-totals">${total.ok} delivered · ${total.failed} failed (peak ${top}/h)</figcaption>
   </figure>`;

@@ -22,7 +22,8 @@ function KeyValues({ field, value, set }) {
 
 export function Field({ group, field, value, set, editing, shown }) {
   const id = `f-${group}-${field.key}`;
-  const label = html`<label for=${id}>${field.label}${field.required ? " *" : ""}</label>`;
+  const keep = field.sensitive && editing && shown; // a stored secret: empty keeps it
+  const label = html`<label for=${id}>${field.label}${field.required && !keep ? " *" : ""}</label>`;
   const help = field.description ? html`<small>${field.description}</small>` : null;
   if (field.type === "checkbox") {
     return html`<div class="field check">
@@ -41,7 +42,6 @@ export function Field({ group, field, value, set, editing, shown }) {
     return html`<div class="field">${label}<${KeyValues} field=${field} value=${value} set=${set} />${help}</div>`;
   }
   const secret = field.sensitive;
-  const keep = secret && editing && shown; // a stored secret: empty keeps it
   return html`<div class="field">${label}
     <input id=${id} name=${field.key} type=${secret ? "password" : "text"} autocomplete="off"
       required=${field.required && !keep} pattern=${field.pattern} minlength=${field.minlength}

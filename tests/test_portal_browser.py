@@ -198,8 +198,9 @@ async def test_dead_letters_are_redriven_from_the_portal(service, browser, moto)
 
 async def test_a_bad_or_missing_link_says_so(service, browser):
     page = await browser.new_page()
-    await page.goto(str(service.make_url("/portal?token=not-a-jwt&tenant_id=acme")))
+    await page.goto(str(service.make_url("/portal?token=not-a-jwt&tenant_id=acme&theme=dark")))
     await expect(page.get_by_role("heading", name="Session expired")).to_be_visible()
+    await expect(page.locator("html")).to_have_class("dark")  # the link's theme
     await page.evaluate("sessionStorage.clear()")
     await page.goto(str(service.make_url("/portal")))
     await expect(page.get_by_text("Open the portal through the link")).to_be_visible()

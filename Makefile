@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
 
 .PHONY: install run test lint bench clean
 
@@ -27,8 +28,12 @@ lint: install
 	$(BIN)/lint-imports
 
 ## test: lint, then the whole suite against real servers
-test: lint
+test: lint $(RABBITMQ)
 	$(BIN)/pytest
+
+# the rabbitmq destination's tests start Debian's rabbitmq-server (installed once, as root)
+$(RABBITMQ):
+	.ci/install-rabbitmq
 
 ## bench: what the service adds to PutRecord's own cost (a benchmark, not a test)
 bench: install

@@ -15,6 +15,7 @@ from outpost.crypto import Cipher
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.kinesis.provider import KinesisProvider
+from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 from outpost.destinations.registry import DestinationCache, Registry
 from outpost.ingest import Ingest
 from outpost.queue.keys import Keys
@@ -35,6 +36,10 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 metadata_in_payload=settings.destinations_aws_kinesis_metadata_in_payload,
                 timeout=settings.delivery_timeout_seconds,
                 max_connections=settings.delivery_max_concurrency,
+            ),
+            RabbitMQProvider(
+                timeout=settings.delivery_timeout_seconds,
+                endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
             ),
             *extra,
         ],

@@ -111,10 +111,11 @@ async def _save(deps: Deps, dest: Destination) -> web.Response:
 
 
 async def _check_endpoint(deps: Deps, dest: Destination) -> None:
-    try:
-        await deps.endpoints.check(dest.config.get("endpoint"))
-    except ForbiddenEndpoint as exc:
-        raise ValidationFailed([f"config.endpoint: {exc}"]) from None
+    for field, url in deps.registry.get(dest.type).addresses(dest.config).items():
+        try:
+            await deps.endpoints.check(url)
+        except ForbiddenEndpoint as exc:
+            raise ValidationFailed([f"config.{field}: {exc}"]) from None
 
 
 def _check_topics(deps: Deps, topics: list[str] | str) -> None:

@@ -13,6 +13,7 @@ from outpost.destinations.memory.provider import MemoryDestination
 from tests.contract.harnesses.base import Harness, same_version
 from tests.contract.harnesses.kinesis import KinesisHarness
 from tests.contract.harnesses.memory import MemoryHarness
+from tests.contract.harnesses.rabbitmq import RabbitMQHarness
 
 Factory = Callable[[pytest.FixtureRequest, MemoryDestination], Awaitable[Harness]]
 
@@ -29,10 +30,15 @@ async def _kinesis_local(request: pytest.FixtureRequest, memory: MemoryDestinati
     return await KinesisHarness(request.getfixturevalue("kinesis_local_server").url).start()
 
 
+async def _rabbitmq(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return await RabbitMQHarness(request.getfixturevalue("rabbitmq")).start()
+
+
 HARNESSES: dict[str, Factory] = {
     "memory": _memory,
     "aws_kinesis@moto": _kinesis_moto,
     "aws_kinesis@kinesis-local": _kinesis_local,
+    "rabbitmq@rabbitmq-server": _rabbitmq,
 }
 
 __all__ = ["HARNESSES", "Harness", "same_version"]

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from outpost.auth import Tokens
 from outpost.crypto import Cipher
+from outpost.destinations.azure_servicebus.provider import ServiceBusProvider
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.kinesis.provider import KinesisProvider
@@ -38,6 +39,10 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 max_connections=settings.delivery_max_concurrency,
             ),
             RabbitMQProvider(
+                timeout=settings.delivery_timeout_seconds,
+                endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
+            ),
+            ServiceBusProvider(
                 timeout=settings.delivery_timeout_seconds,
                 endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
             ),

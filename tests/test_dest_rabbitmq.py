@@ -156,7 +156,7 @@ async def test_the_default_exchange_routes_the_topic_to_the_queue_of_that_name(
     del dest["config"]["exchange"]
     created = await create(client, dest)
     assert created["target"] == "(AMQP default)"
-    assert created["config"] == {"server_url": rabbitmq.server_url, "tls": "false"}
+    assert created["config"] == {"server_url": rabbitmq.server_url, "exchange": "", "tls": "false"}
     await publish(client, id="evt_default", topic=topic, data={"x": 1})
     await worker.run_until_empty()
     [m] = await drain(queue, expect=1)

@@ -145,12 +145,12 @@ class DestinationType:
     def target_url(self, config: dict[str, Any]) -> str | None:
         return None
 
-    def addresses(self, config: dict[str, Any]) -> dict[str, str]:
-        """The network addresses a tenant gave, as URLs by config field: the SSRF guard
-        checks each at create and update. The worker checks `config.endpoint` again at
-        send; a type whose address lives elsewhere checks it in its own send."""
+    def addresses(self, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
+        """The network addresses a tenant gave, as URLs by field ("config.endpoint"): the
+        SSRF guard checks each at create and update. The worker checks `config.endpoint`
+        again at send; a type whose address lives elsewhere checks it in its own send."""
         url = config.get("endpoint")
-        return {"endpoint": url} if url else {}
+        return {"config.endpoint": url} if url else {}
 
     def ordering_key(self, event: Event, destination: Destination) -> str:
         """Events with the same key are delivered in order (publish picks the task's

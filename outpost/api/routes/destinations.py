@@ -111,11 +111,12 @@ async def _save(deps: Deps, dest: Destination) -> web.Response:
 
 
 async def _check_endpoint(deps: Deps, dest: Destination) -> None:
-    for field, url in deps.registry.get(dest.type).addresses(dest.config).items():
+    provider = deps.registry.get(dest.type)
+    for field, url in provider.addresses(dest.config, dest.credentials).items():
         try:
             await deps.endpoints.check(url)
         except ForbiddenEndpoint as exc:
-            raise ValidationFailed([f"config.{field}: {exc}"]) from None
+            raise ValidationFailed([f"{field}: {exc}"]) from None
 
 
 def _check_topics(deps: Deps, topics: list[str] | str) -> None:

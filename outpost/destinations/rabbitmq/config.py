@@ -22,7 +22,7 @@ TLS_VALUES = {"true": "true", "on": "true", "false": "false"}  # Outpost stores 
 class RabbitMQConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     server_url: str
-    exchange: str | None = None
+    exchange: str = ""  # "" is the default exchange; stored so the SDKs find it (required there)
     tls: str = "false"
     # beyond Outpost, opt-in: this destination's deliveries take the worker's batched path
     # (many more publishes in flight, their confirms pipelined on one channel)
@@ -36,8 +36,8 @@ class RabbitMQConfig(BaseModel):
 
     @field_validator("exchange")
     @classmethod
-    def _exchange(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(EXCHANGE_RE, v):
+    def _exchange(cls, v: str) -> str:
+        if not re.fullmatch(EXCHANGE_RE, v):
             raise ValueError(
                 "must be at most 255 letters, digits, '-', '_', '.' or ':' (RabbitMQ's rule)"
             )

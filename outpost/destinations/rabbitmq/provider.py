@@ -31,8 +31,8 @@ class RabbitMQProvider(DestinationType):
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("exchange") or "(AMQP default)")
 
-    def addresses(self, config: dict[str, Any]) -> dict[str, str]:
-        return {"server_url": endpoint(config)} if config.get("server_url") else {}
+    def addresses(self, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
+        return {"config.server_url": endpoint(config)} if config.get("server_url") else {}
 
     def format(self, event: Event, destination: Destination) -> Record:
         return fmt.record(event, destination)

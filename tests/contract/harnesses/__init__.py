@@ -14,6 +14,8 @@ from tests.contract.harnesses.base import Harness, same_version
 from tests.contract.harnesses.kinesis import KinesisHarness
 from tests.contract.harnesses.memory import MemoryHarness
 from tests.contract.harnesses.rabbitmq import RabbitMQHarness
+from tests.contract.harnesses.servicebus import ServiceBusHarness
+from tests.servers.servicebus import FakeServiceBus
 
 Factory = Callable[[pytest.FixtureRequest, MemoryDestination], Awaitable[Harness]]
 
@@ -34,11 +36,20 @@ async def _rabbitmq(request: pytest.FixtureRequest, memory: MemoryDestination) -
     return await RabbitMQHarness(request.getfixturevalue("rabbitmq")).start()
 
 
+async def _servicebus(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    """No Service Bus runs outside Docker: the provider's sender is a recording fake (the
+    client boundary; see the harness)."""
+    bus = FakeServiceBus()
+    request.getfixturevalue("cdeps").registry.get("azure_servicebus").senders.opener = bus.open
+    return ServiceBusHarness(bus)
+
+
 HARNESSES: dict[str, Factory] = {
     "memory": _memory,
     "aws_kinesis@moto": _kinesis_moto,
     "aws_kinesis@kinesis-local": _kinesis_local,
     "rabbitmq@rabbitmq-server": _rabbitmq,
+    "azure_servicebus@fake-sender": _servicebus,
 }
 
 __all__ = ["HARNESSES", "Harness", "same_version"]

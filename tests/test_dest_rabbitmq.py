@@ -172,7 +172,7 @@ async def test_tls_is_stored_as_outpost_stores_it(client, rabbitmq, given, store
 
 
 async def test_bad_config_is_named_field_by_field(client, rabbitmq):
-    bad = body(rabbitmq, "bad exchange", server_url="user@host:5672", tls="yes")
+    bad = body(rabbitmq, "é" * 128, server_url="user@host:5672", tls="yes")
     bad["credentials"] = {"username": "", "password": "p"}
     await client.put("/api/v1/tenants/acme", headers=AUTH)
     r = await client.post("/api/v1/tenants/acme/destinations", json=bad, headers=AUTH)
@@ -290,3 +290,15 @@ async def test_rotated_credentials_open_a_new_connection(deps, rabbitmq, channel
     links = provider.publisher.links.values()
     users = [link.connection.transport.connection.url.user for link in links]  # type: ignore[union-attr]
     assert users == ["outpost", "rotated"]
+
+
+async def test_any_exchange_name_the_broker_takes_is_accepted(client, worker, rabbitmq, channel):
+    """RabbitMQ does not hold exchange names to the AMQP spec's characters; neither does
+    Outpost, so neither do we (only the 255-byte limit of a short string)."""
+    exchange = f"événements {uuid.uuid4().hex[:6]}"
+    queue = await bound_queue(channel, exchange)
+    await create(client, body(rabbitmq, exchange))
+    await publish(client, id="evt_named", data={})
+    await worker.run_until_empty()
+    [m] = await drain(queue, expect=1)
+    assert (m.exchange, m.message_id) == (exchange, "evt_named")

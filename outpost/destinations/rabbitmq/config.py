@@ -14,8 +14,7 @@ from yarl import URL
 from outpost.destinations.base import NonBlank, Schema
 
 TYPE = "rabbitmq"
-# RabbitMQ's own rule for exchange names (a shortstr: at most 255 bytes)
-EXCHANGE_RE = r"^[a-zA-Z0-9_.:-]{0,255}$"
+MAX_SHORTSTR = 255  # exchange names are AMQP short strings (bytes)
 TLS_VALUES = {"true": "true", "on": "true", "false": "false"}  # Outpost stores "on" as "true"
 
 
@@ -37,10 +36,9 @@ class RabbitMQConfig(BaseModel):
     @field_validator("exchange")
     @classmethod
     def _exchange(cls, v: str) -> str:
-        if not re.fullmatch(EXCHANGE_RE, v):
-            raise ValueError(
-                "must be at most 255 letters, digits, '-', '_', '.' or ':' (RabbitMQ's rule)"
-            )
+        # RabbitMQ takes any name an AMQP short string can carry (as Outpost, no more rule)
+        if len(v.encode()) > MAX_SHORTSTR:
+            raise ValueError(f"must be at most {MAX_SHORTSTR} bytes (an AMQP short string)")
         return v
 
     @field_validator("tls", mode="before")

@@ -8,13 +8,15 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+from pamqp import constants
 from pydantic import BaseModel, ConfigDict, field_validator
 from yarl import URL
 
 from outpost.destinations.base import NonBlank, Schema
 
 TYPE = "rabbitmq"
-MAX_SHORTSTR = 255  # exchange names are AMQP short strings (bytes)
+EXCHANGE_NAME = constants.DOMAIN_REGEX["exchange-name"]  # pamqp's rule for basic.publish
+MAX_EXCHANGE = 127  # and its length limit
 TLS_VALUES = {"true": "true", "on": "true", "false": "false"}  # Outpost stores "on" as "true"
 
 
@@ -36,9 +38,13 @@ class RabbitMQConfig(BaseModel):
     @field_validator("exchange")
     @classmethod
     def _exchange(cls, v: str) -> str:
-        # RabbitMQ takes any name an AMQP short string can carry (as Outpost, no more rule)
-        if len(v.encode()) > MAX_SHORTSTR:
-            raise ValueError(f"must be at most {MAX_SHORTSTR} bytes (an AMQP short string)")
+        # what our AMQP client (pamqp) lets basic.publish name: checked here so such a
+        # destination is refused at create instead of failing every send
+        if len(v) > MAX_EXCHANGE or not EXCHANGE_NAME.fullmatch(v):
+            raise ValueError(
+                f"must be at most {MAX_EXCHANGE} characters of letters, digits, spaces "
+                "and - _ . : @ # , / +"
+            )
         return v
 
     @field_validator("tls", mode="before")

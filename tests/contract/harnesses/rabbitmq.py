@@ -31,7 +31,7 @@ class RabbitMQHarness(Harness):
     codes = {Kind.RETRY: "connection_refused", Kind.PERMANENT: "exchange_not_found"}
     bad_values = [
         ("config.server_url", "amqp://broker:5672"),
-        ("config.exchange", "x" * 256),
+        ("config.exchange", "événements"),
         ("config.tls", "maybe"),
         ("credentials.password", "  "),
     ]

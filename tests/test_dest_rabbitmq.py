@@ -20,8 +20,8 @@ from aiormq import spec
 from outpost.destinations.base import Kind
 from outpost.destinations.rabbitmq.config import amqp_url
 from outpost.models import Destination, Event
-from outpost.runtime import create_app
-from tests.conftest import AUTH, make_settings
+from outpost.runtime import build_worker
+from tests.conftest import AUTH
 from tests.servers.rabbitmq import RabbitServer
 
 PROPERTIES = spec.Basic.Properties().__slots__
@@ -124,15 +124,14 @@ async def test_five_events_arrive_as_outpost_publishes_them(
             m.body == json.dumps(event["data"], separators=(",", ":"), ensure_ascii=False).encode()
         )
         assert (m.exchange, m.routing_key) == (exchange, "orders")
-        # headers: the system keys (never forged), then delivery_metadata, then the event's
+        # headers: the system keys (never forged), delivery_metadata, the event's metadata
         own = {k: v for k, v in event.get("metadata", {}).items() if k != "event-id"}
         assert m.headers == {
             "event-id": event["id"],
             "topic": "orders",
             "timestamp": "1704067200",
-            "app-id": "shop",
-            "region": "eu",
-            **{k: v for k, v in own.items() if k not in ("app-id", "region")},
+            **{"app-id": "shop", "region": "eu"},
+            **own,  # the event's own metadata wins over the destination's
         }
         # no other property: no persistence, priority, timestamp, ids beyond message_id
         assert m.sent == {
@@ -253,25 +252,27 @@ async def test_a_broker_restarting_under_a_cached_connection_costs_no_attempt(
     assert len(await drain(queue, expect=2)) == 2
 
 
-async def test_a_private_broker_is_refused_at_create_and_at_send(
-    aiohttp_client, redis, redis_server, rabbitmq
-):
-    from outpost.deps import Deps
-
-    settings = make_settings(redis_server.redis_url, destinations_allow_private_endpoints=False)
-    deps = Deps.build(settings, redis)
-    client = await aiohttp_client(create_app(settings, deps, run_promoter=False))
+async def test_a_private_broker_is_refused_at_create(client, deps, rabbitmq):
+    deps.endpoints.allow_private = False
     await client.put("/api/v1/tenants/acme", headers=AUTH)
     r = await client.post("/api/v1/tenants/acme/destinations", json=body(rabbitmq), headers=AUTH)
     assert r.status == 422
     [problem] = (await r.json())["data"]
     assert problem.startswith("config.server_url: '127.0.0.1'")
-    provider = deps.registry.get("rabbitmq")
-    dest = destination(rabbitmq)  # stored before the rule, or DNS changed since
-    with pytest.raises(Exception) as caught:
-        await provider.send(provider.format(event(), dest), dest)
-    assert provider.classify(caught.value).code == "endpoint_forbidden"
-    await deps.registry.close()
+
+
+async def test_a_broker_gone_private_is_refused_at_send(client, deps, rabbitmq, channel):
+    """Created while private hosts were allowed, then the guard applies (the worker checks
+    the type's endpoints at send): dead-lettered, nothing reaches the broker."""
+    exchange = f"guard-{uuid.uuid4().hex[:8]}"
+    queue = await bound_queue(channel, exchange)
+    await create(client, body(rabbitmq, exchange))
+    deps.endpoints.allow_private = False
+    await publish(client, id="evt_guarded", data={})
+    await build_worker(deps, deps.settings).run_until_empty(limit=20)
+    [dead] = await deps.queue.dead_letters("acme")
+    assert dead["code"] == "endpoint_forbidden"
+    assert await drain(queue, expect=0, within=0.2) == []
 
 
 def test_the_url_quotes_what_the_user_and_password_hold():

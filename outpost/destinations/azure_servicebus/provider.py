@@ -4,8 +4,10 @@ use. Its parts: `config` and `schema` (what it accepts), `format` (messages, pur
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Sequence
 from typing import Any
+from urllib.parse import urlparse
 
 from outpost.destinations.azure_servicebus import errors
 from outpost.destinations.azure_servicebus import format as fmt
@@ -18,8 +20,8 @@ from outpost.destinations.azure_servicebus.format import Record
 from outpost.destinations.azure_servicebus.schema import SCHEMA
 from outpost.destinations.azure_servicebus.sender import Batcher, Opener, Senders, open_sdk
 from outpost.destinations.base import DestinationType, Failure, Result
-from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
-from outpost.errors import PermanentError
+from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint, forbidden
+from outpost.errors import PermanentError, ValidationFailed
 from outpost.models import Destination, Event
 
 
@@ -29,22 +31,36 @@ class ServiceBusProvider(DestinationType):
     def __init__(
         self,
         timeout: float = 5.0,
-        endpoints: EndpointPolicy | None = None,
+        policy: EndpointPolicy | None = None,
         opener: Opener = open_sdk,
     ):
-        """`endpoints`: the SSRF guard for the namespace host, checked again at each send
-        (by default private addresses are refused); `opener`: builds a sender."""
+        """`policy`: the SSRF guard for the namespace host (by default private addresses
+        are refused); `opener`: builds a sender."""
         self.timeout = timeout
-        self.endpoints = endpoints or EndpointPolicy()
+        self.policy = policy or EndpointPolicy()
         self.senders = Senders(opener)
         self.batcher = Batcher(timeout)
 
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("name", ""))
 
-    def addresses(self, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
-        found = credentials.get("connection_string")
-        return {"credentials.connection_string": namespace_endpoint(found)} if found else {}
+    def validate(
+        self, config: dict[str, Any], credentials: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The namespace lives in a credential, which the guard of create and update
+        (`endpoints`, config only) does not see: a literal private address is refused
+        here, any host at each send (after DNS)."""
+        config, credentials = super().validate(config, credentials)
+        endpoint = namespace_endpoint(credentials["connection_string"])
+        if not self.policy.allow_private and literal_private(endpoint):
+            raise ValidationFailed(
+                [
+                    f"credentials.connection_string: {urlparse(endpoint).hostname!r} is a "
+                    "non-public address; private, loopback and link-local endpoints are not "
+                    "allowed"
+                ]
+            )
+        return config, credentials
 
     def format(self, event: Event, destination: Destination) -> Record:
         return fmt.record(event, destination)
@@ -73,7 +89,7 @@ class ServiceBusProvider(DestinationType):
     async def _handle(self, destination: Destination) -> Any:
         connection_string = destination.credentials["connection_string"]
         try:
-            await self.endpoints.check(namespace_endpoint(connection_string), at_send=True)
+            await self.policy.check(namespace_endpoint(connection_string), at_send=True)
         except ForbiddenEndpoint as exc:
             raise PermanentError("endpoint_forbidden", str(exc)) from None
         return self.senders.get(connection_string, destination.config["name"])
@@ -84,3 +100,12 @@ class ServiceBusProvider(DestinationType):
     async def close(self) -> None:
         await self.batcher.close()
         await self.senders.close()
+
+
+def literal_private(url: str) -> bool:
+    host = (urlparse(url).hostname or "").strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: resolved and checked at send
+    return forbidden(host)

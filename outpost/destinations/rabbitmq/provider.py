@@ -9,42 +9,34 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from outpost.destinations.base import DestinationType, Failure, Result
-from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
 from outpost.destinations.rabbitmq import errors
 from outpost.destinations.rabbitmq import format as fmt
 from outpost.destinations.rabbitmq.config import SCHEMA, amqp_url, endpoint
 from outpost.destinations.rabbitmq.format import Record
 from outpost.destinations.rabbitmq.publisher import Publisher
-from outpost.errors import PermanentError
 from outpost.models import Destination, Event
 
 
 class RabbitMQProvider(DestinationType):
     schema = SCHEMA
 
-    def __init__(self, timeout: float = 5.0, endpoints: EndpointPolicy | None = None):
-        """`endpoints`: the SSRF guard, checked again at each send (the broker's DNS may
-        have changed since create); by default private addresses are refused."""
-        self.endpoints = endpoints or EndpointPolicy()
+    def __init__(self, timeout: float = 5.0):
         self.publisher = Publisher(timeout)
 
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("exchange") or "(AMQP default)")
 
-    def addresses(self, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
-        return {"config.server_url": endpoint(config)} if config.get("server_url") else {}
+    def endpoints(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        """The broker: the SSRF guard checks it at create, update and every send."""
+        return [("server_url", endpoint(config))] if config.get("server_url") else []
 
     def format(self, event: Event, destination: Destination) -> Record:
         return fmt.record(event, destination)
 
     async def send(self, record: Record, destination: Destination) -> Result:
         """Published once the broker confirms it (Basic.Ack)."""
-        config = destination.config
-        try:
-            await self.endpoints.check(endpoint(config), at_send=True)
-        except ForbiddenEndpoint as exc:
-            raise PermanentError("endpoint_forbidden", str(exc)) from None
-        return await self.publisher.publish(amqp_url(config, destination.credentials), record)
+        url = amqp_url(destination.config, destination.credentials)
+        return await self.publisher.publish(url, record)
 
     def batching(self, destination: Destination) -> bool:
         return bool(destination.config.get("batching"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ EPMD = "epmd"
 # without any permission (its logins are refused access to the vhost)
 USERS = {"outpost": "outpost-secret", "rotated": "rotated-secret-2", "nobody": "nobody-secret"}
 T = TypeVar("T")
+PR_SET_PDEATHSIG = 1
 
 
 def _password_hash(password: str) -> str:
@@ -66,6 +68,13 @@ def _definitions() -> dict[str, Any]:
             for user in ("outpost", "rotated")
         ],
     }
+
+
+def _stop_with_parent() -> None:
+    """Linux: the broker's script gets SIGTERM (and stops the broker) if the test process
+    dies without its teardown (killed by a timeout), instead of outliving it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -94,6 +103,7 @@ class RabbitServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as a whole
+            preexec_fn=_stop_with_parent,
         )
         log.close()
         try:

@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-
+RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: install run test lint bench lock clean portal
@@ -28,15 +28,17 @@ lint: install
 	$(BIN)/mypy outpost
 	$(BIN)/lint-imports
 
-## the tenant portal's browser test drives Debian's chromium (installed once; needs root)
-$(CHROMIUM):
-	@command -v apt-get >/dev/null || { echo "tests/test_portal_browser.py needs chromium at $(CHROMIUM): install Debian's chromium package" >&2; exit 1; }
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
-		|| { echo "could not apt-get install chromium (run as root, with Debian's mirrors reachable)" >&2; exit 1; }
-
 ## test: lint, then the whole suite against real servers
-test: lint $(CHROMIUM)
+test: lint $(RABBITMQ) $(CHROMIUM)
 	$(BIN)/pytest
+
+# the rabbitmq destination's tests start Debian's rabbitmq-server (installed once, as root)
+$(RABBITMQ):
+	.ci/install-rabbitmq
+
+# the tenant portal's browser test drives Debian's chromium (installed once, as root)
+$(CHROMIUM):
+	.ci/install-chromium
 
 ## bench: what the service adds to PutRecord's own cost (a benchmark, not a test)
 bench: install

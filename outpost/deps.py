@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from outpost.auth import Tokens
 from outpost.crypto import Cipher
 from outpost.destinations.aws.roles import Roles
+from outpost.destinations.azure_servicebus.provider import ServiceBusProvider
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.eventbridge.provider import EventBridgeProvider
@@ -20,6 +21,7 @@ from outpost.destinations.gcp_pubsub.provider import PubSubProvider
 from outpost.destinations.hookdeck.provider import HookdeckProvider
 from outpost.destinations.kafka.provider import KafkaProvider
 from outpost.destinations.kinesis.provider import KinesisProvider
+from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 from outpost.destinations.registry import DestinationCache, Registry
 from outpost.destinations.s3.provider import S3Provider
 from outpost.destinations.sqs.provider import SQSProvider
@@ -60,6 +62,11 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
             ),
             PubSubProvider(
+                timeout=settings.delivery_timeout_seconds,
+                policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
+            ),
+            RabbitMQProvider(timeout=settings.delivery_timeout_seconds),
+            ServiceBusProvider(
                 timeout=settings.delivery_timeout_seconds,
                 policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
             ),

@@ -100,6 +100,7 @@ class World:
                 "destination_id": dest,
                 "event_id": event,
                 "type": "aws_kinesis",
+                "stream": "no-such-stream",
             }
         await worker.run_until_empty()  # one failed attempt + one dead letter each
         for tenant in ("acme", "globex"):

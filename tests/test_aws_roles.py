@@ -335,3 +335,50 @@ async def test_sqs_delivers_with_a_role_by_the_same_code(client, worker, deps, m
     assert assume.params["ExternalId"] == dest["credentials"]["external_id"]
     sends = proxy.ops("SendMessage")
     assert len(sends) == 3 and all(c.key.startswith("ASIA") for c in sends)
+
+
+def role_destination(role: str = ROLE) -> Destination:
+    return Destination(
+        id="des_2",
+        tenant_id="acme",
+        type="aws_kinesis",
+        topics=["orders"],
+        config={},
+        credentials={"role_arn": role, "external_id": "e" * 32},
+        created_at="2026-01-01T00:00:00Z",
+        updated_at="2026-01-01T00:00:00Z",
+    )
+
+
+async def test_a_refusal_is_remembered_briefly_but_not_by_the_preflight(moto, proxy):
+    from outpost.destinations.aws.roles import RoleRefused
+
+    proxy.deny.add(ROLE)
+    now = [0.0]
+    roles = Roles(clock=lambda: now[0])
+    dest = role_destination()
+    for _ in range(5):  # queued events of a refused destination: STS asked once
+        with pytest.raises(RoleRefused) as refused:
+            await roles.keys(dest)
+    assert refused.value.code == "role_denied" and len(proxy.ops("AssumeRole")) == 1
+    proxy.deny.clear()  # the tenant fixes its trust policy and runs the preflight
+    await roles.session(dest, fresh=True)
+    assert len(proxy.ops("AssumeRole")) == 2
+    await roles.keys(dest)  # and deliveries use the fixed role at once
+    assert len(proxy.ops("AssumeRole")) == 2
+    await roles.close()
+
+
+async def test_trust_policy_without_an_aws_identity_is_501_naming_the_setting(
+    client, moto, monkeypatch, tmp_path
+):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto.url)
+    arn = f"arn:aws:kinesis:us-east-1:{TENANT_ACCOUNT}:stream/s"
+    dest = await create(client, role_body(arn, moto.url))
+    r = await client.get(f"{DESTS}/{dest['id']}/aws-trust-policy", headers=AUTH)
+    assert r.status == 501 and "AWS_ROLE_PRINCIPAL_ARN" in (await r.json())["message"]

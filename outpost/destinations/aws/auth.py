@@ -164,7 +164,7 @@ class RoleAuth:
             return None
         started = time.perf_counter()
         try:
-            await self.roles.session(destination)
+            await self.roles.session(destination, fresh=True)
         except (DeliveryError, ClientError, BotoCoreError, OSError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             return {"name": "assume_role", "ok": False, "message": message, "role_arn": role_arn}

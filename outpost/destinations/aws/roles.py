@@ -22,9 +22,9 @@ from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from outpost.errors import PermanentError
+from outpost.errors import NotConfigured, PermanentError
 from outpost.models import Destination
 
 ROLE_ARN_RE = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
@@ -32,6 +32,7 @@ EXTERNAL_ID_BYTES = 24  # 32 URL-safe characters
 REFRESH_MARGIN = 300.0  # seconds before expiry an assumed session is replaced
 DEFAULT_DURATION = 3600
 CACHE_SIZE = 4096
+REFUSAL_MEMORY = 30.0  # seconds a refused AssumeRole is answered from memory
 # AssumeRole answers that will not change by asking again: the role or its trust policy
 DENIED = {"AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "ExpiredToken"}
 INVALID = {"ValidationError", "MalformedPolicyDocument", "RegionDisabledException"}
@@ -96,6 +97,8 @@ class Roles:
         self.clock = clock
         self.assumed = 0  # AssumeRole calls made (what the tests and the README count)
         self._sessions: dict[str, Session] = {}
+        # a refusal, remembered briefly: queued events do not each ask STS again
+        self._refused: dict[str, tuple[RoleRefused, float]] = {}
         self._making: dict[str, asyncio.Future[Session]] = {}
         self._sts: Any = None
 
@@ -112,12 +115,17 @@ class Roles:
         s = await self.session(destination)
         return s.key, s.secret, s.token
 
-    async def session(self, destination: Destination) -> Session:
+    async def session(self, destination: Destination, fresh: bool = False) -> Session:
+        """The destination's assumed-role keys; `fresh` (the preflight) asks STS again
+        after a refusal instead of answering the remembered one."""
         creds = destination.credentials
         cache_key = "\0".join([destination.id, creds["role_arn"], creds.get("external_id", "")])
         hit = self._sessions.get(cache_key)
         if hit is not None and self.clock() < hit.expires - self.margin:
             return hit
+        refused_ = self._refused.get(cache_key)
+        if refused_ is not None and not fresh and self.clock() < refused_[1]:
+            raise refused_[0]
         making = self._making.get(cache_key)
         if making is None:
             making = self._making[cache_key] = asyncio.ensure_future(
@@ -143,7 +151,13 @@ class Roles:
                 DurationSeconds=self.duration,
             )
         except ClientError as exc:
-            raise refused(exc, role_arn) from None
+            error = refused(exc, role_arn)
+            if isinstance(error, RoleRefused):
+                self._refused[cache_key] = (error, self.clock() + REFUSAL_MEMORY)
+                while len(self._refused) > CACHE_SIZE:
+                    self._refused.pop(next(iter(self._refused)))
+            raise error from None
+        self._refused.pop(cache_key, None)
         c = resp["Credentials"]
         lifetime = min(float(self.duration), c["Expiration"].timestamp() - time.time())
         s = Session(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"], started + lifetime)
@@ -170,7 +184,13 @@ class Roles:
         credentials are (an assumed role's session stands for its role)."""
         if self.principal_arn:
             return self.principal_arn
-        arn = str((await (await self.sts()).get_caller_identity())["Arn"])
+        try:
+            arn = str((await (await self.sts()).get_caller_identity())["Arn"])
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise NotConfigured(
+                f"the service's own AWS identity is unknown ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); set AWS_ROLE_PRINCIPAL_ARN"
+            ) from None
         found = re.fullmatch(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.*", arn)
         if found:
             partition, account, role = found.groups()

@@ -34,6 +34,7 @@ pytest_plugins: list[str] = [
     "tests.servers.kafka",
     "tests.servers.pubsub",
     "tests.servers.otlp",
+    "tests.servers.rabbitmq",
 ]
 NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))
 

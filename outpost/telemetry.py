@@ -134,7 +134,12 @@ class Telemetry:
         self.throttles = Counter(
             "outpost_aws_throttles", "Attempts AWS throttled", ("destination_type",), registry=r
         )
-        self.alerts = Counter("outpost_alerts", "Operator alerts sent", ("alert",), registry=r)
+        self.alerts = Counter(
+            "outpost_alerts",
+            "Operator alerts raised (sent when OPERATOR_EVENTS_HTTP_URL is set)",
+            ("alert",),
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The exposition text of every metric."""

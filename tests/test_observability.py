@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from outpost.delivery import gauges
+from outpost.delivery.alerts import Alerts
 from outpost.deps import Deps
 from outpost.destinations.base import Kind
 from outpost.destinations.memory.provider import MemoryDestination
@@ -162,7 +163,8 @@ async def test_dead_letters_and_alerts_are_counted(api, settings, memory_deps):
     memory.fail_next(Kind.PERMANENT, "http_404")
     before = await scrape(api)
     await publish(api, "evt_dead")
-    worker = build_worker(memory_deps, settings, name="obs-dead")
+    alerts = Alerts(limit=1)  # the first failure is 100 %: an alert (no URL: none sent)
+    worker = build_worker(memory_deps, settings, alerts=alerts, name="obs-dead")
     [entry] = await memory_deps.queue.read(worker.name, count=10, block_ms=100)
     outcome = await worker.process(entry)
     assert outcome.dead
@@ -174,6 +176,10 @@ async def test_dead_letters_and_alerts_are_counted(api, settings, memory_deps):
     failed = {**typed, "code_class": "http_4xx"}
     assert value(after, "outpost_deliveries_failed_total", **failed) >= 1
     assert value(after, "outpost_dead_letters") >= 1
+    alerted = {"alert": "consecutive_failure"}
+    assert value(after, "outpost_alerts_total", **alerted) == 1 + value(
+        before, "outpost_alerts_total", **alerted
+    )
 
 
 async def test_the_probe_port_serves_the_same_metrics(aiohttp_client, redis, settings):

@@ -217,9 +217,8 @@ class Deliverer:
         task, error = entry.task, {"code": outcome.code, "message": outcome.message[:500]}
         level = self.alerts.level(failures)
         if level is not None:
-            self.telemetry.alerts.labels("consecutive_failure").inc()
             disabled = level == 100 and self.alerts.auto_disable and await self._disable(task)
-            self.alerts.alert(
+            self._send_alert(
                 "alert.consecutive_failure",
                 task,
                 {
@@ -231,15 +230,20 @@ class Deliverer:
                 },
             )
         if outcome.dead and outcome.exhausted:
-            self.telemetry.alerts.labels("retries_exhausted").inc()
-            self.alerts.alert("alert.retries_exhausted", task, {"last_error": error})
+            self._send_alert("alert.retries_exhausted", task, {"last_error": error})
         if outcome.broken and level != 100:  # not already alerted (and disabled) above
             disabled = self.alerts.auto_disable and await self._disable(task)
-            self.alerts.alert(
+            self._send_alert(
                 "alert.destination_broken",
                 task,
                 {"destination_disabled": disabled, "last_error": error},
             )
+
+    def _send_alert(self, kind: str, task: Task, data: dict[str, Any]) -> None:
+        """An operator alert, counted (outpost_alerts_total{alert})."""
+        assert self.alerts is not None
+        self.telemetry.of(self.telemetry.alerts, kind.removeprefix("alert.")).inc()
+        self.alerts.alert(kind, task, data)
 
     async def _disable(self, task: Task) -> bool:
         dest = await self.store.get_destination(task.tenant_id, task.destination_id)

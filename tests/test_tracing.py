@@ -66,6 +66,8 @@ async def test_publish_and_attempt_spans_are_linked_through_the_queue(
         event = {"tenant_id": "acme", "topic": "orders", "id": "evt_traced", "data": {"n": 1}}
         r = await api.post("/api/v1/publish", json=event, headers=AUTH)
         assert r.status == 202, await r.text()
+        shown = await (await api.get("/api/v1/events/evt_traced", headers=AUTH)).json()
+        assert shown["id"] == "evt_traced" and not {"_tp", "_pt"} & set(shown)  # never shown
         worker = build_worker(deps, settings, name="tracer")
         await worker.run_until_empty(limit=20)
         batch = [{**event, "id": f"evt_batch_{i}"} for i in range(2)]

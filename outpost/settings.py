@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     source_lease_seconds: float = Field(10.0, gt=0)
     source_poll_seconds: float = Field(1.0, gt=0)
     source_batch_limit: int = Field(1000, ge=1, le=10_000)
+    # a streaming flow's run: one window of this length (Adobe reports hourly windows)
+    flow_run_window_seconds: float = Field(3600.0, gt=0, le=7 * 24 * 3600)
     alert_consecutive_failure_count: int = Field(100, ge=1)
     alert_auto_disable_destination: bool = False
     operator_events_http_url: str = ""

@@ -282,13 +282,13 @@ async def test_split_while_reading_parents_before_children(
     put(url, stream, [{"n": i, "phase": "before"} for i in range(40)])
     flow = await make_flow(client, url, stream)
     order = []
-    publish = deps.ingest.publish
+    publish_many = deps.ingest.publish_many
 
-    async def recording(event):
-        order.append((event.metadata["source-shard-id"], event.data["n"], event.data["phase"]))
-        return await publish(event)
+    async def recording(events):
+        order.extend((e.metadata["source-shard-id"], e.data["n"], e.data["phase"]) for e in events)
+        return await publish_many(events)
 
-    deps.ingest.publish = recording
+    deps.ingest.publish_many = recording
     reader = reader_for(deps)
     task = asyncio.create_task(reader.run())
     try:

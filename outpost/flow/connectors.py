@@ -3,12 +3,17 @@ S3 ListBuckets / HeadBucket / ListObjectsV2. One client per call (not a hot path
 
 from __future__ import annotations
 
+import binascii
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
 from outpost.destinations.aws.redirects import NoRedirectSession
 from outpost.destinations.aws.sigv4 import aws_session
@@ -25,9 +30,62 @@ _CONFIG = AioConfig(
 )
 
 
-def kinesis_client(auth: dict[str, Any], config: AioConfig = _CONFIG) -> Any:
+def _timestamp(value: Any) -> datetime:
+    """Kinesis (JSON 1.1) sends epoch seconds: one call, where botocore's default parser
+    goes through dateutil's local zone for each record (half the cost of a GetRecords
+    answer of 1,000 records)."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    parsed: datetime = DEFAULT_TIMESTAMP_PARSER(value)
+    return parsed
+
+
+def fast_get_records(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """botocore's `before-parse` hook for the reader's GetRecords: a 200's JSON is read
+    with orjson into the very shape botocore gives (Data as bytes, arrival times as UTC
+    datetimes) and botocore parses an empty body instead. Its generic parser walks the
+    output shape for each field of each record: about two thirds of the reader's time
+    per record before this. Errors are left to botocore."""
+    body = response_dict.get("body")
+    if response_dict.get("status_code") != 200 or not isinstance(body, bytes | bytearray):
+        return
+    try:
+        doc = orjson.loads(body)
+        for record in doc.get("Records") or []:
+            record["Data"] = binascii.a2b_base64(record["Data"])
+            if "ApproximateArrivalTimestamp" in record:
+                record["ApproximateArrivalTimestamp"] = _timestamp(
+                    record["ApproximateArrivalTimestamp"]
+                )
+    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
+        return  # not what we expect: botocore parses it (and says what is wrong)
+    customized_response_dict.update(doc)
+    response_dict["body"] = b"{}"
+
+
+_READER_SESSION: AioSession | None = None
+
+
+def reader_session() -> AioSession:
+    """The source reader's own session (per process): timestamps parsed as UTC datetimes
+    by `_timestamp`, GetRecords answers by `fast_get_records`; the destinations' shared
+    session is left as it is."""
+    global _READER_SESSION
+    if _READER_SESSION is None:
+        _READER_SESSION = AioSession()
+        factory = _READER_SESSION.get_component("response_parser_factory")
+        factory.set_parser_defaults(timestamp_parser=_timestamp)
+        _READER_SESSION.register("before-parse.kinesis.GetRecords", fast_get_records)
+    return _READER_SESSION
+
+
+def kinesis_client(
+    auth: dict[str, Any], config: AioConfig = _CONFIG, session: AioSession | None = None
+) -> Any:
     """A Kinesis client from a base connection's auth params (also the source reader's)."""
-    return aws_session().create_client(
+    return (session or aws_session()).create_client(
         "kinesis",
         region_name=auth["region"],
         endpoint_url=auth.get("endpoint") or None,

@@ -16,6 +16,7 @@ from outpost.deps import DEPS, Deps
 from outpost.errors import Invalid, NotFound, PreconditionFailed
 from outpost.flow import connectors
 from outpost.flow.checks import _COMMON, CHECKS
+from outpost.flow.runs import get_run, list_notifications, runs_of
 from outpost.flow.scope import Scope, _kind, _scope
 from outpost.flow.specs import KINESIS, S3, SPECS, secret_params
 from outpost.store.flows import new_etag
@@ -277,6 +278,15 @@ async def flow_action(request: web.Request) -> web.Response:
     return web.json_response({"id": record["id"], "etag": etag})
 
 
+async def list_runs(request: web.Request) -> web.Response:
+    """Every run of the org's sandbox's flows (`property=flowId==...` narrows)."""
+    deps, s = request.app[DEPS], await _scope(request)
+    now, runs = _now_ms(), []
+    for flow in await deps.flows.all("flows", s.org, s.sandbox):
+        runs += await runs_of(deps, flow, now)
+    return web.json_response(_listing(request, "runs", runs))
+
+
 _KINDS = "{kind:connections|sourceConnections|targetConnections|flows}"
 FLOW_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/connectionSpecs", list_specs),
@@ -289,4 +299,7 @@ FLOW_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/{kind:connections}/{id}/test", test_connection),
     ("GET", "/{kind:connections}/{id}/explore", explore),
     ("POST", "/{kind:flows}/{id}/action", flow_action),
+    ("GET", "/runs", list_runs),
+    ("GET", "/runs/notifications", list_notifications),
+    ("GET", "/runs/{id}", get_run),
 ]

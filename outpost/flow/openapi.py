@@ -151,6 +151,59 @@ SCHEMAS: dict[str, Any] = {
         },
         {},
     ),
+    "FlowRun": {
+        "type": "object",
+        "description": "One window of a streaming flow (FLOW_RUN_WINDOW_SECONDS, hourly by "
+        "default): counts kept as records flow; failed while any record of the ended window "
+        "failed. Timestamps in epoch milliseconds.",
+        "required": ["id", "flowId", "status", "startTime", "endTime", "metrics"],
+        "properties": {
+            "id": _STR,
+            "flowId": _STR,
+            "status": {"type": "string", "enum": ["success", "failed", "inProgress"]},
+            "startTime": {"type": "integer"},
+            "endTime": {"type": "integer"},
+            "metrics": {
+                "type": "object",
+                "required": ["recordSummary", "durationSummary", "statusSummary"],
+                "properties": {
+                    "recordSummary": {
+                        "type": "object",
+                        "properties": {
+                            "inputRecordCount": {"type": "integer", "minimum": 0},
+                            "outputRecordCount": {"type": "integer", "minimum": 0},
+                            "failedRecordCount": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                    "durationSummary": _OBJ,
+                    "statusSummary": _OBJ,
+                },
+            },
+        },
+    },
+    "RunList": {
+        "type": "object",
+        "description": "A page of runs with `_links.next` when there is more, "
+        "or `{count}` with count=true.",
+        "properties": {
+            "items": {"type": "array", "items": _ref("FlowRun")},
+            "_links": _OBJ,
+            "count": {"type": "integer", "minimum": 0},
+        },
+    },
+    "RunNotification": {
+        "type": "object",
+        "required": ["topic", "flowId", "runId", "createdAt"],
+        "properties": {
+            "topic": {"type": "string", "enum": ["flow.run.success", "flow.run.failed"]},
+            "flowId": _STR,
+            "runId": _STR,
+            "createdAt": {"type": "integer"},
+            "inputRecordCount": {"type": "integer"},
+            "outputRecordCount": {"type": "integer"},
+            "failedRecordCount": {"type": "integer"},
+        },
+    },
     "JsonPatch": {
         "type": "array",
         "minItems": 1,
@@ -238,6 +291,19 @@ _OPERATIONS: dict[str, tuple[str, list[Any], str | None, dict[str, Any]]] = {
         ],
         None,
         {"200": _json({"type": "array", "items": _OBJ})},
+    ),
+    "list_runs": (
+        "List the runs of the org's flows (property=flowId==<id> for one flow's)",
+        SCOPE + LISTING,
+        None,
+        {"200": _json(_ref("RunList"))},
+    ),
+    "get_run": ("Get a run", SCOPE, None, {"200": _json(_items(_ref("FlowRun")))}),
+    "list_notifications": (
+        "List the latest run notifications (a run that ended: success or failed)",
+        [*SCOPE, _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100})],
+        None,
+        {"200": _json(_items(_ref("RunNotification")))},
     ),
     "flow_action": (
         "Enable or disable a flow",

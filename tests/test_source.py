@@ -257,6 +257,10 @@ async def test_kill_9_reader_mid_stream_loses_nothing_and_publishes_once(
         assert second.wait(timeout=20) == 0
     events = await deps.redis.zcard(deps.keys.events_index("acme"))
     assert events == 400  # every record became exactly one event
+    r = await client.get(f"{BASE}/runs", headers=H, params={"property": f"flowId=={flow}"})
+    runs = [run["metrics"]["recordSummary"] for run in (await r.json())["items"]]
+    assert sum(c["inputRecordCount"] for c in runs) == 400  # the re-read batch counted once
+    assert sum(c["outputRecordCount"] for c in runs) == await published() == 400
     await worker.run_until_empty(limit=60)
     out = devstack.read_stream(moto.url, tenant, expect=400, timeout=30)
     numbers = sorted(json.loads(r["Data"])["data"]["n"] for r in out)

@@ -176,6 +176,8 @@ async def explore(
             if spec_id == S3:
                 if object_type == "root":
                     return await _buckets(client, params)
+                if object_type == "file":
+                    return await _s3_file(client, obj)
                 return await _s3_folder(client, object_type, obj, limits, start_after)
     except (ClientError, BotoCoreError, OSError) as exc:
         raise Invalid(f"explore failed: {exc}") from None
@@ -218,7 +220,10 @@ async def _s3_folder(
     (a server may say IsTruncated forever). Cut short, the last entry is a `continuation`
     whose path is the last key listed: `startAfter=<it>` goes on from there."""
     if object_type != "folder" or not obj:
-        raise Invalid("objectType must be root, or folder with object=<bucket/prefix/>")
+        raise Invalid(
+            "objectType must be root, folder with object=<bucket/prefix/>, "
+            "or file with object=<bucket/key>"
+        )
     bucket, _, prefix = obj.partition("/")
     out: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
@@ -238,6 +243,16 @@ async def _s3_folder(
     return [*out, _item("continuation", "more objects", f"{bucket}/{last}")]
 
 
+async def _s3_file(client: Any, obj: str | None) -> list[dict[str, Any]]:
+    """One object (HeadObject): its entry, with its size and ETag."""
+    bucket, _, key = (obj or "").lstrip("/").partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise Invalid("objectType=file needs object=<bucket/key>")
+    head = await client.head_object(Bucket=bucket, Key=key)
+    item = _item("file", key.rsplit("/", 1)[-1], f"{bucket}/{key}")
+    return [{**item, "size": head.get("ContentLength"), "etag": head.get("ETag")}]
+
+
 def _s3_keys(page: dict[str, Any]) -> list[str]:
     return [p["Prefix"] for p in page.get("CommonPrefixes", [])] + [
         o["Key"] for o in page.get("Contents", [])
@@ -253,3 +268,15 @@ def _s3_items(bucket: str, prefix: str, page: dict[str, Any]) -> list[dict[str, 
         if o["Key"] != prefix:
             out.append(_item("file", o["Key"][len(prefix) :], f"{bucket}/{o['Key']}"))
     return out
+
+
+async def describe_shards(client: Any, stream: str) -> list[dict[str, Any]]:
+    """Every shard, with DescribeStream (the permission the seed's users grant), paged."""
+    shards: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"StreamName": stream}
+    while True:
+        desc = (await client.describe_stream(**kwargs))["StreamDescription"]
+        shards += desc["Shards"]
+        if not desc.get("HasMoreShards") or not desc["Shards"]:
+            return shards
+        kwargs["ExclusiveStartShardId"] = shards[-1]["ShardId"]

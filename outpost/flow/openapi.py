@@ -204,6 +204,30 @@ SCHEMAS: dict[str, Any] = {
             "failedRecordCount": {"type": "integer"},
         },
     },
+    "Preview": {
+        "type": "object",
+        "description": "Parsed rows (at most previewRows; FLOW_PREVIEW_MAX_BYTES of an S3 "
+        "object) and the schema inferred from them; truncated when there is more.",
+        "required": ["format", "schema", "data"],
+        "properties": {
+            "format": {"type": "string", "enum": ["json", "delimited"]},
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "columns": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "type"],
+                            "properties": {"name": _STR, "type": _STR},
+                        },
+                    }
+                },
+            },
+            "data": {"type": "array"},
+            "truncated": {"type": "boolean"},
+        },
+    },
     "JsonPatch": {
         "type": "array",
         "minItems": 1,
@@ -282,15 +306,19 @@ _OPERATIONS: dict[str, tuple[str, list[Any], str | None, dict[str, Any]]] = {
         {"200": _json(_RESULT)},
     ),
     "explore": (
-        "Explore a base connection: S3 buckets, prefixes, objects; Kinesis streams",
+        "Explore a base connection: S3 buckets, prefixes, objects; Kinesis streams. "
+        "preview=true: an S3 object's first rows or a stream's latest records, with a schema",
         [
             *SCOPE,
-            _param("objectType", "query", {"type": "string", "enum": ["root", "folder"]}),
+            _param("objectType", "query", {"type": "string", "enum": ["root", "folder", "file"]}),
             _param("object", "query", _STR),
             _param("startAfter", "query", _STR),  # S3: go on after a continuation's key
+            _param("preview", "query", {"type": "boolean"}),
+            _param("fileType", "query", {"type": "string", "enum": ["json", "delimited"]}),
+            _param("previewRows", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
         ],
         None,
-        {"200": _json({"type": "array", "items": _OBJ})},
+        {"200": _json({"anyOf": [{"type": "array", "items": _OBJ}, _ref("Preview")]})},
     ),
     "list_runs": (
         "List the runs of the org's flows (property=flowId==<id> for one flow's)",

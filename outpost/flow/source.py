@@ -32,7 +32,7 @@ from outpost.delivery.alerts import Alerts
 from outpost.deps import Deps
 from outpost.destinations.aws.redirects import NoRedirectSession
 from outpost.errors import DomainError, Unavailable
-from outpost.flow.connectors import guard, kinesis_client, reader_session
+from outpost.flow.connectors import describe_shards, guard, kinesis_client, reader_session
 from outpost.flow.runs import (
     ERROR_CODES,
     NOT_JSON,
@@ -346,15 +346,3 @@ _READ_CONFIG = AioConfig(
     retries={"total_max_attempts": 2},
     http_session_cls=NoRedirectSession,  # a tenant's endpoint may not redirect us
 )
-
-
-async def describe_shards(client: Any, stream: str) -> list[dict[str, Any]]:
-    """Every shard, with DescribeStream (the permission the seed's users grant), paged."""
-    shards: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"StreamName": stream}
-    while True:
-        desc = (await client.describe_stream(**kwargs))["StreamDescription"]
-        shards += desc["Shards"]
-        if not desc.get("HasMoreShards") or not desc["Shards"]:
-            return shards
-        kwargs["ExclusiveStartShardId"] = shards[-1]["ShardId"]

@@ -23,60 +23,67 @@ STREAM = "bench-in"
 
 
 # -- the minimal Kinesis source ---------------------------------------------------------------
+def _describe(shards: int, now: float) -> dict[str, Any]:
+    top = 2**128 - 1
+    step = top // shards
+    return {
+        "StreamDescription": {
+            "StreamName": STREAM,
+            "StreamARN": f"arn:aws:kinesis:us-east-1:000000000000:stream/{STREAM}",
+            "StreamStatus": "ACTIVE",
+            "HasMoreShards": False,
+            "RetentionPeriodHours": 24,
+            "StreamCreationTimestamp": now,
+            "EnhancedMonitoring": [],
+            "Shards": [
+                {
+                    "ShardId": f"shardId-{i:012d}",
+                    "HashKeyRange": {
+                        "StartingHashKey": str(i * step),
+                        "EndingHashKey": str(top if i == shards - 1 else (i + 1) * step - 1),
+                    },
+                    "SequenceNumberRange": {"StartingSequenceNumber": "1"},
+                }
+                for i in range(shards)
+            ],
+        }
+    }
+
+
+def _records(body: dict[str, Any], total: int, data: str, now: float) -> dict[str, Any]:
+    """Up to Limit records after the iterator's position, at most `total` per shard."""
+    shard, _, pos = body["ShardIterator"].rpartition("/")
+    first = int(pos) + 1
+    last = min(total, first + int(body.get("Limit", 10_000)) - 1)
+    got = [
+        {
+            "SequenceNumber": str(n),
+            "ApproximateArrivalTimestamp": now,
+            "Data": data,
+            "PartitionKey": str(n),
+        }
+        for n in range(first, last + 1)
+    ]
+    return {
+        "Records": got,
+        "NextShardIterator": f"{shard}/{max(last, first - 1)}",
+        "MillisBehindLatest": 0,
+    }
+
+
 def source_app(total_per_shard: int, shards: int) -> web.Application:
     data = base64.b64encode(json.dumps({"pad": "x" * 200}).encode()).decode()
     now = time.time()
-
-    def describe(_: dict[str, Any]) -> dict[str, Any]:
-        top = 2**128 - 1
-        step = top // shards
-        return {
-            "StreamDescription": {
-                "StreamName": STREAM,
-                "StreamARN": f"arn:aws:kinesis:us-east-1:000000000000:stream/{STREAM}",
-                "StreamStatus": "ACTIVE",
-                "HasMoreShards": False,
-                "RetentionPeriodHours": 24,
-                "StreamCreationTimestamp": now,
-                "EnhancedMonitoring": [],
-                "Shards": [
-                    {
-                        "ShardId": f"shardId-{i:012d}",
-                        "HashKeyRange": {
-                            "StartingHashKey": str(i * step),
-                            "EndingHashKey": str(top if i == shards - 1 else (i + 1) * step - 1),
-                        },
-                        "SequenceNumberRange": {"StartingSequenceNumber": "1"},
-                    }
-                    for i in range(shards)
-                ],
-            }
-        }
 
     def iterator(body: dict[str, Any]) -> dict[str, Any]:
         start = int(body.get("StartingSequenceNumber") or 0)
         return {"ShardIterator": f"{body['ShardId']}/{start}"}
 
-    def records(body: dict[str, Any]) -> dict[str, Any]:
-        shard, _, pos = body["ShardIterator"].rpartition("/")
-        first = int(pos) + 1
-        last = min(total_per_shard, first + int(body.get("Limit", 10_000)) - 1)
-        got = [
-            {
-                "SequenceNumber": str(n),
-                "ApproximateArrivalTimestamp": now,
-                "Data": data,
-                "PartitionKey": str(n),
-            }
-            for n in range(first, last + 1)
-        ]
-        return {
-            "Records": got,
-            "NextShardIterator": f"{shard}/{max(last, first - 1)}",
-            "MillisBehindLatest": 0,
-        }
-
-    ops = {"DescribeStream": describe, "GetShardIterator": iterator, "GetRecords": records}
+    ops = {
+        "DescribeStream": lambda _: _describe(shards, now),
+        "GetShardIterator": iterator,
+        "GetRecords": lambda body: _records(body, total_per_shard, data, now),
+    }
 
     async def kinesis(request: web.Request) -> web.Response:
         op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]

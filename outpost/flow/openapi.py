@@ -119,9 +119,11 @@ SCHEMAS: dict[str, Any] = {
             "connectionSpec": _SPEC_REF,
             "params": {
                 "type": "object",
-                "required": ["stream"],
+                "description": "Kinesis: stream (required), dataType, reset; S3: path "
+                "(bucket/folder/ or bucket/key, required)",
                 "properties": {
                     "stream": _STR,
+                    "path": _STR,
                     "dataType": {"type": "string", "enum": ["raw", "xdm"]},
                     "reset": {"type": "string", "enum": ["latest", "earliest"]},
                 },
@@ -130,7 +132,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "data": {
                 "type": "object",
-                "properties": {"format": {"type": "string", "enum": ["json"]}},
+                "properties": {"format": {"type": "string", "enum": ["json", "delimited"]}},
             }
         },
     ),
@@ -149,7 +151,21 @@ SCHEMAS: dict[str, Any] = {
             "sourceConnectionIds": {"type": "array", "items": _STR, "minItems": 1, "maxItems": 1},
             "targetConnectionIds": {"type": "array", "items": _STR, "minItems": 1, "maxItems": 1},
         },
-        {},
+        {
+            "scheduleParams": {
+                "type": "object",
+                "description": "An S3 (cloud storage) flow's schedule",
+                "required": ["startTime", "frequency"],
+                "properties": {
+                    "startTime": {"type": "integer", "description": "epoch seconds"},
+                    "frequency": {
+                        "type": "string",
+                        "enum": ["minute", "hour", "day", "week", "once"],
+                    },
+                    "interval": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                },
+            }
+        },
     ),
     "FlowRun": {
         "type": "object",

@@ -22,7 +22,11 @@ NOT_JSON = "SOURCE-1001-400"
 NOT_XDM = "SOURCE-1002-400"
 NOT_OBJECT = "SOURCE-1003-400"
 PUBLISH_REFUSED = "SOURCE-1004-404"
+BAD_ROW = "SOURCE-1005-400"
+TOO_BIG = "SOURCE-1006-413"
 ERROR_CODES = {
+    BAD_ROW: "a delimited row whose field count differs from the header's",
+    TOO_BIG: "too big to read: a line over 1 MiB, or a JSON array over 16 MiB",
     NOT_JSON: "not valid JSON",
     NOT_XDM: "not valid xdm: an object with header and body is required",
     NOT_OBJECT: "the data must be a JSON object",

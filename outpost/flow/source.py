@@ -41,15 +41,12 @@ from outpost.flow.runs import (
     PUBLISH_REFUSED,
     close_runs,
 )
+from outpost.flow.s3source import LeaseLost, S3Source
 from outpost.models import Event
 
 log = structlog.get_logger("outpost.source")
 SHARD_END = "SHARD_END"
 MIN_CALL_INTERVAL = 0.2  # Kinesis allows 5 GetRecords calls/s per shard
-
-
-class LeaseLost(Exception):
-    """Another reader holds the shard now; this one stops without moving the checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,10 @@ class Plan:
     topic: str
     created_ms: int
     auth: dict[str, Any]
+    # an S3 flow's (s3source.py): the path, the file format and the schedule
+    path: str = ""
+    fmt: str = "json"
+    schedule: dict[str, Any] | None = None
 
 
 def event_for(plan: Plan, shard_id: str, record: dict[str, Any]) -> Event | tuple[str, str]:
@@ -118,6 +119,7 @@ class SourceReader:
         self._stopping = asyncio.Event()
         self._flows: dict[str, asyncio.Task[None]] = {}
         self.state = deps.sources
+        self.s3 = S3Source(self)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -136,6 +138,12 @@ class SourceReader:
                 task.cancel()
             await asyncio.gather(*self._flows.values(), return_exceptions=True)
 
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
+
     async def _sleep(self, seconds: float) -> None:
         with suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
@@ -153,7 +161,8 @@ class SourceReader:
             self._flows.pop(fid).cancel()
         for fid, plan in wanted.items():
             if fid not in self._flows or self._flows[fid].done():
-                self._flows[fid] = asyncio.create_task(self._run_flow(plan))
+                run = self._run_flow(plan) if plan.schedule is None else self.s3.run(plan)
+                self._flows[fid] = asyncio.create_task(run)
 
     async def plan(self, org: str, sandbox: str, fid: str) -> Plan | None:
         flows = self.deps.flows
@@ -165,16 +174,20 @@ class SourceReader:
         base = source and await flows.get("connections", org, sandbox, source["baseConnectionId"])
         if not (source and target and base):
             return None
+        params = source["params"]
         return Plan(
             org,
             sandbox,
             fid,
-            source["params"]["stream"],
-            source["params"].get("dataType", "raw"),
-            source["params"].get("reset", "latest"),
+            params.get("stream", ""),
+            params.get("dataType", "raw"),
+            params.get("reset", "latest"),
             target["params"]["topic"],
             int(flow["createdAt"]),
             base["auth"]["params"],
+            params.get("path", ""),
+            (source.get("data") or {}).get("format", "json"),
+            flow.get("scheduleParams"),
         )
 
     # -- one flow ---------------------------------------------------------------------------
@@ -248,7 +261,7 @@ class SourceReader:
                     position = records[-1]["SequenceNumber"]
                 iterator = page.get("NextShardIterator")
                 if iterator is None or (not records and _past(position, ending)):
-                    await self._mark(plan, sid, SHARD_END)
+                    await self.mark(plan, sid, SHARD_END)
                     log.info("source_shard_drained", flow_id=plan.flow_id, shard_id=sid)
                     return
                 pause = self.poll if not records else MIN_CALL_INTERVAL
@@ -306,9 +319,9 @@ class SourceReader:
         await self.state.keep_failed(plan.flow_id, [_failed_entry(sid, *f) for f in failed])
         errors = Counter(code for _, code, _ in failed)
         counts = (len(records), len(records) - len(failed), len(failed))
-        await self._mark(plan, sid, records[-1]["SequenceNumber"], counts, errors)
+        await self.mark(plan, sid, records[-1]["SequenceNumber"], counts, errors)
 
-    async def _mark(
+    async def mark(
         self,
         plan: Plan,
         sid: str,

@@ -59,14 +59,16 @@ class SourceState:
         position: str,
         counts: tuple[int, int, int],
         errors: dict[str, int] | None = None,
+        lease: str | None = None,
     ) -> bool:
         """Move the shard's checkpoint and add (read, published, failed) to the flow's
         counters and to the current run window (with the failed records per error code),
-        only while `owner` holds the lease; False when it does not."""
+        only while `owner` holds the lease (the shard's, or `lease`); False when it does
+        not. An S3 flow's "shard" is an object key."""
         now = int(time.time() * 1000)
         window = now - now % self.window_ms
         keys = [
-            self._key(flow_id, f"lease:{shard_id}"),
+            self._key(flow_id, f"lease:{lease or shard_id}"),
             self._key(flow_id, "checkpoints"),
             self._key(flow_id, "metrics"),
             self._key(flow_id, f"run:{window}"),
@@ -78,6 +80,14 @@ class SourceState:
         for code, n in sorted((errors or {}).items()):
             args += [code, n]
         return bool(await self._checkpoint(keys=keys, args=args))
+
+    async def last_due(self, flow_id: str) -> int | None:
+        """An S3 flow's last scheduled run that finished (epoch seconds)."""
+        raw: Any = await self.redis.get(self._key(flow_id, "s3_due"))
+        return None if raw is None else int(raw)
+
+    async def set_last_due(self, flow_id: str, due: int) -> None:
+        await self.redis.set(self._key(flow_id, "s3_due"), due)
 
     async def keep_failed(self, flow_id: str, entries: list[dict[str, str]]) -> None:
         """The batch's failed records, in one round trip."""

@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from outpost.flow.s3source import due
 from outpost.flow.specs import BATCH_FLOW, PIPELINE, S3
 from tests.conftest import ADMIN_KEY, AES_SECRET, AUTH
-from tests.servers.s3_objects import BUCKET, SMALL_COUNTS, s3_client
+from tests.servers.s3_objects import BUCKET, SMALL_COUNTS, rows_in_big, s3_client
 from tests.test_source import BASE, H, flow_status, reader_for, wait_for
 
 
@@ -196,3 +197,49 @@ async def test_kill_9_mid_run_skips_no_object_and_publishes_each_row_once(
 
 async def _over(fn, n):
     return await fn() > n
+
+
+async def test_the_50_mb_object_streams_in_bounded_memory(
+    client, deps, moto, s3_files, redis_server
+):
+    """The reader process's peak RSS over the whole 50 MB object stays under 150 MiB."""
+    flow = await s3_flow(client, moto.url, f"{BUCKET}/big/")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_"))}
+    env.update(
+        API_KEY=ADMIN_KEY,
+        AES_ENCRYPTION_SECRET=AES_SECRET,
+        REDIS_URL=redis_server.redis_url,
+        LOG_LEVEL="warning",
+        DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS="true",
+        SOURCE_POLL_SECONDS="0.1",
+    )
+    proc = _start_source(env)
+    started = time.monotonic()
+    try:
+
+        async def read():
+            return (await flow_status(client, flow))["metrics"]["recordsRead"] >= rows_in_big()
+
+        await wait_for(read, limit=300)
+        peak = _peak_rss_mib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    metrics = (await flow_status(client, flow))["metrics"]
+    # the object ends in the middle of a row: that cut row is the one failed record
+    assert metrics["eventsPublished"] == rows_in_big() and metrics["failedRecords"] == 1
+    seconds = time.monotonic() - started
+    print(f"\nS3 50 MB: {rows_in_big()} rows in {seconds:.1f} s, reader peak RSS {peak:.0f} MiB")
+    assert peak <= 150
+
+
+def _start_source(env):
+    cmd = [sys.executable, "-m", "outpost", "source"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _peak_rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")

@@ -4,6 +4,7 @@ later run ingests only new or changed objects, and a reader killed with -9 mid-r
 no object and publishes no row twice."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from outpost.flow.s3source import due
+from outpost.flow.s3source import due, format_of, rows
 from outpost.flow.specs import BATCH_FLOW, PIPELINE, S3
 from tests.conftest import ADMIN_KEY, AES_SECRET, AUTH
 from tests.servers.s3_objects import BUCKET, SMALL_COUNTS, rows_in_big, s3_client
@@ -243,3 +244,30 @@ def _peak_rss_mib(pid):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmHWM")
+
+
+class Body:
+    """An S3 body handing out its bytes in small reads."""
+
+    def __init__(self, data, step=7):
+        self.data, self.step = data, step
+
+    async def read(self, n):
+        out, self.data = self.data[: min(n, self.step)], self.data[min(n, self.step) :]
+        return out
+
+
+async def test_rows_of_each_format_from_a_chunked_body():
+    pretty = json.dumps([{"n": i} for i in range(3)] + [7], indent=2).encode()
+    got = [r async for r in rows(Body(pretty), "json", len(pretty))]
+    assert got[:3] == [{"n": 0}, {"n": 1}, {"n": 2}] and got[3][0] == "SOURCE-1003-400"
+    csv_rows = b'a,b\r\n1,"x, y"\r\n2\r\n'
+    got = [r async for r in rows(Body(csv_rows), "delimited", len(csv_rows))]
+    assert got[0] == {"a": "1", "b": "x, y"} and got[1][:2] == (
+        "SOURCE-1005-400",
+        "1 fields where the header has 2",
+    )
+    assert (
+        format_of("d/x.CSV", "json") == "delimited" and format_of("d/x", "delimited") == "delimited"
+    )
+    assert format_of("d.v1/x.ndjson", "delimited") == "json"

@@ -97,13 +97,14 @@ async def rows(body: Any, fmt: str, size: int) -> AsyncIterator[Row]:
     MAX_ARRAY bytes), or JSON lines."""
     header: list[str] | None = None
     first = True
-    async for line in lines(body):
+    stream = lines(body)
+    async for line in stream:
         if first and fmt == "delimited":
             header = next(csv.reader([line.decode("utf-8", errors="replace").strip()]), [])
             first = False
             continue
         if first and line.lstrip().startswith(b"["):
-            async for row in _array(body, line, size):
+            async for row in _array(stream, line, size):
                 yield row
             return
         first = False
@@ -111,11 +112,13 @@ async def rows(body: Any, fmt: str, size: int) -> AsyncIterator[Row]:
             yield parse_line(line.rstrip(b"\r"), header)
 
 
-async def _array(body: Any, head: bytes, size: int) -> AsyncIterator[Row]:
+async def _array(stream: AsyncIterator[bytes], head: bytes, size: int) -> AsyncIterator[Row]:
+    """The rest of the lines (the same stream: nothing it has buffered is lost) as one
+    JSON array, its elements the rows."""
     if size > MAX_ARRAY:
         yield TOO_BIG, ERROR_CODES[TOO_BIG], head[:1024]
         return
-    raw = head + b"\n" + b"".join([line async for line in lines(body)])
+    raw = b"\n".join([head, *[line async for line in stream]])
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -153,7 +156,7 @@ class S3Source:
             async for obj in _objects(client, bucket, prefix):
                 key, etag = obj["Key"], obj["ETag"]
                 mark = done.get(key, "")
-                if key.endswith("/") or mark == f"{etag}|done":
+                if not _under(key, prefix) or mark == f"{etag}|done":
                     continue
                 skip = int(mark.rpartition("|")[2]) if mark.startswith(f"{etag}|") else 0
                 await self._ingest(plan, client, obj, skip)
@@ -195,6 +198,14 @@ class S3Source:
             plan.flow_id, key, r.owner, position, counts, errors, lease="s3"
         ):
             raise LeaseLost(key)
+
+
+def _under(key: str, prefix: str) -> bool:
+    """`bucket/folder/` takes every object under it; `bucket/key`, that object (or, if it
+    names a folder without its slash, the objects under it)."""
+    if key.endswith("/"):
+        return False  # a folder marker
+    return not prefix or prefix.endswith("/") or key == prefix or key.startswith(prefix + "/")
 
 
 async def _objects(client: Any, bucket: str, prefix: str) -> AsyncIterator[dict[str, Any]]:

@@ -35,6 +35,7 @@ from outpost.queue.streams import Queue
 from outpost.settings import Settings
 from outpost.store.flows import FlowStore
 from outpost.store.history import History
+from outpost.store.runs import RunStore
 from outpost.store.sources import SourceState
 from outpost.store.tenants import Store
 from outpost.telemetry import Telemetry
@@ -149,6 +150,7 @@ class Deps:
     endpoints: EndpointPolicy
     flows: FlowStore
     sources: SourceState
+    runs: RunStore
     ingest: Ingest
     telemetry: Telemetry
     tracing: Tracing
@@ -193,7 +195,10 @@ class Deps:
             tokens=Tokens(settings.api_jwt_secret, settings.api_jwt_ttl_seconds),
             endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
             flows=FlowStore(redis, keys, cipher),
-            sources=SourceState(redis, keys),
+            sources=SourceState(
+                redis, keys, settings.flow_run_window_seconds, settings.event_retention_seconds
+            ),
+            runs=RunStore(redis, keys, int(settings.flow_run_window_seconds * 1000)),
             ingest=Ingest(store, queue, destinations, registry, telemetry, tracing),
             telemetry=telemetry,
             tracing=tracing,

@@ -4,6 +4,7 @@ one atomic step. The publish routes and the Kinesis source reader both come here
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import structlog
 
@@ -118,18 +119,29 @@ class Ingest:
             dests = [d for d in dests if d.id == event.destination_id]
             if not dests:
                 raise NotFound("destination")
-        doc = {
-            "id": event.id,
-            "topic": event.topic,
-            "time": iso(event.time),
-            "metadata": event.metadata,
-            "data": event.data,
-        }
-        hits = sorted(
-            (d for d in dests if d.matches(event.topic or None) and filters.matches(d.filter, doc)),
-            key=lambda d: d.id,
-        )
+        doc: dict[str, Any] | None = None  # built only for a destination with a filter
+        hits = []
+        for d in dests:
+            if not d.matches(event.topic or None):
+                continue
+            if d.filter:
+                doc = doc or _filter_doc(event)
+                if not filters.matches(d.filter, doc):
+                    continue
+            hits.append(d)
+        hits.sort(key=lambda d: d.id)
         enabled = [d for d in hits if d.enabled]
         held = [d.id for d in hits if not d.enabled]  # kept as dead letters, not lost
         routes = [(d.id, self.registry.get(d.type).ordering_key(event, d)) for d in enabled]
         return routes, held, [d.id for d in enabled], [d.type for d in enabled]
+
+
+def _filter_doc(event: Event) -> dict[str, Any]:
+    """What a destination's filter is matched against."""
+    return {
+        "id": event.id,
+        "topic": event.topic,
+        "time": iso(event.time),
+        "metadata": event.metadata,
+        "data": event.data,
+    }

@@ -246,6 +246,7 @@ class _Running:
                 lease_ms=int(settings.source_lease_seconds * 1000),
                 poll_seconds=settings.source_poll_seconds,
                 batch=settings.source_batch_limit,
+                alerts=build_alerts(settings),  # run notifications: the operator events
             )
             self.reader_task = asyncio.create_task(self.reader.run())
         if settings.health_port:
@@ -313,6 +314,8 @@ class _Running:
         if self.reader and self.reader_task:
             self.reader.stop()
             await asyncio.gather(self.reader_task, return_exceptions=True)
+            if self.reader.alerts:
+                await self.reader.alerts.close()
         if self.worker and self.worker_task:
             self.worker.stop()
             await asyncio.gather(self.worker_task, return_exceptions=True)

@@ -149,9 +149,13 @@ class Settings(BaseSettings):
     # one Flow Service explore: ListStreams pages and seconds before a partial listing
     flow_explore_max_pages: int = Field(50, ge=1, le=10_000)
     flow_explore_seconds: float = Field(10.0, gt=0, le=300)
+    # explore?preview=true: at most this much of an S3 object is fetched (a ranged GET)
+    flow_preview_max_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
     source_lease_seconds: float = Field(10.0, gt=0)
     source_poll_seconds: float = Field(1.0, gt=0)
     source_batch_limit: int = Field(1000, ge=1, le=10_000)
+    # a streaming flow's run: one window of this length (Adobe reports hourly windows)
+    flow_run_window_seconds: float = Field(3600.0, gt=0, le=7 * 24 * 3600)
     alert_consecutive_failure_count: int = Field(100, ge=1)
     alert_auto_disable_destination: bool = False
     operator_events_http_url: str = ""

@@ -35,6 +35,7 @@ pytest_plugins: list[str] = [
     "tests.servers.pubsub",
     "tests.servers.otlp",
     "tests.servers.rabbitmq",
+    "tests.servers.s3_objects",
 ]
 NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))
 

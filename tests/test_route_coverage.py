@@ -69,7 +69,8 @@ async def test_every_served_route_is_documented_and_every_documented_one_served(
     documented = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
     assert routes - mirrored == documented
     flow = {(m, p) for m, p in documented if p.startswith("/data/foundation/flowservice/")}
-    assert len(flow) == 2 + 4 * 5 + 3  # specs; 4 kinds x CRUD + list; test, explore, action
+    # specs; 4 kinds x CRUD + list; test, explore, action; runs, a run, run notifications
+    assert len(flow) == 2 + 4 * 5 + 3 + 3
 
 
 async def test_every_documented_operation_answers_in_its_documented_statuses(client):

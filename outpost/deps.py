@@ -4,6 +4,7 @@ reader are handed them. Below the surfaces and processes, above queue/store/dest
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,8 @@ from redis.asyncio import Redis
 
 from outpost.auth import Tokens
 from outpost.crypto import Cipher
+from outpost.destinations.aws.roles import Roles
+from outpost.destinations.azure_servicebus.provider import ServiceBusProvider
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.eventbridge.provider import EventBridgeProvider
@@ -19,6 +22,7 @@ from outpost.destinations.gcp_pubsub.provider import PubSubProvider
 from outpost.destinations.hookdeck.provider import HookdeckProvider
 from outpost.destinations.kafka.provider import KafkaProvider
 from outpost.destinations.kinesis.provider import KinesisProvider
+from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 from outpost.destinations.registry import DestinationCache, Registry
 from outpost.destinations.s3.provider import S3Provider
 from outpost.destinations.sqs.provider import SQSProvider
@@ -31,13 +35,21 @@ from outpost.queue.streams import Queue
 from outpost.settings import Settings
 from outpost.store.flows import FlowStore
 from outpost.store.history import History
+from outpost.store.runs import RunStore
 from outpost.store.sources import SourceState
 from outpost.store.tenants import Store
+from outpost.telemetry import Telemetry
+from outpost.tracing import Tracing
 
 
 def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) -> Registry:
     """Every destination type this deployment delivers to, configured from settings;
     `extra` types are added by whoever builds the services (tests add `memory`)."""
+    roles = Roles(  # one AssumeRole cache for every AWS type
+        duration=settings.aws_role_session_duration_seconds,
+        roles_only=settings.aws_roles_only,
+        principal_arn=settings.aws_role_principal_arn,
+    )
     return Registry(
         [
             KinesisProvider(
@@ -45,14 +57,20 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 timeout=settings.delivery_timeout_seconds,
                 max_connections=settings.delivery_max_concurrency,
                 connect_timeout=settings.delivery_connect_timeout_seconds,
+                roles=roles,
             ),
-            *aws_types(settings),
+            *aws_types(settings, roles),
             *http_types(settings),
             KafkaProvider(
                 timeout=settings.delivery_timeout_seconds,
                 policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
             ),
             PubSubProvider(
+                timeout=settings.delivery_timeout_seconds,
+                policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
+            ),
+            RabbitMQProvider(timeout=settings.delivery_timeout_seconds),
+            ServiceBusProvider(
                 timeout=settings.delivery_timeout_seconds,
                 policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
             ),
@@ -63,7 +81,7 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
     )
 
 
-def aws_types(settings: Settings) -> list[DestinationType]:
+def aws_types(settings: Settings, roles: Roles) -> list[DestinationType]:
     """aws_sqs, aws_s3, aws_eventbridge: aiobotocore clients per credentials, each with a
     connection pool sized like the worker."""
     sized = (
@@ -72,9 +90,9 @@ def aws_types(settings: Settings) -> list[DestinationType]:
         settings.delivery_connect_timeout_seconds,
     )
     return [
-        SQSProvider(*sized),
-        S3Provider(*sized),
-        EventBridgeProvider(settings.destinations_aws_eventbridge_source, *sized),
+        SQSProvider(*sized, roles=roles),
+        S3Provider(*sized, roles=roles),
+        EventBridgeProvider(settings.destinations_aws_eventbridge_source, *sized, roles=roles),
     ]
 
 
@@ -132,12 +150,22 @@ class Deps:
     endpoints: EndpointPolicy
     flows: FlowStore
     sources: SourceState
+    runs: RunStore
     ingest: Ingest
+    telemetry: Telemetry
+    tracing: Tracing
 
     @classmethod
     def build(
-        cls, settings: Settings, redis: Redis, extra_types: Sequence[DestinationType] = ()
+        cls,
+        settings: Settings,
+        redis: Redis,
+        extra_types: Sequence[DestinationType] = (),
+        tracing: Tracing | None = None,
+        telemetry: Telemetry | None = None,
     ) -> Deps:
+        """`tracing`: else as the OTEL_* variables say (off unless they ask); `telemetry`:
+        the metrics the Redis client already counts its errors into, else new ones."""
         keys = Keys(settings.deployment_id)
         cipher = Cipher(settings.aes_encryption_secret, settings.aes_encryption_secret_previous)
         registry = build_registry(settings, extra_types)
@@ -152,6 +180,8 @@ class Deps:
             settings.log_max_total,
         )
         destinations = DestinationCache(registry, cipher)
+        telemetry = telemetry or Telemetry(per_tenant=settings.metrics_per_tenant)
+        tracing = tracing or Tracing.from_env(os.environ)
         return cls(
             settings=settings,
             redis=redis,
@@ -165,8 +195,13 @@ class Deps:
             tokens=Tokens(settings.api_jwt_secret, settings.api_jwt_ttl_seconds),
             endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
             flows=FlowStore(redis, keys, cipher),
-            sources=SourceState(redis, keys),
-            ingest=Ingest(store, queue, destinations, registry),
+            sources=SourceState(
+                redis, keys, settings.flow_run_window_seconds, settings.event_retention_seconds
+            ),
+            runs=RunStore(redis, keys, int(settings.flow_run_window_seconds * 1000)),
+            ingest=Ingest(store, queue, destinations, registry, telemetry, tracing),
+            telemetry=telemetry,
+            tracing=tracing,
         )
 
 

@@ -7,7 +7,8 @@ here; while Redis is down, a background check notices its return even without pr
 
 `probe_app` is the probe port (HEALTH_PORT) of every serving process: `/healthz` answers
 while the process runs (liveness: never touches Redis, so an outage restarts nothing) and
-`/readyz` while Redis answers and the process's loops run (readiness).
+`/readyz` while Redis answers and the process's loops run (readiness); `/metrics` the
+process's Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from outpost.queue.connection import redis_address, redis_reason
+from outpost.telemetry import CONTENT_TYPE, Telemetry
 
 log = structlog.get_logger("outpost.api")
 PING_TIMEOUT = 2.0  # a readiness answer within a probe's patience, even if Redis hangs
@@ -96,11 +98,21 @@ async def watching(app: web.Application) -> AsyncIterator[None]:
 
 LIVE_PATH = "/healthz"
 READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 
 
-def probe_app(watch: RedisWatch, loops: Callable[[], dict[str, bool]]) -> web.Application:
+def probe_app(
+    watch: RedisWatch,
+    loops: Callable[[], dict[str, bool]],
+    telemetry: Telemetry | None = None,
+) -> web.Application:
     """The probe port's application. `loops` names each loop of the process (worker,
-    source, api) and whether it still runs."""
+    source, api) and whether it still runs; with `telemetry`, also GET /metrics (what the
+    Helm chart's ServiceMonitor scrapes of workers and source readers)."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        assert telemetry is not None
+        return web.Response(body=telemetry.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def alive(request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
@@ -117,4 +129,6 @@ def probe_app(watch: RedisWatch, loops: Callable[[], dict[str, bool]]) -> web.Ap
     app = web.Application()
     app.router.add_get(LIVE_PATH, alive)
     app.router.add_get(READY_PATH, ready)
+    if telemetry is not None:
+        app.router.add_get(METRICS_PATH, metrics)
     return app

@@ -3,6 +3,9 @@ one atomic step. The publish routes and the Kinesis source reader both come here
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import structlog
 
 from outpost import filters
@@ -12,9 +15,12 @@ from outpost.models import Event, iso
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.streams import Queue
 from outpost.store.tenants import Store
+from outpost.telemetry import Telemetry
+from outpost.tracing import Tracing
 
 log = structlog.get_logger("outpost.ingest")
-Plan = tuple[list[tuple[str, str]], list[str], list[str]]
+# (tasks as (destination, ordering key), disabled destinations, matched ids, their types)
+Plan = tuple[list[tuple[str, str]], list[str], list[str], list[str]]
 Outcome = tuple[bool, list[str]] | DomainError | Exception
 
 
@@ -29,12 +35,20 @@ class Ingest:
     its own step and returns once its event is in Redis."""
 
     def __init__(
-        self, store: Store, queue: Queue, destinations: DestinationCache, registry: Registry
+        self,
+        store: Store,
+        queue: Queue,
+        destinations: DestinationCache,
+        registry: Registry,
+        telemetry: Telemetry | None = None,
+        tracing: Tracing | None = None,
     ):
         self.store = store
         self.queue = queue
         self.destinations = destinations
         self.registry = registry
+        self.telemetry = telemetry or Telemetry()
+        self.tracing = tracing or Tracing()
         self._publishes: Coalescer[Event] = Coalescer(self.publish_many)
 
     async def publish(self, event: Event) -> tuple[bool, list[str]]:
@@ -42,8 +56,24 @@ class Ingest:
         route and the Kinesis source reader both come here). Returns (fresh, matched ids).
         Publishes arriving together share their round trips (group commit); each is still
         its own script, and returns once its event is in Redis."""
-        result: tuple[bool, list[str]] = await self._publishes.submit(event)
+        if self.tracing.enabled:  # the publish span; its context is stored with the event
+            attributes = {"outpost.tenant_id": event.tenant_id, "outpost.event_id": event.id}
+            if event.topic:
+                attributes["outpost.topic"] = event.topic
+            with self.tracing.publish(attributes) as traceparent:
+                traced = replace(event, traceparent=traceparent)
+                result: tuple[bool, list[str]] = await self._publishes.submit(traced)
+                return result
+        result = await self._publishes.submit(event)
         return result
+
+    async def publish_batch(self, events: list[Event]) -> list[Outcome]:
+        """A batch publish (publish_many): traced as one span, every event's attempts its
+        children."""
+        if not self.tracing.enabled or not events:
+            return await self.publish_many(events)
+        with self.tracing.publish({"outpost.events": len(events)}) as traceparent:
+            return await self.publish_many([replace(e, traceparent=traceparent) for e in events])
 
     async def publish_many(self, events: list[Event]) -> list[Outcome]:
         """Many events: one round trip for every tenant's destinations, one for the
@@ -55,12 +85,14 @@ class Ingest:
         ok = [(e, p) for e, p in zip(events, plans, strict=True) if not isinstance(p, Exception)]
         stored = iter(await self.queue.publish_many([(e, p[0], p[1]) for e, p in ok]))
         out: list[Outcome] = []
-        for p in plans:
+        for event, p in zip(events, plans, strict=True):
             if isinstance(p, Exception):
                 out.append(p)
                 continue
             fresh = next(stored)
             out.append(fresh if isinstance(fresh, DomainError) else (fresh, p[2]))
+            if fresh is True:  # stored now (not a duplicate): counted once
+                self.telemetry.on_publish(event.tenant_id, p[3])
         return out
 
     def _plan(self, event: Event, exists: bool, raws: list[bytes]) -> Plan | Exception:
@@ -79,7 +111,7 @@ class Ingest:
 
     def route(self, event: Event, exists: bool, raws: list[bytes]) -> Plan:
         """(tasks to queue as (destination, ordering key), disabled destinations to keep as
-        dead letters, matched destination ids) for one event."""
+        dead letters, matched destination ids, their types) for one event."""
         if not exists:
             raise NotFound("tenant")
         dests = [self.destinations.parse(r) for r in raws]
@@ -87,18 +119,29 @@ class Ingest:
             dests = [d for d in dests if d.id == event.destination_id]
             if not dests:
                 raise NotFound("destination")
-        doc = {
-            "id": event.id,
-            "topic": event.topic,
-            "time": iso(event.time),
-            "metadata": event.metadata,
-            "data": event.data,
-        }
-        hits = sorted(
-            (d for d in dests if d.matches(event.topic or None) and filters.matches(d.filter, doc)),
-            key=lambda d: d.id,
-        )
+        doc: dict[str, Any] | None = None  # built only for a destination with a filter
+        hits = []
+        for d in dests:
+            if not d.matches(event.topic or None):
+                continue
+            if d.filter:
+                doc = doc or _filter_doc(event)
+                if not filters.matches(d.filter, doc):
+                    continue
+            hits.append(d)
+        hits.sort(key=lambda d: d.id)
         enabled = [d for d in hits if d.enabled]
         held = [d.id for d in hits if not d.enabled]  # kept as dead letters, not lost
         routes = [(d.id, self.registry.get(d.type).ordering_key(event, d)) for d in enabled]
-        return routes, held, [d.id for d in enabled]
+        return routes, held, [d.id for d in enabled], [d.type for d in enabled]
+
+
+def _filter_doc(event: Event) -> dict[str, Any]:
+    """What a destination's filter is matched against."""
+    return {
+        "id": event.id,
+        "topic": event.topic,
+        "time": iso(event.time),
+        "metadata": event.metadata,
+        "data": event.data,
+    }

@@ -189,6 +189,10 @@ class Event:
     metadata: dict[str, str] = field(default_factory=dict)
     eligible_for_retry: bool = True
     destination_id: str | None = None
+    # carried with the stored event, never shown (queue/items.py encodes them): the publish
+    # span's W3C traceparent ("" = not traced) and when the event was stored (Unix seconds)
+    traceparent: str = field(default="", compare=False)
+    published_at: float = field(default=0.0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -203,8 +207,12 @@ class Event:
         }
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Event:
+    def from_json(
+        cls, raw: dict[str, Any], traceparent: str = "", published_at: float = 0.0
+    ) -> Event:
         return cls(
+            traceparent=traceparent,
+            published_at=published_at,
             id=raw["id"],
             tenant_id=raw["tenant_id"],
             topic=raw.get("topic") or "",

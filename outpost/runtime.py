@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from outpost.api.app import create_api_app
 from outpost.api.openapi import OpenAPIPart, build
 from outpost.api.routes import ROUTES
+from outpost.delivery import gauges
 from outpost.delivery.alerts import Alerts
 from outpost.delivery.promoter import promote_loop
 from outpost.delivery.worker import Worker, WorkerConfig
@@ -37,6 +38,7 @@ from outpost.health import RedisWatch, probe_app
 from outpost.queue.connection import StartupError, check_redis, connect_redis
 from outpost.retry import RetryPolicy
 from outpost.settings import Settings
+from outpost.telemetry import Telemetry
 
 log = structlog.get_logger("outpost")
 
@@ -161,12 +163,17 @@ def capped(server: web.Server, limit: int) -> Callable[[], asyncio.Protocol]:
     return factory
 
 
-def redis_client(settings: Settings, max_connections: int = 128) -> Redis:
+def redis_client(
+    settings: Settings, max_connections: int = 128, telemetry: Telemetry | None = None
+) -> Redis:
+    """The process's Redis client; with `telemetry`, its failed commands are counted."""
+    counter = None if telemetry is None else telemetry.redis_errors
     return connect_redis(
         settings.redis_dsn(),
         max_connections,
         socket_timeout=settings.redis_socket_timeout_seconds,
         connect_timeout=settings.redis_connect_timeout_seconds,
+        on_error=(lambda: counter.inc()) if counter is not None else lambda: None,
     )
 
 
@@ -192,8 +199,9 @@ async def serve(
     """Run the API, a delivery worker and/or the Kinesis source reader in this process
     until one of `stop_on` arrives (or the worker crashes); then stop them in reverse."""
     await check_redis(settings.redis_dsn())
-    redis = redis_client(settings, settings.delivery_max_concurrency + 32)
-    deps = Deps.build(settings, redis)
+    telemetry = Telemetry(per_tenant=settings.metrics_per_tenant)
+    redis = redis_client(settings, settings.delivery_max_concurrency + 32, telemetry)
+    deps = Deps.build(settings, redis, telemetry=telemetry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in stop_on:
@@ -210,6 +218,7 @@ async def serve(
         await running.stop()
         await deps.registry.close()
         await redis.aclose()
+        deps.tracing.shutdown()  # the spans still buffered are sent
 
 
 @dataclass
@@ -223,6 +232,8 @@ class _Running:
     reader: SourceReader | None = None
     reader_task: asyncio.Task[None] | None = None
     probes: web.AppRunner | None = None
+    gauges: asyncio.Task[None] | None = None
+    stopping: asyncio.Event | None = None
 
     async def start(self, settings: Settings, deps: Deps, api: bool, source: bool) -> None:
         if api:
@@ -235,10 +246,15 @@ class _Running:
                 lease_ms=int(settings.source_lease_seconds * 1000),
                 poll_seconds=settings.source_poll_seconds,
                 batch=settings.source_batch_limit,
+                alerts=build_alerts(settings),  # run notifications: the operator events
             )
             self.reader_task = asyncio.create_task(self.reader.run())
         if settings.health_port:
             await self._probe(settings, deps)
+        if settings.metrics_refresh_seconds:
+            self.stopping = asyncio.Event()
+            loop = gauges.refresh_loop(deps, self.stopping, settings.metrics_refresh_seconds)
+            self.gauges = asyncio.create_task(loop)
 
     def loops(self) -> dict[str, bool]:
         """Each loop this process runs, and whether it still does (readiness)."""
@@ -250,7 +266,8 @@ class _Running:
 
     async def _probe(self, settings: Settings, deps: Deps) -> None:
         watch = RedisWatch(deps.redis, settings.redis_dsn())
-        self.probes = web.AppRunner(probe_app(watch, self.loops), access_log=None)
+        app = probe_app(watch, self.loops, deps.telemetry)
+        self.probes = web.AppRunner(app, access_log=None)
         await self.probes.setup()
         host, port = settings.health_host, settings.health_port
         try:
@@ -291,9 +308,14 @@ class _Running:
     async def stop(self) -> None:
         """The source reader, then the worker (its in-flight sends finish), its alerts,
         then the API, then the probe port."""
+        if self.stopping and self.gauges:
+            self.stopping.set()
+            await self.gauges
         if self.reader and self.reader_task:
             self.reader.stop()
             await asyncio.gather(self.reader_task, return_exceptions=True)
+            if self.reader.alerts:
+                await self.reader.alerts.close()
         if self.worker and self.worker_task:
             self.worker.stop()
             await asyncio.gather(self.worker_task, return_exceptions=True)

@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     # old secrets still accepted for reading while `outpost rotate-key` re-encrypts
     aes_encryption_secret_previous: CommaList = []
 
+    # /metrics: a `tenant` label on the event and delivery counters (one series per tenant:
+    # only for deployments with few tenants); seconds between refreshes of the queue gauges
+    # (depth, oldest age, retries, dead letters; 0 = never)
+    metrics_per_tenant: bool = False
+    metrics_refresh_seconds: float = Field(15.0, ge=0, le=3600)
+    # one JSON log line per API request (method, route template, status, duration, tenant)
+    access_log: bool = True
+
     # the probe port of `outpost worker|source|api|all`: GET /healthz (the process is alive,
     # never touches Redis) and GET /readyz (Redis answers, the process's loops run); 0 = off.
     # Kubernetes sets HEALTH_HOST to the pod's IP (kubelet probes that address).
@@ -82,6 +90,10 @@ class Settings(BaseSettings):
     # the Source of every EventBridge entry (rules match on it), as Outpost's setting
     destinations_aws_eventbridge_source: str = Field("outpost", min_length=1, max_length=256)
     destinations_allow_private_endpoints: bool = False
+    # AWS types with credentials.role_arn: STS AssumeRole with the service's own credentials
+    aws_role_session_duration_seconds: int = Field(3600, ge=900, le=43200)
+    aws_roles_only: bool = False  # refuse static keys in destinations: roles only
+    aws_role_principal_arn: str = ""  # the principal tenants trust; "" = GetCallerIdentity
     # webhooks as Outpost signs them (its DESTINATIONS_WEBHOOK_* names and defaults)
     destinations_webhook_header_prefix: str = "x-outpost-"
     # the four system headers by full name: "" = not sent; the default, literally
@@ -137,9 +149,13 @@ class Settings(BaseSettings):
     # one Flow Service explore: ListStreams pages and seconds before a partial listing
     flow_explore_max_pages: int = Field(50, ge=1, le=10_000)
     flow_explore_seconds: float = Field(10.0, gt=0, le=300)
+    # explore?preview=true: at most this much of an S3 object is fetched (a ranged GET)
+    flow_preview_max_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
     source_lease_seconds: float = Field(10.0, gt=0)
     source_poll_seconds: float = Field(1.0, gt=0)
     source_batch_limit: int = Field(1000, ge=1, le=10_000)
+    # a streaming flow's run: one window of this length (Adobe reports hourly windows)
+    flow_run_window_seconds: float = Field(3600.0, gt=0, le=7 * 24 * 3600)
     alert_consecutive_failure_count: int = Field(100, ge=1)
     alert_auto_disable_destination: bool = False
     operator_events_http_url: str = ""

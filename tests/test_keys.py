@@ -51,6 +51,7 @@ def every_key(keys: Keys, a: str, b: str) -> dict[str, tuple[str, ...]]:
         ("flow_resources", a, b): keys.flow_resources(a, b, "connections"),
         ("flow_resources_kind", a, b): keys.flow_resources("o", a, b),
         ("flow_state", a): keys.flow_state(a, "checkpoints"),
+        ("flow_notifications", a, b): keys.flow_notifications(a, b),
     }
     return {key: made for made, key in built.items()}
 

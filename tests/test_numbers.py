@@ -99,7 +99,7 @@ def test_a_source_record_keeps_its_digits():
     assert not isinstance(event, str)
     assert exactjson.dumps(event.data) == DATA
     record = {**record, "Data": b'{"n":NaN}'}
-    assert event_for(plan, "shard-0", record) == "not valid JSON"
+    assert event_for(plan, "shard-0", record) == ("SOURCE-1001-400", "not valid JSON")
 
 
 async def make_dest(client, stream, endpoint, filter=None, **config):

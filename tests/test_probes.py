@@ -88,6 +88,26 @@ def test_ready_names_redis_and_the_loops_of_the_process(running):
     assert probe(running.health, LIVE_PATH) == (200, {"status": "alive"})
 
 
+def scrape(port: int) -> dict[str, float]:
+    """The probe port's /metrics: sample name with its labels -> value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = resp.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def test_every_process_serves_its_metrics_on_the_probe_port(running):
+    wait_for(running.health, READY_PATH, 200, running.proc)
+    metrics = scrape(running.health)
+    assert metrics["outpost_deliveries_in_flight"] == 0
+    assert 'outpost_queue_depth{partition="0"}' in metrics  # refreshed at start
+    assert "outpost_redis_errors_total" in metrics
+
+
 def test_redis_down_means_not_ready_but_alive_and_back(running):
     wait_for(running.health, READY_PATH, 200, running.proc)
     running.redis.stop()
@@ -98,6 +118,7 @@ def test_redis_down_means_not_ready_but_alive_and_back(running):
         for _ in range(3):
             assert probe(running.health, LIVE_PATH) == (200, {"status": "alive"})
         assert running.proc.poll() is None
+        assert scrape(running.health)["outpost_redis_errors_total"] > 0
     finally:
         running.redis.start()
     wait_for(running.health, READY_PATH, 200, running.proc)

@@ -257,6 +257,10 @@ async def test_kill_9_reader_mid_stream_loses_nothing_and_publishes_once(
         assert second.wait(timeout=20) == 0
     events = await deps.redis.zcard(deps.keys.events_index("acme"))
     assert events == 400  # every record became exactly one event
+    r = await client.get(f"{BASE}/runs", headers=H, params={"property": f"flowId=={flow}"})
+    runs = [run["metrics"]["recordSummary"] for run in (await r.json())["items"]]
+    assert sum(c["inputRecordCount"] for c in runs) == 400  # the re-read batch counted once
+    assert sum(c["outputRecordCount"] for c in runs) == await published() == 400
     await worker.run_until_empty(limit=60)
     out = devstack.read_stream(moto.url, tenant, expect=400, timeout=30)
     numbers = sorted(json.loads(r["Data"])["data"]["n"] for r in out)
@@ -282,13 +286,13 @@ async def test_split_while_reading_parents_before_children(
     put(url, stream, [{"n": i, "phase": "before"} for i in range(40)])
     flow = await make_flow(client, url, stream)
     order = []
-    publish = deps.ingest.publish
+    publish_many = deps.ingest.publish_many
 
-    async def recording(event):
-        order.append((event.metadata["source-shard-id"], event.data["n"], event.data["phase"]))
-        return await publish(event)
+    async def recording(events):
+        order.extend((e.metadata["source-shard-id"], e.data["n"], e.data["phase"]) for e in events)
+        return await publish_many(events)
 
-    deps.ingest.publish = recording
+    deps.ingest.publish_many = recording
     reader = reader_for(deps)
     task = asyncio.create_task(reader.run())
     try:

@@ -9,7 +9,9 @@ import structlog
 from aiohttp import web
 
 from outpost.api import docs as apidocs
+from outpost.api.access import access_middleware
 from outpost.api.openapi import OPENAPI, Document, OpenAPIPart, build
+from outpost.api.portal import portal_asset, portal_page
 from outpost.api.routes import ROUTES
 from outpost.api.routes.catalog import healthz
 from outpost.api.routes.publish import publish, publish_batch
@@ -17,6 +19,7 @@ from outpost.deps import DEPS, Deps
 from outpost.health import HEALTH, RedisWatch, watching
 from outpost.settings import Settings
 from outpost.surface import auth_middleware, errors_middleware, shedding_middleware
+from outpost.telemetry import CONTENT_TYPE
 
 log = structlog.get_logger("outpost.api")
 PREFIXES = ("/api/v1", "/2025-07-01")
@@ -40,6 +43,12 @@ def _access(request: web.Request) -> str:
     return request.app[ACCESS].get(request.match_info.handler, "any")
 
 
+async def prometheus(request: web.Request) -> web.Response:
+    """GET /metrics: the process's metrics in Prometheus's text format."""
+    body = request.app[DEPS].telemetry.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
 def create_api_app(
     settings: Settings, deps: Deps, documents: Sequence[OpenAPIPart] = ()
 ) -> web.Application:
@@ -48,6 +57,7 @@ def create_api_app(
     document."""
     app = web.Application(
         middlewares=[
+            access_middleware(deps.telemetry, settings.access_log),
             errors_middleware(error_response),
             shedding_middleware(settings.api_max_inflight_publishes, _shed),
             auth_middleware(_access),
@@ -60,7 +70,12 @@ def create_api_app(
     app.cleanup_ctx.append(watching)
     app[ACCESS] = {handler: access for _, _, handler, access in ROUTES}
     app[ACCESS][apidocs.docs_asset] = "public"
+    app[ACCESS][prometheus] = "public"  # scraped as the probes are; no ids, no secrets
+    app.router.add_get("/metrics", prometheus)
+    app[ACCESS] |= {portal_page: "public", portal_asset: "public"}  # the page holds the token
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/portal", portal_page)  # the target of GET /tenants/{id}/portal
+    app.router.add_get("/portal/{asset}", portal_asset)
     for prefix in PREFIXES:
         for method, path, handler, _ in ROUTES:
             app.router.add_route(method, prefix + path, handler)

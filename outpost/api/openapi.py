@@ -113,6 +113,12 @@ def _operations() -> dict[str, Op]:
         "delete_destination": Op(200, schemas.SuccessResponse),
         "enable_destination": Op(200, schemas.Destination),
         "disable_destination": Op(200, schemas.Destination),
+        "test_destination": Op(200, schemas.PreflightResult),
+        "aws_trust_policy": Op(200, schemas.AWSTrustPolicy),
+        "explore_streams": Op(200, schemas.Explored),
+        "explore_records": Op(
+            200, schemas.Explored, query=[_q("limit", "integer", minimum=1, maximum=100)]
+        ),
         "publish": Op(202, schemas.PublishResponse, PublishRequest),
         "retry": Op(202, schemas.SuccessResponse, RetryRequest),
         "publish_batch": Op(202, schemas.PublishBatchResult, PublishBatch),
@@ -200,6 +206,20 @@ class OpenAPIPart:
 
 
 Route = tuple[str, str, Any, str]
+# GET /metrics: Prometheus's text format, public as the probes are
+METRICS: dict[str, Any] = {
+    "operationId": "metrics",
+    "summary": "The process's Prometheus metrics (README: Observability).",
+    "parameters": [],
+    "responses": {
+        "200": {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+    "security": [],
+    "x-access": "public",
+}
 
 
 def build(
@@ -219,6 +239,7 @@ def build(
         paths.setdefault(prefix + path, {})[method.lower()] = operation
     root_health = {**paths[prefix + "/healthz"]["get"], "operationId": "healthz_root"}
     paths["/healthz"] = {"get": root_health}
+    paths["/metrics"] = {"get": METRICS}
     for part in parts:
         paths.update(part.paths)
     return _document(prefix, paths, defs["$defs"], parts)

@@ -59,6 +59,16 @@ class Alerts:
 
     def alert(self, topic: str, task: Task, data: dict[str, Any]) -> None:
         """Queue an alert for sending; returns at once."""
+        about = {
+            "destination_id": task.destination_id,
+            "event_id": task.event_id,
+            "attempt_number": task.attempt,
+        }
+        self.operator_event(topic, task.tenant_id, {**about, **data})
+
+    def operator_event(self, topic: str, tenant_id: str, data: dict[str, Any]) -> None:
+        """Queue any operator event (an alert, a flow run's end) for sending; returns at
+        once."""
         if not self.url:
             return
         if len(self._pending) >= MAX_PENDING:
@@ -68,13 +78,8 @@ class Alerts:
             "id": f"alt_{uuid.uuid4().hex}",
             "topic": topic,
             "time": iso(utcnow()),
-            "tenant_id": task.tenant_id,
-            "data": {
-                "destination_id": task.destination_id,
-                "event_id": task.event_id,
-                "attempt_number": task.attempt,
-                **data,
-            },
+            "tenant_id": tenant_id,
+            "data": data,
         }
         t = asyncio.create_task(self._post(body))
         self._pending.add(t)

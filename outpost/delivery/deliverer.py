@@ -27,6 +27,7 @@ from outpost.errors import PermanentError
 from outpost.models import Destination, Event, Task, iso, utcnow
 from outpost.queue.items import Entry, Outcome
 from outpost.retry import RetryPolicy
+from outpost.telemetry import Telemetry
 
 log = structlog.get_logger("outpost.delivery")
 # what a send may take beyond DELIVERY_TIMEOUT_SECONDS (and its batch's linger) before the
@@ -48,6 +49,36 @@ def _held(wait: float) -> Outcome:
         record_attempt=False,
         held=True,
     )
+
+
+def observe(
+    telemetry: Telemetry, task: Task, outcome: Outcome, event: Event | None, started: float
+) -> None:
+    """One settled outcome into the metrics: counted once, timed if it was an attempt."""
+    dtype = outcome.destination_type or "unknown"
+    retry, held = outcome.retry_in is not None, outcome.held
+    telemetry.on_outcome(
+        dtype, task.tenant_id, outcome.status, outcome.code, retry=retry, dead=outcome.dead
+    )
+    if held or not outcome.record_attempt:
+        return
+    now = time.time()
+    telemetry.of(telemetry.attempt, dtype).observe(now - started)
+    if outcome.status == "success" and event is not None and event.published_at:
+        telemetry.of(telemetry.latency, dtype).observe(max(0.0, now - event.published_at))
+
+
+def span_attributes(task: Task, outcome: Outcome) -> dict[str, Any]:
+    """An attempt span's attributes: ids, the type, the outcome (never config or payload)."""
+    return {
+        "outpost.destination_type": outcome.destination_type,
+        "outpost.tenant_id": task.tenant_id,
+        "outpost.destination_id": task.destination_id,
+        "outpost.event_id": task.event_id,
+        "outpost.attempt": task.attempt,
+        "outpost.outcome": outcome.status,
+        "outpost.code": outcome.code,
+    }
 
 
 @dataclass(frozen=True)
@@ -78,6 +109,8 @@ class Deliverer:
         self.destinations = DestinationCache(deps.registry, deps.cipher)
         self.timeout = deps.settings.delivery_timeout_seconds
         self.breakers = Breakers.of(deps.settings, self.timeout + DEADLINE_MARGIN)
+        self.telemetry = deps.telemetry
+        self.tracing = deps.tracing
 
     async def process(
         self,
@@ -90,9 +123,13 @@ class Deliverer:
         if not loaded:
             event, raw_dest = await self._load_one(entry)
         started = time.time()
-        begun = await self._begin(entry, event, raw_dest)
-        outcome = await self._settle(entry, event, raw_dest, begun)
-        self._describe(outcome, event, raw_dest)
+        self.telemetry.inflight.inc()
+        try:
+            begun = await self._begin(entry, event, raw_dest)
+            outcome = await self._settle(entry, event, raw_dest, begun)
+        finally:
+            self.telemetry.inflight.dec()
+        self._describe(entry, outcome, event, raw_dest, started)
         _, failures = await self.queue.complete(entry, outcome, started)
         await self._after(entry, outcome, failures, started)
         return outcome
@@ -105,12 +142,16 @@ class Deliverer:
         and the completions are queued together. For batching destinations, where a task
         per event would cost more than its share of the call."""
         started = time.time()
-        begun = [await self._begin(e, ev, raw) for e, ev, raw in items]
-        outcomes = []
-        for (entry, event, raw), b in zip(items, begun, strict=True):
-            outcome = await self._settle(entry, event, raw, b)
-            self._describe(outcome, event, raw)
-            outcomes.append(outcome)
+        self.telemetry.inflight.inc(len(items))
+        try:
+            begun = [await self._begin(e, ev, raw) for e, ev, raw in items]
+            outcomes = []
+            for (entry, event, raw), b in zip(items, begun, strict=True):
+                outcome = await self._settle(entry, event, raw, b)
+                self._describe(entry, outcome, event, raw, started)
+                outcomes.append(outcome)
+        finally:
+            self.telemetry.inflight.dec(len(items))
         done = [
             self.queue.complete_soon(e, o, started)
             for (e, _, _), o in zip(items, outcomes, strict=True)
@@ -120,10 +161,23 @@ class Deliverer:
             await self._after(entry, outcome, failures, started)
         return outcomes
 
-    def _describe(self, outcome: Outcome, event: Event | None, raw_dest: bytes | None) -> None:
+    def _describe(
+        self,
+        entry: Entry,
+        outcome: Outcome,
+        event: Event | None,
+        raw_dest: bytes | None,
+        started: float,
+    ) -> None:
+        """The outcome's topic and type for its attempt record; its metrics and span."""
         outcome.topic = event.topic if event is not None else ""
         if raw_dest is not None:
             outcome.destination_type = self.destinations.parse(raw_dest).type
+        observe(self.telemetry, entry.task, outcome, event, started)
+        if self.tracing.enabled and outcome.record_attempt and event is not None:
+            attributes = span_attributes(entry.task, outcome)
+            error = "" if outcome.status == "success" else outcome.code
+            self.tracing.attempt(event.traceparent, attributes, int(started * 1e9), error)
 
     async def _after(
         self, entry: Entry, outcome: Outcome, failures: int | None, started: float
@@ -164,7 +218,7 @@ class Deliverer:
         level = self.alerts.level(failures)
         if level is not None:
             disabled = level == 100 and self.alerts.auto_disable and await self._disable(task)
-            self.alerts.alert(
+            self._send_alert(
                 "alert.consecutive_failure",
                 task,
                 {
@@ -176,7 +230,20 @@ class Deliverer:
                 },
             )
         if outcome.dead and outcome.exhausted:
-            self.alerts.alert("alert.retries_exhausted", task, {"last_error": error})
+            self._send_alert("alert.retries_exhausted", task, {"last_error": error})
+        if outcome.broken and level != 100:  # not already alerted (and disabled) above
+            disabled = self.alerts.auto_disable and await self._disable(task)
+            self._send_alert(
+                "alert.destination_broken",
+                task,
+                {"destination_disabled": disabled, "last_error": error},
+            )
+
+    def _send_alert(self, kind: str, task: Task, data: dict[str, Any]) -> None:
+        """An operator alert, counted (outpost_alerts_total{alert})."""
+        assert self.alerts is not None
+        self.telemetry.of(self.telemetry.alerts, kind.removeprefix("alert.")).inc()
+        self.alerts.alert(kind, task, data)
 
     async def _disable(self, task: Task) -> bool:
         dest = await self.store.get_destination(task.tenant_id, task.destination_id)
@@ -274,7 +341,7 @@ class Deliverer:
         response = {"error": code, "message": message[:500], **failure.response}
         # a manual retry is one attempt: on failure it is kept (dead letter), not rescheduled
         if not failure.retryable or not event.eligible_for_retry or entry.task.manual:
-            return Outcome("failed", code, message, response, dead=True)
+            return Outcome("failed", code, message, response, dead=True, broken=failure.broken)
         delay = self.policy.delay(entry.task.attempt)
         if delay is None:
             return Outcome("failed", code, message, response, dead=True, exhausted=True)

@@ -213,15 +213,28 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         out.update(await publish_figures(redis.redis_url, ep, conc, args["seconds"], per_s))
         deps = await prefill(redis.redis_url, ep.url, args["rss_backlog"])
         _, rss, done = await drain(deps, env, args["rss_backlog"], args["rss_seconds"])
-        out["worker_rss_mib"] = rss
-        out["worker_rss_events_drained"] = done
+        out.update({"worker_rss_mib": rss, "worker_rss_events_drained": done})
         out["worker_rss_batched_mib"] = rss_batched
         out["worker_rss_batched_events_drained"] = done_batched
         await deps.redis.aclose()
+        out.update(await source_figures(out))
     finally:
         ep.stop()
         redis.stop()
     return out
+
+
+async def source_figures(out: dict[str, Any]) -> dict[str, Any]:
+    """One Kinesis source reader's records/s (bench_source.py), and that over the faster
+    of the two drain rates: at 1 or more, the source is not the pipeline's bottleneck."""
+    from outpost.dev import bench_source
+
+    got = await bench_source.run({"records": 60_000, "shards": 8, "batch": 1000})
+    drain = max(out["pipeline_putrecord_per_s"], out["pipeline_batched_per_s"]) or 1.0
+    return {
+        "source_records_per_s": got["source_records_per_s"],
+        "source_vs_drain": got["source_records_per_s"] / drain,
+    }
 
 
 async def publish_figures(

@@ -13,7 +13,17 @@ from outpost.deps import Deps
 from outpost.destinations.endpoints import ForbiddenEndpoint
 from outpost.errors import Invalid
 from outpost.flow.scope import Scope
-from outpost.flow.specs import KINESIS, PIPELINE, SPECS, STREAMING_FLOW, auth_schema, secret_params
+from outpost.flow.specs import (
+    BATCH_FLOW,
+    FREQUENCIES,
+    KINESIS,
+    PIPELINE,
+    S3,
+    SPECS,
+    STREAMING_FLOW,
+    auth_schema,
+    secret_params,
+)
 
 _COMMON = (
     "id",
@@ -128,8 +138,8 @@ async def _check_source(deps: Deps, s: Scope, body: Any) -> set[str]:
         {"description": str, "data": dict},
     )
     spec = _spec_of(body)
-    if spec["id"] != KINESIS:
-        raise Invalid("only Amazon Kinesis source connections are supported")
+    if spec["id"] not in (KINESIS, S3):
+        raise Invalid("source connections are Amazon Kinesis or Amazon S3")
     base = await deps.flows.get("connections", s.org, s.sandbox, body["baseConnectionId"])
     if base is None:
         raise Invalid(
@@ -145,8 +155,9 @@ async def _check_source(deps: Deps, s: Scope, body: Any) -> set[str]:
     if problems:
         raise Invalid("; ".join(problems), problems)
     body.setdefault("data", {"format": "json"})
-    body["params"].setdefault("dataType", "raw")
-    body["params"].setdefault("reset", "latest")
+    if spec["id"] == KINESIS:
+        body["params"].setdefault("dataType", "raw")
+        body["params"].setdefault("reset", "latest")
     return set()
 
 
@@ -171,10 +182,14 @@ async def _check_flow(deps: Deps, s: Scope, body: Any) -> set[str]:
     _require(
         body,
         {"name": str, "flowSpec": dict, "sourceConnectionIds": list, "targetConnectionIds": list},
-        {"description": str},
+        {"description": str, "scheduleParams": dict},
     )
-    if body["flowSpec"].get("id") != STREAMING_FLOW:
-        raise Invalid(f"flowSpec.id must be the streaming flow spec {STREAMING_FLOW}")
+    spec_id = body["flowSpec"].get("id")
+    if spec_id not in (STREAMING_FLOW, BATCH_FLOW):
+        raise Invalid(
+            f"flowSpec.id must be the streaming flow spec {STREAMING_FLOW} (Kinesis) "
+            f"or the cloud storage flow spec {BATCH_FLOW} (S3, on a schedule)"
+        )
     for field, kind in (
         ("sourceConnectionIds", "sourceConnections"),
         ("targetConnectionIds", "targetConnections"),
@@ -184,7 +199,35 @@ async def _check_flow(deps: Deps, s: Scope, body: Any) -> set[str]:
             raise Invalid(f"{field} must hold exactly one id")
         if await deps.flows.get(kind, s.org, s.sandbox, ids[0]) is None:
             raise Invalid(f"{field}: {ids[0]} is not in this org and sandbox")
+    source = await deps.flows.get(
+        "sourceConnections", s.org, s.sandbox, body["sourceConnectionIds"][0]
+    )
+    wanted = BATCH_FLOW if source and source["connectionSpec"]["id"] == S3 else STREAMING_FLOW
+    if spec_id != wanted:
+        raise Invalid(f"flowSpec.id must be {wanted} for this source connection")
+    if spec_id == BATCH_FLOW:
+        body["scheduleParams"] = _schedule(body.get("scheduleParams"))
+    elif "scheduleParams" in body:
+        raise Invalid("scheduleParams: a streaming flow has no schedule")
     return set()
+
+
+def _schedule(params: Any) -> dict[str, Any]:
+    """`{startTime: epoch seconds, frequency: minute|hour|day|week|once, interval: n}`."""
+    if not isinstance(params, dict):
+        raise Invalid("scheduleParams is required: {startTime, frequency, interval}")
+    extra = set(params) - {"startTime", "frequency", "interval", "backfill"}
+    if extra:
+        raise Invalid(f"scheduleParams: unknown fields {sorted(extra)}")
+    start, freq = params.get("startTime"), params.get("frequency")
+    interval = params.get("interval", 1)
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < 2**37:
+        raise Invalid("scheduleParams.startTime must be epoch seconds")
+    if freq not in FREQUENCIES:
+        raise Invalid(f"scheduleParams.frequency must be one of {sorted(FREQUENCIES)}")
+    if isinstance(interval, bool) or not isinstance(interval, int) or not 1 <= interval <= 10_000:
+        raise Invalid("scheduleParams.interval must be an integer from 1 to 10000")
+    return {"startTime": start, "frequency": freq, "interval": interval}
 
 
 CHECKS = {

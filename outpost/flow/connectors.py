@@ -3,12 +3,17 @@ S3 ListBuckets / HeadBucket / ListObjectsV2. One client per call (not a hot path
 
 from __future__ import annotations
 
+import binascii
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
 from outpost.destinations.aws.redirects import NoRedirectSession
 from outpost.destinations.aws.sigv4 import aws_session
@@ -25,9 +30,62 @@ _CONFIG = AioConfig(
 )
 
 
-def kinesis_client(auth: dict[str, Any], config: AioConfig = _CONFIG) -> Any:
+def _timestamp(value: Any) -> datetime:
+    """Kinesis (JSON 1.1) sends epoch seconds: one call, where botocore's default parser
+    goes through dateutil's local zone for each record (half the cost of a GetRecords
+    answer of 1,000 records)."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    parsed: datetime = DEFAULT_TIMESTAMP_PARSER(value)
+    return parsed
+
+
+def fast_get_records(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """botocore's `before-parse` hook for the reader's GetRecords: a 200's JSON is read
+    with orjson into the very shape botocore gives (Data as bytes, arrival times as UTC
+    datetimes) and botocore parses an empty body instead. Its generic parser walks the
+    output shape for each field of each record: about two thirds of the reader's time
+    per record before this. Errors are left to botocore."""
+    body = response_dict.get("body")
+    if response_dict.get("status_code") != 200 or not isinstance(body, bytes | bytearray):
+        return
+    try:
+        doc = orjson.loads(body)
+        for record in doc.get("Records") or []:
+            record["Data"] = binascii.a2b_base64(record["Data"])
+            if "ApproximateArrivalTimestamp" in record:
+                record["ApproximateArrivalTimestamp"] = _timestamp(
+                    record["ApproximateArrivalTimestamp"]
+                )
+    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
+        return  # not what we expect: botocore parses it (and says what is wrong)
+    customized_response_dict.update(doc)
+    response_dict["body"] = b"{}"
+
+
+_READER_SESSION: AioSession | None = None
+
+
+def reader_session() -> AioSession:
+    """The source reader's own session (per process): timestamps parsed as UTC datetimes
+    by `_timestamp`, GetRecords answers by `fast_get_records`; the destinations' shared
+    session is left as it is."""
+    global _READER_SESSION
+    if _READER_SESSION is None:
+        _READER_SESSION = AioSession()
+        factory = _READER_SESSION.get_component("response_parser_factory")
+        factory.set_parser_defaults(timestamp_parser=_timestamp)
+        _READER_SESSION.register("before-parse.kinesis.GetRecords", fast_get_records)
+    return _READER_SESSION
+
+
+def kinesis_client(
+    auth: dict[str, Any], config: AioConfig = _CONFIG, session: AioSession | None = None
+) -> Any:
     """A Kinesis client from a base connection's auth params (also the source reader's)."""
-    return aws_session().create_client(
+    return (session or aws_session()).create_client(
         "kinesis",
         region_name=auth["region"],
         endpoint_url=auth.get("endpoint") or None,
@@ -118,6 +176,8 @@ async def explore(
             if spec_id == S3:
                 if object_type == "root":
                     return await _buckets(client, params)
+                if object_type == "file":
+                    return await _s3_file(client, obj)
                 return await _s3_folder(client, object_type, obj, limits, start_after)
     except (ClientError, BotoCoreError, OSError) as exc:
         raise Invalid(f"explore failed: {exc}") from None
@@ -160,7 +220,10 @@ async def _s3_folder(
     (a server may say IsTruncated forever). Cut short, the last entry is a `continuation`
     whose path is the last key listed: `startAfter=<it>` goes on from there."""
     if object_type != "folder" or not obj:
-        raise Invalid("objectType must be root, or folder with object=<bucket/prefix/>")
+        raise Invalid(
+            "objectType must be root, folder with object=<bucket/prefix/>, "
+            "or file with object=<bucket/key>"
+        )
     bucket, _, prefix = obj.partition("/")
     out: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
@@ -180,6 +243,16 @@ async def _s3_folder(
     return [*out, _item("continuation", "more objects", f"{bucket}/{last}")]
 
 
+async def _s3_file(client: Any, obj: str | None) -> list[dict[str, Any]]:
+    """One object (HeadObject): its entry, with its size and ETag."""
+    bucket, _, key = (obj or "").lstrip("/").partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise Invalid("objectType=file needs object=<bucket/key>")
+    head = await client.head_object(Bucket=bucket, Key=key)
+    item = _item("file", key.rsplit("/", 1)[-1], f"{bucket}/{key}")
+    return [{**item, "size": head.get("ContentLength"), "etag": head.get("ETag")}]
+
+
 def _s3_keys(page: dict[str, Any]) -> list[str]:
     return [p["Prefix"] for p in page.get("CommonPrefixes", [])] + [
         o["Key"] for o in page.get("Contents", [])
@@ -195,3 +268,15 @@ def _s3_items(bucket: str, prefix: str, page: dict[str, Any]) -> list[dict[str, 
         if o["Key"] != prefix:
             out.append(_item("file", o["Key"][len(prefix) :], f"{bucket}/{o['Key']}"))
     return out
+
+
+async def describe_shards(client: Any, stream: str) -> list[dict[str, Any]]:
+    """Every shard, with DescribeStream (the permission the seed's users grant), paged."""
+    shards: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"StreamName": stream}
+    while True:
+        desc = (await client.describe_stream(**kwargs))["StreamDescription"]
+        shards += desc["Shards"]
+        if not desc.get("HasMoreShards") or not desc["Shards"]:
+            return shards
+        kwargs["ExclusiveStartShardId"] = shards[-1]["ShardId"]

@@ -14,8 +14,9 @@ from aiohttp import web
 
 from outpost.deps import DEPS, Deps
 from outpost.errors import Invalid, NotFound, PreconditionFailed
-from outpost.flow import connectors
+from outpost.flow import connectors, preview
 from outpost.flow.checks import _COMMON, CHECKS
+from outpost.flow.runs import get_run, list_notifications, runs_of
 from outpost.flow.scope import Scope, _kind, _scope
 from outpost.flow.specs import KINESIS, S3, SPECS, secret_params
 from outpost.store.flows import new_etag
@@ -237,6 +238,8 @@ async def test_connection(request: web.Request) -> web.Response:
 
 async def explore(request: web.Request) -> web.Response:
     deps, *_, record = await _connection(request)
+    if request.query.get("preview") == "true":
+        return web.json_response(await _preview(request, deps, record))
     items = await connectors.explore(
         record["connectionSpec"]["id"],
         record["auth"]["params"],
@@ -249,6 +252,29 @@ async def explore(request: web.Request) -> web.Response:
         request.query.get("startAfter"),
     )
     return web.json_response(items)
+
+
+async def _preview(request: web.Request, deps: Deps, record: dict[str, Any]) -> dict[str, Any]:
+    q, settings = request.query, deps.settings
+    try:
+        rows = int(q.get("previewRows", "10"))
+    except ValueError:
+        raise Invalid("previewRows must be an integer from 1 to 100") from None
+    limits = preview.PreviewLimits(
+        rows,
+        settings.flow_preview_max_bytes,
+        settings.flow_explore_max_pages,
+        settings.flow_explore_seconds,
+    )
+    spec_id = record["connectionSpec"]["id"]
+    return await preview.preview(
+        spec_id,
+        record["auth"]["params"],
+        q.get("object"),
+        q.get("fileType", "json"),
+        deps.endpoints,
+        limits,
+    )
 
 
 async def _connection(request: web.Request) -> tuple[Deps, Scope, str, dict[str, Any]]:
@@ -277,6 +303,15 @@ async def flow_action(request: web.Request) -> web.Response:
     return web.json_response({"id": record["id"], "etag": etag})
 
 
+async def list_runs(request: web.Request) -> web.Response:
+    """Every run of the org's sandbox's flows (`property=flowId==...` narrows)."""
+    deps, s = request.app[DEPS], await _scope(request)
+    now, runs = _now_ms(), []
+    for flow in await deps.flows.all("flows", s.org, s.sandbox):
+        runs += await runs_of(deps, flow, now)
+    return web.json_response(_listing(request, "runs", runs))
+
+
 _KINDS = "{kind:connections|sourceConnections|targetConnections|flows}"
 FLOW_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/connectionSpecs", list_specs),
@@ -289,4 +324,7 @@ FLOW_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/{kind:connections}/{id}/test", test_connection),
     ("GET", "/{kind:connections}/{id}/explore", explore),
     ("POST", "/{kind:flows}/{id}/action", flow_action),
+    ("GET", "/runs", list_runs),
+    ("GET", "/runs/notifications", list_notifications),
+    ("GET", "/runs/{id}", get_run),
 ]

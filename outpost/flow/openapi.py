@@ -119,9 +119,11 @@ SCHEMAS: dict[str, Any] = {
             "connectionSpec": _SPEC_REF,
             "params": {
                 "type": "object",
-                "required": ["stream"],
+                "description": "Kinesis: stream (required), dataType, reset; S3: path "
+                "(bucket/folder/ or bucket/key, required)",
                 "properties": {
                     "stream": _STR,
+                    "path": _STR,
                     "dataType": {"type": "string", "enum": ["raw", "xdm"]},
                     "reset": {"type": "string", "enum": ["latest", "earliest"]},
                 },
@@ -130,7 +132,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "data": {
                 "type": "object",
-                "properties": {"format": {"type": "string", "enum": ["json"]}},
+                "properties": {"format": {"type": "string", "enum": ["json", "delimited"]}},
             }
         },
     ),
@@ -149,8 +151,99 @@ SCHEMAS: dict[str, Any] = {
             "sourceConnectionIds": {"type": "array", "items": _STR, "minItems": 1, "maxItems": 1},
             "targetConnectionIds": {"type": "array", "items": _STR, "minItems": 1, "maxItems": 1},
         },
-        {},
+        {
+            "scheduleParams": {
+                "type": "object",
+                "description": "An S3 (cloud storage) flow's schedule",
+                "required": ["startTime", "frequency"],
+                "properties": {
+                    "startTime": {"type": "integer", "description": "epoch seconds"},
+                    "frequency": {
+                        "type": "string",
+                        "enum": ["minute", "hour", "day", "week", "once"],
+                    },
+                    "interval": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                },
+            }
+        },
     ),
+    "FlowRun": {
+        "type": "object",
+        "description": "One window of a streaming flow (FLOW_RUN_WINDOW_SECONDS, hourly by "
+        "default): counts kept as records flow; failed while any record of the ended window "
+        "failed. Timestamps in epoch milliseconds.",
+        "required": ["id", "flowId", "status", "startTime", "endTime", "metrics"],
+        "properties": {
+            "id": _STR,
+            "flowId": _STR,
+            "status": {"type": "string", "enum": ["success", "failed", "inProgress"]},
+            "startTime": {"type": "integer"},
+            "endTime": {"type": "integer"},
+            "metrics": {
+                "type": "object",
+                "required": ["recordSummary", "durationSummary", "statusSummary"],
+                "properties": {
+                    "recordSummary": {
+                        "type": "object",
+                        "properties": {
+                            "inputRecordCount": {"type": "integer", "minimum": 0},
+                            "outputRecordCount": {"type": "integer", "minimum": 0},
+                            "failedRecordCount": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                    "durationSummary": _OBJ,
+                    "statusSummary": _OBJ,
+                },
+            },
+        },
+    },
+    "RunList": {
+        "type": "object",
+        "description": "A page of runs with `_links.next` when there is more, "
+        "or `{count}` with count=true.",
+        "properties": {
+            "items": {"type": "array", "items": _ref("FlowRun")},
+            "_links": _OBJ,
+            "count": {"type": "integer", "minimum": 0},
+        },
+    },
+    "RunNotification": {
+        "type": "object",
+        "required": ["topic", "flowId", "runId", "createdAt"],
+        "properties": {
+            "topic": {"type": "string", "enum": ["flow.run.success", "flow.run.failed"]},
+            "flowId": _STR,
+            "runId": _STR,
+            "createdAt": {"type": "integer"},
+            "inputRecordCount": {"type": "integer"},
+            "outputRecordCount": {"type": "integer"},
+            "failedRecordCount": {"type": "integer"},
+        },
+    },
+    "Preview": {
+        "type": "object",
+        "description": "Parsed rows (at most previewRows; FLOW_PREVIEW_MAX_BYTES of an S3 "
+        "object) and the schema inferred from them; truncated when there is more.",
+        "required": ["format", "schema", "data"],
+        "properties": {
+            "format": {"type": "string", "enum": ["json", "delimited"]},
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "columns": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "type"],
+                            "properties": {"name": _STR, "type": _STR},
+                        },
+                    }
+                },
+            },
+            "data": {"type": "array"},
+            "truncated": {"type": "boolean"},
+        },
+    },
     "JsonPatch": {
         "type": "array",
         "minItems": 1,
@@ -229,15 +322,32 @@ _OPERATIONS: dict[str, tuple[str, list[Any], str | None, dict[str, Any]]] = {
         {"200": _json(_RESULT)},
     ),
     "explore": (
-        "Explore a base connection: S3 buckets, prefixes, objects; Kinesis streams",
+        "Explore a base connection: S3 buckets, prefixes, objects; Kinesis streams. "
+        "preview=true: an S3 object's first rows or a stream's latest records, with a schema",
         [
             *SCOPE,
-            _param("objectType", "query", {"type": "string", "enum": ["root", "folder"]}),
+            _param("objectType", "query", {"type": "string", "enum": ["root", "folder", "file"]}),
             _param("object", "query", _STR),
             _param("startAfter", "query", _STR),  # S3: go on after a continuation's key
+            _param("preview", "query", {"type": "boolean"}),
+            _param("fileType", "query", {"type": "string", "enum": ["json", "delimited"]}),
+            _param("previewRows", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
         ],
         None,
-        {"200": _json({"type": "array", "items": _OBJ})},
+        {"200": _json({"anyOf": [{"type": "array", "items": _OBJ}, _ref("Preview")]})},
+    ),
+    "list_runs": (
+        "List the runs of the org's flows (property=flowId==<id> for one flow's)",
+        SCOPE + LISTING,
+        None,
+        {"200": _json(_ref("RunList"))},
+    ),
+    "get_run": ("Get a run", SCOPE, None, {"200": _json(_items(_ref("FlowRun")))}),
+    "list_notifications": (
+        "List the latest run notifications (a run that ended: success or failed)",
+        [*SCOPE, _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100})],
+        None,
+        {"200": _json(_items(_ref("RunNotification")))},
     ),
     "flow_action": (
         "Enable or disable a flow",

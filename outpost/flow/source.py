@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import time
 import uuid
+from collections import Counter
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,19 +28,25 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost import exactjson
+from outpost.delivery.alerts import Alerts
 from outpost.deps import Deps
 from outpost.destinations.aws.redirects import NoRedirectSession
-from outpost.errors import DomainError
-from outpost.flow.connectors import guard, kinesis_client
+from outpost.errors import DomainError, Unavailable
+from outpost.flow.connectors import describe_shards, guard, kinesis_client, reader_session
+from outpost.flow.runs import (
+    ERROR_CODES,
+    NOT_JSON,
+    NOT_OBJECT,
+    NOT_XDM,
+    PUBLISH_REFUSED,
+    close_runs,
+)
+from outpost.flow.s3source import LeaseLost, S3Source
 from outpost.models import Event
 
 log = structlog.get_logger("outpost.source")
 SHARD_END = "SHARD_END"
 MIN_CALL_INTERVAL = 0.2  # Kinesis allows 5 GetRecords calls/s per shard
-
-
-class LeaseLost(Exception):
-    """Another reader holds the shard now; this one stops without moving the checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -55,20 +62,24 @@ class Plan:
     topic: str
     created_ms: int
     auth: dict[str, Any]
+    # an S3 flow's (s3source.py): the path, the file format and the schedule
+    path: str = ""
+    fmt: str = "json"
+    schedule: dict[str, Any] | None = None
 
 
-def event_for(plan: Plan, shard_id: str, record: dict[str, Any]) -> Event | str:
-    """The event for one record, or why it failed."""
+def event_for(plan: Plan, shard_id: str, record: dict[str, Any]) -> Event | tuple[str, str]:
+    """The event for one record, or (error code, why it failed)."""
     try:
         doc = exactjson.loads(record["Data"])  # every number keeps its digits
     except (ValueError, RecursionError):
-        return "not valid JSON"
+        return NOT_JSON, ERROR_CODES[NOT_JSON]
     if plan.data_type == "xdm":
         if not isinstance(doc, dict) or "header" not in doc or "body" not in doc:
-            return "not valid xdm: an object with header and body is required"
+            return NOT_XDM, ERROR_CODES[NOT_XDM]
         doc = doc["body"]
     if not isinstance(doc, dict):
-        return "the data must be a JSON object"
+        return NOT_OBJECT, ERROR_CODES[NOT_OBJECT]
     seq = record["SequenceNumber"]
     digest = hashlib.sha256(f"{plan.flow_id}\0{plan.stream}\0{shard_id}\0{seq}".encode())
     arrived = record.get("ApproximateArrivalTimestamp") or datetime.now(UTC)
@@ -96,8 +107,10 @@ class SourceReader:
         poll_seconds: float = 1.0,
         discover_seconds: float = 2.0,
         batch: int = 1000,
+        alerts: Alerts | None = None,
     ):
         self.deps = deps
+        self.alerts = alerts  # run notifications go to the operator events channel
         self.owner = owner or uuid.uuid4().hex
         self.lease_ms = lease_ms
         self.poll = poll_seconds
@@ -106,6 +119,7 @@ class SourceReader:
         self._stopping = asyncio.Event()
         self._flows: dict[str, asyncio.Task[None]] = {}
         self.state = deps.sources
+        self.s3 = S3Source(self)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -116,13 +130,19 @@ class SourceReader:
             while not self._stopping.is_set():
                 try:
                     await self._reconcile()
-                except (OSError, ConnectionError) as exc:
+                except (OSError, ConnectionError, Unavailable) as exc:
                     log.warning("source_discovery_failed", error=str(exc))
                 await self._sleep(self.discover)
         finally:
             for task in self._flows.values():
                 task.cancel()
             await asyncio.gather(*self._flows.values(), return_exceptions=True)
+
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
 
     async def _sleep(self, seconds: float) -> None:
         with suppress(TimeoutError):
@@ -132,6 +152,8 @@ class SourceReader:
         """Start a runner for each enabled flow; stop those of disabled or deleted flows."""
         wanted = {}
         for org, sandbox, fid in await self.deps.flows.flow_ids():
+            flow = {"id": fid, "imsOrgId": org, "sandboxName": sandbox}
+            await close_runs(self.deps, self.alerts, flow)  # enabled or not
             plan = await self.plan(org, sandbox, fid)
             if plan is not None:
                 wanted[fid] = plan
@@ -139,7 +161,8 @@ class SourceReader:
             self._flows.pop(fid).cancel()
         for fid, plan in wanted.items():
             if fid not in self._flows or self._flows[fid].done():
-                self._flows[fid] = asyncio.create_task(self._run_flow(plan))
+                run = self._run_flow(plan) if plan.schedule is None else self.s3.run(plan)
+                self._flows[fid] = asyncio.create_task(run)
 
     async def plan(self, org: str, sandbox: str, fid: str) -> Plan | None:
         flows = self.deps.flows
@@ -151,23 +174,29 @@ class SourceReader:
         base = source and await flows.get("connections", org, sandbox, source["baseConnectionId"])
         if not (source and target and base):
             return None
+        params = source["params"]
         return Plan(
             org,
             sandbox,
             fid,
-            source["params"]["stream"],
-            source["params"].get("dataType", "raw"),
-            source["params"].get("reset", "latest"),
+            params.get("stream", ""),
+            params.get("dataType", "raw"),
+            params.get("reset", "latest"),
             target["params"]["topic"],
             int(flow["createdAt"]),
             base["auth"]["params"],
+            params.get("path", ""),
+            (source.get("data") or {}).get("format", "json"),
+            flow.get("scheduleParams"),
         )
 
     # -- one flow ---------------------------------------------------------------------------
     async def _run_flow(self, plan: Plan) -> None:
         shards: dict[str, asyncio.Task[None]] = {}
         async with AsyncExitStack() as stack:
-            client = await stack.enter_async_context(kinesis_client(plan.auth, _READ_CONFIG))
+            client = await stack.enter_async_context(
+                kinesis_client(plan.auth, _READ_CONFIG, reader_session())
+            )
             try:
                 while not self._stopping.is_set():
                     if not await self._endpoint_allowed(plan):
@@ -232,14 +261,14 @@ class SourceReader:
                     position = records[-1]["SequenceNumber"]
                 iterator = page.get("NextShardIterator")
                 if iterator is None or (not records and _past(position, ending)):
-                    await self._mark(plan, sid, SHARD_END, 0, 0, 0)
+                    await self.mark(plan, sid, SHARD_END)
                     log.info("source_shard_drained", flow_id=plan.flow_id, shard_id=sid)
                     return
                 pause = self.poll if not records else MIN_CALL_INTERVAL
                 await self._sleep(max(0.0, pause - (time.monotonic() - started)))
         except LeaseLost:
             log.warning("source_lease_lost", flow_id=plan.flow_id, shard_id=sid)
-        except (ClientError, BotoCoreError, OSError) as exc:  # retried at the next discovery
+        except (ClientError, BotoCoreError, OSError, Unavailable) as exc:  # retried later
             log.warning("source_shard_failed", flow_id=plan.flow_id, shard_id=sid, error=str(exc))
         finally:
             await self.state.release(plan.flow_id, sid, self.owner)
@@ -269,48 +298,49 @@ class SourceReader:
         return await self._iterator(plan, client, sid)
 
     async def _deliver(self, plan: Plan, sid: str, records: list[dict[str, Any]]) -> None:
-        """Publish every record, keep failed ones, then move the checkpoint: in that order,
-        so a crash in between re-reads (and deduplicates) rather than skips."""
-        published = failed = 0
+        """Publish the batch in one step through ingest (one round trip for the tenant's
+        destinations, one script for every event), keep its failed records, then move the
+        checkpoint: in that order, so a crash in between re-reads (and deduplicates) the
+        batch rather than skips it. If Redis fails, nothing moves and the shard re-reads."""
+        events: list[tuple[dict[str, Any], Event]] = []
+        failed: list[tuple[dict[str, Any], str, str]] = []
         for record in records:
-            event = event_for(plan, sid, record)
-            if isinstance(event, str):
-                failed += 1
-                await self._keep_failed(plan, sid, record, event)
-                continue
-            try:
-                await self.deps.ingest.publish(event)
-                published += 1
-            except DomainError as exc:  # the tenant is gone: nothing to publish into
-                failed += 1
-                await self._keep_failed(plan, sid, record, exc.message)
-        last = records[-1]["SequenceNumber"]
-        await self._mark(plan, sid, last, len(records), published, failed)
+            made = event_for(plan, sid, record)
+            if isinstance(made, Event):
+                events.append((record, made))
+            else:
+                failed.append((record, *made))
+        outcomes = await self.deps.ingest.publish_many([e for _, e in events]) if events else []
+        for (record, _), outcome in zip(events, outcomes, strict=True):
+            if isinstance(outcome, Unavailable):
+                raise outcome  # not this record's fault: retried from the checkpoint
+            if isinstance(outcome, Exception):  # the tenant is gone, or its routing failed
+                failed.append((record, PUBLISH_REFUSED, str(outcome)))
+        await self.state.keep_failed(plan.flow_id, [_failed_entry(sid, *f) for f in failed])
+        errors = Counter(code for _, code, _ in failed)
+        counts = (len(records), len(records) - len(failed), len(failed))
+        await self.mark(plan, sid, records[-1]["SequenceNumber"], counts, errors)
 
-    async def _mark(
+    async def mark(
         self,
         plan: Plan,
         sid: str,
         position: str,
-        read: int,
-        published: int,
-        failed: int,
+        counts: tuple[int, int, int] = (0, 0, 0),
+        errors: dict[str, int] | None = None,
     ) -> None:
-        counts = (read, published, failed)
-        if not await self.state.checkpoint(plan.flow_id, sid, self.owner, position, counts):
+        if not await self.state.checkpoint(plan.flow_id, sid, self.owner, position, counts, errors):
             raise LeaseLost(sid)
 
-    async def _keep_failed(self, plan: Plan, sid: str, record: dict[str, Any], reason: str) -> None:
-        data = record["Data"][:1024].decode("utf-8", errors="replace")
-        await self.state.keep_failed(
-            plan.flow_id,
-            {
-                "shard_id": sid,
-                "sequence_number": record["SequenceNumber"],
-                "reason": reason,
-                "data": data,
-            },
-        )
+
+def _failed_entry(sid: str, record: dict[str, Any], code: str, reason: str) -> dict[str, str]:
+    return {
+        "shard_id": sid,
+        "sequence_number": record["SequenceNumber"],
+        "code": code,
+        "reason": reason,
+        "data": record["Data"][:1024].decode("utf-8", errors="replace"),
+    }
 
 
 def _past(position: str | None, ending: str | None) -> bool:
@@ -329,15 +359,3 @@ _READ_CONFIG = AioConfig(
     retries={"total_max_attempts": 2},
     http_session_cls=NoRedirectSession,  # a tenant's endpoint may not redirect us
 )
-
-
-async def describe_shards(client: Any, stream: str) -> list[dict[str, Any]]:
-    """Every shard, with DescribeStream (the permission the seed's users grant), paged."""
-    shards: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"StreamName": stream}
-    while True:
-        desc = (await client.describe_stream(**kwargs))["StreamDescription"]
-        shards += desc["Shards"]
-        if not desc.get("HasMoreShards") or not desc["Shards"]:
-            return shards
-        kwargs["ExclusiveStartShardId"] = shards[-1]["ShardId"]

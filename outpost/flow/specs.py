@@ -11,6 +11,9 @@ KINESIS = "86043421-563b-46ec-8e6c-e23184711bf6"
 S3 = "ecadc60c-7455-4d87-84dc-2a0e293d997b"
 PIPELINE = "4f2b8e31-7c0a-4e55-9d3f-0a8b6c1e2d70"  # ours: publish into a tenant's pipeline
 STREAMING_FLOW = "d69717ba-71b4-4313-b654-49f9cf126d7a"
+# cloud storage to the platform, on a schedule (Adobe's CloudStorageToAEP flow spec)
+BATCH_FLOW = "9753525b-82c7-4dce-8a9b-5ccfce2b9876"
+FREQUENCIES = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "once": 0}
 KINESIS_PROVIDER = "521eee4d-8cbe-4906-bb48-fb6bd4450033"
 
 _ENDPOINT = {
@@ -108,8 +111,25 @@ SPECS: dict[str, dict[str, Any]] = {
                 },
             }
         ],
-        "sourceSpec": {"spec": {"type": "object", "properties": {}}},
-        "dataFormats": ["json", "delimited", "parquet"],
+        "sourceSpec": {
+            "spec": {
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "type": "object",
+                "properties": {
+                    "path": {
+                        "type": "string",
+                        "pattern": r"^/?[a-z0-9][a-z0-9.-]{1,62}(/.*)?$",
+                        "description": "bucket/folder/ (every object under it) or "
+                        "bucket/key (one object).",
+                    },
+                },
+                "required": ["path"],
+                "additionalProperties": False,
+            }
+        },
+        # json: a JSON array, or JSON lines (one object per line); delimited: CSV with a
+        # header row. (parquet is not read.)
+        "dataFormats": ["json", "delimited"],
         "exploreSpec": {"name": "Buckets", "type": "FileSystem"},
     },
     PIPELINE: {

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -16,6 +18,7 @@ from redis.connection import parse_url
 from redis.exceptions import (
     AuthenticationError,
     BusyLoadingError,
+    NoScriptError,
     OutOfMemoryError,
     RedisError,
     ResponseError,
@@ -97,12 +100,36 @@ def _unreachable(url: str, exc: BaseException) -> StartupError:
     return StartupError(f"cannot reach Redis at {redis_address(url)} ({redis_reason(exc)})")
 
 
+class CountingRetry(Retry):
+    """redis-py's retry policy, telling `on_error` of each command that failed for good
+    (its connection, a timeout or a refusal: the metrics' Redis errors). redis-py copies it
+    into each connection; `on_error` is a plain function, shared by the copies."""
+
+    def __init__(self, *args: Any, on_error: Callable[[], None], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.on_error = on_error
+
+    async def call_with_retry(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().call_with_retry(*args, **kwargs)
+        except NoScriptError:  # redis-py loads the script and sends it again
+            raise
+        except (*REDIS_DOWN, ResponseError):
+            self.on_error()
+            raise
+
+
+def _ignore() -> None:
+    pass
+
+
 def connect_redis(
     url: str,
     max_connections: int = 128,
     *,
     socket_timeout: float = SOCKET_TIMEOUT,
     connect_timeout: float = CONNECT_TIMEOUT,
+    on_error: Callable[[], None] = _ignore,
 ) -> Redis:
     """A client that reconnects and retries a command whose connection broke (Redis
     restarted or failed over). Repeating our writes is safe: publish is a SET NX claim,
@@ -119,10 +146,11 @@ def connect_redis(
         health_check_interval=30,
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
-        retry=Retry(
+        retry=CountingRetry(
             ExponentialBackoff(cap=2.0, base=0.05),
             retries=5,
             supported_errors=(RedisConnectionError,),
+            on_error=on_error,
         ),
         retry_on_timeout=False,
     )

@@ -33,6 +33,17 @@ COMPLETE_KEYS = (
 )
 
 
+# what a stored event carries beside its fields (never shown by the API): the publish
+# span's traceparent and when it was stored, for the attempts' spans and latency
+TRACE = "_tp"
+PUBLISHED = "_pt"
+
+
+def stored_event(record: dict[str, Any]) -> Event:
+    """An event as the publish script stored it, with what it carries."""
+    return Event.from_json(record, record.get(TRACE, ""), record.get(PUBLISHED, 0.0))
+
+
 @dataclass(frozen=True)
 class Entry:
     """A task as read from a partition stream."""
@@ -57,6 +68,7 @@ class Outcome:
     destination_type: str = ""
     exhausted: bool = False  # dead because the retries ran out
     held: bool = False  # not sent (its destination's circuit is open): no retry spent
+    broken: bool = False  # the destination itself is wrong: alert (and disable) at once
 
 
 def publish_item(
@@ -69,7 +81,11 @@ def publish_item(
     """One event of the publish script, its keys as indexes into the call's KEYS
     (`tenant`: the indexes of its tenant's keys, shared by the tenant's events)."""
     event, routes, held = item
+    now = time.time()
     record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
+    record[PUBLISHED] = round(now, 3)
+    if event.traceparent:
+        record[TRACE] = event.traceparent
     call: dict[str, Any] = {
         **tenant,
         "event_key": table.index(queue_keys.event(event.tenant_id, event.id)),
@@ -79,7 +95,7 @@ def publish_item(
         "event_id": event.id,
         "time_ms": str(int(event.time.timestamp() * 1000)),
         "trim": random.random() < TRIM_SHARE,
-        "now": f"{time.time():.3f}",
+        "now": f"{now:.3f}",
         "routes": [
             {"stream": table.index(partition_of(dest_id, okey)), "destination_id": dest_id}
             for dest_id, okey in routes

@@ -103,8 +103,13 @@ class Keys:
         """Set of `org/sandbox/flow id` of every flow, for the source readers."""
         return f"{self.prefix}fs:flows"
 
+    def flow_notifications(self, org: str, sandbox: str) -> str:
+        """Stream of the run notifications of one org's sandbox (the latest kept)."""
+        return f"{self.prefix}{{t:{enc(org)}}}:fsn:{enc(sandbox)}"
+
     def flow_state(self, flow_id: str, what: str) -> str:
-        """A flow's reader state: `lease:<shard>`, `checkpoints`, `metrics`, `failed`."""
+        """A flow's reader state: `lease:<shard>`, `checkpoints`, `metrics`, `failed`,
+        its runs: `run:<window start ms>`, `runs`, `runs_open`."""
         return f"{self.prefix}{{f:{enc(flow_id)}}}:{what}"
 
     def partition(self, n: int) -> str:

@@ -31,6 +31,7 @@ from outpost.queue.items import (
     indexed,
     publish_item,
     publish_tenant,
+    stored_event,
 )
 from outpost.queue.keys import GROUP, Keys
 from outpost.queue.lua import KeyTable, register
@@ -118,7 +119,7 @@ class Queue:
         if not event_ids:
             return []
         raws: Any = await self.redis.mget([self.keys.event(tenant_id, e) for e in event_ids])
-        return [None if r is None else Event.from_json(exactjson.loads_stored(r)) for r in raws]
+        return [None if r is None else stored_event(exactjson.loads_stored(r)) for r in raws]
 
     # -- consumer ---------------------------------------------------------------------
     async def load_work(self, entries: list[Entry]) -> list[tuple[Event | None, bytes | None]]:
@@ -137,7 +138,7 @@ class Queue:
         found: dict[tuple[str, str, str], Event | bytes | None] = {}
         for tenant, (events, dests) in by_tenant.items():
             for ev_id, ev in zip(events, next(raw), strict=True):
-                parsed = None if ev is None else Event.from_json(exactjson.loads_stored(ev))
+                parsed = None if ev is None else stored_event(exactjson.loads_stored(ev))
                 found[(tenant, "e", ev_id)] = parsed
             for dest_id, dest in zip(dests, next(raw), strict=True):
                 found[(tenant, "d", dest_id)] = dest

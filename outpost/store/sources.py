@@ -1,7 +1,7 @@
 """What the Kinesis source reader keeps in Redis, per flow: a lease per shard (one reader
 across all processes), the checkpoint per shard (moved only by the lease holder, with the
-flow's record counters, in one script), and the latest records it could not turn into
-events."""
+flow's record counters and the current run window's counts, in one script), and the
+latest records it could not turn into events. Runs are read in store/runs.py."""
 
 from __future__ import annotations
 
@@ -17,9 +17,17 @@ FAILED_KEPT = 1000  # latest failed records kept per flow (approximate)
 
 
 class SourceState:
-    def __init__(self, redis: Redis, keys: Keys):
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        window_seconds: float = 3600,
+        retention_seconds: float = 7 * 24 * 3600,
+    ):
         self.redis = redis
         self.keys = keys
+        self.window_ms = max(1, int(window_seconds * 1000))  # a run is one window
+        self.retention_ms = int(retention_seconds * 1000)
         self._lease = register(redis, "outpost.store", "lease")
         self._release = register(redis, "outpost.store", "release")
         self._checkpoint = register(redis, "outpost.store", "checkpoint")
@@ -44,20 +52,49 @@ class SourceState:
         return None if seq is None else str(seq.decode())
 
     async def checkpoint(
-        self, flow_id: str, shard_id: str, owner: str, position: str, counts: tuple[int, int, int]
+        self,
+        flow_id: str,
+        shard_id: str,
+        owner: str,
+        position: str,
+        counts: tuple[int, int, int],
+        errors: dict[str, int] | None = None,
+        lease: str | None = None,
     ) -> bool:
         """Move the shard's checkpoint and add (read, published, failed) to the flow's
-        counters, only while `owner` holds the lease; False when it does not."""
+        counters and to the current run window (with the failed records per error code),
+        only while `owner` holds the lease (the shard's, or `lease`); False when it does
+        not. An S3 flow's "shard" is an object key."""
+        now = int(time.time() * 1000)
+        window = now - now % self.window_ms
         keys = [
-            self._key(flow_id, f"lease:{shard_id}"),
+            self._key(flow_id, f"lease:{lease or shard_id}"),
             self._key(flow_id, "checkpoints"),
             self._key(flow_id, "metrics"),
+            self._key(flow_id, f"run:{window}"),
+            self._key(flow_id, "runs"),
+            self._key(flow_id, "runs_open"),
         ]
-        args: list[str | int] = [owner, shard_id, position, *counts, int(time.time() * 1000)]
+        args: list[str | int] = [owner, shard_id, position, *counts, now, window]
+        args += [self.window_ms + self.retention_ms, now - self.retention_ms]
+        for code, n in sorted((errors or {}).items()):
+            args += [code, n]
         return bool(await self._checkpoint(keys=keys, args=args))
 
-    async def keep_failed(self, flow_id: str, fields: dict[str, str]) -> None:
-        entry: dict[Any, Any] = dict(fields)
-        await self.redis.xadd(
-            self._key(flow_id, "failed"), entry, maxlen=FAILED_KEPT, approximate=True
-        )
+    async def last_due(self, flow_id: str) -> int | None:
+        """An S3 flow's last scheduled run that finished (epoch seconds)."""
+        raw: Any = await self.redis.get(self._key(flow_id, "s3_due"))
+        return None if raw is None else int(raw)
+
+    async def set_last_due(self, flow_id: str, due: int) -> None:
+        await self.redis.set(self._key(flow_id, "s3_due"), due)
+
+    async def keep_failed(self, flow_id: str, entries: list[dict[str, str]]) -> None:
+        """The batch's failed records, in one round trip."""
+        if not entries:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for fields in entries:
+            entry: dict[Any, Any] = dict(fields)
+            pipe.xadd(self._key(flow_id, "failed"), entry, maxlen=FAILED_KEPT, approximate=True)
+        await pipe.execute()

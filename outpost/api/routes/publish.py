@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from outpost.api.access import TENANT
 from outpost.api.routes.common import _deps, parse_body
 from outpost.deps import Deps
 from outpost.destinations.registry import problems
@@ -20,6 +21,7 @@ from outpost.surface import read_json, status_of
 async def publish(request: web.Request) -> web.Response:
     deps = _deps(request)
     req = await parse_body(request, PublishRequest, exact=True)  # data keeps its digits
+    request[TENANT] = req.tenant_id  # for the access log line
     _check_event_topic(deps, req.topic)
     limit = deps.settings.publish_rate_limit_per_second
     if limit and not await deps.store.take_publish_slot(req.tenant_id, limit):
@@ -69,7 +71,7 @@ async def publish_batch(request: web.Request) -> web.Response:
         except DomainError as exc:
             results[i] = _item_error(exc)
     events = await _within_rate(deps, events, results)
-    outcomes = await deps.ingest.publish_many([e for _, e in events])
+    outcomes = await deps.ingest.publish_batch([e for _, e in events])
     for (i, event), out in zip(events, outcomes, strict=True):
         if isinstance(out, DomainError):
             results[i] = _item_error(out)

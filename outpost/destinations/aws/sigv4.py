@@ -82,10 +82,15 @@ async def resolve_endpoint(region: str, endpoint: str | None) -> str:
         return str(client.meta.endpoint_url)
 
 
+def stream_member(stream: str) -> str:
+    """A stream named by ARN goes as StreamARN (cross-account resource policies work)."""
+    return "StreamARN" if stream.startswith("arn:") else "StreamName"
+
+
 def put_record_body(stream: str, data: bytes, partition_key: str) -> bytes:
     """botocore's serialization of PutRecord (member order as aiobotocore is called)."""
     body = {
-        "StreamName": stream,
+        stream_member(stream): stream,
         "Data": base64.b64encode(data).decode(),
         "PartitionKey": partition_key,
     }
@@ -101,7 +106,7 @@ def put_records_body(
     for entry, hash_key in zip(entries, hash_keys, strict=False):
         if hash_key:
             entry["ExplicitHashKey"] = hash_key
-    return json.dumps({"Records": entries, "StreamName": stream}).encode()
+    return json.dumps({"Records": entries, stream_member(stream): stream}).encode()
 
 
 def signed_headers(t: Target, operation: str, body: bytes) -> dict[str, str]:

@@ -250,7 +250,7 @@ class StreamBatcher:
 
     async def _list(self) -> None:
         entries: list[dict[str, Any]] = []
-        request: dict[str, Any] = {"StreamName": self.stream}
+        request: dict[str, Any] = {sigv4.stream_member(self.stream): self.stream}
         try:
             while True:
                 body = json.dumps(request).encode()

@@ -1,0 +1,162 @@
+"""`make bench`'s fairness run: does a destination far behind delay another tenant's?
+
+Two tenants, each with an unbatched Kinesis destination on the bench endpoint (their own
+stream names, so the endpoint keeps their publish -> receive latencies apart), one API
+and one worker process:
+1. B alone: B publishes at `fair_rate`/s for `fair_seconds`; B's p99 (idle).
+2. A's backlog: the worker stopped, `fair_backlog` events queued for A at once, the worker
+   started again; A's drain rate alone over `fair_seconds`.
+3. Shared: B publishes as in 1 while A drains; B's p99 and A's drain rate over the same
+   seconds.
+The figures: B's p99 idle and with A's backlog, and their ratio (the goal: <= 2); A's
+drain rate alone and shared, and their ratio (the goal: >= 0.9); how much of A's backlog
+was left at the end (it must not have run out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import ClientSession
+
+TENANTS = ("fair-a", "fair-b")
+B_CLIENTS = 4
+
+
+def _outpost(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "outpost", command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _load(url: str, seconds: float, rate: float, tenant: str) -> None:
+    """The bench's load process publishing for `tenant`, until it is done."""
+    args = ["load", url, str(seconds), str(B_CLIENTS), str(rate), "0", tenant]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "outpost.dev.bench",
+        *args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    await proc.wait()
+
+
+async def _setup(redis_url: str, endpoint: str, key: str, secret: str) -> Any:
+    """A fresh Redis with the two tenants and their destinations."""
+    from outpost.deps import Deps
+    from outpost.queue.connection import connect_redis
+    from outpost.settings import Settings
+
+    settings = Settings(api_key=key, aes_encryption_secret=secret, redis_url=redis_url)
+    deps = Deps.build(settings, connect_redis(redis_url))
+    await deps.redis.flushdb()
+    for tenant in TENANTS:
+        await deps.store.upsert_tenant(tenant, None)
+        body = {
+            "type": "aws_kinesis",
+            "topics": "*",
+            "config": {"stream_name": tenant, "region": "us-east-1", "endpoint": endpoint},
+            "credentials": {"key": "bench", "secret": "bench-secret"},
+        }
+        await deps.store.create_destination(deps.registry.create(tenant, body, "d1"))
+    return deps
+
+
+async def _backlog(deps: Any, n: int) -> None:
+    """`n` events queued for A, in pipelined chunks (each its own publish script)."""
+    from outpost.models import Event
+
+    now = datetime.now(UTC)
+    for start in range(0, n, 1000):
+        chunk: list[Any] = []
+        for i in range(start, min(n, start + 1000)):
+            ev = Event(id=f"a{i}", tenant_id=TENANTS[0], topic="orders", time=now, data={"n": i})
+            chunk.append((ev, [("d1", ev.id)], ()))
+        await deps.queue.publish_many(chunk)
+
+
+async def _b_p99(url: str, endpoint: str, seconds: float, rate: float) -> dict[str, Any]:
+    """B publishes at `rate` for `seconds`: the p99 of its publish -> receive latency, and
+    how many of its events arrived by a second after the last was published."""
+    await _load(url, seconds, rate, TENANTS[1])
+    await asyncio.sleep(1.0)  # the last ones delivered
+    async with (
+        ClientSession() as http,
+        http.get(f"{endpoint}/stats", params={"stream": TENANTS[1]}) as resp,
+    ):
+        stats: dict[str, Any] = await resp.json()
+        return stats
+
+
+async def _drained(deps: Any, seconds: float) -> tuple[float, int]:
+    """A's drain rate over `seconds` (the queue's depth, B's few tasks aside), and the
+    depth at the end."""
+    before, started = (await deps.queue.depth())["queued"], time.monotonic()
+    await asyncio.sleep(seconds)
+    after = (await deps.queue.depth())["queued"]
+    return (before - after) / (time.monotonic() - started), after
+
+
+async def _started(deps: Any, n: int, limit: float = 60.0) -> None:
+    """Until the worker has begun on the backlog, then a second more to warm up."""
+    for _ in range(int(limit / 0.05)):
+        if (await deps.queue.depth())["queued"] < n:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
+
+
+async def fairness(
+    redis_url: str, endpoint: str, env: dict[str, str], args: dict[str, Any]
+) -> dict[str, Any]:
+    from outpost.dev import devstack
+
+    seconds, rate, n = args["fair_seconds"], args["fair_rate"], args["fair_backlog"]
+    deps = await _setup(redis_url, endpoint, env["API_KEY"], env["AES_ENCRYPTION_SECRET"])
+    url = f"http://127.0.0.1:{env['API_PORT']}/api/v1/publish"
+    api, worker = _outpost("api", env), _outpost("worker", env)
+    try:
+        devstack.wait_for_port(int(env["API_PORT"]), api)
+        await asyncio.sleep(1.5)
+        idle = await _b_p99(url, endpoint, seconds, rate)
+        worker.terminate()
+        worker.wait(timeout=30)
+        await _backlog(deps, n)
+        worker = _outpost("worker", env)
+        await _started(deps, n)
+        alone, _ = await _drained(deps, seconds)
+        shared_b = asyncio.create_task(_b_p99(url, endpoint, seconds, rate))
+        shared, left = await _drained(deps, seconds)
+        busy = await shared_b
+    finally:
+        for p in (api, worker):
+            p.terminate()
+            p.wait(timeout=30)
+        await deps.redis.aclose()
+    return _figures(idle, busy, alone, shared, left)
+
+
+def _figures(
+    idle: dict[str, Any], busy: dict[str, Any], alone: float, shared: float, left: int
+) -> dict[str, Any]:
+    return {
+        "fair_b_p99_idle_ms": idle["p99"],
+        "fair_b_p99_with_backlog_ms": busy["p99"],  # None: none of B's events arrived
+        "fair_b_p99_ratio": (busy["p99"] / idle["p99"]) if idle["p99"] and busy["p99"] else None,
+        "fair_b_arrived_idle": idle["n"],
+        "fair_b_arrived_with_backlog": busy["n"],
+        "fair_a_drain_alone_per_s": alone,
+        "fair_a_drain_shared_per_s": shared,
+        "fair_a_drain_ratio": (shared / alone) if alone else None,
+        "fair_a_backlog_left": left,
+    }

@@ -136,3 +136,20 @@ async def test_a_hanging_endpoint_leaves_others_their_latency(
         await running
     assert busy[-1] < 5 * idle[-1] + 1.0, (idle, busy)
     assert 0 < hanging <= settings.delivery_max_inflight_per_destination
+
+
+async def test_a_retry_promoted_after_its_tenant_was_purged_leaves_no_lane(client, deps, redis):
+    """A retry waiting when its tenant is deleted is promoted into a lane made again; once
+    its task is acked (the tenant is gone: nothing recorded) the lane goes too."""
+    assert (await client.put("/api/v1/tenants/acme", headers=AUTH)).status == 201
+    await deps.queue.publish(event("acme", 0), [("a", "k")])
+    [entry] = await deps.queue.read("c1", count=10, block_ms=100)
+    await deps.queue.complete(entry, Outcome("failed", "x", retry_in=0), 1.0)
+    assert (await client.delete("/api/v1/tenants/acme", headers=AUTH)).status == 200
+    assert not await redis.exists(entry.stream)
+    assert await deps.queue.promote_due() == 1
+    [again] = await deps.queue.read("c1", count=10, block_ms=100)
+    await deps.queue.complete(again, Outcome("failed", "x", retry_in=0), 1.0)
+    left = [k.decode() async for k in redis.scan_iter(match="*")]
+    assert [k for k in left if "acme" in k] == [deps.keys.tenant_generation("acme")]
+    assert await redis.zcard(deps.keys.retries()) == 0

@@ -18,12 +18,14 @@
 -- Returns one entry per task: the destination's consecutive failures after a failed
 --   attempt, -1 otherwise, 'ERR ...' its step failed. A task of a tenant deleted or being
 --   deleted is only acked (no attempt, retry or dead letter). A lane left with no task
---   (queued or in flight) leaves its partition's index.
+--   (queued or in flight) leaves its partition's index (and goes, if it held a deleted
+--   tenant's task).
 local group, retention, cutoff = ARGV[1], ARGV[2], ARGV[3]
 local caps = {ARGV[4], ARGV[5], ARGV[6]}
 local out = {}
 local acks = {}  -- stream's index in KEYS -> entry ids
 local indexes = {}  -- lane's index in KEYS -> its partition's index of lanes (in KEYS)
+local gone_lanes = {}  -- lanes with a task of a deleted tenant: removed once empty
 local cleared = {}  -- failure counters (index in KEYS) already deleted in this call
 
 -- A tenant being deleted (its record marked `deleting`) or deleted (no record but a
@@ -67,6 +69,7 @@ local function complete(t)
     redis.call('XADD', KEYS[t.dead_key], 'MAXLEN', '~', caps[1], '*', unpack(t.dead))
   end
   indexes[t.stream] = t.lanes
+  if gone then gone_lanes[t.stream] = true end
   acks[t.stream] = acks[t.stream] or {}
   table.insert(acks[t.stream], t.entry_id)
   return failures
@@ -83,6 +86,8 @@ for at, ids in pairs(acks) do
   if indexes[at] and redis.call('XLEN', stream) == 0 then
     local lanes = KEYS[indexes[at]]
     redis.call('SREM', lanes, stream)
+    -- (a retry of a deleted tenant queued after its purge made the lane again)
+    if gone_lanes[at] then redis.call('DEL', stream) end
   end
 end
 return out

@@ -53,10 +53,11 @@ async def test_the_endpoint_keeps_each_streams_latencies_apart(aiohttp_client):
 async def test_the_fairness_run_prints_its_figures(redis_server, aiohttp_server):
     """`make bench`'s fairness run, scaled down (its figures are not asserted: the
     machine is shared): both tenants' figures come out and A's backlog lasted."""
-    endpoint = await aiohttp_server(endpoint_app(), host="127.0.0.1")
+    servers = [await aiohttp_server(endpoint_app(), host="127.0.0.1") for _ in range(2)]
+    a, b = (str(s.make_url("")).rstrip("/") for s in servers)
     env = service_env(redis_server.redis_url, devstack.free_port(), 64)
     args = {"fair_backlog": 20_000, "fair_seconds": 1.5, "fair_rate": 20.0}
-    out = await fairness(redis_server.redis_url, str(endpoint.make_url("")).rstrip("/"), env, args)
+    out = await fairness(redis_server.redis_url, (a, b), env, args)
     assert out["fair_b_arrived_idle"] > 0 and out["fair_b_arrived_with_backlog"] > 0
     assert out["fair_a_drain_alone_per_s"] > 0 and out["fair_a_drain_shared_per_s"] > 0
     assert out["fair_a_backlog_left"] > 0

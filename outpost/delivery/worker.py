@@ -89,7 +89,7 @@ class Worker(Deliverer):
         self._holding: dict[str, str] = {}  # entry id -> its lane, from read to finish
         self._held: dict[str, int] = {}  # lane -> its entries held
         self._lane_batched: dict[str, bool] = {}
-        self._freed = asyncio.Event()  # a held entry finished
+        self._freed = asyncio.Event()  # a lane left out for want of room has room again
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self, promote_retries: bool = True) -> None:
@@ -180,7 +180,9 @@ class Worker(Deliverer):
             self._held[lane] = left
         else:
             del self._held[lane]
-        self._freed.set()
+        share = self._share[self._lane_batched.get(lane, False)]
+        if share - left == max(1, share // 4) or not left:  # readable again (see `room`)
+            self._freed.set()
 
     def _release_unstarted(self, entries: list[Entry]) -> None:
         """Entries read but never started (a failed load): left pending for the reclaim,
@@ -190,8 +192,8 @@ class Worker(Deliverer):
                 self._release(entry)
 
     async def _wait_capped(self) -> None:
-        """After an empty read that left a lane out for want of room: wait until one of our
-        deliveries finishes (or a short while, for the other lanes' new tasks)."""
+        """After an empty read that left a lane out for want of room: wait until that lane
+        may be read again (or a short while, for the other lanes' new tasks)."""
         if not self.queue.lanes.capped:
             return
         self._freed.clear()

@@ -206,28 +206,40 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         out["worker_rss_batched_mib"] = rss_batched
         out["worker_rss_batched_events_drained"] = done_batched
         await deps.redis.aclose()
-        out.update(await fairness(redis.redis_url, ep.url, env, args))
+        b_ep = _endpoint()
+        try:
+            out.update(await fairness(redis.redis_url, (ep.url, b_ep.url), env, args))
+        finally:
+            b_ep.stop()
     finally:
         ep.stop()
         redis.stop()
     return out
 
 
+def _endpoint() -> Any:
+    """A bench endpoint process on a free port, started."""
+    from outpost.dev import devstack
+
+    port = devstack.free_port()
+    return devstack.Server(
+        [sys.executable, "-m", "outpost.dev.bench", "endpoint", str(port)], port
+    ).start()
+
+
 async def fair_only(args: dict[str, Any]) -> dict[str, Any]:
     """`python -m outpost.dev.bench fair [name=value ...]`: the fairness run alone."""
     from outpost.dev import devstack
 
-    ep_port = devstack.free_port()
-    ep = devstack.Server(
-        [sys.executable, "-m", "outpost.dev.bench", "endpoint", str(ep_port)], ep_port
-    ).start()
+    eps = (_endpoint(), _endpoint())
     redis = devstack.redis_server()
     redis.start()
     try:
         env = service_env(redis.redis_url, devstack.free_port(), args["concurrency"])
-        return await fairness(redis.redis_url, ep.url, env, args)
+        return await fairness(redis.redis_url, (eps[0].url, eps[1].url), env, args)
     finally:
-        ep.stop()
+        for ep in eps:
+            ep.stop()
         redis.stop()
 
 

@@ -1,8 +1,8 @@
 """`make bench`'s fairness run: does a destination far behind delay another tenant's?
 
-Two tenants, each with an unbatched Kinesis destination on the bench endpoint (their own
-stream names, so the endpoint keeps their publish -> receive latencies apart), one API
-and one worker process:
+Two tenants, each with an unbatched Kinesis destination on a bench endpoint of its own (as
+two destinations' endpoints are; B's then measures B's publish -> receive latency alone),
+one API and one worker process:
 1. B alone: B publishes at `fair_rate`/s for `fair_seconds`; B's p99 (idle).
 2. A's backlog: the worker stopped, `fair_backlog` events queued for A at once, the worker
    started again; A's drain rate alone over `fair_seconds`.
@@ -16,6 +16,7 @@ was left at the end (it must not have run out).
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -37,21 +38,23 @@ def _outpost(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-async def _load(url: str, seconds: float, rate: float, tenant: str) -> None:
-    """The bench's load process publishing for `tenant`, until it is done."""
+async def _load(url: str, seconds: float, rate: float, tenant: str) -> dict[str, Any]:
+    """The bench's load process publishing for `tenant`: its summary when it is done."""
     args = ["load", url, str(seconds), str(B_CLIENTS), str(rate), "0", tenant]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "outpost.dev.bench",
         *args,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    await proc.wait()
+    out, _ = await proc.communicate()
+    summary: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return summary
 
 
-async def _setup(redis_url: str, endpoint: str, key: str, secret: str) -> Any:
+async def _setup(redis_url: str, endpoints: tuple[str, str], key: str, secret: str) -> Any:
     """A fresh Redis with the two tenants and their destinations."""
     from outpost.deps import Deps
     from outpost.queue.connection import connect_redis
@@ -60,7 +63,7 @@ async def _setup(redis_url: str, endpoint: str, key: str, secret: str) -> Any:
     settings = Settings(api_key=key, aes_encryption_secret=secret, redis_url=redis_url)
     deps = Deps.build(settings, connect_redis(redis_url))
     await deps.redis.flushdb()
-    for tenant in TENANTS:
+    for tenant, endpoint in zip(TENANTS, endpoints, strict=True):
         await deps.store.upsert_tenant(tenant, None)
         body = {
             "type": "aws_kinesis",
@@ -88,14 +91,14 @@ async def _backlog(deps: Any, n: int) -> None:
 async def _b_p99(url: str, endpoint: str, seconds: float, rate: float) -> dict[str, Any]:
     """B publishes at `rate` for `seconds`: the p99 of its publish -> receive latency, and
     how many of its events arrived by a second after the last was published."""
-    await _load(url, seconds, rate, TENANTS[1])
+    published = await _load(url, seconds, rate, TENANTS[1])
     await asyncio.sleep(1.0)  # the last ones delivered
     async with (
         ClientSession() as http,
         http.get(f"{endpoint}/stats", params={"stream": TENANTS[1]}) as resp,
     ):
         stats: dict[str, Any] = await resp.json()
-        return stats
+        return {**stats, "publish_p99": published["p99_ms"]}
 
 
 async def _drained(deps: Any, seconds: float) -> tuple[float, int]:
@@ -117,12 +120,14 @@ async def _started(deps: Any, n: int, limit: float = 60.0) -> None:
 
 
 async def fairness(
-    redis_url: str, endpoint: str, env: dict[str, str], args: dict[str, Any]
+    redis_url: str, endpoints: tuple[str, str], env: dict[str, str], args: dict[str, Any]
 ) -> dict[str, Any]:
+    """`endpoints`: A's and B's bench endpoints."""
     from outpost.dev import devstack
 
     seconds, rate, n = args["fair_seconds"], args["fair_rate"], args["fair_backlog"]
-    deps = await _setup(redis_url, endpoint, env["API_KEY"], env["AES_ENCRYPTION_SECRET"])
+    deps = await _setup(redis_url, endpoints, env["API_KEY"], env["AES_ENCRYPTION_SECRET"])
+    endpoint = endpoints[1]
     url = f"http://127.0.0.1:{env['API_PORT']}/api/v1/publish"
     api, worker = _outpost("api", env), _outpost("worker", env)
     try:
@@ -153,6 +158,9 @@ def _figures(
         "fair_b_p99_idle_ms": idle["p99"],
         "fair_b_p99_with_backlog_ms": busy["p99"],  # None: none of B's events arrived
         "fair_b_p99_ratio": (busy["p99"] / idle["p99"]) if idle["p99"] and busy["p99"] else None,
+        # of B's p99, the POST /publish's own (the API shares the cores with the worker)
+        "fair_b_publish_call_p99_idle_ms": idle["publish_p99"],
+        "fair_b_publish_call_p99_with_backlog_ms": busy["publish_p99"],
         "fair_b_arrived_idle": idle["n"],
         "fair_b_arrived_with_backlog": busy["n"],
         "fair_a_drain_alone_per_s": alone,

@@ -177,10 +177,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
     from outpost.dev import devstack
 
     conc = args["concurrency"]
-    ep_port = devstack.free_port()
-    ep = devstack.Server(
-        [sys.executable, "-m", "outpost.dev.bench", "endpoint", str(ep_port)], ep_port
-    ).start()
+    ep = _endpoint()
     redis = devstack.redis_server()
     redis.start()
     out: dict[str, Any] = {}

@@ -111,6 +111,7 @@ class Worker(Deliverer):
                 await self._loading.acquire()
                 free = await self._wait_for_slot()
                 try:
+                    self._freed.clear()  # (set from now on: a lane had room again meanwhile)
                     entries = await self._read(free, block_ms=1000)
                 except REDIS_DOWN as exc:
                     self._loading.release()
@@ -196,7 +197,6 @@ class Worker(Deliverer):
         may be read again (or a short while, for the other lanes' new tasks)."""
         if not self.queue.lanes.capped:
             return
-        self._freed.clear()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._freed.wait(), CAPPED_POLL_SECONDS)
 

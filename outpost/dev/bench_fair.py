@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession
@@ -101,13 +103,25 @@ async def _b_p99(url: str, endpoint: str, seconds: float, rate: float) -> dict[s
         return {**stats, "publish_p99": published["p99_ms"]}
 
 
-async def _drained(deps: Any, seconds: float) -> tuple[float, int]:
-    """A's drain rate over `seconds` (the queue's depth, B's few tasks aside), and the
-    depth at the end."""
-    before, started = (await deps.queue.depth())["queued"], time.monotonic()
+async def _drained(deps: Any, seconds: float, pid: int) -> dict[str, float]:
+    """A's drain over `seconds` (the queue's depth, B's few tasks aside): per second, per
+    second of the worker's CPU time (what other processes on the machine take from the
+    worker does not move it), and the depth at the end."""
+    before, started, cpu = (await deps.queue.depth())["queued"], time.monotonic(), _cpu(pid)
     await asyncio.sleep(seconds)
     after = (await deps.queue.depth())["queued"]
-    return (before - after) / (time.monotonic() - started), after
+    used = _cpu(pid) - cpu
+    return {
+        "per_s": (before - after) / (time.monotonic() - started),
+        "per_cpu_s": (before - after) / used if used else 0.0,
+        "left": after,
+    }
+
+
+def _cpu(pid: int) -> float:
+    """A process's CPU seconds so far (user + system, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _started(deps: Any, n: int, limit: float = 60.0) -> None:
@@ -139,20 +153,20 @@ async def fairness(
         await _backlog(deps, n)
         worker = _outpost("worker", env)
         await _started(deps, n)
-        alone, _ = await _drained(deps, seconds)
+        alone = await _drained(deps, seconds, worker.pid)
         shared_b = asyncio.create_task(_b_p99(url, endpoint, seconds, rate))
-        shared, left = await _drained(deps, seconds)
+        shared = await _drained(deps, seconds, worker.pid)
         busy = await shared_b
     finally:
         for p in (api, worker):
             p.terminate()
             p.wait(timeout=30)
         await deps.redis.aclose()
-    return _figures(idle, busy, alone, shared, left)
+    return _figures(idle, busy, alone, shared)
 
 
 def _figures(
-    idle: dict[str, Any], busy: dict[str, Any], alone: float, shared: float, left: int
+    idle: dict[str, Any], busy: dict[str, Any], alone: dict[str, float], shared: dict[str, float]
 ) -> dict[str, Any]:
     return {
         "fair_b_p99_idle_ms": idle["p99"],
@@ -163,8 +177,14 @@ def _figures(
         "fair_b_publish_call_p99_with_backlog_ms": busy["publish_p99"],
         "fair_b_arrived_idle": idle["n"],
         "fair_b_arrived_with_backlog": busy["n"],
-        "fair_a_drain_alone_per_s": alone,
-        "fair_a_drain_shared_per_s": shared,
-        "fair_a_drain_ratio": (shared / alone) if alone else None,
-        "fair_a_backlog_left": left,
+        "fair_a_drain_alone_per_s": alone["per_s"],
+        "fair_a_drain_shared_per_s": shared["per_s"],
+        "fair_a_drain_ratio": (shared["per_s"] / alone["per_s"]) if alone["per_s"] else None,
+        # the same per second of the worker's CPU: steadier on a shared machine
+        "fair_a_drain_alone_per_cpu_s": alone["per_cpu_s"],
+        "fair_a_drain_shared_per_cpu_s": shared["per_cpu_s"],
+        "fair_a_drain_cpu_ratio": (
+            shared["per_cpu_s"] / alone["per_cpu_s"] if alone["per_cpu_s"] else None
+        ),
+        "fair_a_backlog_left": shared["left"],
     }

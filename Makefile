@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench lock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "outpost needs Python 3.11+")'
@@ -33,6 +33,13 @@ test: lint
 ## bench: what the service adds to PutRecord's own cost (a benchmark, not a test)
 bench: install
 	$(BIN)/python -m outpost.dev.bench
+
+## lock: requirements.lock, the image's dependencies pinned with hashes (uv pip compile)
+lock: install
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml deploy/image-build.in --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--custom-compile-command "make lock" -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .outpost-dev .pytest_cache .mypy_cache .ruff_cache *.egg-info

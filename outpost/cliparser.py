@@ -33,6 +33,7 @@ _API = _with_defaults("API_HOST", "API_PORT", "MAX_EVENT_BYTES")
 _DELIVERY = _with_defaults("DELIVERY_MAX_CONCURRENCY", "MAX_RETRY_LIMIT", "RETRY_SCHEDULE")
 _SOURCE = _with_defaults("SOURCE_LEASE_SECONDS", "SOURCE_POLL_SECONDS", "SOURCE_BATCH_LIMIT")
 _LOGS = _with_defaults("LOG_LEVEL", "LOG_FORMAT")
+_PROBES = _with_defaults("HEALTH_HOST", "HEALTH_PORT") + " (probe port: /healthz, /readyz)"
 _AWS = "AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_KINESIS (local Kinesis), AWS_* credentials"
 _STOP = "SIGTERM or Ctrl-C: stops reading, finishes in-flight sends, exits 0."
 _EXIT = "A bad setting, or Redis not answering at start: one line on stderr, exit 2."
@@ -87,10 +88,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 ENVIRONMENT: dict[str, list[str]] = {
-    "api": [_REDIS, _SECRETS, _API, "TOPICS, DEPLOYMENT_ID"],
-    "worker": [_REDIS, _SECRETS, _DELIVERY, "ALERT_*, OPERATOR_EVENTS_*"],
-    "all": [_REDIS, _SECRETS, _API, _DELIVERY, _SOURCE],
-    "source": [_REDIS, _SECRETS, _SOURCE],
+    "api": [_REDIS, _SECRETS, _API, "TOPICS, DEPLOYMENT_ID", _PROBES],
+    "worker": [_REDIS, _SECRETS, _DELIVERY, "ALERT_*, OPERATOR_EVENTS_*", _PROBES],
+    "all": [_REDIS, _SECRETS, _API, _DELIVERY, _SOURCE, _PROBES],
+    "source": [_REDIS, _SECRETS, _SOURCE, _PROBES],
     "dev": [_REDIS, _AWS, "API_PORT=3333 (API_HOST is 127.0.0.1 here unless set)", _LOGS],
     "tail": [_AWS],
     "rotate-key": [_REDIS, _SECRETS, "AES_ENCRYPTION_SECRET_PREVIOUS"],

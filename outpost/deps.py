@@ -14,8 +14,17 @@ from outpost.auth import Tokens
 from outpost.crypto import Cipher
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
+from outpost.destinations.eventbridge.provider import EventBridgeProvider
+from outpost.destinations.gcp_pubsub.provider import PubSubProvider
+from outpost.destinations.hookdeck.provider import HookdeckProvider
+from outpost.destinations.kafka.provider import KafkaProvider
 from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.destinations.registry import DestinationCache, Registry
+from outpost.destinations.s3.provider import S3Provider
+from outpost.destinations.sqs.provider import SQSProvider
+from outpost.destinations.webhook.format import Style
+from outpost.destinations.webhook.provider import WebhookProvider
+from outpost.destinations.webhook.signature import Scheme
 from outpost.ingest import Ingest
 from outpost.queue.keys import Keys
 from outpost.queue.streams import Queue
@@ -35,12 +44,74 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 metadata_in_payload=settings.destinations_aws_kinesis_metadata_in_payload,
                 timeout=settings.delivery_timeout_seconds,
                 max_connections=settings.delivery_max_concurrency,
+                connect_timeout=settings.delivery_connect_timeout_seconds,
+            ),
+            *aws_types(settings),
+            *http_types(settings),
+            KafkaProvider(
+                timeout=settings.delivery_timeout_seconds,
+                policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
+            ),
+            PubSubProvider(
+                timeout=settings.delivery_timeout_seconds,
+                policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
             ),
             *extra,
         ],
         filter_max_depth=settings.filter_max_depth,
         filter_max_bytes=settings.filter_max_bytes,
     )
+
+
+def aws_types(settings: Settings) -> list[DestinationType]:
+    """aws_sqs, aws_s3, aws_eventbridge: aiobotocore clients per credentials, each with a
+    connection pool sized like the worker."""
+    sized = (
+        settings.delivery_timeout_seconds,
+        settings.delivery_max_concurrency,
+        settings.delivery_connect_timeout_seconds,
+    )
+    return [
+        SQSProvider(*sized),
+        S3Provider(*sized),
+        EventBridgeProvider(settings.destinations_aws_eventbridge_source, *sized),
+    ]
+
+
+def http_types(settings: Settings) -> list[DestinationType]:
+    """webhook and hookdeck: one HTTP session each, sized like the worker."""
+    timeout, connections = settings.delivery_timeout_seconds, settings.delivery_max_concurrency
+    max_body = settings.destinations_webhook_max_response_body_bytes
+    scheme = Scheme(
+        content=settings.destinations_webhook_signature_content_template,
+        header=settings.destinations_webhook_signature_header_template,
+        encoding=settings.destinations_webhook_signature_encoding,
+        algorithm=settings.destinations_webhook_signature_algorithm,
+        secret_template=settings.destinations_webhook_signing_secret_template,
+    )
+    return [
+        WebhookProvider(
+            EndpointPolicy(settings.destinations_allow_private_endpoints),
+            scheme,
+            Style(
+                settings.destinations_webhook_header_prefix.strip(),
+                tuple(settings.webhook_header_names().items()),
+                settings.destinations_webhook_timestamp_format == "rfc3339",
+            ),
+            timeout,
+            connections,
+            max_body,
+            settings.delivery_connect_timeout_seconds,
+        ),
+        HookdeckProvider(
+            settings.destinations_hookdeck_url,
+            timeout,
+            connections,
+            max_body,
+            settings.destinations_hookdeck_api_url,
+            settings.delivery_connect_timeout_seconds,
+        ),
+    ]
 
 
 @dataclass

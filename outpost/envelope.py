@@ -6,24 +6,14 @@ byte-identical to the first one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
+from outpost.exactjson import dumps
 from outpost.models import Event
 
+__all__ = ["build_document", "build_metadata", "dumps", "event_document", "record_bytes"]
 SYSTEM_KEYS = ("event-id", "topic", "timestamp")
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON, UTF-8, key order kept. The one serializer for records and storage.
-    orjson for speed; the stdlib for what orjson refuses (integers past 64 bits)."""
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def build_metadata(
@@ -35,13 +25,15 @@ def build_metadata(
 ) -> dict[str, str]:
     """System keys first and always winning, then the destination's, then the event's.
 
-    A publisher cannot forge `event-id`; a destination's delivery_metadata overrides
-    what a publisher sent under the same key.
+    A publisher cannot forge `event-id`; under a key both set, the event's value wins
+    over the destination's delivery_metadata (as Outpost merges them), in the place the
+    destination's key holds.
     """
     meta = {"event-id": event_id, "topic": topic, "timestamp": str(timestamp)}
     for source in (delivery_metadata, event_metadata):
         for key, value in (source or {}).items():
-            meta.setdefault(key, value)
+            if key not in SYSTEM_KEYS:
+                meta[key] = value
     return meta
 
 

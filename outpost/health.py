@@ -4,6 +4,10 @@ it ends, however many requests fail in between.
 `GET /healthz` (readiness: 503 while Redis does not answer, or is full: at its maxmemory
 with noeviction it refuses every write) and the error middleware report
 here; while Redis is down, a background check notices its return even without probes.
+
+`probe_app` is the probe port (HEALTH_PORT) of every serving process: `/healthz` answers
+while the process runs (liveness: never touches Redis, so an outage restarts nothing) and
+`/readyz` while Redis answers and the process's loops run (readiness).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -88,3 +92,29 @@ async def watching(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+LIVE_PATH = "/healthz"
+READY_PATH = "/readyz"
+
+
+def probe_app(watch: RedisWatch, loops: Callable[[], dict[str, bool]]) -> web.Application:
+    """The probe port's application. `loops` names each loop of the process (worker,
+    source, api) and whether it still runs."""
+
+    async def alive(request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def ready(request: web.Request) -> web.Response:
+        checks = {"redis": await watch.ping(), **loops()}
+        ok = all(checks.values())
+        body = {
+            "status": "ready" if ok else "not_ready",
+            "checks": {name: "ok" if up else "failed" for name, up in checks.items()},
+        }
+        return web.json_response(body, status=200 if ok else 503)
+
+    app = web.Application()
+    app.router.add_get(LIVE_PATH, alive)
+    app.router.add_get(READY_PATH, ready)
+    return app

@@ -33,6 +33,7 @@ from outpost.flow.app import PREFIX as FLOW_PREFIX
 from outpost.flow.app import create_flow_app
 from outpost.flow.handlers import FLOW_ROUTES
 from outpost.flow.source import SourceReader
+from outpost.health import RedisWatch, probe_app
 from outpost.queue.connection import StartupError, check_redis, connect_redis
 from outpost.retry import RetryPolicy
 from outpost.settings import Settings
@@ -171,12 +172,12 @@ def redis_client(settings: Settings, max_connections: int = 128) -> Redis:
     )
 
 
-def listen_error(host: str, port: int, exc: OSError) -> StartupError:
-    """The API could not bind API_HOST:API_PORT."""
+def listen_error(host: str, port: int, exc: OSError, setting: str = "API") -> StartupError:
+    """The API (or the probe port: setting "HEALTH") could not bind its HOST:PORT."""
     reasons = {
-        errno.EADDRINUSE: "address already in use; set API_PORT or stop what uses it",
-        errno.EACCES: "permission denied; use an API_PORT above 1023",
-        errno.EADDRNOTAVAIL: "no such local address; check API_HOST",
+        errno.EADDRINUSE: f"address already in use; set {setting}_PORT or stop what uses it",
+        errno.EACCES: f"permission denied; use a {setting}_PORT above 1023",
+        errno.EADDRNOTAVAIL: f"no such local address; check {setting}_HOST",
     }
     reason = reasons.get(exc.errno or 0, (exc.strerror or str(exc)).lower())
     return StartupError(f"cannot listen on {host}:{port} ({reason})")
@@ -223,6 +224,7 @@ class _Running:
     worker_task: asyncio.Task[None] | None = None
     reader: SourceReader | None = None
     reader_task: asyncio.Task[None] | None = None
+    probes: web.AppRunner | None = None
 
     async def start(self, settings: Settings, deps: Deps, api: bool, source: bool) -> None:
         if api:
@@ -237,6 +239,27 @@ class _Running:
                 batch=settings.source_batch_limit,
             )
             self.reader_task = asyncio.create_task(self.reader.run())
+        if settings.health_port:
+            await self._probe(settings, deps)
+
+    def loops(self) -> dict[str, bool]:
+        """Each loop this process runs, and whether it still does (readiness)."""
+        tasks = {"worker": self.worker_task, "source": self.reader_task}
+        running = {name: not task.done() for name, task in tasks.items() if task}
+        if self.listener:
+            running["api"] = self.listener.is_serving()
+        return running
+
+    async def _probe(self, settings: Settings, deps: Deps) -> None:
+        watch = RedisWatch(deps.redis, settings.redis_dsn())
+        self.probes = web.AppRunner(probe_app(watch, self.loops), access_log=None)
+        await self.probes.setup()
+        host, port = settings.health_host, settings.health_port
+        try:
+            await web.TCPSite(self.probes, host, port).start()
+        except OSError as exc:
+            raise listen_error(host, port, exc, "HEALTH") from None
+        log.info("probes_listening", host=host, port=port)
 
     async def _listen(self, settings: Settings, deps: Deps) -> None:
         # one retry promoter per process: the worker runs it when both are here
@@ -269,7 +292,7 @@ class _Running:
 
     async def stop(self) -> None:
         """The source reader, then the worker (its in-flight sends finish), its alerts,
-        then the API."""
+        then the API, then the probe port."""
         if self.reader and self.reader_task:
             self.reader.stop()
             await asyncio.gather(self.reader_task, return_exceptions=True)
@@ -282,6 +305,8 @@ class _Running:
             self.listener.close()
         if self.runner:
             await self.runner.cleanup()
+        if self.probes:
+            await self.probes.cleanup()
 
 
 async def rotate_key(settings: Settings) -> None:

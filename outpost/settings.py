@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
@@ -13,6 +14,23 @@ CommaList = Annotated[list[str], NoDecode]
 # The key is SHA-256 of the secret, so any length works; fewer than 16 bytes is guessable.
 AES_SECRET_MIN_BYTES = 16
 JWT_SECRET_MIN_BYTES = 32
+
+
+# The Go text/template actions the DESTINATIONS_WEBHOOK_* templates may use (Outpost's
+# defaults and their variations); destinations/webhook/template.py renders exactly these.
+_ACTIONS = {
+    "destinations_webhook_signature_content_template": r"\.(Body|EventID|Topic|Timestamp\.Unix)",
+    "destinations_webhook_signature_header_template": (
+        r'\.(EventID|Topic|Timestamp\.Unix)|\.Signatures\s*\|\s*join\s+"(?:[^"\\]|\\.)*"'
+        r"|index\s+\.Signatures\s+\d+"
+    ),
+    "destinations_webhook_signing_secret_template": (
+        r"\.(RandomHex|RandomBase64|RandomAlphanumeric)"
+    ),
+}
+_HEADER = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")  # as Outpost checks pinned names
+_RESERVED = {"content-type", "content-length", "host", "connection", "user-agent"}
+_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 
 
 _MIN_BYTES = {  # secret -> (least bytes, why)
@@ -40,6 +58,12 @@ class Settings(BaseSettings):
     # old secrets still accepted for reading while `outpost rotate-key` re-encrypts
     aes_encryption_secret_previous: CommaList = []
 
+    # the probe port of `outpost worker|source|api|all`: GET /healthz (the process is alive,
+    # never touches Redis) and GET /readyz (Redis answers, the process's loops run); 0 = off.
+    # Kubernetes sets HEALTH_HOST to the pod's IP (kubelet probes that address).
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(0, ge=0, le=65535)
+
     redis_url: str = ""
     redis_host: str = "127.0.0.1"
     redis_port: int = Field(6379, ge=1, le=65535)
@@ -55,8 +79,41 @@ class Settings(BaseSettings):
     portal_referer_url: str = ""  # where GET /tenants/{id}/portal sends a tenant's users
 
     destinations_aws_kinesis_metadata_in_payload: bool = True
+    # the Source of every EventBridge entry (rules match on it), as Outpost's setting
+    destinations_aws_eventbridge_source: str = Field("outpost", min_length=1, max_length=256)
     destinations_allow_private_endpoints: bool = False
-    delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    # webhooks as Outpost signs them (its DESTINATIONS_WEBHOOK_* names and defaults)
+    destinations_webhook_header_prefix: str = "x-outpost-"
+    # the four system headers by full name: "" = not sent; the default, literally
+    # "<prefix>" + key, stands for Outpost's unset (the prefix, then the key)
+    destinations_webhook_event_id_header_name: str = "<prefix>event-id"
+    destinations_webhook_signature_header_name: str = "<prefix>signature"
+    destinations_webhook_timestamp_header_name: str = "<prefix>timestamp"
+    destinations_webhook_topic_header_name: str = "<prefix>topic"
+    # deprecated in Outpost for the names above ("" disables); still honoured
+    destinations_webhook_disable_default_event_id_header: bool = False
+    destinations_webhook_disable_default_signature_header: bool = False
+    destinations_webhook_disable_default_timestamp_header: bool = False
+    destinations_webhook_disable_default_topic_header: bool = False
+    # the timestamp header: the event's time in Unix seconds (every type's metadata) or
+    # RFC 3339 (the format of Outpost's default mode)
+    destinations_webhook_timestamp_format: Literal["unix", "rfc3339"] = "unix"
+    destinations_webhook_signature_content_template: str = "{{.Body}}"
+    destinations_webhook_signature_header_template: str = 'v0={{.Signatures | join ","}}'
+    destinations_webhook_signature_encoding: Literal["hex", "base64"] = "hex"
+    destinations_webhook_signature_algorithm: Literal["hmac-sha256", "hmac-sha1"] = "hmac-sha256"
+    destinations_webhook_signing_secret_template: str = "whsec_{{.RandomHex}}"
+    # a receiver's answer kept on the attempt (longer: cut, marked)
+    destinations_webhook_max_response_body_bytes: int = Field(4096, ge=0, le=1024 * 1024)
+    destinations_hookdeck_url: str = "https://hkdk.events"  # where Hookdeck sources live
+    destinations_hookdeck_api_url: str = "https://api.hookdeck.com"  # verifies tokens
+    delivery_timeout_seconds: float = Field(5.0, gt=0, le=300)  # one send, whole call
+    delivery_connect_timeout_seconds: float = Field(2.0, gt=0, le=300)  # its connection
+    # a destination whose sends go unanswered (timeouts, connections) this many times in a
+    # row is paused (0 = never): nothing is sent to it for the cooldown, then one probe
+    delivery_circuit_breaker_failures: int = Field(5, ge=0, le=100_000)
+    delivery_circuit_breaker_cooldown_seconds: float = Field(5.0, gt=0, le=3600)
+    delivery_circuit_breaker_max_cooldown_seconds: float = Field(300.0, gt=0, le=86_400)
     delivery_max_concurrency: int = Field(64, ge=1, le=4096)
     # tasks of batching destinations a worker holds at once (they wait to fill PutRecords)
     delivery_batch_max_inflight: int = Field(2000, ge=1, le=100_000)
@@ -108,6 +165,19 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {least} bytes ({why})")
         return v
 
+    @field_validator(*_ACTIONS)
+    @classmethod
+    def _template(cls, v: str, info: ValidationInfo) -> str:
+        allowed = re.compile(_ACTIONS[info.field_name or ""])
+        for action in _ACTION.findall(v):
+            if not allowed.fullmatch(action):
+                raise ValueError(f"{{{{{action}}}}} is not supported here")
+        if _ACTION.sub("", v).count("{{") or _ACTION.sub("", v).count("}}"):
+            raise ValueError("unbalanced {{ }}")
+        if not _ACTION.search(v) and "secret" in (info.field_name or ""):
+            raise ValueError("must contain a random part such as {{.RandomHex}}")
+        return v
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, v: str) -> str:
@@ -154,6 +224,44 @@ class Settings(BaseSettings):
                 "or live deliveries would be claimed twice"
             )
         return self
+
+    @model_validator(mode="after")
+    def _webhook_header_names(self) -> Settings:
+        seen: dict[str, str] = {}
+        for key, name in self.webhook_header_names().items():
+            if name is None:
+                continue
+            if not _HEADER.fullmatch(name) or name.lower() in _RESERVED:
+                what = "reserved" if name.lower() in _RESERVED else "not a header name"
+                raise ValueError(f"webhook {key} header {name!r} is {what}")
+            if name.lower() in seen:
+                raise ValueError(
+                    f"webhook {seen[name.lower()]} and {key} headers are both {name!r}: "
+                    "set distinct DESTINATIONS_WEBHOOK_*_HEADER_NAME values or disable one"
+                )
+            seen[name.lower()] = key
+        return self
+
+    def webhook_header_names(self) -> dict[str, str | None]:
+        """The webhook's system headers (event-id, signature, timestamp, topic) by full
+        name, None when not sent: Outpost's three-state *_HEADER_NAME rule (its unset is
+        our default, `<prefix><key>`), the deprecated DISABLE_DEFAULT_* flags applying
+        where no name is set."""
+        prefix = self.destinations_webhook_header_prefix.strip()
+        out: dict[str, str | None] = {}
+        for key, attr in (
+            ("event-id", "event_id"),
+            ("signature", "signature"),
+            ("timestamp", "timestamp"),
+            ("topic", "topic"),
+        ):
+            name = getattr(self, f"destinations_webhook_{attr}_header_name")
+            disabled = getattr(self, f"destinations_webhook_disable_default_{attr}_header")
+            if name == f"<prefix>{key}":
+                out[key] = None if disabled else prefix + key
+            else:
+                out[key] = name.strip() or None
+        return out
 
     def redis_dsn(self) -> str:
         if self.redis_url:

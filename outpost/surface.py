@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from outpost import exactjson
 from outpost.auth import ADMIN, PRINCIPAL, authenticate, authorize
 from outpost.deps import DEPS
 from outpost.errors import (
@@ -76,10 +77,12 @@ def headers_of(exc: DomainError) -> dict[str, str] | None:
     return None
 
 
-async def read_json(request: web.Request, required: bool = True) -> object:
+async def read_json(request: web.Request, required: bool = True, exact: bool = False) -> object:
     """The body as JSON, or Invalid (400) saying why: malformed, nested deeper than
-    MAX_JSON_DEPTH, NaN/Infinity (not JSON, and 1e999 is Infinity too), or a lone UTF-16
-    surrogate (`"\\ud800"`: no UTF-8 can carry it, so nothing downstream could)."""
+    MAX_JSON_DEPTH, NaN/Infinity (not JSON), or a lone UTF-16 surrogate (`"\\ud800"`: no
+    UTF-8 can carry it, so nothing downstream could). `exact` (a publish): every number
+    keeps its digits (exactjson), 1e400 included; otherwise numbers are ints and floats
+    and one past the float range (1e999, Infinity as a float) is refused."""
     body = await request.read()
     if not body.strip():
         if required:
@@ -87,7 +90,7 @@ async def read_json(request: web.Request, required: bool = True) -> object:
         return None
     max_depth = request.config_dict[DEPS].settings.max_json_depth
     try:
-        value = json.loads(body, parse_constant=_not_json, parse_float=_finite)
+        value = _parse(body, exact)
     except RecursionError:
         raise Invalid(f"JSON nested deeper than MAX_JSON_DEPTH ({max_depth})") from None
     except _NotFinite:
@@ -96,13 +99,22 @@ async def read_json(request: web.Request, required: bool = True) -> object:
         raise Invalid(f"malformed JSON: {exc}") from None
     if _too_deep(value, max_depth):
         raise Invalid(f"JSON nested deeper than MAX_JSON_DEPTH ({max_depth})")
-    # a lone surrogate can only arrive as a \uD8xx-\uDFxx escape: strict UTF-8 has none
-    if _SURROGATE_ESCAPE.search(body) and not _all_utf8(value):
+    # a lone surrogate arrives as a \uD8xx-\uDFxx escape or as its (invalid) UTF-8 bytes
+    surrogate = _SURROGATE_ESCAPE.search(body) or _SURROGATE_BYTES.search(body)
+    if surrogate and not _all_utf8(value):
         raise Invalid('a string holds a lone UTF-16 surrogate (e.g. "\\ud800"): not valid Unicode')
     return value
 
 
+# two patterns, not one alternation: each has a literal prefix, which re finds at C speed
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_BYTES = re.compile(rb"\xed[\xa0-\xbf]")
+
+
+def _parse(body: bytes, exact: bool) -> object:
+    if exact:
+        return exactjson.loads(body)
+    return json.loads(body, parse_constant=_not_json, parse_float=_finite)
 
 
 class _NotFinite(ValueError):

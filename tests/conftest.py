@@ -28,7 +28,12 @@ AES_SECRET = "test-aes-secret-of-16+-bytes"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 FAKE_CREDS = {"key": "AKIAIOSFODNN7EXAMPLE", "secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
 # one module per kind of server (tests/servers/), each a set of session fixtures
-pytest_plugins: list[str] = ["tests.servers.hanging"]
+pytest_plugins: list[str] = [
+    "tests.servers.stalling",
+    "tests.servers.http_receiver",
+    "tests.servers.kafka",
+    "tests.servers.pubsub",
+]
 NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))
 
 

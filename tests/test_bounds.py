@@ -205,9 +205,10 @@ def test_a_crafted_wildcard_pattern_is_matched_in_linear_time():
         ),
         (b'{"tenant_id":"acme","data":{"n":NaN}}', "NaN is not JSON"),
         (b'{"tenant_id":"acme","data":{"n":-Infinity}}', "-Infinity is not JSON"),
-        (b'{"tenant_id":"acme","data":{"n":1e999}}', "must be finite"),
         (b'{"tenant_id":"acme","data":{"s":"\\ud800"}}', "lone UTF-16 surrogate"),
         (b'{"tenant_id":"acme","data":{"\\udfff":1}}', "lone UTF-16 surrogate"),
+        # the same surrogate as raw (CESU-8) bytes: the stdlib parser lets them through
+        (b'{"tenant_id":"acme","data":{"s":"\xed\xa0\x80"}}', "lone UTF-16 surrogate"),
     ],
 )
 async def test_bodies_no_service_can_carry_are_400(client, body, said):

@@ -51,7 +51,7 @@ def test_seed_002_record_format():
     assert rec.partition_key == "evt_123"
 
 
-def test_system_keys_win_over_event_and_delivery_metadata():
+def test_system_keys_win_and_the_event_wins_over_delivery_metadata():
     meta = build_metadata(
         "evt_1",
         "orders",
@@ -63,9 +63,10 @@ def test_system_keys_win_over_event_and_delivery_metadata():
         "event-id": "evt_1",
         "topic": "orders",
         "timestamp": "1",
-        "a": "dest",
+        "a": "event",
         "b": "dest",
     }
+    assert list(meta) == ["event-id", "topic", "timestamp", "a", "b"]
 
 
 def test_data_key_order_kept_byte_for_byte():

@@ -110,13 +110,13 @@ async def destination(client, tenant: str, body: dict) -> str:
 
 
 async def test_a_hanging_endpoint_leaves_others_their_latency(
-    client, deps, settings, moto, moto_stream, hanging_endpoint
+    client, deps, settings, moto, moto_stream, stalling
 ):
     """Destination a's endpoint accepts and never answers (each send waits out
     DELIVERY_TIMEOUT_SECONDS); with 200 of its tasks queued, b's deliveries start as soon
     as they would with a idle. Before the per-destination share, a's sends took every
     slot and b waited for a's timeouts (seconds)."""
-    await destination(client, "acme", kinesis_body("s", hanging_endpoint.url))
+    await destination(client, "acme", kinesis_body("s", stalling.url))
     b = await destination(client, "beta", kinesis_body(moto_stream, moto.url))
     worker = build_worker(deps, settings)
     running = asyncio.create_task(worker.run())
@@ -124,10 +124,10 @@ async def test_a_hanging_endpoint_leaves_others_their_latency(
         idle = await latencies(
             deps, "beta", b, await published(client, "beta", [f"i{n}" for n in range(10)], 0.05)
         )
-        before = len(hanging_endpoint.held)
+        before = stalling.connections
         await published(client, "acme", [f"a{n}" for n in range(200)], 0)
         await asyncio.sleep(0.5)  # a's sends are hanging now
-        hanging = len(hanging_endpoint.held) - before  # one connection per send
+        hanging = stalling.connections - before  # one connection per send
         busy = await latencies(
             deps, "beta", b, await published(client, "beta", [f"h{n}" for n in range(10)], 0.05)
         )

@@ -199,6 +199,11 @@ class SchemaField(BaseModel):
     maxlength: int | None = None
 
 
+class SetupLink(_Shape):
+    href: str
+    cta: str
+
+
 class DestinationType(_Shape):
     type: str
     label: str
@@ -207,3 +212,4 @@ class DestinationType(_Shape):
     instructions: str
     config_fields: list[SchemaField]
     credential_fields: list[SchemaField]
+    setup_link: SetupLink | None = None  # a managed-setup flow (hookdeck); absent if none

@@ -1,19 +1,26 @@
 """One task, one outcome: load what the task names, format and send through its
 destination type, classify a failure (retry, dead letter, alert), and complete it in the
 queue. `Deliverer.process()` handles one task end to end so tests can call it; the worker
-(worker.py) runs many of these at once."""
+(worker.py) runs many of these at once.
+
+Every send has a hard deadline (DELIVERY_TIMEOUT_SECONDS, a batch's linger and a margin),
+whatever its transport does; and a destination whose sends go unanswered is paused by its
+circuit breaker (breaker.py): its tasks are held, back on the retry schedule unsent."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from outpost.delivery.alerts import Alerts
+from outpost.delivery.breaker import Breakers, Key
 from outpost.deps import Deps
-from outpost.destinations.base import Failure
+from outpost.destinations.base import Failure, Kind
 from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint
 from outpost.destinations.registry import DestinationCache
 from outpost.errors import PermanentError
@@ -22,6 +29,34 @@ from outpost.queue.items import Entry, Outcome
 from outpost.retry import RetryPolicy
 
 log = structlog.get_logger("outpost.delivery")
+# what a send may take beyond DELIVERY_TIMEOUT_SECONDS (and its batch's linger) before the
+# deadline ends it: a queued connection slot, the loop being busy
+DEADLINE_MARGIN = 0.5
+
+
+_LEVELS = {"success": 20, "held": 10}  # a held task is not news: the breaker logs
+
+
+def _held(wait: float) -> Outcome:
+    """A task of a destination whose circuit is open goes back on the retry schedule
+    unsent, for `wait` seconds: no attempt recorded, no retry spent."""
+    return Outcome(
+        "held",
+        "circuit_open",
+        "the destination's endpoint is not answering: paused",
+        retry_in=wait,
+        record_attempt=False,
+        held=True,
+    )
+
+
+@dataclass(frozen=True)
+class Sending:
+    """A send under way: its result to await by `deadline` (the loop's clock)."""
+
+    key: Key
+    result: Awaitable[dict[str, Any]]
+    deadline: float
 
 
 class Deliverer:
@@ -41,6 +76,8 @@ class Deliverer:
         self.cipher = deps.cipher
         self.policy = policy
         self.destinations = DestinationCache(deps.registry, deps.cipher)
+        self.timeout = deps.settings.delivery_timeout_seconds
+        self.breakers = Breakers.of(deps.settings, self.timeout + DEADLINE_MARGIN)
 
     async def process(
         self,
@@ -96,7 +133,7 @@ class Deliverer:
         if self.alerts is not None and outcome.status == "failed":
             await self._alert(entry, outcome, failures)
         log.log(
-            20 if outcome.status == "success" else 30,
+            _LEVELS.get(outcome.status, 30),
             "delivery",
             event_id=task.event_id,
             tenant_id=task.tenant_id,
@@ -110,9 +147,12 @@ class Deliverer:
         )
 
     async def _endpoint_allowed(self, dest: Destination) -> None:
-        """The SSRF guard again at send time: the endpoint's DNS may have changed."""
+        """The SSRF guard again at send time, on every URL the type takes from its config
+        (an endpoint's DNS may have changed since create)."""
+        urls = self.registry.get(dest.type).endpoints(dest.config)
         try:
-            await self.endpoints.check(dest.config.get("endpoint"), at_send=True)
+            for _, url in urls:
+                await self.endpoints.check(url, at_send=True)
         except ForbiddenEndpoint as exc:
             raise PermanentError("endpoint_forbidden", str(exc)) from None
 
@@ -153,9 +193,9 @@ class Deliverer:
 
     async def _begin(
         self, entry: Entry, event: Event | None, raw_dest: bytes | None
-    ) -> Outcome | Awaitable[dict[str, Any]]:
-        """Checks, format and hand-over: an Outcome when it ends here, else the send's
-        result to await (a batching destination's record is already in its batch)."""
+    ) -> Outcome | Sending:
+        """Checks, format and hand-over: an Outcome when it ends here, else the send under
+        way (a batching destination's record is already in its batch)."""
         if event is None:
             return Outcome("failed", "event_expired", record_attempt=False)
         if raw_dest is None:
@@ -169,14 +209,22 @@ class Deliverer:
                 dead=True,
                 record_attempt=False,
             )
+        key = (dest.tenant_id, dest.id)
+        wait = None if entry.task.manual else self.breakers.admit(key)  # manual: always sent
+        if wait is not None:
+            return _held(wait)
+        probe = not entry.task.manual and self.breakers.probing(key)  # this task is the probe
         provider = self.registry.get(dest.type)
         try:
             record = provider.format(event, dest)
             await self._endpoint_allowed(dest)
+            deadline = self._clock() + self.timeout + provider.patience(dest) + DEADLINE_MARGIN
             if provider.batching(dest):
-                return (await provider.send_batch([record], dest))[0]
-            return provider.send(record, dest)  # awaited in _settle
+                return Sending(key, (await provider.send_batch([record], dest))[0], deadline)
+            return Sending(key, provider.send(record, dest), deadline)  # awaited in _settle
         except Exception as exc:
+            if probe:  # nothing went out: the probe's turn is given back
+                self.breakers.settle(key, None)
             return self._failure(entry, event, provider.classify(exc))
 
     async def _settle(
@@ -184,16 +232,40 @@ class Deliverer:
         entry: Entry,
         event: Event | None,
         raw_dest: bytes | None,
-        begun: Outcome | Awaitable[dict[str, Any]],
+        begun: Outcome | Sending,
     ) -> Outcome:
         if isinstance(begun, Outcome):
             return begun
         assert event is not None and raw_dest is not None
         try:
-            return Outcome("success", response=await begun)
+            async with asyncio.timeout_at(begun.deadline) as scope:
+                response = await begun.result
         except Exception as exc:
-            provider = self.registry.get(self.destinations.parse(raw_dest).type)
-            return self._failure(entry, event, provider.classify(exc))
+            if scope.expired():
+                failure = self._overdue(entry)
+            else:
+                provider = self.registry.get(self.destinations.parse(raw_dest).type)
+                failure = provider.classify(exc)
+            self.breakers.settle(begun.key, not failure.unanswered)
+            return self._failure(entry, event, failure)
+        self.breakers.settle(begun.key, True)
+        return Outcome("success", response=response)
+
+    def _overdue(self, entry: Entry) -> Failure:
+        """The deadline ended a send its transport did not end in time."""
+        task = entry.task
+        log.warning(
+            "delivery_deadline_exceeded",
+            event_id=task.event_id,
+            tenant_id=task.tenant_id,
+            destination_id=task.destination_id,
+        )
+        message = "no answer within the attempt's deadline (DELIVERY_TIMEOUT_SECONDS)"
+        return Failure(Kind.RETRY, "timeout", message, unanswered=True)
+
+    @staticmethod
+    def _clock() -> float:
+        return asyncio.get_running_loop().time()
 
     def _failure(self, entry: Entry, event: Event, failure: Failure) -> Outcome:
         """Every failed attempt counts toward the consecutive-failure alerts (queue.complete);

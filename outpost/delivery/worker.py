@@ -154,16 +154,20 @@ class Worker(Deliverer):
     def room(self, lane: str) -> int:
         """How many more tasks of `lane` this worker may read now: its share less what it
         holds; 0 until a quarter of the share is free again (so a busy lane is read in
-        chunks, not one task a time), and 0 while `accepts(lane)` says no."""
+        chunks, not one task a time); -1 while `accepts(lane)` says no."""
+        if not self.accepts(lane):
+            return -1  # left out, but not for want of room: nothing to wait for here
         share = self._share[self._lane_batched.get(lane, False)]
         free = share - self._held.get(lane, 0)
-        if free < max(1, share // 4) or not self.accepts(lane):
-            return 0
-        return free
+        return free if free >= max(1, share // 4) else 0
 
     def accepts(self, lane: str) -> bool:
-        """Whether to read `lane` at all: the seam for a per-destination circuit breaker
-        (Keys.lane_owner(lane) names the destination). Always, for now."""
+        """Whether to read `lane` at all (False leaves its tasks waiting in the lane): the
+        seam for a scheduler that skips a destination whose circuit breaker is open,
+        `self.breakers.is_open(*Keys.lane_owner(lane))`. Not wired yet: the breaker holds
+        such tasks itself (back on the retry schedule), and a skipped lane is looked at
+        again only at the next read (up to a blocking read's second), which would delay
+        the breaker's probe."""
         return True
 
     def _hold(self, entries: list[Entry]) -> None:

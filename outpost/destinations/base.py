@@ -46,6 +46,9 @@ class Failure:
     code: str
     message: str
     response: dict[str, Any] = field(default_factory=dict)
+    # no answer came from the endpoint (a timeout, a refused or dropped connection): what
+    # the worker's circuit breakers count. Any answer, even a 4xx, says it is alive.
+    unanswered: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -90,10 +93,18 @@ class Schema:
     icon: str = ""  # an SVG string, as Outpost's destination-types carry
     instructions: str = ""  # Markdown shown beside the form
     setup_link: dict[str, str] | None = None  # {"href", "cta"}: a managed-setup flow
+    # credentials sealed at rest like every other but shown in full in API responses,
+    # because whoever holds the destination needs them (the webhook's signing secrets)
+    revealed: frozenset[str] = frozenset()
 
     @property
     def sensitive(self) -> frozenset[str]:
         return frozenset(f["key"] for f in self.credential_fields if f.get("sensitive"))
+
+    @property
+    def masked(self) -> frozenset[str]:
+        """The credentials every API response masks."""
+        return self.sensitive - self.revealed
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -138,12 +149,44 @@ class DestinationType:
             raise ValidationFailed(found)
         return out[0], out[1]
 
+    def prepare_credentials(
+        self,
+        merged: dict[str, Any],
+        sent: dict[str, Any],
+        current: dict[str, Any] | None,
+        admin: bool,
+    ) -> dict[str, Any]:
+        """The credentials to validate and store. `sent`: the body's credentials as they
+        came; `merged`: those merged over `current` (the stored ones; None at create);
+        `admin`: the caller holds the admin key. A type that generates or guards its
+        credentials (the webhook's signing secret) overrides this; raises
+        ValidationFailed naming the field."""
+        return merged
+
+    def shown_credentials(self, credentials: dict[str, Any]) -> dict[str, Any]:
+        """The credentials an API response shows (before masking): all by default; the
+        webhook leaves out a previous secret whose window has ended, as Outpost does."""
+        return credentials
+
+    async def verify(self, dest: Destination, previous: Destination | None) -> Destination:
+        """What only the service itself can say about a created or updated destination
+        (Hookdeck checks its token and names the source). `previous`: the stored version
+        on update. Raises ValidationFailed naming the field; the default checks nothing."""
+        return dest
+
     def target(self, config: dict[str, Any]) -> str:
         """Where it delivers, as the API shows it (a stream name, a URL)."""
         raise NotImplementedError
 
     def target_url(self, config: dict[str, Any]) -> str | None:
         return None
+
+    def endpoints(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        """(config field, URL) of every address the tenant gave: the endpoint guard checks
+        each at create and update. A type whose sends reach other fields than
+        `config.endpoint` (brokers, hosts) names them here, and guards them at send."""
+        endpoint = config.get("endpoint")
+        return [("endpoint", endpoint)] if isinstance(endpoint, str) and endpoint else []
 
     def ordering_key(self, event: Event, destination: Destination) -> str:
         """Events with the same key are delivered in order (publish picks the task's
@@ -163,6 +206,11 @@ class DestinationType:
     def batching(self, destination: Destination) -> bool:
         """Whether this destination's records go through `send_batch`."""
         return False
+
+    def patience(self, destination: Destination) -> float:
+        """Seconds a record may wait before its call begins (a batch filling): the worker
+        adds it to the attempt's deadline (DELIVERY_TIMEOUT_SECONDS and a margin)."""
+        return 0.0
 
     async def send_batch(
         self, records: Sequence[Any], destination: Destination

@@ -51,8 +51,10 @@ class Registry:
             await p.close()
 
     # -- create / update ------------------------------------------------------------
-    def create(self, tenant_id: str, body: Any, new_id: str) -> Destination:
-        """Validate a create body, naming every bad field at once (generic and typed)."""
+    def create(self, tenant_id: str, body: Any, new_id: str, admin: bool = True) -> Destination:
+        """Validate a create body, naming every bad field at once (generic and typed).
+        `admin`: the caller holds the admin key (a type may let only the admin set some
+        credentials)."""
         if not isinstance(body, dict):
             raise ValidationFailed(["body must be a JSON object"])
         found: list[str] = []
@@ -67,9 +69,9 @@ class Registry:
         config_creds = None
         if provider is not None:
             try:
-                config_creds = provider.validate(
-                    body.get("config") or {}, body.get("credentials") or {}
-                )
+                sent = body.get("credentials") or {}
+                creds = provider.prepare_credentials(sent, sent, None, admin)
+                config_creds = provider.validate(body.get("config") or {}, creds)
             except ValidationFailed as exc:
                 found.extend(exc.data)
         if found or provider is None or config_creds is None:
@@ -77,7 +79,7 @@ class Registry:
         _check_filter(req.filter, self.filter_limits)
         return _new_destination(req, tenant_id, new_id, *config_creds)
 
-    def update(self, dest: Destination, body: Any) -> Destination:
+    def update(self, dest: Destination, body: Any, admin: bool = True) -> Destination:
         try:
             req = DestinationUpdate.model_validate(body)
         except ValidationError as exc:
@@ -89,7 +91,8 @@ class Registry:
         config = merge_patch(dest.config, req.config) if req.config else dest.config
         creds = dest.credentials
         if req.credentials:
-            creds = merge_patch(creds, _unmasked(req.credentials, creds))
+            merged = merge_patch(creds, _unmasked(req.credentials, creds))
+            creds = provider.prepare_credentials(merged, req.credentials, creds, admin)
         config, creds = provider.validate(config, creds)
         updated = Destination(
             id=dest.id,
@@ -121,10 +124,10 @@ class Registry:
     # -- storage and responses ------------------------------------------------------
     def to_response(self, dest: Destination) -> dict[str, Any]:
         provider = self.get(dest.type)
-        sensitive = provider.schema.sensitive
+        sensitive = provider.schema.masked
         creds = {
             k: (mask(v) if k in sensitive and isinstance(v, str) else v)
-            for k, v in dest.credentials.items()
+            for k, v in provider.shown_credentials(dest.credentials).items()
         }
         return {
             "id": dest.id,

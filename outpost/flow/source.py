@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 import uuid
 from contextlib import AsyncExitStack, suppress
@@ -27,6 +26,7 @@ import structlog
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from outpost import exactjson
 from outpost.deps import Deps
 from outpost.destinations.aws.redirects import NoRedirectSession
 from outpost.errors import DomainError
@@ -60,8 +60,8 @@ class Plan:
 def event_for(plan: Plan, shard_id: str, record: dict[str, Any]) -> Event | str:
     """The event for one record, or why it failed."""
     try:
-        doc = json.loads(record["Data"])
-    except (ValueError, UnicodeDecodeError):
+        doc = exactjson.loads(record["Data"])  # every number keeps its digits
+    except (ValueError, RecursionError):
         return "not valid JSON"
     if plan.data_type == "xdm":
         if not isinstance(doc, dict) or "header" not in doc or "body" not in doc:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from outpost import envelope
+from outpost import exactjson
 from outpost.models import Event, Task, iso
 from outpost.queue.keys import Keys
 from outpost.queue.lua import KeyTable
@@ -57,6 +57,7 @@ class Outcome:
     topic: str = ""  # the event's, kept on the attempt record for filtering
     destination_type: str = ""
     exhausted: bool = False  # dead because the retries ran out
+    held: bool = False  # not sent (its destination's circuit is open): no retry spent
 
 
 def publish_item(
@@ -74,7 +75,7 @@ def publish_item(
         **tenant,
         "event_key": table.index(queue_keys.event(event.tenant_id, event.id)),
         "owners_key": table.index(queue_keys.event_owners(event.id)),
-        "record": envelope.dumps(record).decode(),
+        "record": exactjson.dumps_stored(record).decode(),
         "tenant_id": event.tenant_id,
         "event_id": event.id,
         "time_ms": str(int(event.time.timestamp() * 1000)),
@@ -136,7 +137,7 @@ def complete_item(
     if outcome.record_attempt:
         call |= _attempt_fields(queue_keys, attempt_id, task, outcome, attempt_time)
     if outcome.retry_in is not None:
-        call["retry"] = retry_member(entry)
+        call["retry"] = retry_member(entry, spent=not outcome.held)
         call["retry_at_ms"] = str(int((time.time() + outcome.retry_in) * 1000))
     if outcome.dead:
         fields = {
@@ -158,7 +159,7 @@ def _attempt_fields(
     return {
         "record": True,
         "attempt_key": queue_keys.attempt(attempt_id),
-        "attempt": envelope.dumps(record).decode(),
+        "attempt": exactjson.dumps_stored(record).decode(),
         "attempt_id": attempt_id,
         "time_ms": str(int(attempt_time * 1000)),
         "success": outcome.status == "success",
@@ -189,7 +190,9 @@ def attempt_record(
     }
 
 
-def retry_member(entry: Entry) -> str:
+def retry_member(entry: Entry, spent: bool = True) -> str:
+    """The retry schedule's member: the next attempt, or this one again when the attempt
+    was not `spent` (held back unsent)."""
     t = entry.task
     return json.dumps(
         {
@@ -197,7 +200,7 @@ def retry_member(entry: Entry) -> str:
             "t": t.tenant_id,
             "e": t.event_id,
             "d": t.destination_id,
-            "a": str(t.attempt + 1),
+            "a": str(t.attempt + 1 if spent else t.attempt),
             "m": "1" if t.manual else "0",
         },
         separators=(",", ":"),

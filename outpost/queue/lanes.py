@@ -87,9 +87,10 @@ class Lanes:
         room: Callable[[str], int] | None = None,
     ) -> list[Entry]:
         """Up to about `count` tasks, a fair share from each lane with room (`room(lane)`:
-        how many more tasks that lane may have read; 0 leaves it out). Blocks up to
-        `block_ms` for work unless a lane was left out for want of room (`capped`): the
-        caller then waits for its own deliveries to finish and reads again."""
+        how many more tasks that lane may have read; 0 leaves it out for want of room, a
+        negative number for another reason). Blocks up to `block_ms` for work unless a
+        lane was left out for want of room (`capped`): the caller then waits for its own
+        deliveries to finish and reads again."""
         for _ in range(2):  # a read that only heard the bell looks again at once
             if time.monotonic() - self._fresh_at > REFRESH_SECONDS:
                 await self.refresh()
@@ -112,7 +113,7 @@ class Lanes:
         for lane in known[start:] + known[:start]:
             free = count if room is None else room(lane)
             if free <= 0:
-                self.capped = True
+                self.capped = self.capped or free == 0
                 continue
             chosen.append(lane)
             least = min(least, free)

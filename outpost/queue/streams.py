@@ -18,6 +18,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from outpost import exactjson
 from outpost.errors import DomainError, Invalid, NotFound
 from outpost.models import Event, Task
 from outpost.queue.coalesce import Coalescer
@@ -117,7 +118,7 @@ class Queue:
         if not event_ids:
             return []
         raws: Any = await self.redis.mget([self.keys.event(tenant_id, e) for e in event_ids])
-        return [None if r is None else Event.from_json(json.loads(r)) for r in raws]
+        return [None if r is None else Event.from_json(exactjson.loads_stored(r)) for r in raws]
 
     # -- consumer ---------------------------------------------------------------------
     async def load_work(self, entries: list[Entry]) -> list[tuple[Event | None, bytes | None]]:
@@ -136,7 +137,7 @@ class Queue:
         found: dict[tuple[str, str, str], Event | bytes | None] = {}
         for tenant, (events, dests) in by_tenant.items():
             for ev_id, ev in zip(events, next(raw), strict=True):
-                parsed = None if ev is None else Event.from_json(orjson.loads(ev))
+                parsed = None if ev is None else Event.from_json(exactjson.loads_stored(ev))
                 found[(tenant, "e", ev_id)] = parsed
             for dest_id, dest in zip(dests, next(raw), strict=True):
                 found[(tenant, "d", dest_id)] = dest

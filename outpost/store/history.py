@@ -10,7 +10,6 @@ index from a `(score, member)` cursor and applies filters in batches, scanning a
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from outpost import exactjson
 from outpost.errors import Invalid, ValidationFailed
 from outpost.queue.keys import Keys
 
@@ -177,7 +177,7 @@ class History:
         if not keys:
             return []
         raws: Any = await self.redis.mget(keys)
-        return [None if r is None else json.loads(r) for r in raws]
+        return [None if r is None else exactjson.loads_stored(r) for r in raws]
 
     async def load_events(
         self, members: list[str], tenant_id: str | None

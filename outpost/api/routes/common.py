@@ -9,6 +9,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from outpost import exactjson
 from outpost.api import metrics
 from outpost.auth import principal_of
 from outpost.deps import DEPS, Deps
@@ -23,13 +24,22 @@ _ID = re.compile(ID_PATTERN)
 M = TypeVar("M", bound=BaseModel)
 
 
-async def parse_body(request: web.Request, model: type[M], required: bool = True) -> M:
-    """The JSON body as `model`, or 400 (malformed) / 422 naming every bad field."""
-    body = await read_json(request, required=required)
+async def parse_body(
+    request: web.Request, model: type[M], required: bool = True, exact: bool = False
+) -> M:
+    """The JSON body as `model`, or 400 (malformed) / 422 naming every bad field; `exact`:
+    every number keeps its digits (see surface.read_json)."""
+    body = await read_json(request, required=required, exact=exact)
     try:
         return model.model_validate({} if body is None else body)
     except ValidationError as exc:
         raise ValidationFailed(problems(exc)) from None
+
+
+def exact_response(body: object) -> web.Response:
+    """A JSON response holding events' data: every number with its published digits
+    (aiohttp's json.dumps would write a float's shortest form)."""
+    return web.Response(body=exactjson.dumps(body), content_type="application/json")
 
 
 def _deps(request: web.Request) -> Deps:

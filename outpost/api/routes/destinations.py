@@ -49,9 +49,15 @@ async def create_destination(request: web.Request) -> web.Response:
         and (body.get("created_at") or body.get("updated_at"))
     ):
         raise Forbidden("created_at and updated_at overrides need the admin API key")
-    dest = deps.registry.create(tenant_id, body, new_id=f"des_{uuid.uuid4().hex[:20]}")
+    dest = deps.registry.create(
+        tenant_id,
+        body,
+        new_id=f"des_{uuid.uuid4().hex[:20]}",
+        admin=_own_tenant(request) is None,
+    )
     _check_topics(deps, dest.topics)
     await _check_endpoint(deps, dest)
+    dest = await deps.registry.get(dest.type).verify(dest, None)
     await deps.store.create_destination(dest)
     return web.json_response(deps.registry.to_response(dest), status=201)
 
@@ -69,9 +75,12 @@ async def update_destination(request: web.Request) -> web.Response:
     dest = await _destination_or_404(
         deps, _path_id(request, "tenant_id"), _path_id(request, "destination_id")
     )
-    updated = deps.registry.update(dest, await read_json(request))
+    updated = deps.registry.update(
+        dest, await read_json(request), admin=_own_tenant(request) is None
+    )
     _check_topics(deps, updated.topics)
     await _check_endpoint(deps, updated)
+    updated = await deps.registry.get(dest.type).verify(updated, dest)
     return await _save(deps, updated)
 
 
@@ -111,10 +120,12 @@ async def _save(deps: Deps, dest: Destination) -> web.Response:
 
 
 async def _check_endpoint(deps: Deps, dest: Destination) -> None:
-    try:
-        await deps.endpoints.check(dest.config.get("endpoint"))
-    except ForbiddenEndpoint as exc:
-        raise ValidationFailed([f"config.endpoint: {exc}"]) from None
+    """Every address the tenant gave (the type says which config fields hold them)."""
+    for field, url in deps.registry.get(dest.type).endpoints(dest.config):
+        try:
+            await deps.endpoints.check(url)
+        except ForbiddenEndpoint as exc:
+            raise ValidationFailed([f"config.{field}: {exc}"]) from None
 
 
 def _check_topics(deps: Deps, topics: list[str] | str) -> None:

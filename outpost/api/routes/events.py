@@ -17,6 +17,7 @@ from outpost.api.routes.common import (
     _owner_of,
     _path_id,
     _values,
+    exact_response,
 )
 from outpost.deps import Deps
 from outpost.errors import NotFound, ValidationFailed
@@ -86,7 +87,7 @@ async def list_events(request: web.Request) -> web.Response:
 
     result = await deps.history.events_page(tenant, req, keep)
     result.models = [_event_view(e) for e in result.models]
-    return web.json_response(_page_body(result, req))
+    return exact_response(_page_body(result, req))
 
 
 async def get_event(request: web.Request) -> web.Response:
@@ -98,7 +99,7 @@ async def get_event(request: web.Request) -> web.Response:
     record = await deps.history.event(tenant_id, event_id)
     if record is None:
         raise NotFound("event")
-    return web.json_response(_event_view(record))
+    return exact_response(_event_view(record))
 
 
 async def _attempts_page(
@@ -128,7 +129,7 @@ async def _attempts_page(
 
     result = await deps.history.attempts_page(req, keep, one_tenant, one_event, one_dest)
     result.models = await _include(deps, request, result.models)
-    return web.json_response(_page_body(result, req))
+    return exact_response(_page_body(result, req))
 
 
 async def _include(
@@ -187,7 +188,7 @@ async def get_attempt(request: web.Request) -> web.Response:
     if record is None or (own is not None and record["tenant_id"] != own):
         raise NotFound("attempt")  # another tenant's attempt: its existence does not leak
     [shown] = await _include(deps, request, [record])
-    return web.json_response(shown)
+    return exact_response(shown)
 
 
 async def get_destination_attempt(request: web.Request) -> web.Response:
@@ -197,7 +198,7 @@ async def get_destination_attempt(request: web.Request) -> web.Response:
     if record is None or (record["tenant_id"], record["destination_id"]) != (tenant_id, dest_id):
         raise NotFound("attempt")
     [shown] = await _include(deps, request, [record])
-    return web.json_response(shown)
+    return exact_response(shown)
 
 
 def _bounds(q: dict[str, Any]) -> tuple[float, float, int]:

@@ -19,7 +19,7 @@ from outpost.surface import read_json, status_of
 
 async def publish(request: web.Request) -> web.Response:
     deps = _deps(request)
-    req = await parse_body(request, PublishRequest)
+    req = await parse_body(request, PublishRequest, exact=True)  # data keeps its digits
     _check_event_topic(deps, req.topic)
     limit = deps.settings.publish_rate_limit_per_second
     if limit and not await deps.store.take_publish_slot(req.tenant_id, limit):
@@ -54,7 +54,7 @@ async def publish_batch(request: web.Request) -> web.Response:
     """Up to 1,000 events in one request, each validated and answered on its own; the
     accepted ones are queued in one pipelined round trip (each still atomic)."""
     deps = _deps(request)
-    body = await read_json(request)
+    body = await read_json(request, exact=True)
     if not isinstance(body, list) or not 1 <= len(body) <= MAX_BATCH:
         raise ValidationFailed([f"body must be a JSON array of 1 to {MAX_BATCH} events"])
     results: list[dict[str, Any]] = [{} for _ in body]

@@ -117,8 +117,9 @@ def signed_headers(t: Target, operation: str, body: bytes) -> dict[str, str]:
 class KinesisHTTP:
     """One aiohttp session for every destination's calls (bounded connections)."""
 
-    def __init__(self, timeout: float, max_connections: int):
+    def __init__(self, timeout: float, max_connections: int, connect_timeout: float | None = None):
         self.timeout = timeout
+        self.connect_timeout = min(connect_timeout or timeout, timeout)
         self.max_connections = max_connections
         self._http: aiohttp.ClientSession | None = None
         # callers may outnumber connections (batched records, many in-flight tasks): they
@@ -131,7 +132,11 @@ class KinesisHTTP:
             tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or where())
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections, ssl=tls),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                # total bounds the whole call, whatever the server does (never answers,
+                # trickles its body); a host that never accepts fails at sock_connect
+                timeout=aiohttp.ClientTimeout(
+                    total=self.timeout, sock_connect=self.connect_timeout
+                ),
                 headers={"User-Agent": USER_AGENT},
             )
         return self._http

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import jmespath
+from jmespath import functions
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
+from outpost import exactjson
 from outpost.errors import PermanentError
 
 MAX_KEY_CHARS = 256
@@ -30,6 +31,37 @@ FANOUT = {
 }
 
 
+# jmespath's type stubs leave out the two type-check hooks overridden below
+_Base: Any = functions.Functions
+
+
+class _Functions(_Base):
+    """jmespath's functions, with an ExactFloat or ExactInt (a number kept with its
+    published digits) taken as the number it is (jmespath checks types by class name),
+    and to_string writing numbers as they were published."""
+
+    EXACT = (exactjson.ExactFloat.__name__, exactjson.ExactInt.__name__)
+
+    def _get_allowed_pytypes(self, types: Any) -> tuple[list[str], list[Any]]:
+        allowed, subtypes = super()._get_allowed_pytypes(types)
+        return (
+            [*allowed, *self.EXACT] if "float" in allowed else allowed,
+            [(*sub, *self.EXACT) if "float" in sub else sub for sub in subtypes],
+        )
+
+    def _convert_to_jmespath_type(self, pyobject: str) -> str:
+        if pyobject in self.EXACT:
+            return "number"
+        return str(super()._convert_to_jmespath_type(pyobject))
+
+    @functions.signature({"types": []})
+    def _func_to_string(self, arg: Any) -> str:
+        return arg if isinstance(arg, str) else exactjson.dumps(arg).decode()
+
+
+OPTIONS = jmespath.Options(custom_functions=_Functions())
+
+
 def compile_template(template: str) -> ParsedResult:
     """Compile a template; raises ValueError with the parser's reason on bad syntax."""
     if not template.strip():
@@ -38,6 +70,8 @@ def compile_template(template: str) -> ParsedResult:
         return jmespath.compile(template)
     except JMESPathError as exc:
         raise ValueError(f"is not a valid JMESPath expression: {exc}") from None
+    except RecursionError:  # the parser recurses per nesting level: `((((...` overflows it
+        raise ValueError(f"is nested too deep (at most {MAX_TEMPLATE_DEPTH} levels)") from None
 
 
 def check_cost(expression: ParsedResult) -> None:
@@ -70,7 +104,7 @@ def partition_key(expression: ParsedResult | None, document: dict[str, Any], eve
     if expression is None:
         return event_id
     try:
-        value = expression.search(document)
+        value = expression.search(document, options=OPTIONS)
     except JMESPathError as exc:  # runtime errors, e.g. a function given the wrong type
         raise PermanentError(
             "partition_key_error", f"partition key template failed: {exc}"
@@ -91,4 +125,4 @@ def _as_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return exactjson.dumps(value).decode()  # a number: the digits it was published with

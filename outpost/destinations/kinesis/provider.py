@@ -24,12 +24,16 @@ class KinesisProvider(DestinationType):
     schema = SCHEMA
 
     def __init__(
-        self, metadata_in_payload: bool = True, timeout: float = 5.0, max_connections: int = 64
+        self,
+        metadata_in_payload: bool = True,
+        timeout: float = 5.0,
+        max_connections: int = 64,
+        connect_timeout: float | None = None,
     ):
         self.metadata_in_payload = metadata_in_payload
         self.timeout = timeout
         self.max_connections = max_connections
-        self.writer = Writer(timeout, max_connections)
+        self.writer = Writer(timeout, max_connections, connect_timeout)
 
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("stream_name", ""))
@@ -57,6 +61,13 @@ class KinesisProvider(DestinationType):
 
     def batching(self, destination: Destination) -> bool:
         return bool(destination.config.get("batching"))
+
+    def patience(self, destination: Destination) -> float:
+        """A batched record waits for its batch to fill (the linger) before the call."""
+        if not self.batching(destination):
+            return 0.0
+        linger_ms = destination.config.get("batch_linger_ms")
+        return (DEFAULT_BATCH_LINGER_MS if linger_ms is None else linger_ms) / 1000
 
     async def send_batch(
         self, records: Sequence[Record], destination: Destination

@@ -25,8 +25,8 @@ class Writer:
     """One HTTP session, the endpoint URL and signer per (region, endpoint, credentials)
     LRU-cached, and the batcher."""
 
-    def __init__(self, timeout: float, max_connections: int):
-        self.http = sigv4.KinesisHTTP(timeout, max_connections)
+    def __init__(self, timeout: float, max_connections: int, connect_timeout: float | None = None):
+        self.http = sigv4.KinesisHTTP(timeout, max_connections, connect_timeout)
         self.batches = Batcher(self.http)
         self.targets: OrderedDict[str, sigv4.Target] = OrderedDict()
         self._endpoints: dict[tuple[str, str], str] = {}

@@ -78,11 +78,17 @@ class MemoryDestination(DestinationType):
         self.tokens: set[str] | None = None  # when set, other tokens are refused (AUTH)
         self._fail_calls: list[MemoryFailure] = []
         self._fail_keys: dict[str, list[MemoryFailure]] = {}
+        self._stalls: list[float] = []
 
     # -- what a test tells it -----------------------------------------------------------
     def fail_next(self, kind: Kind, code: str, times: int = 1) -> None:
         """The next `times` calls fail as a whole."""
         self._fail_calls.extend(MemoryFailure(kind, code) for _ in range(times))
+
+    def stall_next(self, seconds: float, times: int = 1) -> None:
+        """The next `times` sends take `seconds` to answer: a transport that does not
+        hold its own timeout (the worker's deadline must end them)."""
+        self._stalls.extend([seconds] * times)
 
     def fail_record(self, key: str, kind: Kind = Kind.RETRY, code: str = "throttled") -> None:
         """The next send of this record (by key) fails alone, even inside a batch."""
@@ -98,6 +104,8 @@ class MemoryDestination(DestinationType):
 
     async def send(self, record: Record, destination: Destination) -> Result:
         self.calls.append(1)
+        if self._stalls:
+            await asyncio.sleep(self._stalls.pop(0))
         self._check_call(destination)
         return self._accept(record, destination, 1)
 

@@ -11,8 +11,14 @@ import pytest
 
 from outpost.destinations.memory.provider import MemoryDestination
 from tests.contract.harnesses.base import Harness, same_version
+from tests.contract.harnesses.eventbridge import EventBridgeHarness
+from tests.contract.harnesses.gcp_pubsub import PubSubHarness
+from tests.contract.harnesses.http import HookdeckHarness, WebhookHarness
+from tests.contract.harnesses.kafka import KafkaHarness
 from tests.contract.harnesses.kinesis import KinesisHarness
 from tests.contract.harnesses.memory import MemoryHarness
+from tests.contract.harnesses.s3 import S3Harness
+from tests.contract.harnesses.sqs import SQSHarness
 
 Factory = Callable[[pytest.FixtureRequest, MemoryDestination], Awaitable[Harness]]
 
@@ -29,10 +35,49 @@ async def _kinesis_local(request: pytest.FixtureRequest, memory: MemoryDestinati
     return await KinesisHarness(request.getfixturevalue("kinesis_local_server").url).start()
 
 
+async def _sqs_moto(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return await SQSHarness(request.getfixturevalue("moto").url).start()
+
+
+async def _s3_moto(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return await S3Harness(request.getfixturevalue("moto").url).start()
+
+
+async def _eventbridge_moto(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return await EventBridgeHarness(request.getfixturevalue("moto").url).start()
+
+
+async def _webhook(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return WebhookHarness(request.getfixturevalue("http_receiver"))
+
+
+async def _hookdeck(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    receiver = request.getfixturevalue("http_receiver")
+    # the suite's services (cdeps) send Hookdeck's requests to the local receiver
+    hookdeck = request.getfixturevalue("cdeps").registry.get("hookdeck")
+    hookdeck.url = hookdeck.api_url = receiver.url
+    return HookdeckHarness(receiver)
+
+
+async def _kafka(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return KafkaHarness(request.getfixturevalue("kafka_server"))
+
+
+async def _pubsub(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return PubSubHarness(request.getfixturevalue("pubsub_server"))
+
+
 HARNESSES: dict[str, Factory] = {
     "memory": _memory,
     "aws_kinesis@moto": _kinesis_moto,
     "aws_kinesis@kinesis-local": _kinesis_local,
+    "aws_sqs@moto": _sqs_moto,
+    "aws_s3@moto": _s3_moto,
+    "aws_eventbridge@moto": _eventbridge_moto,
+    "webhook@http-receiver": _webhook,
+    "hookdeck@http-receiver": _hookdeck,
+    "kafka@tansu": _kafka,
+    "gcp_pubsub@emulator": _pubsub,
 }
 
 __all__ = ["HARNESSES", "Harness", "same_version"]

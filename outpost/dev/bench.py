@@ -110,7 +110,7 @@ async def prefill(redis_url: str, endpoint: str, n: int, batching: bool = False)
     settings = Settings(api_key=KEY, aes_encryption_secret=SECRET, redis_url=redis_url)
     redis = connect_redis(redis_url)
     deps = Deps.build(settings, redis)
-    await redis.flushdb()
+    await redis.flushdb(asynchronous=True)  # a large DB freed in the background
     await deps.store.upsert_tenant("bench", None)
     dest = deps.registry.create("bench", _destination_body(endpoint, batching), "d1")
     await deps.store.create_destination(dest)

@@ -64,7 +64,7 @@ async def _setup(redis_url: str, endpoints: tuple[str, str], key: str, secret: s
 
     settings = Settings(api_key=key, aes_encryption_secret=secret, redis_url=redis_url)
     deps = Deps.build(settings, connect_redis(redis_url))
-    await deps.redis.flushdb()
+    await deps.redis.flushdb(asynchronous=True)
     for tenant, endpoint in zip(TENANTS, endpoints, strict=True):
         await deps.store.upsert_tenant(tenant, None)
         body = {

@@ -3,8 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint bench lock clean
+.PHONY: install run test lint bench lock clean portal
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "outpost needs Python 3.11+")'
@@ -27,8 +29,16 @@ lint: install
 	$(BIN)/lint-imports
 
 ## test: lint, then the whole suite against real servers
-test: lint
+test: lint $(RABBITMQ) $(CHROMIUM)
 	$(BIN)/pytest
+
+# the rabbitmq destination's tests start Debian's rabbitmq-server (installed once, as root)
+$(RABBITMQ):
+	.ci/install-rabbitmq
+
+# the tenant portal's browser test drives Debian's chromium (installed once, as root)
+$(CHROMIUM):
+	.ci/install-chromium
 
 ## bench: what the service adds to PutRecord's own cost (a benchmark, not a test)
 bench: install
@@ -40,6 +50,10 @@ lock: install
 	$(BIN)/uv pip compile pyproject.toml deploy/image-build.in --generate-hashes \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--custom-compile-command "make lock" -o requirements.lock
+
+## portal: rebuild outpost/api/portal/static/portal.js from its sources (needs node and npm)
+portal: install
+	$(BIN)/python -m outpost.dev.portalbuild
 
 clean:
 	rm -rf $(VENV) .outpost-dev .pytest_cache .mypy_cache .ruff_cache *.egg-info

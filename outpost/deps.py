@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 
 from outpost.auth import Tokens
 from outpost.crypto import Cipher
+from outpost.destinations.aws.roles import Roles
+from outpost.destinations.azure_servicebus.provider import ServiceBusProvider
 from outpost.destinations.base import DestinationType
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.eventbridge.provider import EventBridgeProvider
@@ -19,6 +21,7 @@ from outpost.destinations.gcp_pubsub.provider import PubSubProvider
 from outpost.destinations.hookdeck.provider import HookdeckProvider
 from outpost.destinations.kafka.provider import KafkaProvider
 from outpost.destinations.kinesis.provider import KinesisProvider
+from outpost.destinations.rabbitmq.provider import RabbitMQProvider
 from outpost.destinations.registry import DestinationCache, Registry
 from outpost.destinations.s3.provider import S3Provider
 from outpost.destinations.sqs.provider import SQSProvider
@@ -38,6 +41,11 @@ from outpost.store.tenants import Store
 def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) -> Registry:
     """Every destination type this deployment delivers to, configured from settings;
     `extra` types are added by whoever builds the services (tests add `memory`)."""
+    roles = Roles(  # one AssumeRole cache for every AWS type
+        duration=settings.aws_role_session_duration_seconds,
+        roles_only=settings.aws_roles_only,
+        principal_arn=settings.aws_role_principal_arn,
+    )
     return Registry(
         [
             KinesisProvider(
@@ -45,14 +53,20 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
                 timeout=settings.delivery_timeout_seconds,
                 max_connections=settings.delivery_max_concurrency,
                 connect_timeout=settings.delivery_connect_timeout_seconds,
+                roles=roles,
             ),
-            *aws_types(settings),
+            *aws_types(settings, roles),
             *http_types(settings),
             KafkaProvider(
                 timeout=settings.delivery_timeout_seconds,
                 policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
             ),
             PubSubProvider(
+                timeout=settings.delivery_timeout_seconds,
+                policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
+            ),
+            RabbitMQProvider(timeout=settings.delivery_timeout_seconds),
+            ServiceBusProvider(
                 timeout=settings.delivery_timeout_seconds,
                 policy=EndpointPolicy(settings.destinations_allow_private_endpoints),
             ),
@@ -63,7 +77,7 @@ def build_registry(settings: Settings, extra: Sequence[DestinationType] = ()) ->
     )
 
 
-def aws_types(settings: Settings) -> list[DestinationType]:
+def aws_types(settings: Settings, roles: Roles) -> list[DestinationType]:
     """aws_sqs, aws_s3, aws_eventbridge: aiobotocore clients per credentials, each with a
     connection pool sized like the worker."""
     sized = (
@@ -72,9 +86,9 @@ def aws_types(settings: Settings) -> list[DestinationType]:
         settings.delivery_connect_timeout_seconds,
     )
     return [
-        SQSProvider(*sized),
-        S3Provider(*sized),
-        EventBridgeProvider(settings.destinations_aws_eventbridge_source, *sized),
+        SQSProvider(*sized, roles=roles),
+        S3Provider(*sized, roles=roles),
+        EventBridgeProvider(settings.destinations_aws_eventbridge_source, *sized, roles=roles),
     ]
 
 

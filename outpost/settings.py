@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # the Source of every EventBridge entry (rules match on it), as Outpost's setting
     destinations_aws_eventbridge_source: str = Field("outpost", min_length=1, max_length=256)
     destinations_allow_private_endpoints: bool = False
+    # AWS types with credentials.role_arn: STS AssumeRole with the service's own credentials
+    aws_role_session_duration_seconds: int = Field(3600, ge=900, le=43200)
+    aws_roles_only: bool = False  # refuse static keys in destinations: roles only
+    aws_role_principal_arn: str = ""  # the principal tenants trust; "" = GetCallerIdentity
     # webhooks as Outpost signs them (its DESTINATIONS_WEBHOOK_* names and defaults)
     destinations_webhook_header_prefix: str = "x-outpost-"
     # the four system headers by full name: "" = not sent; the default, literally

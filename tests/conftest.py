@@ -33,6 +33,7 @@ pytest_plugins: list[str] = [
     "tests.servers.http_receiver",
     "tests.servers.kafka",
     "tests.servers.pubsub",
+    "tests.servers.rabbitmq",
 ]
 NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))
 

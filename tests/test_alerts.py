@@ -12,6 +12,7 @@ from outpost.dev import devstack
 from outpost.retry import RetryPolicy
 from outpost.runtime import build_worker
 from tests.conftest import AUTH, kinesis_body
+from tests.faults import KinesisProxy
 
 
 def test_levels_of_the_limit():
@@ -53,11 +54,14 @@ async def test_alert_levels_auto_disable_and_reset(client, deps, moto, moto_stre
     got, url = await receiver(aiohttp_server)
     alerts = Alerts(url=url, secret="op-secret", limit=10, auto_disable=True)
     worker = make_worker(deps, alerts)
+    # every PutRecord throttled: a failure that is retried, so it counts up (a missing
+    # stream is `broken`: alerted at once, see test_aws_roles)
+    proxy = await KinesisProxy(moto.url, throttle=1.0).start()
     await client.put("/api/v1/tenants/acme", headers=AUTH)
     r = await client.post(
         "/api/v1/tenants/acme/destinations",
         headers=AUTH,
-        json=kinesis_body("not-there-yet", moto.url),
+        json=kinesis_body(moto_stream, proxy.url),
     )
     dest = (await r.json())["id"]
     for n in range(10):
@@ -81,7 +85,7 @@ async def test_alert_levels_auto_disable_and_reset(client, deps, moto, moto_stre
     assert levels == [(5, 50), (7, 70), (9, 90), (10, 100)]
     last = next(b for b in bodies if b["data"].get("percent") == 100)
     assert last["data"]["destination_disabled"] is True and last["tenant_id"] == "acme"
-    assert last["data"]["last_error"]["code"] == "stream_not_found"
+    assert last["data"]["last_error"]["code"] == "throughput_exceeded"
     assert sum(b["topic"] == "alert.retries_exhausted" for b in bodies) == 10
     shown = await (
         await client.get(f"/api/v1/tenants/acme/destinations/{dest}", headers=AUTH)
@@ -91,7 +95,7 @@ async def test_alert_levels_auto_disable_and_reset(client, deps, moto, moto_stre
     await client.patch(
         f"/api/v1/tenants/acme/destinations/{dest}",
         headers=AUTH,
-        json={"config": {"stream_name": moto_stream}, "disabled_at": None},
+        json={"config": {"endpoint": moto.url}, "disabled_at": None},
     )
     await client.post(
         "/api/v1/publish", headers=AUTH, json={"tenant_id": "acme", "topic": "orders", "data": {}}
@@ -99,6 +103,7 @@ async def test_alert_levels_auto_disable_and_reset(client, deps, moto, moto_stre
     await worker.run_until_empty()
     assert await deps.redis.get(deps.keys.failures("acme", dest)) is None
     await alerts.close()
+    await proxy.close()
 
 
 async def test_dead_operator_endpoint_never_blocks_delivery(client, deps, moto, moto_stream):

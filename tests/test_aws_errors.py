@@ -41,9 +41,9 @@ def test_every_listed_aws_code_means_its_row(code, row):
     [
         ("ProvisionedThroughputExceededException", Kind.RETRY, "throughput_exceeded"),
         ("ThrottlingException", Kind.RETRY, "throughput_exceeded"),
-        ("ResourceNotFoundException", Kind.RETRY, "stream_not_found"),
+        ("ResourceNotFoundException", Kind.PERMANENT, "stream_not_found"),
         ("InternalFailure", Kind.RETRY, "server_error"),
-        ("AccessDeniedException", Kind.AUTH, "access_denied"),
+        ("AccessDeniedException", Kind.PERMANENT, "access_denied"),
         ("UnrecognizedClientException", Kind.AUTH, "access_denied"),
         ("ExpiredTokenException", Kind.AUTH, "access_denied"),
         ("ValidationException", Kind.PERMANENT, "validation_error"),
@@ -51,14 +51,15 @@ def test_every_listed_aws_code_means_its_row(code, row):
     ],
 )
 def test_the_issue_s_rows(code, kind, label):
-    """The rows the design names: throttling/5xx/missing stream retry, bad requests
-    dead-letter, bad credentials retry and are the AUTH kind."""
+    """The rows the issues name: throttling/5xx retry; bad requests, a missing stream and a
+    denied permission fail at once (issue 16: fail fast); bad keys retry as the AUTH kind."""
     failure = errors.classify(client_error(code))
     assert (failure.kind, failure.code, failure.retryable) == (
         kind,
         label,
         kind is not Kind.PERMANENT,
     )
+    assert failure.broken == (code in ("ResourceNotFoundException", "AccessDeniedException"))
 
 
 @pytest.mark.parametrize(

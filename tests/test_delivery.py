@@ -81,22 +81,17 @@ async def test_template_key_and_bare_data(client, worker, kinesis, stream):
     }
 
 
-async def test_missing_stream_is_retried_until_it_exists(client, worker, deps, kinesis):
+async def test_missing_stream_fails_fast(client, worker, deps, kinesis):
+    """Issue 16: a missing stream is the destination's fault, not this event's: the attempt
+    fails at once (dead-lettered, no retry schedule burnt), `broken` so the operator is
+    alerted at once."""
     name = f"later-{id(worker)}"
-    dest = await setup_destination(client, name, kinesis.url)
+    await setup_destination(client, name, kinesis.url)
     await publish(client, id="evt_late", data={"n": 1})
     [entry] = await deps.queue.read(worker.name, count=10, block_ms=100)
     outcome = await worker.process(entry)
-    assert (outcome.status, outcome.code, outcome.dead) == ("failed", "stream_not_found", False)
-    assert outcome.retry_in is not None
-    devstack.create_stream(kinesis.url, name)
-    await worker.run_until_empty()
-    assert len(devstack.read_stream(kinesis.url, name, expect=1)) == 1
-    attempts = sorted(
-        await deps.queue.attempts("acme", dest["id"]), key=lambda a: a["attempt_number"]
-    )
-    assert [(a["attempt_number"], a["status"]) for a in attempts] == [(1, "failed"), (2, "success")]
-    assert attempts[0]["code"] == "stream_not_found"
+    assert (outcome.status, outcome.code, outcome.dead) == ("failed", "stream_not_found", True)
+    assert outcome.retry_in is None and outcome.broken
 
 
 async def test_key_too_long_goes_to_dead_letters_at_once(client, worker, deps, kinesis, stream):
@@ -244,8 +239,8 @@ def client_error(code, status=400):
     ("exc", "label", "retryable"),
     [
         (client_error("ProvisionedThroughputExceededException"), "throughput_exceeded", True),
-        (client_error("ResourceNotFoundException"), "stream_not_found", True),
-        (client_error("AccessDeniedException"), "access_denied", True),
+        (client_error("ResourceNotFoundException"), "stream_not_found", False),
+        (client_error("AccessDeniedException"), "access_denied", False),
         (client_error("UnrecognizedClientException"), "access_denied", True),
         (client_error("ValidationException"), "validation_error", False),
         (client_error("InvalidArgumentException"), "validation_error", False),
@@ -294,6 +289,13 @@ async def test_rotated_credentials_are_used_on_the_next_send(
         json={"credentials": {"key": "111111111111", "secret": "right"}},
     )
     assert r.status == 200
+    # a missing stream fails fast (issue 16): the fixed destination gets its dead letter back
+    r = await client.post(
+        "/api/v1/tenants/acme/dead-letters/redrive",
+        headers=AUTH,
+        json={"destination_id": dest["id"]},
+    )
+    assert r.status == 202 and (await r.json())["redriven"] == 1
     await worker.run_until_empty()
     it = owner.get_shard_iterator(
         StreamName="rotation", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"

@@ -230,7 +230,7 @@ def test_queue_url_regions():
         ("PutObject", "SlowDown", 503, (Kind.RETRY, "throughput_exceeded")),
         ("PutObject", "InvalidAccessKeyId", 403, (Kind.AUTH, "access_denied")),
         ("PutEvents", "ResourceNotFoundException", 400, (Kind.PERMANENT, "event_bus_not_found")),
-        ("PutRecord", "ResourceNotFoundException", 400, (Kind.RETRY, "stream_not_found")),
+        ("PutRecord", "ResourceNotFoundException", 400, (Kind.PERMANENT, "stream_not_found")),
         ("PutEvents", "NotAuthorizedForSourceException", 400, (Kind.AUTH, "access_denied")),
         ("PutEvents", "", 307, (Kind.PERMANENT, "redirect_refused")),
     ],

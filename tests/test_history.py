@@ -6,6 +6,7 @@ from outpost.deps import Deps
 from outpost.queue import items as queue_module
 from outpost.runtime import create_app
 from tests.conftest import AUTH, kinesis_body, make_settings
+from tests.faults import KinesisProxy
 
 
 async def make_dest(client, tenant, stream, endpoint, topics=("orders",)):
@@ -95,14 +96,17 @@ async def test_events_listing_filters_and_paging(client, worker, moto, moto_stre
 
 async def test_attempts_log(client, worker, deps, moto, moto_stream):
     ok = await make_dest(client, "acme", moto_stream, moto.url)
-    bad = await make_dest(client, "acme", "no-such-stream", moto.url)
+    # every PutRecord throttled: a retried failure (a missing stream now fails at once)
+    throttled = await KinesisProxy(moto.url, throttle=1.0).start()
+    bad = await make_dest(client, "acme", moto_stream, throttled.url)
     await publish(client, "acme", "e1", 1)
     await worker.run_until_empty()  # bad: 1 + 3 retries, all failed; ok: 1 success
+    await throttled.close()
     all_attempts = await get(client, "/attempts?tenant_id=acme")
     assert len(all_attempts["models"]) == 5
     failed = await get(client, f"/tenants/acme/destinations/{bad}/attempts?status=failed")
     assert [a["attempt_number"] for a in failed["models"]] == [4, 3, 2, 1]
-    assert {a["code"] for a in failed["models"]} == {"stream_not_found"}
+    assert {a["code"] for a in failed["models"]} == {"throughput_exceeded"}
     [success] = (await get(client, f"/tenants/acme/destinations/{ok}/attempts"))["models"]
     assert success["status"] == "success" and success["manual"] is False
     assert "response_data" not in success  # only on request, as Outpost

@@ -62,7 +62,14 @@ CALLS = {
     "destination_types": (None, 200),
     "destination_type": (None, 200),
     "topics": (None, 200),
+    "test_destination": (None, None),  # 200: the preflight of an unreachable endpoint
+    "aws_trust_policy": (None, None),  # own and admin: 422 (OWN below)
+    "explore_streams": (None, None),  # 200: ok false (the endpoint is unreachable)
+    "explore_records": (None, None),
 }
+# what the owner and the admin get where it is not 2xx: the matrix's destination holds
+# static keys, and only a role has a trust policy
+OWN = {"aws_trust_policy": 422}
 
 
 class World:
@@ -93,6 +100,7 @@ class World:
                 "destination_id": dest,
                 "event_id": event,
                 "type": "aws_kinesis",
+                "stream": "no-such-stream",
             }
         await worker.run_until_empty()  # one failed attempt + one dead letter each
         for tenant in ("acme", "globex"):
@@ -159,6 +167,8 @@ async def test_route_matrix(client, deps, worker, redis, method, path, handler, 
         r = await client.request(method, url, json=body, headers=world.headers(caller))
         text = await r.text()
         want = expected(access, caller, other_status)
+        if want == "2xx" and handler.__name__ in OWN:
+            want = OWN[handler.__name__]
         if want == "2xx":
             assert 200 <= r.status < 300, (caller, r.status, text)
         else:

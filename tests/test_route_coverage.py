@@ -41,7 +41,10 @@ def served(app: web.Application) -> set[tuple[str, str]]:
             if route.method in ("HEAD", "OPTIONS"):
                 continue
             out |= {(route.method, p) for p in concrete_paths(resource)}
-    return {(m, p) for m, p in out if not p.endswith("/docs/{asset}")}
+    # the docs page's files and the tenant portal (a page and its files) are not API
+    return {
+        (m, p) for m, p in out if not p.endswith("/docs/{asset}") and not p.startswith("/portal")
+    }
 
 
 async def ok(request):

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from outpost.api import docs as apidocs
 from outpost.api.openapi import OPENAPI, Document, OpenAPIPart, build
+from outpost.api.portal import portal_asset, portal_page
 from outpost.api.routes import ROUTES
 from outpost.api.routes.catalog import healthz
 from outpost.api.routes.publish import publish, publish_batch
@@ -60,7 +61,10 @@ def create_api_app(
     app.cleanup_ctx.append(watching)
     app[ACCESS] = {handler: access for _, _, handler, access in ROUTES}
     app[ACCESS][apidocs.docs_asset] = "public"
+    app[ACCESS] |= {portal_page: "public", portal_asset: "public"}  # the page holds the token
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/portal", portal_page)  # the target of GET /tenants/{id}/portal
+    app.router.add_get("/portal/{asset}", portal_asset)
     for prefix in PREFIXES:
         for method, path, handler, _ in ROUTES:
             app.router.add_route(method, prefix + path, handler)

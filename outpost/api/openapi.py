@@ -113,6 +113,12 @@ def _operations() -> dict[str, Op]:
         "delete_destination": Op(200, schemas.SuccessResponse),
         "enable_destination": Op(200, schemas.Destination),
         "disable_destination": Op(200, schemas.Destination),
+        "test_destination": Op(200, schemas.PreflightResult),
+        "aws_trust_policy": Op(200, schemas.AWSTrustPolicy),
+        "explore_streams": Op(200, schemas.Explored),
+        "explore_records": Op(
+            200, schemas.Explored, query=[_q("limit", "integer", minimum=1, maximum=100)]
+        ),
         "publish": Op(202, schemas.PublishResponse, PublishRequest),
         "retry": Op(202, schemas.SuccessResponse, RetryRequest),
         "publish_batch": Op(202, schemas.PublishBatchResult, PublishBatch),

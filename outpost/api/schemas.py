@@ -213,3 +213,36 @@ class DestinationType(_Shape):
     config_fields: list[SchemaField]
     credential_fields: list[SchemaField]
     setup_link: SetupLink | None = None  # a managed-setup flow (hookdeck); absent if none
+
+
+class PreflightCheck(BaseModel):
+    """One check: its name, whether it passed, what it found (more detail per check)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    ok: bool
+    message: str
+
+
+class PreflightResult(_Shape):
+    ok: bool
+    checks: list[PreflightCheck]
+    ms: float
+
+
+class AWSTrustPolicy(_Shape):
+    role_arn: str
+    external_id: str
+    principal: str
+    trust_policy: dict[str, Any]
+    permissions_policy: dict[str, Any]
+
+
+class Explored(BaseModel):
+    """A stream explore: the streams the credentials see, or a stream's latest records."""
+
+    model_config = ConfigDict(extra="allow")
+    ok: bool
+    message: str
+    streams: list[dict[str, Any]] | None = None
+    records: list[dict[str, Any]] | None = None

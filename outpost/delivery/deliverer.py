@@ -177,6 +177,13 @@ class Deliverer:
             )
         if outcome.dead and outcome.exhausted:
             self.alerts.alert("alert.retries_exhausted", task, {"last_error": error})
+        if outcome.broken and level != 100:  # not already alerted (and disabled) above
+            disabled = self.alerts.auto_disable and await self._disable(task)
+            self.alerts.alert(
+                "alert.destination_broken",
+                task,
+                {"destination_disabled": disabled, "last_error": error},
+            )
 
     async def _disable(self, task: Task) -> bool:
         dest = await self.store.get_destination(task.tenant_id, task.destination_id)
@@ -274,7 +281,7 @@ class Deliverer:
         response = {"error": code, "message": message[:500], **failure.response}
         # a manual retry is one attempt: on failure it is kept (dead letter), not rescheduled
         if not failure.retryable or not event.eligible_for_retry or entry.task.manual:
-            return Outcome("failed", code, message, response, dead=True)
+            return Outcome("failed", code, message, response, dead=True, broken=failure.broken)
         delay = self.policy.delay(entry.task.attempt)
         if delay is None:
             return Outcome("failed", code, message, response, dead=True, exhausted=True)

@@ -49,6 +49,9 @@ class Failure:
     # no answer came from the endpoint (a timeout, a refused or dropped connection): what
     # the worker's circuit breakers count. Any answer, even a 4xx, says it is alive.
     unanswered: bool = False
+    # the destination itself is wrong (its stream is gone, its role refuses us): failed at
+    # once, and the operator alerted at once (the destination disabled per the setting)
+    broken: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -58,7 +61,8 @@ class Failure:
     def of(cls, exc: DeliveryError) -> Failure:
         """Our own delivery errors (raised by `format` or a guard) already say what next."""
         kind = Kind.RETRY if exc.retryable else Kind.PERMANENT
-        return cls(kind, exc.code, exc.message, exc.response)
+        broken = bool(getattr(exc, "broken", False))
+        return cls(kind, exc.code, exc.message, exc.response, broken=broken)
 
 
 def _not_blank(value: str) -> str:
@@ -138,8 +142,12 @@ class DestinationType:
         found: list[str] = []
         out: list[dict[str, Any]] = []
         for model, value, prefix in (
-            (self.schema.config_model, config, "config."),
-            (self.schema.credentials_model, credentials, "credentials."),
+            (self.config_model_for(config) or self.schema.config_model, config, "config."),
+            (
+                self.credentials_model_for(credentials) or self.schema.credentials_model,
+                credentials,
+                "credentials.",
+            ),
         ):
             try:
                 out.append(model.model_validate(value).model_dump(exclude_none=True))
@@ -148,6 +156,14 @@ class DestinationType:
         if found:
             raise ValidationFailed(found)
         return out[0], out[1]
+
+    def config_model_for(self, config: dict[str, Any]) -> builtins.type[BaseModel] | None:
+        """Another model for this config (Kinesis's stream_arn form); None: the schema's."""
+        return None
+
+    def credentials_model_for(self, credentials: dict[str, Any]) -> builtins.type[BaseModel] | None:
+        """Another model for these credentials (an AWS role); None: the schema's."""
+        return None
 
     def prepare_credentials(
         self,
@@ -226,6 +242,23 @@ class DestinationType:
         if isinstance(exc, DeliveryError):
             return Failure.of(exc)
         return unexpected(exc)
+
+    async def preflight(self, destination: Destination) -> list[dict[str, Any]]:
+        """`POST .../destinations/{id}/test`: checks that a delivery would work, each
+        `{"name", "ok", "message", ...details}` naming its cause when it fails."""
+        return [{"name": "preflight", "ok": True, "message": "no checks for this type"}]
+
+    async def explore(
+        self, destination: Destination, stream: str | None, limit: int
+    ) -> dict[str, Any] | None:
+        """What the destination's credentials can see: `{"ok", "message", "streams"}`, or
+        with `stream` its latest `limit` records (`"records"`); None: nothing to explore."""
+        return None
+
+    async def trust_policy(self, destination: Destination) -> dict[str, Any] | None:
+        """The policies a tenant puts on the role this destination assumes; None: the
+        destination assumes no role."""
+        return None
 
     async def close(self) -> None:
         return None

@@ -58,6 +58,7 @@ class Outcome:
     destination_type: str = ""
     exhausted: bool = False  # dead because the retries ran out
     held: bool = False  # not sent (its destination's circuit is open): no retry spent
+    broken: bool = False  # the destination itself is wrong: alert (and disable) at once
 
 
 def publish_item(

@@ -28,6 +28,12 @@ from outpost.api.routes.events import (
     list_destination_attempts,
     list_events,
 )
+from outpost.api.routes.preflight import (
+    aws_trust_policy,
+    explore_records,
+    explore_streams,
+    test_destination,
+)
 from outpost.api.routes.publish import publish, publish_batch
 from outpost.api.routes.retries import list_dead_letters, redrive_dead_letters, retry
 from outpost.api.routes.tenants import (
@@ -65,6 +71,30 @@ ROUTES: list[tuple[str, str, Any, str]] = [
         "PUT",
         "/tenants/{tenant_id}/destinations/{destination_id}/disable",
         disable_destination,
+        "tenant",
+    ),
+    (
+        "POST",
+        "/tenants/{tenant_id}/destinations/{destination_id}/test",
+        test_destination,
+        "tenant",
+    ),
+    (
+        "GET",
+        "/tenants/{tenant_id}/destinations/{destination_id}/aws-trust-policy",
+        aws_trust_policy,
+        "tenant",
+    ),
+    (
+        "GET",
+        "/tenants/{tenant_id}/destinations/{destination_id}/streams",
+        explore_streams,
+        "tenant",
+    ),
+    (
+        "GET",
+        "/tenants/{tenant_id}/destinations/{destination_id}/streams/{stream}/records",
+        explore_records,
         "tenant",
     ),
     ("POST", "/publish", publish, "admin"),

@@ -49,7 +49,7 @@ async def tenant_token(request: web.Request) -> web.Response:
 
 
 async def tenant_portal(request: web.Request) -> web.Response:
-    """A portal link carrying a fresh tenant token (the portal itself comes later)."""
+    """A link to the tenant portal (`/portal`, api/portal/) carrying a fresh tenant token."""
     deps = _deps(request)
     tenant_id = _path_id(request, "tenant_id")
     generation = await _generation(deps, tenant_id)

@@ -7,7 +7,9 @@ record_too_large, partition_key_too_long, ...) already say what they are. Anythi
 not a failure we know but a bug: `base.unexpected` logs it and retries it as internal_error.
 
 Kinds: RETRY on the schedule; PERMANENT dead-letters at once; AUTH is retried and is the
-failure the consecutive-failure alerts and auto-disable are for (bad keys, no permission).
+failure the consecutive-failure alerts and auto-disable are for (bad keys). A missing
+stream and a denied permission are PERMANENT and `broken`: the operator is alerted at
+once instead of after the whole retry schedule.
 """
 
 from __future__ import annotations
@@ -95,12 +97,13 @@ CODES: dict[str, tuple[Kind, str]] = {
     "ThrottlingException": (RETRY, "throughput_exceeded"),
     "LimitExceededException": (RETRY, "throughput_exceeded"),
     "KMSThrottlingException": (RETRY, "throughput_exceeded"),
-    # the stream is missing or being changed: it may exist / settle later
-    "ResourceNotFoundException": (RETRY, "stream_not_found"),
+    # the stream is missing (failed fast: the destination is broken until its owner acts)
+    # or being changed (it settles)
+    "ResourceNotFoundException": (PERMANENT, "stream_not_found"),
     "ResourceInUseException": (RETRY, "stream_not_ready"),
-    # bad credentials or no permission
-    "AccessDeniedException": (AUTH, "access_denied"),
-    "AccessDenied": (AUTH, "access_denied"),
+    # no permission: failed fast like a missing stream; bad keys are AUTH, retried
+    "AccessDeniedException": (PERMANENT, "access_denied"),
+    "AccessDenied": (PERMANENT, "access_denied"),
     "UnrecognizedClientException": (AUTH, "access_denied"),
     "InvalidSignatureException": (AUTH, "access_denied"),
     "SignatureDoesNotMatch": (AUTH, "access_denied"),
@@ -128,6 +131,9 @@ OPERATION_CODES: dict[tuple[str, str], tuple[Kind, str]] = {
     # Kinesis's missing stream may appear (retried); a missing event bus is a wrong config
     ("PutEvents", "ResourceNotFoundException"): (PERMANENT, "event_bus_not_found"),
 }
+# the answers that say the destination itself is wrong, not this record: the operator is
+# alerted at once and, with ALERT_AUTO_DISABLE_DESTINATION, the destination disabled
+BROKEN = {"ResourceNotFoundException", "AccessDeniedException", "AccessDenied"}
 # a code not in CODES, by HTTP status: 5xx or no status is AWS's side, else a failed request
 UNLISTED_5XX = (RETRY, "server_error")
 UNLISTED_OTHER = (RETRY, "request_failed")
@@ -174,7 +180,8 @@ def answer(exc: ClientError) -> Failure:
         row = UNLISTED_3XX
     if row is None:
         row = UNLISTED_5XX if status >= 500 or status == 0 else UNLISTED_OTHER
-    return Failure(row[0], row[1], message, {"error_code": code, "status": status})
+    broken = code in BROKEN and row[0] is PERMANENT
+    return Failure(row[0], row[1], message, {"error_code": code, "status": status}, broken=broken)
 
 
 def _message(exc: BaseException, code: str) -> str:

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict
 
+from outpost.destinations.aws.auth import ROLE_FIELDS
 from outpost.destinations.base import NonBlank
 
 # Outpost's form pattern; we also accept the partitions it leaves out (us-gov-west-1,
@@ -82,6 +83,7 @@ def credential_fields(required: bool = True, session: str = "optional") -> list[
             "required": False,
             "sensitive": True,
         },
+        *ROLE_FIELDS,
     ]
 
 

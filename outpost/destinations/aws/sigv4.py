@@ -82,10 +82,15 @@ async def resolve_endpoint(region: str, endpoint: str | None) -> str:
         return str(client.meta.endpoint_url)
 
 
+def stream_member(stream: str) -> str:
+    """A stream named by ARN goes as StreamARN (cross-account resource policies work)."""
+    return "StreamARN" if stream.startswith("arn:") else "StreamName"
+
+
 def put_record_body(stream: str, data: bytes, partition_key: str) -> bytes:
     """botocore's serialization of PutRecord (member order as aiobotocore is called)."""
     body = {
-        "StreamName": stream,
+        stream_member(stream): stream,
         "Data": base64.b64encode(data).decode(),
         "PartitionKey": partition_key,
     }
@@ -97,7 +102,7 @@ def put_records_body(stream: str, records: Sequence[tuple[bytes, str]]) -> bytes
         "Records": [
             {"Data": base64.b64encode(data).decode(), "PartitionKey": key} for data, key in records
         ],
-        "StreamName": stream,
+        stream_member(stream): stream,
     }
     return json.dumps(body).encode()
 

@@ -10,9 +10,11 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from outpost.destinations.aws import errors
+from outpost.destinations.aws.auth import RoleAuth, resource_arn
 from outpost.destinations.aws.batcher import Answer, Batcher
 from outpost.destinations.aws.clients import ClientCache, Identity
-from outpost.destinations.aws.fields import DEFAULT_BATCH_LINGER_MS, credentials_of
+from outpost.destinations.aws.fields import DEFAULT_BATCH_LINGER_MS
+from outpost.destinations.aws.roles import Roles
 from outpost.destinations.base import DestinationType, Failure, Result
 from outpost.destinations.eventbridge import format as fmt
 from outpost.destinations.eventbridge.config import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, SCHEMA
@@ -24,13 +26,11 @@ OPERATION = "PutEvents"
 DEFAULT_SOURCE = "outpost"
 
 
-def identity(config: dict[str, Any], credentials: dict[str, Any]) -> Identity:
-    return Identity(
-        "events", config["region"], config.get("endpoint"), *credentials_of(credentials)
-    )
+def identity(config: dict[str, Any], keys: tuple[str, str, str | None]) -> Identity:
+    return Identity("events", config["region"], config.get("endpoint"), *keys)
 
 
-class EventBridgeProvider(DestinationType):
+class EventBridgeProvider(RoleAuth, DestinationType):
     schema = SCHEMA
 
     def __init__(
@@ -39,9 +39,11 @@ class EventBridgeProvider(DestinationType):
         timeout: float = 5.0,
         max_connections: int = 64,
         connect_timeout: float | None = None,
+        roles: Roles | None = None,
     ):
         self.source = source or DEFAULT_SOURCE
         self.clients = ClientCache(timeout, max_connections, connect_timeout)
+        self.roles = roles or Roles()
         self.batches: Batcher[Entry] = Batcher(self._put, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES)
 
     def target(self, config: dict[str, Any]) -> str:
@@ -64,7 +66,9 @@ class EventBridgeProvider(DestinationType):
         if self.batching(destination):
             [result] = await self.send_batch([record], destination)
             return await result
-        client = await self.clients.get(identity(destination.config, destination.credentials))
+        client = await self.clients.get(
+            identity(destination.config, await self.roles.keys(destination))
+        )
         [answer] = await self._put(client, [record])
         if isinstance(answer, BaseException):
             raise answer
@@ -79,7 +83,7 @@ class EventBridgeProvider(DestinationType):
         """The entries join their bus's open PutEvents call (other callers' entries for
         the same bus and credentials included); one future per entry."""
         cfg = destination.config
-        who = identity(cfg, destination.credentials)
+        who = identity(cfg, await self.roles.keys(destination))
         client = await self.clients.get(who)
         linger = cfg.get("batch_linger_ms")
         linger = (DEFAULT_BATCH_LINGER_MS if linger is None else linger) / 1000
@@ -92,6 +96,21 @@ class EventBridgeProvider(DestinationType):
         if not isinstance(results, list) or len(results) != len(entries):
             raise RetryableError("server_error", f"{OPERATION} answered malformed Entries")
         return [_answer(e, r) for e, r in zip(entries, results, strict=True)]
+
+    def role_permissions(self, destination: Destination) -> tuple[list[str], str]:
+        cfg = destination.config
+        bus = str(cfg.get("event_bus_name") or "default")
+        arn = (
+            bus
+            if bus.startswith("arn:")
+            else resource_arn("events", cfg["region"], destination, f"event-bus/{bus}")
+        )
+        return ["events:PutEvents"], arn
+
+    async def preflight(self, destination: Destination) -> list[dict[str, Any]]:
+        """AssumeRole when the destination has a role; no other checks for this type."""
+        role = await self.role_check(destination)
+        return [role] if role is not None else await super().preflight(destination)
 
     def classify(self, exc: BaseException) -> Failure:
         return errors.classify(exc)

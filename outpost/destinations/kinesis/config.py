@@ -7,8 +7,9 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from outpost.destinations.aws.auth import ROLE_FIELDS
 from outpost.destinations.base import NonBlank, Schema
 from outpost.destinations.kinesis.partition_key import check_cost, compile_template
 
@@ -19,6 +20,10 @@ MAX_BATCH_BYTES = 5 * 1024 * 1024  # ... and 5 MiB, partition keys included
 DEFAULT_BATCH_LINGER_MS = 50
 STREAM_NAME_RE = r"^[a-zA-Z0-9_.-]{1,128}$"
 REGION_RE = r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$"
+STREAM_ARN_RE = (
+    r"^arn:aws[a-z-]*:kinesis:(?P<region>[a-z]{2,4}(-[a-z]+)+-\d{1,2}):(?P<account>\d{12})"
+    r":stream/(?P<name>[a-zA-Z0-9_.-]{1,128})$"
+)
 
 
 class KinesisConfig(BaseModel):
@@ -67,6 +72,36 @@ class KinesisConfig(BaseModel):
         return v
 
 
+class KinesisArnConfig(KinesisConfig):
+    """The stream by ARN (its region and name taken from it; given as well, they must
+    agree): calls then name it by StreamARN, so cross-account resource policies work."""
+
+    stream_name: str | None = None  # type: ignore[assignment]
+    region: str | None = None  # type: ignore[assignment]
+    stream_arn: str
+
+    @field_validator("stream_arn")
+    @classmethod
+    def _arn(cls, v: str, info: ValidationInfo) -> str:
+        found = re.fullmatch(STREAM_ARN_RE, v)
+        if not found:
+            raise ValueError("must be a stream ARN: arn:aws:kinesis:REGION:ACCOUNT:stream/NAME")
+        for key, part in (("region", "region"), ("stream_name", "name")):
+            given = info.data.get(key)
+            if given is not None and given != found.group(part):
+                raise ValueError(
+                    f"names {part} {found.group(part)!r} but config.{key} is {given!r}"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _from_arn(self) -> KinesisArnConfig:
+        found = re.fullmatch(STREAM_ARN_RE, self.stream_arn)
+        assert found is not None
+        self.region, self.stream_name = found.group("region"), found.group("name")
+        return self
+
+
 class KinesisCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: NonBlank
@@ -93,6 +128,19 @@ CONFIG_FIELDS: list[dict[str, Any]] = [
         "required": True,
         "sensitive": False,
         "description": "AWS region of the stream, e.g. us-east-1.",
+    },
+    {
+        "key": "stream_arn",
+        "type": "text",
+        "label": "Stream ARN",
+        "required": False,
+        "sensitive": False,
+        "pattern": STREAM_ARN_RE[1:-1]
+        .replace("?P<region>", "")
+        .replace("?P<account>", "")
+        .replace("?P<name>", ""),
+        "description": "Instead of stream name and region: arn:aws:kinesis:REGION:ACCOUNT:"
+        "stream/NAME (needed for a stream in another account than the credentials').",
     },
     {
         "key": "endpoint",
@@ -167,6 +215,7 @@ CREDENTIAL_FIELDS: list[dict[str, Any]] = [
         "required": False,
         "sensitive": True,
     },
+    *ROLE_FIELDS,
 ]
 
 

@@ -7,20 +7,26 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from outpost.destinations.aws import errors
+from outpost.destinations.aws.auth import RoleAuth, resource_arn
+from outpost.destinations.aws.roles import Roles
 from outpost.destinations.base import DestinationType, Failure, Result
+from outpost.destinations.kinesis import explore, preflight
 from outpost.destinations.kinesis import format as fmt
 from outpost.destinations.kinesis.config import (
     DEFAULT_BATCH_LINGER_MS,
     MAX_BATCH_RECORDS,
     SCHEMA,
+    KinesisArnConfig,
 )
 from outpost.destinations.kinesis.format import Record
-from outpost.destinations.kinesis.writer import Writer
+from outpost.destinations.kinesis.writer import Writer, stream_id
 from outpost.models import Destination, Event
 
 
-class KinesisProvider(DestinationType):
+class KinesisProvider(RoleAuth, DestinationType):
     schema = SCHEMA
 
     def __init__(
@@ -29,11 +35,45 @@ class KinesisProvider(DestinationType):
         timeout: float = 5.0,
         max_connections: int = 64,
         connect_timeout: float | None = None,
+        roles: Roles | None = None,
     ):
         self.metadata_in_payload = metadata_in_payload
         self.timeout = timeout
         self.max_connections = max_connections
         self.writer = Writer(timeout, max_connections, connect_timeout)
+        self.roles = self.writer.roles = roles or Roles()
+
+    async def explore(
+        self, destination: Destination, stream: str | None, limit: int
+    ) -> dict[str, Any] | None:
+        """The streams these credentials see, or a stream's latest records."""
+        try:
+            if stream is None:
+                found = await explore.streams(self.writer, destination)
+                return {"ok": True, "message": f"{len(found)} streams", "streams": found}
+            records = await explore.preview(self.writer, destination, stream, limit)
+            return {"ok": True, "message": f"{len(records)} records", "records": records}
+        except preflight.ERRORS as exc:
+            op = "ListStreams" if stream is None else "GetRecords"
+            return {"ok": False, **preflight.failed("explore", op, exc, destination)}
+
+    def config_model_for(self, config: dict[str, Any]) -> type[BaseModel] | None:
+        return KinesisArnConfig if config.get("stream_arn") else None
+
+    def role_permissions(self, destination: Destination) -> tuple[list[str], str]:
+        cfg = destination.config
+        arn = cfg.get("stream_arn") or resource_arn(
+            "kinesis", cfg["region"], destination, f"stream/{cfg['stream_name']}"
+        )
+        actions = ["PutRecord", "PutRecords", "DescribeStreamSummary", "ListShards"]
+        return [f"kinesis:{a}" for a in actions], str(arn)
+
+    async def preflight(self, destination: Destination) -> list[dict[str, Any]]:
+        role = await self.role_check(destination)
+        if role is not None and not role["ok"]:
+            return [role]
+        checks = await preflight.stream_checks(self.writer, destination, self.format)
+        return [role, *checks] if role is not None else checks
 
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("stream_name", ""))
@@ -80,7 +120,7 @@ class KinesisProvider(DestinationType):
         if linger_ms is None:
             linger_ms = DEFAULT_BATCH_LINGER_MS
         max_records = cfg.get("batch_max_records") or MAX_BATCH_RECORDS
-        add, stream, linger = self.writer.batches.add, cfg["stream_name"], linger_ms / 1000
+        add, stream, linger = self.writer.batches.add, stream_id(destination), linger_ms / 1000
         return [add(target, stream, record, max_records, linger) for record in records]
 
     def classify(self, exc: BaseException) -> Failure:

@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from outpost.destinations.aws import sigv4
+from outpost.destinations.aws.roles import Roles
 from outpost.destinations.kinesis.config import MAX_BATCH_BYTES
 from outpost.destinations.kinesis.format import Record
 from outpost.errors import RetryableError
@@ -30,12 +31,11 @@ class Writer:
         self.batches = Batcher(self.http)
         self.targets: OrderedDict[str, sigv4.Target] = OrderedDict()
         self._endpoints: dict[tuple[str, str], str] = {}
+        self.roles = Roles()  # the signing keys: static, or an assumed role's (aws.roles)
 
     async def put_record(self, record: Record, destination: Destination) -> dict[str, Any]:
         target = await self.target(destination)
-        body = sigv4.put_record_body(
-            destination.config["stream_name"], record.data, record.partition_key
-        )
+        body = sigv4.put_record_body(stream_id(destination), record.data, record.partition_key)
         resp = await self.http.call(target, "PutRecord", body)
         return {
             "shard_id": resp.get("ShardId"),
@@ -44,16 +44,9 @@ class Writer:
         }
 
     async def target(self, destination: Destination) -> sigv4.Target:
-        cfg, creds = destination.config, destination.credentials
-        ident = "\0".join(
-            [
-                cfg["region"],
-                cfg.get("endpoint") or "",
-                creds["key"],
-                creds["secret"],
-                creds.get("session") or "",
-            ]
-        )
+        cfg = destination.config
+        key, secret, session = await self.roles.keys(destination)
+        ident = "\0".join([cfg["region"], cfg.get("endpoint") or "", key, secret, session or ""])
         cache_key = hashlib.sha256(ident.encode()).hexdigest()
         hit = self.targets.get(cache_key)
         if hit is not None:
@@ -64,18 +57,22 @@ class Writer:
         if url is None:
             url = await sigv4.resolve_endpoint(cfg["region"], cfg.get("endpoint"))
             self._endpoints[where] = url
-        target = sigv4.target(
-            url, cfg["region"], creds["key"], creds["secret"], creds.get("session") or None
-        )
+        target = sigv4.target(url, cfg["region"], key, secret, session)
         self.targets[cache_key] = target
         while len(self.targets) > CLIENT_CACHE_SIZE:
             self.targets.popitem(last=False)
         return target
 
     async def close(self) -> None:
+        await self.roles.close()
         self.targets.clear()
         await self.batches.close()
         await self.http.close()
+
+
+def stream_id(destination: Destination) -> str:
+    """The stream as calls name it: its ARN when given (StreamARN), else its name."""
+    return str(destination.config.get("stream_arn") or destination.config["stream_name"])
 
 
 @dataclass

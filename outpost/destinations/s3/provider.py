@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from outpost.destinations.aws import errors
+from outpost.destinations.aws.auth import RoleAuth
 from outpost.destinations.aws.clients import ClientCache, Identity
-from outpost.destinations.aws.fields import credentials_of
+from outpost.destinations.aws.roles import Roles
 from outpost.destinations.base import DestinationType, Failure, Result
 from outpost.destinations.s3 import format as fmt
 from outpost.destinations.s3.config import SCHEMA
@@ -17,21 +18,24 @@ from outpost.destinations.s3.format import CONTENT_TYPE, S3Object
 from outpost.models import Destination, Event
 
 
-def identity(config: dict[str, Any], credentials: dict[str, Any]) -> Identity:
+def identity(config: dict[str, Any], keys: tuple[str, str, str | None]) -> Identity:
     """Path-style addressing with a custom endpoint (as Outpost: LocalStack, moto)."""
     endpoint = config.get("endpoint")
-    return Identity(
-        "s3", config["region"], endpoint, *credentials_of(credentials), path_style=bool(endpoint)
-    )
+    return Identity("s3", config["region"], endpoint, *keys, path_style=bool(endpoint))
 
 
-class S3Provider(DestinationType):
+class S3Provider(RoleAuth, DestinationType):
     schema = SCHEMA
 
     def __init__(
-        self, timeout: float = 5.0, max_connections: int = 64, connect_timeout: float | None = None
+        self,
+        timeout: float = 5.0,
+        max_connections: int = 64,
+        connect_timeout: float | None = None,
+        roles: Roles | None = None,
     ):
         self.clients = ClientCache(timeout, max_connections, connect_timeout)
+        self.roles = roles or Roles()
 
     def target(self, config: dict[str, Any]) -> str:
         return f"{config.get('bucket', '')} in {config.get('region', '')}"
@@ -44,7 +48,9 @@ class S3Provider(DestinationType):
         return fmt.s3_object(event, destination)
 
     async def send(self, record: S3Object, destination: Destination) -> Result:
-        client = await self.clients.get(identity(destination.config, destination.credentials))
+        client = await self.clients.get(
+            identity(destination.config, await self.roles.keys(destination))
+        )
         bucket = destination.config["bucket"]
         await client.put_object(
             Bucket=bucket,
@@ -57,6 +63,14 @@ class S3Provider(DestinationType):
             ChecksumSHA256=record.checksum_sha256,
         )
         return {"bucket": bucket, "key": record.key}
+
+    def role_permissions(self, destination: Destination) -> tuple[list[str], str]:
+        return ["s3:PutObject"], f"arn:aws:s3:::{destination.config['bucket']}/*"
+
+    async def preflight(self, destination: Destination) -> list[dict[str, Any]]:
+        """AssumeRole when the destination has a role; no other checks for this type."""
+        role = await self.role_check(destination)
+        return [role] if role is not None else await super().preflight(destination)
 
     def classify(self, exc: BaseException) -> Failure:
         return errors.classify(exc)

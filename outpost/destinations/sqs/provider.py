@@ -11,9 +11,11 @@ from typing import Any
 from urllib.parse import quote_plus, urlparse
 
 from outpost.destinations.aws import errors
+from outpost.destinations.aws.auth import RoleAuth, resource_arn
 from outpost.destinations.aws.batcher import Answer, Batcher
 from outpost.destinations.aws.clients import ClientCache, Identity
-from outpost.destinations.aws.fields import DEFAULT_BATCH_LINGER_MS, credentials_of
+from outpost.destinations.aws.fields import DEFAULT_BATCH_LINGER_MS
+from outpost.destinations.aws.roles import Roles
 from outpost.destinations.base import DestinationType, Failure, Result
 from outpost.destinations.sqs import format as fmt
 from outpost.destinations.sqs.config import (
@@ -30,23 +32,28 @@ from outpost.models import Destination, Event
 OPERATION = "SendMessageBatch"
 
 
-def identity(config: dict[str, Any], credentials: dict[str, Any]) -> Identity:
+def identity(config: dict[str, Any], keys: tuple[str, str, str | None]) -> Identity:
     """As Outpost: the region from an AWS queue URL, the calls to `endpoint` if given,
     else to the queue URL's own host (`endpoints` hands that one to the guard)."""
     queue_url = str(config["queue_url"])
     parsed = urlparse(queue_url)
     endpoint = config.get("endpoint") or f"{parsed.scheme}://{parsed.netloc}"
     region = aws_region(queue_url) or DEFAULT_REGION
-    return Identity("sqs", region, endpoint, *credentials_of(credentials))
+    return Identity("sqs", region, endpoint, *keys)
 
 
-class SQSProvider(DestinationType):
+class SQSProvider(RoleAuth, DestinationType):
     schema = SCHEMA
 
     def __init__(
-        self, timeout: float = 5.0, max_connections: int = 64, connect_timeout: float | None = None
+        self,
+        timeout: float = 5.0,
+        max_connections: int = 64,
+        connect_timeout: float | None = None,
+        roles: Roles | None = None,
     ):
         self.clients = ClientCache(timeout, max_connections, connect_timeout)
+        self.roles = roles or Roles()
         self.batches: Batcher[Message] = Batcher(
             self._send_entries, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES
         )
@@ -78,7 +85,9 @@ class SQSProvider(DestinationType):
         if self.batching(destination):
             [result] = await self.send_batch([record], destination)
             return await result
-        client = await self.clients.get(identity(destination.config, destination.credentials))
+        client = await self.clients.get(
+            identity(destination.config, await self.roles.keys(destination))
+        )
         resp = await client.send_message(
             QueueUrl=destination.config["queue_url"],
             MessageBody=record.data.decode(),
@@ -95,7 +104,7 @@ class SQSProvider(DestinationType):
         """The messages join their queue's open SendMessageBatch (other callers' messages
         for the same queue and credentials included); one future per message."""
         cfg = destination.config
-        who = identity(cfg, destination.credentials)
+        who = identity(cfg, await self.roles.keys(destination))
         client = await self.clients.get(who)
         linger = cfg.get("batch_linger_ms")
         linger = (DEFAULT_BATCH_LINGER_MS if linger is None else linger) / 1000
@@ -112,6 +121,20 @@ class SQSProvider(DestinationType):
         done = {e.get("Id"): e for e in resp.get("Successful") or []}
         failed = {e.get("Id"): e for e in resp.get("Failed") or []}
         return [_answer(str(i), done, failed) for i in range(len(messages))]
+
+    def role_permissions(self, destination: Destination) -> tuple[list[str], str]:
+        queue_url = str(destination.config["queue_url"])
+        parts = urlparse(queue_url).path.strip("/").split("/")
+        region = aws_region(queue_url) or DEFAULT_REGION
+        arn = resource_arn("sqs", region, destination, parts[-1])
+        if len(parts) == 2 and parts[0].isdigit():  # the queue's own account
+            arn = f"arn:aws:sqs:{region}:{parts[0]}:{parts[1]}"
+        return ["sqs:SendMessage"], arn
+
+    async def preflight(self, destination: Destination) -> list[dict[str, Any]]:
+        """AssumeRole when the destination has a role; no other checks for this type."""
+        role = await self.role_check(destination)
+        return [role] if role is not None else await super().preflight(destination)
 
     def classify(self, exc: BaseException) -> Failure:
         return errors.classify(exc)

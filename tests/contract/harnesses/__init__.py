@@ -17,8 +17,11 @@ from tests.contract.harnesses.http import HookdeckHarness, WebhookHarness
 from tests.contract.harnesses.kafka import KafkaHarness
 from tests.contract.harnesses.kinesis import KinesisHarness
 from tests.contract.harnesses.memory import MemoryHarness
+from tests.contract.harnesses.rabbitmq import RabbitMQHarness
 from tests.contract.harnesses.s3 import S3Harness
+from tests.contract.harnesses.servicebus import ServiceBusHarness
 from tests.contract.harnesses.sqs import SQSHarness
+from tests.servers.servicebus import FakeServiceBus
 
 Factory = Callable[[pytest.FixtureRequest, MemoryDestination], Awaitable[Harness]]
 
@@ -67,6 +70,18 @@ async def _pubsub(request: pytest.FixtureRequest, memory: MemoryDestination) -> 
     return PubSubHarness(request.getfixturevalue("pubsub_server"))
 
 
+async def _rabbitmq(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    return await RabbitMQHarness(request.getfixturevalue("rabbitmq")).start()
+
+
+async def _servicebus(request: pytest.FixtureRequest, memory: MemoryDestination) -> Harness:
+    """No Service Bus runs outside Docker: the provider's sender is a recording fake (the
+    client boundary; see the harness)."""
+    bus = FakeServiceBus()
+    request.getfixturevalue("cdeps").registry.get("azure_servicebus").senders.opener = bus.open
+    return ServiceBusHarness(bus)
+
+
 HARNESSES: dict[str, Factory] = {
     "memory": _memory,
     "aws_kinesis@moto": _kinesis_moto,
@@ -78,6 +93,8 @@ HARNESSES: dict[str, Factory] = {
     "hookdeck@http-receiver": _hookdeck,
     "kafka@tansu": _kafka,
     "gcp_pubsub@emulator": _pubsub,
+    "rabbitmq@rabbitmq-server": _rabbitmq,
+    "azure_servicebus@fake-sender": _servicebus,
 }
 
 __all__ = ["HARNESSES", "Harness", "same_version"]

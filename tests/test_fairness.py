@@ -153,3 +153,15 @@ async def test_a_retry_promoted_after_its_tenant_was_purged_leaves_no_lane(clien
     left = [k.decode() async for k in redis.scan_iter(match="*")]
     assert [k for k in left if "acme" in k] == [deps.keys.tenant_generation("acme")]
     assert await redis.zcard(deps.keys.retries()) == 0
+
+
+async def test_the_read_after_a_bell_names_the_new_lane(deps):
+    """A read that brings tasks and a bell: the next read names the new lane (b's lane
+    once waited for the periodic re-read of the lanes, 0.25 s, whenever a's tasks came
+    with the bell; b's p99 behind a's backlog was 250 ms against 33 ms after)."""
+    await deps.queue.publish_many([(event("acme", i), [("a", "k")], ()) for i in range(100)])
+    first = await deps.queue.read("c1", count=5, block_ms=100)
+    assert {e.task.destination_id for e in first} == {"a"}
+    await deps.queue.publish(event("beta", 0), [("b", "k")])
+    then = [e for _ in range(2) for e in await deps.queue.read("c1", count=5, block_ms=100)]
+    assert "b" in {e.task.destination_id for e in then}

@@ -97,9 +97,10 @@ class Lanes:
             lanes, q = self._choose(count, room)
             reply = await self._read(consumer, lanes, q, None if self.capped else block_ms)
             entries, rang = self._split(reply)
+            if rang:  # a lane joined: the next read names it (this one, if it found nothing)
+                self._fresh_at = 0.0
             if entries or not rang:
                 return entries
-            self._fresh_at = 0.0
         return []
 
     def _choose(self, count: int, room: Callable[[str], int] | None) -> tuple[list[str], int]:

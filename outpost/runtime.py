@@ -95,7 +95,8 @@ def build_worker(
 ) -> Worker:
     """The worker as settings describe it. Tests override the retry policy, the alerts,
     the endpoint policy (else the settings' one, deps.endpoints) or a knob of
-    WorkerConfig (concurrency, batch_inflight, reclaim_idle_seconds, name)."""
+    WorkerConfig (concurrency, batch_inflight, reclaim_idle_seconds,
+    max_inflight_per_destination, name)."""
     config = WorkerConfig(
         policy=policy
         or RetryPolicy(
@@ -106,6 +107,7 @@ def build_worker(
         concurrency=settings.delivery_max_concurrency,
         batch_inflight=settings.delivery_batch_max_inflight,
         reclaim_idle_seconds=settings.delivery_reclaim_idle_seconds,
+        max_inflight_per_destination=settings.delivery_max_inflight_per_destination,
     )
     return Worker(
         deps,

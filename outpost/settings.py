@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     # tasks of batching destinations a worker holds at once (they wait to fill PutRecords)
     delivery_batch_max_inflight: int = Field(2000, ge=1, le=100_000)
     delivery_partitions: int = Field(16, ge=1, le=1024)
+    # one destination's unbatched deliveries in flight per worker (batched: the same share
+    # of DELIVERY_BATCH_MAX_INFLIGHT), so a hanging endpoint cannot take every slot
+    delivery_max_inflight_per_destination: int = Field(32, ge=1, le=4096)
     delivery_reclaim_idle_seconds: float = Field(60.0, gt=0)
     max_destinations_per_tenant: int = Field(20, ge=1)
     max_event_bytes: int = Field(1024 * 1024, ge=1024)

@@ -6,6 +6,9 @@ import time
 
 from aiohttp import web
 
+from outpost.dev import devstack
+from outpost.dev.bench import service_env
+from outpost.dev.bench_fair import fairness
 from outpost.dev.bench_parts import endpoint_app, pct
 
 
@@ -101,3 +104,29 @@ async def test_endpoint_lists_shards_that_cover_the_hash_key_space(aiohttp_clien
     assert shard_map.shard_for(2**128 - 1) == "shardId-000000000099"
     ends = [s.end + 1 for s in shard_map.shards[:-1]]
     assert ends == [s.start for s in shard_map.shards[1:]]  # no gaps, no overlaps
+
+
+async def test_the_endpoint_keeps_each_streams_latencies_apart(aiohttp_client):
+    c = await aiohttp_client(endpoint_app())
+    h = {"X-Amz-Target": "Kinesis_20131202.PutRecord"}
+    for stream, ago in (("a", 0.01), ("b", 0.5), ("b", 0.5)):
+        data = base64.b64encode(json.dumps({"sent_at": time.time() - ago}).encode()).decode()
+        body = json.dumps({"Data": data, "PartitionKey": "k", "StreamName": stream})
+        assert (await c.post("/", data=body, headers=h)).status == 200
+    b = await (await c.get("/stats", params={"stream": "b"})).json()
+    assert b["n"] == 2 and b["p99"] >= 500
+    rest = await (await c.get("/stats")).json()
+    assert rest["n"] == 1 and rest["p99"] < 500  # b's were taken by the first call
+
+
+async def test_the_fairness_run_prints_its_figures(redis_server, aiohttp_server):
+    """`make bench`'s fairness run, scaled down (its figures are not asserted: the
+    machine is shared): both tenants' figures come out and A's backlog lasted."""
+    servers = [await aiohttp_server(endpoint_app(), host="127.0.0.1") for _ in range(2)]
+    a, b = (str(s.make_url("")).rstrip("/") for s in servers)
+    env = service_env(redis_server.redis_url, devstack.free_port(), 64)
+    args = {"fair_backlog": 20_000, "fair_seconds": 1.5, "fair_rate": 20.0}
+    out = await fairness(redis_server.redis_url, (a, b), env, args)
+    assert out["fair_b_arrived_idle"] > 0 and out["fair_b_arrived_with_backlog"] > 0
+    assert out["fair_a_drain_alone_per_s"] > 0 and out["fair_a_drain_shared_per_s"] > 0
+    assert out["fair_a_backlog_left"] > 0

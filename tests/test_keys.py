@@ -52,6 +52,7 @@ def every_key(keys: Keys, a: str, b: str) -> dict[str, tuple[str, ...]]:
         ("flow_resources_kind", a, b): keys.flow_resources("o", a, b),
         ("flow_state", a): keys.flow_state(a, "checkpoints"),
         ("flow_notifications", a, b): keys.flow_notifications(a, b),
+        ("lane", a, b): keys.lane(3, a, b),
     }
     return {key: made for made, key in built.items()}
 
@@ -64,7 +65,7 @@ def test_key_builders_are_injective_over_tricky_ids(deployment):
         for key, made in every_key(keys, a, b).items():
             assert seen.setdefault(key, made) == made, f"{made} and {seen[key]} share {key}"
     fixed = [keys.tenants(), keys.events_index(), keys.all_attempts(), keys.flow_index()]
-    fixed += [keys.retries(), keys.partition(0)]
+    fixed += [keys.retries(), keys.partition(0), keys.lanes(0), keys.bell(0)]
     assert not set(fixed) & set(seen)
 
 
@@ -76,6 +77,17 @@ def test_no_id_moves_the_hash_tag(tricky):
         assert len(tags) <= 1 and key.count("{") == key.count("}") == len(tags), key
         if tags:
             assert tags[0].count(":") == 1, key  # `{t:<id>}`: the id holds no `:`
+
+
+@pytest.mark.parametrize("deployment", ["", "d{e}p"])
+def test_a_lane_names_its_destination_and_its_partition_index(deployment):
+    keys = Keys(deployment)
+    for a, b in itertools.product(TRICKY, repeat=2):
+        lane = keys.lane(5, a, b)
+        assert keys.lane_owner(lane) == (a, b)
+        assert keys.lanes_of(lane) == keys.lanes(5)
+        assert re.fullmatch(keys.lane_pattern(a).replace("*", ".*").replace("{", r"\{"), lane)
+    assert keys.lanes_of(keys.partition(5)) is None
 
 
 def test_keys_of_safe_ids_are_unchanged():

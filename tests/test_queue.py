@@ -32,8 +32,9 @@ async def test_concurrent_completions_each_get_their_own_answer(deps, redis):
     assert len({a for a, _ in results}) == 120
     assert 1 <= scripts < 10  # group commit: far fewer script calls than completions
     assert (await deps.queue.depth())["queued"] == 0
-    for stream in deps.queue.streams:  # every task acked
-        assert (await redis.xpending(stream, GROUP))["pending"] == 0
+    lane = deps.queue.lane_of("acme", "d1")  # every task acked, the lane off the index
+    assert (await redis.xpending(lane.stream, GROUP))["pending"] == 0
+    assert not await redis.sismember(lane.index, lane.stream)
 
 
 async def test_one_failing_script_does_not_fail_the_others(deps, redis):
@@ -79,8 +80,7 @@ async def test_a_failed_step_leaves_its_task_pending_and_acks_the_rest(deps, red
         deps.queue.complete(entries[2], Outcome("success"), 1.0),
         return_exceptions=True,
     )
-    pending = []
-    for stream in deps.queue.streams:
-        rows = await redis.xpending_range(stream, GROUP, min="-", max="+", count=10)
-        pending += [r["message_id"].decode() for r in rows]
-    assert pending == [entries[0].entry_id]
+    lane = deps.queue.lane_of("acme", "d1")
+    rows = await redis.xpending_range(lane.stream, GROUP, min="-", max="+", count=10)
+    assert [r["message_id"].decode() for r in rows] == [entries[0].entry_id]
+    assert await redis.sismember(lane.index, lane.stream)  # a lane with a task stays indexed

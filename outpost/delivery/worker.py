@@ -2,11 +2,17 @@
 outcome), and keep going. `run()` is the loop with bounded concurrency, periodic reclaim of
 crashed consumers' tasks and retry promotion; `stop()` stops reading and `run()` returns
 once what is in flight is done.
+
+Reads are fair across destinations (queue/lanes.py: a share of each destination's lane
+per read) and each destination holds at most its share of the worker's slots
+(`max_inflight_per_destination`): a lane at its share is not read until a quarter of the
+share is free again, so a hanging endpoint ties up its share and no more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 import uuid
@@ -28,6 +34,8 @@ from outpost.retry import RetryPolicy
 log = structlog.get_logger("outpost.delivery")
 READ_AHEAD = 2  # reads whose events are being loaded while the next read waits
 GROUP_MAX = 250  # batched deliveries run together in one coroutine; groups overlap
+LANES_REMEMBERED = 10_000  # lanes whose batching this worker remembers (for their share)
+CAPPED_POLL_SECONDS = 0.02  # with a lane at its share, how often other lanes are looked at
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,9 @@ class WorkerConfig:
     concurrency: int = 64  # unbatched deliveries in flight
     batch_inflight: int = 2000  # batched deliveries in flight
     reclaim_idle_seconds: float = 60.0  # a pending task idle this long is reclaimed
+    # unbatched deliveries of one destination at once (batched ones: the same share of
+    # batch_inflight)
+    max_inflight_per_destination: int = 32
     name: str | None = None  # the consumer name; unique to this process when None
 
 
@@ -73,6 +84,12 @@ class Worker(Deliverer):
         self._inflight: set[asyncio.Task[None]] = set()
         self._inflight_ids: set[str] = set()  # entries this worker is processing now
         self._stopping = asyncio.Event()
+        share = min(config.max_inflight_per_destination, config.concurrency)
+        self._share = (share, max(1, config.batch_inflight * share // config.concurrency))
+        self._holding: dict[str, str] = {}  # entry id -> its lane, from read to finish
+        self._held: dict[str, int] = {}  # lane -> its entries held
+        self._lane_batched: dict[str, bool] = {}
+        self._freed = asyncio.Event()  # a lane left out for want of room has room again
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self, promote_retries: bool = True) -> None:
@@ -94,7 +111,8 @@ class Worker(Deliverer):
                 await self._loading.acquire()
                 free = await self._wait_for_slot()
                 try:
-                    entries = await self.queue.read(self.name, count=free, block_ms=1000)
+                    self._freed.clear()  # (set from now on: a lane had room again meanwhile)
+                    entries = await self._read(free, block_ms=1000)
                 except REDIS_DOWN as exc:
                     self._loading.release()
                     log.warning("redis_unavailable", error=str(exc))
@@ -102,6 +120,7 @@ class Worker(Deliverer):
                     continue
                 if not entries:
                     self._loading.release()
+                    await self._wait_capped()
                     continue
                 self._reserved += len(entries)
                 self._start(self._load_and_dispatch(entries))
@@ -124,6 +143,66 @@ class Worker(Deliverer):
         finally:
             self._reserved -= len(entries)
             self._loading.release()
+            self._release_unstarted(entries)
+
+    # -- the per-destination share ----------------------------------------------------------
+    async def _read(self, count: int, block_ms: int) -> list[Entry]:
+        entries = await self.queue.read(self.name, count=count, block_ms=block_ms, room=self.room)
+        self._hold(entries)
+        return entries
+
+    def room(self, lane: str) -> int:
+        """How many more tasks of `lane` this worker may read now: its share less what it
+        holds; 0 until a quarter of the share is free again (so a busy lane is read in
+        chunks, not one task a time); -1 while `accepts(lane)` says no."""
+        if not self.accepts(lane):
+            return -1  # left out, but not for want of room: nothing to wait for here
+        share = self._share[self._lane_batched.get(lane, False)]
+        free = share - self._held.get(lane, 0)
+        return free if free >= max(1, share // 4) else 0
+
+    def accepts(self, lane: str) -> bool:
+        """Whether to read `lane` at all (False leaves its tasks waiting in the lane): the
+        seam for a scheduler that skips a destination whose circuit breaker is open,
+        `self.breakers.is_open(*Keys.lane_owner(lane))`. Not wired yet: the breaker holds
+        such tasks itself (back on the retry schedule), and a skipped lane is looked at
+        again only at the next read (up to a blocking read's second), which would delay
+        the breaker's probe."""
+        return True
+
+    def _hold(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            if entry.entry_id not in self._holding:
+                self._holding[entry.entry_id] = entry.stream
+                self._held[entry.stream] = self._held.get(entry.stream, 0) + 1
+
+    def _release(self, entry: Entry) -> None:
+        lane = self._holding.pop(entry.entry_id, None)
+        if lane is None:
+            return
+        left = self._held[lane] - 1
+        if left:
+            self._held[lane] = left
+        else:
+            del self._held[lane]
+        share = self._share[self._lane_batched.get(lane, False)]
+        if share - left == max(1, share // 4) or not left:  # readable again (see `room`)
+            self._freed.set()
+
+    def _release_unstarted(self, entries: list[Entry]) -> None:
+        """Entries read but never started (a failed load): left pending for the reclaim,
+        they no longer count toward their lane's share here."""
+        for entry in entries:
+            if entry.entry_id not in self._inflight_ids:
+                self._release(entry)
+
+    async def _wait_capped(self) -> None:
+        """After an empty read that left a lane out for want of room: wait until that lane
+        may be read again (or a short while, for the other lanes' new tasks)."""
+        if not self.queue.lanes.capped:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._freed.wait(), CAPPED_POLL_SECONDS)
 
     async def _wait_for_slot(self) -> int:
         """How many tasks to read next: free unbatched slots (less what reads being loaded
@@ -150,7 +229,10 @@ class Worker(Deliverer):
         group: list[tuple[Entry, Event | None, bytes | None]] = []
         for entry, (event, raw_dest) in zip(entries, loaded, strict=True):
             self._inflight_ids.add(entry.entry_id)
-            if self._batched(raw_dest):
+            if len(self._lane_batched) > LANES_REMEMBERED:
+                self._lane_batched.clear()
+            batched = self._lane_batched[entry.stream] = self._batched(raw_dest)
+            if batched:
                 if group and (len(group) >= GROUP_MAX or self._batch_slots.locked()):
                     # groups of at most GROUP_MAX overlap (one's sends while another
                     # completes); and the group so far must run to free slots before waiting
@@ -181,6 +263,7 @@ class Worker(Deliverer):
         finally:
             for entry, _, _ in items:
                 self._inflight_ids.discard(entry.entry_id)
+                self._release(entry)
                 self._batched_inflight -= 1
                 self._batch_slots.release()
 
@@ -196,6 +279,7 @@ class Worker(Deliverer):
             )
         finally:
             self._inflight_ids.discard(entry.entry_id)
+            self._release(entry)
             self._unbatched_inflight -= 1
             self._slots.release()
 
@@ -209,7 +293,11 @@ class Worker(Deliverer):
                 entries = [e for e in entries if e.entry_id not in self._inflight_ids]
                 if entries:
                     log.info("tasks_reclaimed", count=len(entries))
-                    await self._dispatch(entries)
+                    self._hold(entries)
+                    try:
+                        await self._dispatch(entries)
+                    finally:
+                        self._release_unstarted(entries)
             except REDIS_DOWN:
                 continue
 
@@ -227,7 +315,7 @@ class Worker(Deliverer):
         while time.monotonic() < deadline:
             await self.queue.promote_due()
             count = self.concurrency + (self.batch_inflight if self._batching_seen else 0)
-            entries = await self.queue.read(self.name, count=count, block_ms=50)
+            entries = await self._read(count, block_ms=50)
             if entries:
                 await self._dispatch(entries)
                 await self._wait_inflight()

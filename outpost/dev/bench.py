@@ -5,7 +5,9 @@ Every server binds 127.0.0.1 and is stopped at the end. Parts, each its own proc
 - `endpoint`: a minimal Kinesis PutRecord/PutRecords server (the client's ceiling), which
   also measures publish → receive latency from a timestamp in each record's data;
 - `load`: single-event `POST /publish` from a separate process (fixed rate or flat out).
-The last line printed is one JSON object with the figures.
+The fairness run (bench_fair.py) ends it. `python -m outpost.dev.bench fair` runs only
+that (`fair_backlog=20000` and the like scale it down). The last line printed is one JSON
+object with the figures.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiohttp import ClientSession, web
 
 from outpost.dev import bench_ceilings, bench_shards
 from outpost.dev.bench_ceilings import cpu_seconds, verdicts
+from outpost.dev.bench_fair import endpoint_process, fair_only, fairness
 from outpost.dev.bench_parts import KEY, endpoint_app, load
 
 SECRET = "bench-aes-secret"
@@ -185,10 +188,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
     from outpost.dev import devstack
 
     conc = args["concurrency"]
-    ep_port = devstack.free_port()
-    ep = devstack.Server(
-        [sys.executable, "-m", "outpost.dev.bench", "endpoint", str(ep_port)], ep_port
-    ).start()
+    ep = endpoint_process()
     redis = devstack.redis_server()
     redis.start()
     out: dict[str, Any] = {}
@@ -218,6 +218,11 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         out["worker_rss_batched_events_drained"] = done_batched
         await deps.redis.aclose()
         out.update(await source_figures(out))
+        b_ep = endpoint_process()
+        try:
+            out.update(await fairness(redis.redis_url, (ep.url, b_ep.url), env, args))
+        finally:
+            b_ep.stop()
     finally:
         ep.stop()
         redis.stop()
@@ -375,7 +380,8 @@ def main(argv: list[str]) -> None:
     if argv and argv[0] == "load":
         url, seconds, conc, rate = argv[1], float(argv[2]), int(argv[3]), float(argv[4])
         batch = int(argv[5]) if len(argv) > 5 else 0
-        print(json.dumps(asyncio.run(load(url, seconds, conc, rate, batch))))
+        tenant = argv[6] if len(argv) > 6 else "bench"
+        print(json.dumps(asyncio.run(load(url, seconds, conc, rate, batch, tenant))))
         return
     args = {
         "seconds": 5.0,
@@ -383,17 +389,23 @@ def main(argv: list[str]) -> None:
         "backlog": 10_000,
         "rss_backlog": 200_000,
         "rss_seconds": 240.0,
+        "fair_backlog": 100_000,  # A's backlog in the fairness run
+        "fair_seconds": 8.0,  # each phase of it
+        "fair_rate": 50.0,  # B's publishes per second
     }
-    for item in argv:
+    only_fair = bool(argv) and argv[0] == "fair"
+    for item in argv[only_fair:]:
         key, _, value = item.partition("=")
         args[key.lstrip("-").replace("-", "_")] = type(args[key.lstrip("-").replace("-", "_")])(
             value
         )
-    out = asyncio.run(run(args))
-    out["targets"] = verdicts(out)
-    out["missed"] = bench_ceilings.missed(out["targets"])
+    out = asyncio.run(fair_only(args) if only_fair else run(args))
+    if not only_fair:
+        out["targets"] = verdicts(out)
+        out["missed"] = bench_ceilings.missed(out["targets"])
     print(table({k: v for k, v in out.items() if k not in ("targets", "missed")}))
-    print("missed targets:", ", ".join(out["missed"]) or "none")
+    if not only_fair:
+        print("missed targets:", ", ".join(out["missed"]) or "none")
     print(json.dumps(out))
 
 

@@ -29,16 +29,16 @@ SHARDS = [  # 100 shards, a ceiling of ~100,000 records/s: no limit the bench re
 
 # -- the minimal Kinesis endpoint -------------------------------------------------------------
 def endpoint_app() -> web.Application:
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {}  # stream name -> publish -> receive seconds
 
-    def note(data_b64: str) -> None:
+    def note(stream: str, data_b64: str) -> None:
         try:
             doc = json.loads(base64.b64decode(data_b64))
             sent = doc.get("data", doc).get("sent_at")
         except (ValueError, AttributeError):
             return
         if isinstance(sent, float):
-            latencies.append(time.time() - sent)
+            latencies.setdefault(stream, []).append(time.time() - sent)
 
     async def kinesis(request: web.Request) -> web.Response:
         op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
@@ -52,13 +52,15 @@ def endpoint_app() -> web.Application:
             ]
             out = {"FailedRecordCount": 0, "Records": records}
         else:
-            note(body["Data"])
+            note(body.get("StreamName", ""), body["Data"])
             out = {"ShardId": "shardId-000000000000", "SequenceNumber": "1"}
         return web.json_response(out, content_type="application/x-amz-json-1.1")
 
     async def stats(request: web.Request) -> web.Response:
-        data = sorted(latencies)
-        latencies.clear()
+        """The latencies noted since the last call (of one stream with `?stream=`)."""
+        stream = request.query.get("stream")
+        named = [stream] if stream is not None else list(latencies)
+        data = sorted(x for name in named for x in latencies.pop(name, []))
         return web.json_response({"n": len(data), "p50": pct(data, 50), "p99": pct(data, 99)})
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -75,7 +77,7 @@ def pct(data: list[float], p: float) -> float | None:
 
 # -- publish load, from its own process -----------------------------------------------------
 async def load(
-    url: str, seconds: float, concurrency: int, rate: float, batch: int = 0
+    url: str, seconds: float, concurrency: int, rate: float, batch: int = 0, tenant: str = "bench"
 ) -> dict[str, Any]:
     """`concurrency` clients publishing for `seconds` (each at `rate` / concurrency per
     second, or flat out): the rate and p99 of accepted (202) publishes, how many were shed
@@ -84,7 +86,7 @@ async def load(
     errors = shed = 0
     deadline = time.monotonic() + seconds
     interval = concurrency / rate if rate else 0.0
-    body: dict[str, Any] = {"tenant_id": "bench", "topic": "orders", "data": {"pad": "x" * 200}}
+    body: dict[str, Any] = {"tenant_id": tenant, "topic": "orders", "data": {"pad": "x" * 200}}
     async with ClientSession(
         connector=TCPConnector(limit=concurrency),
         timeout=ClientTimeout(total=10),

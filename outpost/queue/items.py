@@ -24,6 +24,7 @@ COMPLETE_KEYS = (
     "tenant_key",
     "generation_key",
     "stream",
+    "lanes",
     "attempt_key",
     "event_attempts",
     "destination_attempts",
@@ -46,7 +47,7 @@ def stored_event(record: dict[str, Any]) -> Event:
 
 @dataclass(frozen=True)
 class Entry:
-    """A task as read from a partition stream."""
+    """A task as read from its lane (or a partition stream of before the lanes)."""
 
     stream: str
     entry_id: str
@@ -73,7 +74,7 @@ class Outcome:
 
 def publish_item(
     queue_keys: Keys,
-    partition_of: Callable[[str, str], str],
+    lane_of: Callable[[str, str], Any],
     table: KeyTable,
     tenant: dict[str, int],
     item: tuple[Event, list[tuple[str, str]], Sequence[str]],
@@ -97,14 +98,23 @@ def publish_item(
         "trim": random.random() < TRIM_SHARE,
         "now": f"{now:.3f}",
         "routes": [
-            {"stream": table.index(partition_of(dest_id, okey)), "destination_id": dest_id}
-            for dest_id, okey in routes
+            _route(table, lane_of(event.tenant_id, dest_id), dest_id) for dest_id, _ in routes
         ],
         "held": list(held),
     }
     if not held:
         call.pop("dead_key")
     return call
+
+
+def _route(table: KeyTable, lane: Any, destination_id: str) -> dict[str, Any]:
+    """One task of a publish: its lane's keys (queue/lanes.Lane) as indexes into KEYS."""
+    return {
+        "stream": table.index(lane.stream),
+        "lanes": table.index(lane.index),
+        "bell": table.index(lane.bell),
+        "destination_id": destination_id,
+    }
 
 
 def publish_tenant(queue_keys: Keys, table: KeyTable, tenant_id: str) -> dict[str, int]:
@@ -137,6 +147,9 @@ def complete_item(
         "stream": entry.stream,
         "entry_id": entry.entry_id,
     }
+    lanes = queue_keys.lanes_of(entry.stream)
+    if lanes is not None:
+        call["lanes"] = lanes
     if outcome.record_attempt:
         call |= _attempt_fields(queue_keys, attempt_id, task, outcome, attempt_time)
     if outcome.retry_in is not None:
@@ -211,11 +224,9 @@ def retry_member(entry: Entry, spent: bool = True) -> str:
 
 
 def indexed(item: dict[str, Any], fields: Sequence[str], table: KeyTable) -> dict[str, Any]:
-    """The item with each key it names (in `fields`, and its routes' streams) replaced by
-    that key's index in the call's KEYS."""
+    """The item with each key it names (in `fields`) replaced by that key's index in the
+    call's KEYS."""
     for name in fields:
         if name in item:
             item[name] = table.index(item[name])
-    for route in item.get("routes", ()):
-        route["stream"] = table.index(route["stream"])
     return item

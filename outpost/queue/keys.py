@@ -2,7 +2,10 @@
 
 Keys of one tenant share the hash tag `{t:<tenant>}` and each delivery partition has its
 own `{p:<n>}`, so that on Redis Cluster a tenant's keys and a partition's keys each sit in
-one slot. `DEPLOYMENT_ID` prefixes everything, so deployments can share a Redis.
+one slot. A destination's delivery lane (its task stream) sits in the partition its
+(tenant, destination) hashes to, beside that partition's index of lanes with work and its
+bell, so one script call that queues a task touches one slot's keys for it.
+`DEPLOYMENT_ID` prefixes everything, so deployments can share a Redis.
 
 Every id that comes from outside (deployment, tenant, destination, event, attempt, flow,
 sandbox, resource kind) goes into a key through `enc`: percent-encoding of `%` and of every
@@ -16,6 +19,7 @@ encoding, so the keys of every id the API accepted before without `:` are unchan
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 GROUP = "outpost-workers"
 SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
@@ -113,7 +117,40 @@ class Keys:
         return f"{self.prefix}{{f:{enc(flow_id)}}}:{what}"
 
     def partition(self, n: int) -> str:
+        """A partition's task stream of before the lanes: read until empty after an upgrade."""
         return f"{self.prefix}{{p:{n}}}:tasks"
+
+    def lane(self, n: int, tenant_id: str, destination_id: str) -> str:
+        """A destination's delivery lane: the stream of its tasks (consumer group GROUP),
+        in partition `n` (Queue.partition_number of the pair)."""
+        return f"{self.prefix}{{p:{n}}}:lane:{enc(tenant_id)}:{enc(destination_id)}"
+
+    def lane_pattern(self, tenant_id: str) -> str:
+        """A SCAN pattern for every lane of the tenant, in any partition."""
+        return f"{self.prefix}{{p:*}}:lane:{enc(tenant_id)}:*"
+
+    def lanes_of(self, stream: str) -> str | None:
+        """The index of lanes of the partition a lane sits in; None for a stream that is
+        not a lane (a partition stream of before the lanes)."""
+        tag_end = stream.find("}", len(self.prefix)) + 1
+        if not tag_end or not stream.startswith(":lane:", tag_end):
+            return None
+        return f"{stream[:tag_end]}:lanes"
+
+    @staticmethod
+    def lane_owner(lane: str) -> tuple[str, str]:
+        """(tenant id, destination id) of a lane key (the ids decoded again)."""
+        tenant, destination = lane.rsplit(":", 2)[1:]
+        return unquote(tenant), unquote(destination)
+
+    def lanes(self, n: int) -> str:
+        """Set of partition `n`'s lanes that hold tasks (queued or in flight)."""
+        return f"{self.prefix}{{p:{n}}}:lanes"
+
+    def bell(self, n: int) -> str:
+        """Stream rung when a lane of partition `n` gets its first task: a worker waiting
+        on the lanes it knows wakes and looks for the new one."""
+        return f"{self.prefix}{{p:{n}}}:bell"
 
     def retries(self) -> str:
         return f"{self.prefix}retries"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -31,22 +32,36 @@ def entry_age(entry_id: str | bytes, now: float) -> float:
 
 
 async def read_sizes(redis: Redis, keys: Keys, partitions: int) -> Sizes:
-    """The queue's sizes in one round trip (two with the dead letters' tenants)."""
-    tenants = await redis.zrange(keys.tenants(), 0, MAX_TENANTS_COUNTED - 1)
+    """The queue's sizes in two round trips (the lanes each partition indexes, then their
+    lengths and first entries; a partition stream of before the lanes counts too)."""
+    tenants: Any = await redis.zrange(keys.tenants(), 0, MAX_TENANTS_COUNTED - 1)
     pipe = redis.pipeline(transaction=False)
     for n in range(partitions):
-        pipe.xlen(keys.partition(n))
-        pipe.xrange(keys.partition(n), count=1)
+        pipe.smembers(keys.lanes(n))
+    streams = [
+        [keys.partition(n), *sorted(map(_s, lanes))] for n, lanes in enumerate(await pipe.execute())
+    ]
+    pipe = redis.pipeline(transaction=False)
+    for group in streams:
+        for stream in group:
+            pipe.xlen(stream)
+            pipe.xrange(stream, count=1)
     pipe.zcard(keys.retries())
     for member in tenants:
-        text = member.decode() if isinstance(member, bytes) else str(member)
-        pipe.xlen(keys.dead_letters(text.split(":", 1)[1]))  # `<created_ms>:<tenant id>`
-    answers = await pipe.execute()
+        pipe.xlen(keys.dead_letters(_s(member).split(":", 1)[1]))  # `<created_ms>:<tenant id>`
+    answers = iter(await pipe.execute())
     now = time.time()
     depth, ages = {}, {}
-    for n in range(partitions):
-        depth[n] = int(answers[2 * n])
-        first = answers[2 * n + 1]
-        ages[n] = entry_age(first[0][0], now) if first else 0.0
-    rest = answers[2 * partitions :]
-    return Sizes(depth, ages, int(rest[0]), sum(int(x) for x in rest[1:]))
+    for n, group in enumerate(streams):
+        depth[n], ages[n] = 0, 0.0
+        for _ in group:
+            length, first = int(next(answers)), next(answers)
+            depth[n] += length
+            if first:
+                ages[n] = max(ages[n], entry_age(first[0][0], now))
+    retries = int(next(answers))
+    return Sizes(depth, ages, retries, sum(int(x) for x in answers))
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

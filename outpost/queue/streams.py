@@ -1,4 +1,5 @@
-"""The delivery queue: partition streams, retries, dead letters, attempts.
+"""The delivery queue: lanes (lanes.py: one task stream per destination), retries, dead
+letters, attempts.
 
 Publishing, completing a delivery and promoting retries are each one atomic step (Lua or
 MULTI), so a crash between any two steps loses nothing; at worst a task runs twice.
@@ -10,8 +11,7 @@ import json
 import os
 import re
 import time
-import zlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -34,6 +34,7 @@ from outpost.queue.items import (
     stored_event,
 )
 from outpost.queue.keys import GROUP, Keys
+from outpost.queue.lanes import BELL_MAXLEN, Lane, Lanes
 from outpost.queue.lua import KeyTable, register
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
@@ -58,17 +59,16 @@ class Queue:
         self.partitions = partitions
         self.retention = retention_seconds
         self.attempts_cap = attempts_cap
-        self.streams = [keys.partition(n) for n in range(partitions)]
+        self.lanes = Lanes(redis, keys, partitions)
         self._publish = register(redis, "outpost.queue", "publish")
-        self._promote = register(redis, "outpost.queue", "promote")
-        self._redrive = register(redis, "outpost.queue", "redrive")
+        self._requeue = register(redis, "outpost.queue", "requeue")
         self._complete = register(redis, "outpost.queue", "complete")
         self._completions = Coalescer(self._complete_many, COMMIT_BATCH)
 
-    def partition_of(self, destination_id: str, ordering_key: str) -> str:
-        """Stable across processes and restarts (crc32, not Python's salted hash)."""
-        n = zlib.crc32(f"{destination_id}\0{ordering_key}".encode()) % self.partitions
-        return self.streams[n]
+    def lane_of(self, tenant_id: str, destination_id: str) -> Lane:
+        """The lane a destination's tasks go to: every task of a destination in one stream,
+        in the order queued (so the tasks of one ordering key keep their order too)."""
+        return self.lanes.of(tenant_id, destination_id)
 
     # -- producer ---------------------------------------------------------------------
     async def publish(
@@ -97,15 +97,15 @@ class Queue:
             tenant_id = item[0].tenant_id
             if tenant_id not in tenants:
                 tenants[tenant_id] = publish_tenant(self.keys, table, tenant_id)
-            events.append(
-                publish_item(self.keys, self.partition_of, table, tenants[tenant_id], item)
-            )
+            events.append(publish_item(self.keys, self.lane_of, table, tenants[tenant_id], item))
         args: list[Any] = [
             self.retention,
             self.log_cap_tenant,
             self.log_cap_total,
             self.attempts_cap,
             orjson.dumps(events),
+            GROUP,
+            BELL_MAXLEN,
         ]
         results = await self._publish(keys=table.keys, args=args)
         return [_published(r) for r in results]
@@ -152,44 +152,21 @@ class Queue:
         return out
 
     async def ensure_groups(self) -> None:
-        for stream in self.streams:
-            try:
-                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await self.lanes.ensure_groups()
 
-    async def read(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
-        streams: dict[Any, Any] = {s: ">" for s in self.streams}
-        try:
-            reply: Any = await self.redis.xreadgroup(
-                GROUP, consumer, streams, count=count, block=block_ms
-            )
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            # first read on a new Redis, or Redis lost its data (no persistence)
-            await self.ensure_groups()
-            reply = await self.redis.xreadgroup(
-                GROUP, consumer, streams, count=count, block=block_ms
-            )
-        return [_entry(stream, eid, f) for stream, items in reply or [] for eid, f in items]
+    async def read(
+        self,
+        consumer: str,
+        count: int,
+        block_ms: int | None,
+        room: Callable[[str], int] | None = None,
+    ) -> list[Entry]:
+        """Tasks for this consumer, a fair share of each lane with room (lanes.py)."""
+        return await self.lanes.read(consumer, count, block_ms, room)
 
-    async def reclaim(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[Entry]:
+    async def reclaim(self, consumer: str, min_idle_ms: int) -> list[Entry]:
         """Take over tasks another consumer read and never acked (it crashed)."""
-        out: list[Entry] = []
-        for stream in self.streams:
-            try:
-                reply: Any = await self.redis.xautoclaim(
-                    stream, GROUP, consumer, min_idle_ms, start_id="0-0", count=count
-                )
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                await self.ensure_groups()
-                continue
-            out.extend(_entry(stream, eid, f) for eid, f in reply[1] if f)
-        return out
+        return await self.lanes.reclaim(consumer, min_idle_ms)
 
     async def complete(
         self, entry: Entry, outcome: Outcome, attempt_time: float
@@ -237,19 +214,45 @@ class Queue:
         ]
 
     async def promote_due(self, limit: int = 500) -> int:
-        """Move retries whose time has come back into their partition streams."""
+        """Move retries whose time has come back into their lanes: how many this call
+        moved (a retry another promoter moved first is not counted)."""
         now_ms = int(time.time() * 1000)
-        keys = [self.keys.retries(), *self.streams]
-        return int(await self._promote(keys=keys, args=[now_ms, limit]))
+        due: Any = await self.redis.zrangebyscore(
+            self.keys.retries(), "-inf", now_ms, start=0, num=limit
+        )
+        items = []
+        for member in due:
+            r = json.loads(member)
+            task = Task(r["t"], r["e"], r["d"], int(r["a"]), r["m"] == "1")
+            items.append(("retry", _s(member), task))
+        return await self._requeue_many(self.keys.retries(), items)
+
+    async def _requeue_many(self, source: str, items: list[tuple[str, str, Task]]) -> int:
+        """Tasks into their lanes, each only if this call takes it from `source` (`take`
+        'retry' or 'dead'; '' takes nothing): one script call."""
+        if not items:
+            return 0
+        table = KeyTable(source)
+        calls = []
+        for take, member, task in items:
+            lane = self.lane_of(task.tenant_id, task.destination_id)
+            call: dict[str, Any] = {
+                "stream": table.index(lane.stream),
+                "lanes": table.index(lane.index),
+                "bell": table.index(lane.bell),
+                **task.fields(),
+            }
+            if take:
+                call |= {"take": take, "member": member}
+            calls.append(call)
+        args: list[Any] = [orjson.dumps(calls), GROUP, BELL_MAXLEN]
+        return int(await self._requeue(keys=table.keys, args=args))
 
     async def depth(self) -> dict[str, int]:
         """Tasks not yet finished: queued or in flight, and waiting to be retried."""
-        pipe = self.redis.pipeline(transaction=False)
-        for stream in self.streams:
-            pipe.xlen(stream)
-        pipe.zcard(self.keys.retries())
-        *lengths, retries = await pipe.execute()
-        return {"queued": sum(lengths), "retrying": retries}
+        queued = await self.lanes.queued()
+        retrying: Any = await self.redis.zcard(self.keys.retries())
+        return {"queued": queued, "retrying": int(retrying)}
 
     async def attempts(
         self, tenant_id: str, destination_id: str, count: int = 100
@@ -300,35 +303,22 @@ class Queue:
         """Put dead letters back in the queue with a fresh retry budget. `items` are
         (dead-letter id, task, ordering key). Only entries this call removes from the
         dead letters are queued, so concurrent redrives cannot queue one twice."""
-        if not items:
-            return 0
-        table = KeyTable(self.keys.dead_letters(tenant_id))
-        calls = [
-            {
-                "dead_id": dead_id,
-                "stream": table.index(self.partition_of(task.destination_id, okey)),
-                "tenant_id": task.tenant_id,
-                "event_id": task.event_id,
-                "destination_id": task.destination_id,
-            }
-            for dead_id, task, okey in items
+        fresh = [
+            ("dead", dead_id, Task(task.tenant_id, task.event_id, task.destination_id))
+            for dead_id, task, _ in items
         ]
-        return int(await self._redrive(keys=table.keys, args=[orjson.dumps(calls)]))
+        return await self._requeue_many(self.keys.dead_letters(tenant_id), fresh)
 
     async def enqueue(self, task: Task, ordering_key: str) -> None:
-        """One task straight into its partition stream (manual retry)."""
-        fields: dict[Any, Any] = task.fields()
-        await self.redis.xadd(self.partition_of(task.destination_id, ordering_key), fields)
+        """One task straight into its lane (manual retry). Every task of a destination
+        shares its lane, so `ordering_key` needs no stream of its own."""
+        lane = self.lane_of(task.tenant_id, task.destination_id)
+        await self._requeue_many(lane.stream, [("", "", task)])
 
     async def event_owners(self, event_id: str) -> list[str]:
         """Tenants that have an event with this id (ids are unique per tenant only)."""
         members: Any = await self.redis.smembers(self.keys.event_owners(event_id))
         return sorted(_s(m) for m in members)
-
-
-def _entry(stream: bytes | str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
-    decoded = {k.decode(): v.decode() for k, v in fields.items()}
-    return Entry(_s(stream), _s(entry_id), Task.from_fields(decoded))
 
 
 def _s(v: bytes | str) -> str:

@@ -3,7 +3,8 @@ again with the same id starts empty): every key under its hash tag `{t:<id>}` (e
 event attempt indexes, the log indexes, dead letters, failure counters, Flow Service
 resources of every sandbox, including what retention trims from the indexes but keeps
 until it expires), the attempt records those indexes name, its members of the global
-indexes and owner sets, and its flows in the readers' index.
+indexes and owner sets, its flows in the readers' index, and its destinations' delivery
+lanes (tasks still queued there would only be acked: the tenant is gone).
 
 The tenant's record and its generation counter stay for `Store.delete_tenant`'s last step:
 a crash half way leaves the tenant in place, and deleting it again finishes the work."""
@@ -27,6 +28,7 @@ async def purge_tenant(redis: Redis, keys: Keys, tenant_id: str) -> None:
         if key not in keep:
             await _purge_key(redis, keys, tenant_id, key)
     await _purge_flows(redis, keys, tenant_id)
+    await _purge_lanes(redis, keys, tenant_id)
 
 
 async def _purge_key(redis: Redis, keys: Keys, tenant_id: str, key: str) -> None:
@@ -71,6 +73,19 @@ async def _purge_flows(redis: Redis, keys: Keys, tenant_id: str) -> None:
         flow_id = member.split("/", 2)[2]
         pipe.delete(*[keys.flow_state(flow_id, w) for w in ("metrics", "checkpoints", "failed")])
     await pipe.execute()
+
+
+async def _purge_lanes(redis: Redis, keys: Keys, tenant_id: str) -> None:
+    """Each lane leaves its partition's index and goes, in one MULTI (one slot)."""
+    async for raw in redis.scan_iter(match=keys.lane_pattern(tenant_id), count=SCAN_COUNT):
+        lane = _text(raw)
+        index = keys.lanes_of(lane)
+        if index is None:
+            continue
+        pipe = redis.pipeline(transaction=True)
+        pipe.srem(index, lane)
+        pipe.delete(lane)
+        await pipe.execute()
 
 
 def _text(raw: bytes | str) -> str:

@@ -3,24 +3,29 @@
 -- step succeeded are acked.
 --
 -- KEYS: [1] the all-attempts index, [2] the retries, then every key of the tasks, each
---   once: per task its tenant's record and generation counter, its partition stream, its attempt record, the event's, the
---   destination's and the tenant's attempt indexes, the destination's failure counter and
---   the tenant's dead letters.
+--   once: per task its tenant's record and generation counter, its lane (or a partition
+--   stream of before the lanes) and the lane's partition index of lanes with work, its
+--   attempt record, the event's, the destination's and the tenant's attempt indexes, the
+--   destination's failure counter and the tenant's dead letters.
 -- ARGV: [1] consumer group, [2] retention seconds, [3] log cut-off ms, [4] per-destination
 --   cap (also the dead-letter MAXLEN), [5] tenant cap, [6] total cap, [7] the tasks, a
 --   JSON array of objects:
---   {tenant_key, generation_key, stream, attempt_key, event_attempts, destination_attempts, tenant_attempts,
+--   {tenant_key, generation_key, stream, lanes?, attempt_key, event_attempts, destination_attempts, tenant_attempts,
 --    failures, dead_key: indexes into KEYS; entry_id; record: bool (keep an attempt);
 --    attempt: the attempt's JSON; attempt_id; time_ms; success: bool; trim: bool;
 --    retry?: the retry member (JSON) and retry_at_ms; dead?: a dead letter's fields as
 --    a flat [field, value, ...] array}
 -- Returns one entry per task: the destination's consecutive failures after a failed
 --   attempt, -1 otherwise, 'ERR ...' its step failed. A task of a tenant deleted or being
---   deleted is only acked (no attempt, retry or dead letter).
+--   deleted is only acked (no attempt, retry or dead letter). A lane left with no task
+--   (queued or in flight) leaves its partition's index (and goes, if it held a deleted
+--   tenant's task).
 local group, retention, cutoff = ARGV[1], ARGV[2], ARGV[3]
 local caps = {ARGV[4], ARGV[5], ARGV[6]}
 local out = {}
 local acks = {}  -- stream's index in KEYS -> entry ids
+local indexes = {}  -- lane's index in KEYS -> its partition's index of lanes (in KEYS)
+local gone_lanes = {}  -- lanes with a task of a deleted tenant: removed once empty
 local cleared = {}  -- failure counters (index in KEYS) already deleted in this call
 
 -- A tenant being deleted (its record marked `deleting`) or deleted (no record but a
@@ -63,6 +68,8 @@ local function complete(t)
   if t.dead and not gone then
     redis.call('XADD', KEYS[t.dead_key], 'MAXLEN', '~', caps[1], '*', unpack(t.dead))
   end
+  indexes[t.stream] = t.lanes
+  if gone then gone_lanes[t.stream] = true end
   acks[t.stream] = acks[t.stream] or {}
   table.insert(acks[t.stream], t.entry_id)
   return failures
@@ -72,8 +79,15 @@ for i, t in ipairs(cjson.decode(ARGV[7])) do
   local ok, res = pcall(complete, t)
   if ok then out[i] = res else out[i] = 'ERR ' .. tostring(res) end
 end
-for stream, ids in pairs(acks) do
-  redis.call('XACK', KEYS[stream], group, unpack(ids))
-  redis.call('XDEL', KEYS[stream], unpack(ids))
+for at, ids in pairs(acks) do
+  local stream = KEYS[at]
+  redis.call('XACK', stream, group, unpack(ids))
+  redis.call('XDEL', stream, unpack(ids))
+  if indexes[at] and redis.call('XLEN', stream) == 0 then
+    local lanes = KEYS[indexes[at]]
+    redis.call('SREM', lanes, stream)
+    -- (a retry of a deleted tenant queued after its purge made the lane again)
+    if gone_lanes[at] then redis.call('DEL', stream) end
+  end
 end
 return out

@@ -2,17 +2,31 @@
 --
 -- KEYS: [1] the global event index, then every key of the events, each once: per event
 --   its tenant's record and generation counter, its record, its owners set, its tenant's event index, its tenant's dead letters (only
---   when it has held destinations) and the partition stream of each route.
+--   when it has held destinations) and, per route, its destination's lane, the lane's
+--   partition index of lanes with work and that partition's bell.
 -- ARGV: [1] retention seconds, [2] tenant log cap, [3] total log cap, [4] dead-letter
 --   MAXLEN, [5] the events, a JSON array of objects:
 --   {tenant_key, generation_key, event_key, owners_key, index_key, dead_key?: index into KEYS;
 --    record: the event's JSON; tenant_id, event_id; time_ms; trim: bool; now: seconds;
---    routes: [{stream: index into KEYS, destination_id}]; held: [destination id]}
+--    routes: [{stream, lanes, bell: indexes into KEYS; destination_id}];
+--    held: [destination id]}, [6] the consumer group, [7] the bell's MAXLEN.
 -- Returns one entry per event: 1 stored and queued, 0 the tenant already had an event
 --   with this id (nothing queued), -1 the tenant is deleted or being deleted (nothing
 --   stored), 'ERR ...' its step failed (the others still ran).
 local retention, tenant_cap, total_cap, dead_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local group, bell_maxlen = ARGV[6], ARGV[7]
 local out = {}
+
+-- A lane that had no task joins its partition's index (with its consumer group, made
+-- the first time) and rings the bell, so a waiting worker learns of it.
+local function wake(r)
+  local lane, lanes, bell = KEYS[r.stream], KEYS[r.lanes], KEYS[r.bell]
+  if redis.call('SADD', lanes, lane) == 0 then return end
+  if redis.call('EXISTS', lane) == 0 then
+    redis.call('XGROUP', 'CREATE', lane, group, '0', 'MKSTREAM')
+  end
+  redis.call('XADD', bell, 'MAXLEN', '~', bell_maxlen, '*', 'l', lane)
+end
 
 local function publish(e)
   -- A tenant being deleted (its record marked `deleting`) or deleted (no record but a
@@ -33,6 +47,7 @@ local function publish(e)
     redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(total_cap) + 1))
   end
   for _, r in ipairs(e.routes) do
+    wake(r)
     redis.call('XADD', KEYS[r.stream], '*', 't', e.tenant_id, 'e', e.event_id,
                'd', r.destination_id, 'a', '1', 'm', '0')
   end

@@ -1,0 +1,225 @@
+"""Delivery lanes: one task stream per destination, read fairly.
+
+Each destination's tasks go to its own lane (a stream with the consumer group GROUP), in
+the partition its (tenant, destination) hashes to. A partition keeps an index of its lanes
+that hold tasks (a lane joins it with its first task and leaves when its last one is
+acked, both inside the scripts that add and ack) and a bell, rung when a lane joins.
+
+A read asks for at most `q` tasks of each lane it names (XREADGROUP's COUNT is per
+stream), `q` being the caller's free room spread over the lanes: a destination 100,000
+tasks behind takes its share of a read, not the whole of it, and a lane whose destination
+has no room (the worker's per-destination cap, `room`) is not read at all. Lanes are
+taken round-robin, at most MAX_READ_LANES per read. The partitions' bells are read with
+the lanes, so a worker blocked on the lanes it knows wakes for a new one.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from outpost.models import Task
+from outpost.queue.items import Entry
+from outpost.queue.keys import GROUP, Keys
+
+MAX_READ_LANES = 256  # lanes named in one read; more are taken in turns
+REFRESH_SECONDS = 0.25  # the lanes with work are read again at least this often
+BELL_MAXLEN = 1000  # rings kept (approximately) when no worker reads them
+RECLAIM_COUNT = 100  # entries claimed per lane and pass
+
+
+@dataclass(frozen=True)
+class Lane:
+    """The keys a task queued for one destination touches: its lane, the lane's
+    partition index of lanes with work, and that partition's bell."""
+
+    stream: str
+    index: str
+    bell: str
+
+
+class Lanes:
+    def __init__(self, redis: Redis, keys: Keys, partitions: int):
+        self.redis = redis
+        self.keys = keys
+        self.partitions = partitions
+        self.indexes = [keys.lanes(n) for n in range(partitions)]
+        self.bells = [keys.bell(n) for n in range(partitions)]
+        self._bell_set = set(self.bells)
+        self.capped = False  # the last read left out a lane that had no room
+        self._known: list[str] = []  # the lanes with work, as last read from the indexes
+        self._legacy: list[str] = []  # partition streams of before the lanes, not yet empty
+        self._fresh_at = 0.0
+        self._rings: dict[str, list[str]] = {}  # bell -> rings read, acked at the next refresh
+        self._turn = 0
+
+    def of(self, tenant_id: str, destination_id: str) -> Lane:
+        """Stable across processes and restarts (crc32, not Python's salted hash)."""
+        n = zlib.crc32(f"{tenant_id}\0{destination_id}".encode()) % self.partitions
+        return Lane(self.keys.lane(n, tenant_id, destination_id), self.indexes[n], self.bells[n])
+
+    async def ensure_groups(self) -> None:
+        """The bells' consumer groups, and the partition streams of before the lanes that
+        still hold tasks (read until they are empty)."""
+        for bell in self.bells:
+            await _create_group(self.redis, bell)
+        legacy = [self.keys.partition(n) for n in range(self.partitions)]
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in legacy:
+            pipe.xlen(stream)
+        lengths = await pipe.execute()
+        self._legacy = [s for s, n in zip(legacy, lengths, strict=True) if n]
+        for stream in self._legacy:
+            await _create_group(self.redis, stream)
+
+    # -- reading --------------------------------------------------------------------------
+    async def read(
+        self,
+        consumer: str,
+        count: int,
+        block_ms: int | None,
+        room: Callable[[str], int] | None = None,
+    ) -> list[Entry]:
+        """Up to about `count` tasks, a fair share from each lane with room (`room(lane)`:
+        how many more tasks that lane may have read; 0 leaves it out for want of room, a
+        negative number for another reason). Blocks up to `block_ms` for work unless a
+        lane was left out for want of room (`capped`): the caller then waits for its own
+        deliveries to finish and reads again."""
+        for _ in range(2):  # a read that only heard the bell looks again at once
+            if time.monotonic() - self._fresh_at > REFRESH_SECONDS:
+                await self.refresh()
+            lanes, q = self._choose(count, room)
+            reply = await self._read(consumer, lanes, q, None if self.capped else block_ms)
+            entries, rang = self._split(reply)
+            if rang:  # a lane joined: the next read names it (this one, if it found nothing)
+                self._fresh_at = 0.0
+            if entries or not rang:
+                return entries
+        return []
+
+    def _choose(self, count: int, room: Callable[[str], int] | None) -> tuple[list[str], int]:
+        """The lanes of this read, in turns, and how many tasks to ask of each."""
+        known = self._legacy + self._known
+        start = self._turn % len(known) if known else 0
+        self._turn += 1
+        chosen: list[str] = []
+        least = count
+        self.capped = False
+        for lane in known[start:] + known[:start]:
+            free = count if room is None else room(lane)
+            if free <= 0:
+                self.capped = self.capped or free == 0
+                continue
+            chosen.append(lane)
+            least = min(least, free)
+            if len(chosen) == MAX_READ_LANES:
+                break
+        share = -(-count // len(chosen)) if chosen else count
+        return chosen, max(1, min(least, share))
+
+    async def _read(self, consumer: str, lanes: list[str], q: int, block: int | None) -> Any:
+        streams: dict[Any, Any] = {s: ">" for s in [*lanes, *self.bells]}
+        try:
+            return await self.redis.xreadgroup(GROUP, consumer, streams, count=q, block=block)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc) and "no longer exists" not in str(exc):
+                raise
+        # the first read on a new Redis, a lane removed meanwhile (a tenant purged), or
+        # Redis lost its data: the groups again, then the lanes with work as they are now
+        await self.repair()
+        streams = {s: ">" for s in [*self._known, *self.bells] if s in lanes or s in self.bells}
+        return await self.redis.xreadgroup(GROUP, consumer, streams, count=q, block=None)
+
+    def _split(self, reply: Any) -> tuple[list[Entry], bool]:
+        entries: list[Entry] = []
+        rang = False
+        for raw_stream, items in reply or []:
+            stream = _s(raw_stream)
+            if stream in self._bell_set:
+                self._rings.setdefault(stream, []).extend(_s(i) for i, _ in items)
+                rang = True
+                continue
+            entries.extend(_entry(stream, i, f) for i, f in items if f)
+        return entries, rang
+
+    async def refresh(self) -> None:
+        """Read the indexes of lanes with work again (acking the rings heard meanwhile)."""
+        pipe = self.redis.pipeline(transaction=False)
+        rings = {bell: ids for bell, ids in self._rings.items() if ids}
+        self._rings = {}
+        for bell, ids in rings.items():
+            pipe.xack(bell, GROUP, *ids)
+            pipe.xdel(bell, *ids)
+        acks = 2 * len(rings)
+        for index in self.indexes:
+            pipe.smembers(index)
+        for stream in self._legacy:
+            pipe.xlen(stream)
+        results = (await pipe.execute())[acks:]
+        members = results[: self.partitions]
+        lengths = results[self.partitions :]
+        self._known = sorted(_s(m) for ms in members for m in ms)
+        self._legacy = [s for s, n in zip(self._legacy, lengths, strict=True) if n]
+        self._fresh_at = time.monotonic()
+
+    async def repair(self) -> None:
+        """After a NOGROUP: the bells' groups again, and a group on each lane with work
+        that has none (a lane whose stream was made without one)."""
+        await self.refresh()
+        for stream in [*self.bells, *self._known]:
+            await _create_group(self.redis, stream)
+
+    # -- crashed consumers, depth ---------------------------------------------------------
+    async def reclaim(self, consumer: str, min_idle_ms: int) -> list[Entry]:
+        """Take over tasks another consumer read and never acked (it crashed): XAUTOCLAIM
+        over the lanes with work (and the bells, whose rings are just acked)."""
+        await self.refresh()
+        streams = [*self._legacy, *self._known, *self.bells]
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xautoclaim(
+                stream, GROUP, consumer, min_idle_ms, start_id="0-0", count=RECLAIM_COUNT
+            )
+        replies = await pipe.execute(raise_on_error=False)
+        out: list[Entry] = []
+        for stream, reply in zip(streams, replies, strict=True):
+            if isinstance(reply, ResponseError):
+                if "NOGROUP" not in str(reply):
+                    raise reply
+                continue
+            if stream in self._bell_set:
+                self._rings.setdefault(stream, []).extend(_s(i) for i, _ in reply[1])
+                continue
+            out.extend(_entry(stream, i, f) for i, f in reply[1] if f)
+        return out
+
+    async def queued(self) -> int:
+        """Tasks queued or in flight, over the lanes with work: two round trips."""
+        await self.refresh()
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in [*self._legacy, *self._known]:
+            pipe.xlen(stream)
+        return sum(await pipe.execute())
+
+
+async def _create_group(redis: Redis, stream: str) -> None:
+    try:
+        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _entry(stream: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
+    decoded = {k.decode(): v.decode() for k, v in fields.items()}
+    return Entry(stream, _s(entry_id), Task.from_fields(decoded))
+
+
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v

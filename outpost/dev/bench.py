@@ -218,15 +218,22 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         out["worker_rss_batched_events_drained"] = done_batched
         await deps.redis.aclose()
         out.update(await source_figures(out))
-        b_ep = endpoint_process()
-        try:
-            out.update(await fairness(redis.redis_url, (ep.url, b_ep.url), env, args))
-        finally:
-            b_ep.stop()
+        out.update(await fair_beside(redis.redis_url, ep.url, env, args))
     finally:
         ep.stop()
         redis.stop()
     return out
+
+
+async def fair_beside(
+    redis_url: str, a_url: str, env: dict[str, str], args: dict[str, Any]
+) -> dict[str, Any]:
+    """The fairness run, B on an endpoint process of its own (bench_fair.py)."""
+    b_ep = endpoint_process()
+    try:
+        return await fairness(redis_url, (a_url, b_ep.url), env, args)
+    finally:
+        b_ep.stop()
 
 
 async def source_figures(out: dict[str, Any]) -> dict[str, Any]:

@@ -241,6 +241,48 @@ class History:
         index = self._attempts_index(tenant_id, None, None)
         return await self._rows(index, start_ms, end_ms, limit, self.load_attempts)
 
+    async def last_outcomes(
+        self, tenant_id: str, destination_id: str, lo: float, hi: float, most: int = MAX_SCAN
+    ) -> tuple[list[tuple[dict[str, Any], dict[str, Any] | None]], bool]:
+        """Events of the tenant in [lo, hi] (event time, ms) that were queued for the
+        destination, oldest first, each with its latest attempt there (None: none yet); at
+        most `most` index entries are read (True when more were there)."""
+        members: Any = await self.redis.zrangebyscore(
+            self.keys.events_index(tenant_id), lo, hi, start=0, num=most + 1
+        )
+        names = [m.decode() for m in members[:most]]
+        out: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        for i in range(0, len(names), BATCH):
+            events = [
+                e
+                for e in await self.load_events(names[i : i + BATCH], tenant_id)
+                if e is not None and destination_id in (e.get("matched_destination_ids") or [])
+            ]
+            out += zip(events, await self._latest(tenant_id, destination_id, events), strict=True)
+        return out, len(members) > most
+
+    async def _latest(
+        self, tenant_id: str, destination_id: str, events: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | None]:
+        """Each event's latest attempt to the destination: one pipelined read of the
+        events' attempt indexes, one MGET of their attempts."""
+        pipe = self.redis.pipeline(transaction=False)
+        for e in events:
+            pipe.zrange(self.keys.event_attempts(tenant_id, e["id"]), 0, -1)
+        ids = [[m.decode() for m in found] for found in await pipe.execute()]
+        records = iter(await self.load_attempts([a for found in ids for a in found]))
+        latest: list[dict[str, Any] | None] = []
+        for found in ids:
+            mine = [
+                r
+                for r in (next(records) for _ in found)
+                if r and r["destination_id"] == destination_id
+            ]
+            latest.append(
+                max(mine, key=lambda r: (r["time"], r["attempt_number"])) if mine else None
+            )
+        return latest
+
     def _events_of(self, tenant_id: str | None) -> Load:
         return lambda members: self.load_events(members, tenant_id)
 

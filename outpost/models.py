@@ -37,6 +37,9 @@ def parse_iso(value: str) -> datetime:
 class TenantUpsert(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metadata: StrMap | None = None
+    # the tenant's own EVENT_RETENTION_SECONDS (at most the deployment's); absent: kept as
+    # it is, null: the deployment's again
+    event_retention_seconds: Annotated[int, Field(ge=60)] | None = None
 
 
 class PublishRequest(BaseModel):

@@ -238,3 +238,28 @@ def test_a_destinations_policy_overrides_the_deployments():
     assert (scheduled.delay(1), scheduled.delay(2), scheduled.delay(3)) == (5.0, 7.0, None)
     no_retry = RetryPolicy(schedule=(1.0, 2.0), jitter=0.0).overridden({"retry_limit": 0})
     assert no_retry.delay(1) is None
+
+
+async def test_a_tenant_keeps_its_log_for_its_own_retention(api, memory_deps, settings, redis):
+    keys, worker = memory_deps.keys, build_worker(memory_deps, settings)
+    most = settings.event_retention_seconds
+    r = await api.put("/api/v1/tenants/acme", headers=AUTH, json={"event_retention_seconds": 120})
+    assert r.status == 200 and (await r.json())["event_retention_seconds"] == 120
+    dest = await make_dest(api, "r")
+    await publish(api, "short", AFTER)
+    await worker.run_until_empty()
+    [attempt] = await memory_deps.queue.attempts("acme", dest)
+    assert 60 < await redis.ttl(keys.event("acme", "short")) <= 120
+    assert 60 < await redis.ttl(keys.attempt(attempt["id"])) <= 120
+    # an upsert without the field keeps it; null gives the deployment's back
+    r = await api.put("/api/v1/tenants/acme", headers=AUTH, json={"metadata": {"a": "b"}})
+    assert (await r.json())["event_retention_seconds"] == 120
+    r = await api.put("/api/v1/tenants/acme", headers=AUTH, json={"event_retention_seconds": None})
+    assert "event_retention_seconds" not in await r.json()
+    await publish(api, "long", AFTER)
+    assert await redis.ttl(keys.event("acme", "long")) > most - 60
+    for bad in (most + 1, 59, "a"):
+        r = await api.put(
+            "/api/v1/tenants/acme", headers=AUTH, json={"event_retention_seconds": bad}
+        )
+        assert r.status == 422 and "event_retention_seconds" in str((await r.json())["data"])

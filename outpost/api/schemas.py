@@ -51,6 +51,7 @@ class Tenant(_Shape):
     metadata: dict[str, str] | None
     created_at: str = DateTime
     updated_at: str = DateTime
+    event_retention_seconds: int | None = None  # shown when the tenant has its own
 
 
 class TenantPage(_Shape):

@@ -27,6 +27,7 @@ from outpost.store.history import time_bounds
 
 HELD = "destination_disabled"  # the code of a dead letter kept while it was disabled
 STATUSES = {"dead_lettered", "missed", "failed", "pending"}
+LOG_SCAN = 5_000  # events of the log read for one listing (beyond: `truncated`)
 
 
 async def _dead(
@@ -96,7 +97,7 @@ async def list_undelivered(request: web.Request) -> web.Response:
     limit = _limit(request)
     rows = [_dead_row(item, task, event) for item, task, event in await _dead(deps, dest, lo, hi)]
     held = {r["event_id"] for r in rows}
-    log, truncated = await deps.history.last_outcomes(dest.tenant_id, dest.id, lo, hi)
+    log, truncated = await deps.history.last_outcomes(dest.tenant_id, dest.id, lo, hi, LOG_SCAN)
     for event, attempt in log:
         if event["id"] in held or (attempt is not None and attempt["status"] == "success"):
             continue

@@ -36,6 +36,7 @@ pytest_plugins: list[str] = [
     "tests.servers.otlp",
     "tests.servers.rabbitmq",
     "tests.servers.s3_objects",
+    "tests.servers.kinesis_shards",
 ]
 NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))
 

@@ -159,3 +159,23 @@ async def test_a_read_larger_than_the_batched_allowance_still_drains(
     await asyncio.wait_for(worker.run_until_empty(limit=20), 30)  # a deadlock fails here
     records = devstack.read_stream(moto.url, moto_stream, expect=30)
     assert tally(ids, records)["missing"] == 0
+
+
+async def test_aggregation_puts_kpl_records_whose_user_records_are_the_events(
+    client, deps, moto, moto_stream
+):
+    from tests.kpl_decoder import deaggregate
+
+    dest = await setup_destination(client, moto_stream, moto.url, config={"aggregation": True})
+    ids = await publish_batch(client, [f"evt_{i:03d}" for i in range(60)])
+    worker = build_worker(deps, deps.settings)
+    await worker.run_until_empty(limit=60)
+    records = devstack.read_stream(moto.url, moto_stream, expect=1)
+    users = [u for r in records for u in deaggregate(r["Data"])]
+    assert sorted(key for key, _ in users) == ids  # each event once, keyed by its id
+    assert len(records) < len(ids)  # fewer Kinesis records than events
+    doc = json.loads(dict(users)["evt_007"])
+    assert doc["metadata"]["event-id"] == "evt_007"
+    attempts = await deps.queue.attempts("acme", dest["id"], count=100)
+    assert sorted(a["event_id"] for a in attempts) == ids
+    assert all(a["status"] == "success" for a in attempts)

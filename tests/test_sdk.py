@@ -5,7 +5,6 @@ against Outpost's contract; a response it rejects fails the test."""
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,38 +13,17 @@ from outpost_sdk import Outpost
 from outpost_sdk.errors import OutpostError
 
 from outpost.dev import devstack
-from tests.conftest import ADMIN_KEY, AES_SECRET
+from tests.conftest import ADMIN_KEY
+from tests.servers.service import outpost_all
 
 RANGE = {"start": "2020-01-01T00:00:00Z", "end": "2035-01-01T00:00:00Z"}
 
 
 @pytest.fixture(scope="module")
 def live(moto):
-    redis = devstack.redis_server().start()
     devstack.create_stream(moto.url, "sdk-stream")
-    port = devstack.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_"))}
-    env.update(
-        {
-            "API_KEY": ADMIN_KEY,
-            "AES_ENCRYPTION_SECRET": AES_SECRET,
-            "API_JWT_SECRET": "s" * 40,
-            "REDIS_URL": redis.redis_url,
-            "API_HOST": "127.0.0.1",
-            "API_PORT": str(port),
-            "LOG_LEVEL": "error",
-            "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS": "true",
-            "TOPICS": "orders,users",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "outpost", "all"], env=env, stderr=subprocess.DEVNULL
-    )
-    devstack.wait_for_port(port, proc)
-    yield f"http://127.0.0.1:{port}/api/v1", moto.url
-    proc.terminate()
-    proc.wait(timeout=15)
-    redis.stop()
+    with outpost_all(TOPICS="orders,users") as url:
+        yield url, moto.url
 
 
 def wait_for(fn, limit=20.0):

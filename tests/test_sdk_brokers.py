@@ -10,7 +10,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,38 +19,17 @@ import pytest
 from outpost_sdk import Outpost
 
 from outpost.dev import devstack
-from tests.conftest import ADMIN_KEY, AES_SECRET
+from tests.conftest import ADMIN_KEY
 from tests.servers.rabbitmq import RabbitServer
+from tests.servers.service import outpost_all
 from tests.servers.servicebus import connection_string
 from tests.test_sdk import NODE_CACHE, wait_for
 
 
 @pytest.fixture(scope="module")
 def live(rabbitmq: RabbitServer) -> Iterator[str]:
-    redis = devstack.redis_server().start()
-    port = devstack.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_"))}
-    env.update(
-        {
-            "API_KEY": ADMIN_KEY,
-            "AES_ENCRYPTION_SECRET": AES_SECRET,
-            "API_JWT_SECRET": "s" * 40,
-            "REDIS_URL": redis.redis_url,
-            "API_HOST": "127.0.0.1",
-            "API_PORT": str(port),
-            "LOG_LEVEL": "error",
-            "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS": "true",
-            "TOPICS": "orders,users",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "outpost", "all"], env=env, stderr=subprocess.DEVNULL
-    )
-    devstack.wait_for_port(port, proc)
-    yield f"http://127.0.0.1:{port}/api/v1"
-    proc.terminate()
-    proc.wait(timeout=15)
-    redis.stop()
+    with outpost_all(TOPICS="orders,users") as url:
+        yield url
 
 
 async def _bound_queue(url: str, exchange: str) -> str:

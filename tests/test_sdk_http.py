@@ -11,7 +11,6 @@ import hmac
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +18,9 @@ import pytest
 from outpost_sdk import Outpost
 
 from outpost.dev import devstack
-from tests.conftest import ADMIN_KEY, AES_SECRET
+from tests.conftest import ADMIN_KEY
 from tests.servers.http_receiver import Receiver
+from tests.servers.service import outpost_all
 from tests.test_sdk import wait_for
 
 NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))
@@ -29,29 +29,10 @@ TOKEN = base64.b64encode(b"src_sdk01:key-1").decode()
 
 @pytest.fixture(scope="module")
 def live_http(http_receiver: Receiver) -> Iterator[str]:
-    redis = devstack.redis_server().start()
-    port = devstack.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_"))}
-    env |= {
-        "API_KEY": ADMIN_KEY,
-        "AES_ENCRYPTION_SECRET": AES_SECRET,
-        "API_JWT_SECRET": "s" * 40,
-        "REDIS_URL": redis.redis_url,
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(port),
-        "LOG_LEVEL": "error",
-        "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS": "true",
-        "DESTINATIONS_HOOKDECK_URL": http_receiver.url,
-        "DESTINATIONS_HOOKDECK_API_URL": http_receiver.url,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "outpost", "all"], env=env, stderr=subprocess.DEVNULL
-    )
-    devstack.wait_for_port(port, proc)
-    yield f"http://127.0.0.1:{port}/api/v1"
-    proc.terminate()
-    proc.wait(timeout=15)
-    redis.stop()
+    receiver = {"DESTINATIONS_HOOKDECK_URL": http_receiver.url}
+    receiver["DESTINATIONS_HOOKDECK_API_URL"] = http_receiver.url
+    with outpost_all(**receiver) as url:
+        yield url
 
 
 def test_python_sdk_webhook_crud_and_a_signed_delivery(live_http, http_receiver):

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,37 +16,16 @@ import pytest
 from outpost_sdk import Outpost
 
 from outpost.dev import devstack
-from tests.conftest import ADMIN_KEY, AES_SECRET, NODE_CACHE
+from tests.conftest import ADMIN_KEY, NODE_CACHE
 from tests.servers.kafka import USERS
 from tests.servers.pubsub import PROJECT, service_account
+from tests.servers.service import outpost_all
 
 
 @pytest.fixture(scope="module")
 def live():
-    redis = devstack.redis_server().start()
-    port = devstack.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_"))}
-    env.update(
-        {
-            "API_KEY": ADMIN_KEY,
-            "AES_ENCRYPTION_SECRET": AES_SECRET,
-            "API_JWT_SECRET": "s" * 40,
-            "REDIS_URL": redis.redis_url,
-            "API_HOST": "127.0.0.1",
-            "API_PORT": str(port),
-            "LOG_LEVEL": "error",
-            "DESTINATIONS_ALLOW_PRIVATE_ENDPOINTS": "true",
-            "TOPICS": "orders,users",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "outpost", "all"], env=env, stderr=subprocess.DEVNULL
-    )
-    devstack.wait_for_port(port, proc)
-    yield f"http://127.0.0.1:{port}/api/v1"
-    proc.terminate()
-    proc.wait(timeout=15)
-    redis.stop()
+    with outpost_all(TOPICS="orders,users") as url:
+        yield url
 
 
 def wait_for(fn, limit=20.0):

@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
+from outpost.dev import bench_ceilings, bench_shards
+from outpost.dev.bench_ceilings import cpu_seconds, verdicts
 from outpost.dev.bench_parts import KEY, endpoint_app, load
 
 SECRET = "bench-aes-secret"
@@ -94,7 +96,9 @@ def service_env(redis_url: str, port: int, concurrency: int) -> dict[str, str]:
     return env
 
 
-async def prefill(redis_url: str, endpoint: str, n: int, batching: bool = False) -> Any:
+async def prefill(
+    redis_url: str, endpoint: str, n: int, batching: bool = False, aggregation: bool = False
+) -> Any:
     """A tenant with a Kinesis destination on the bench endpoint, and `n` queued events
     (published in pipelined chunks, each event still its own publish script)."""
     from datetime import UTC, datetime
@@ -107,9 +111,11 @@ async def prefill(redis_url: str, endpoint: str, n: int, batching: bool = False)
     settings = Settings(api_key=KEY, aes_encryption_secret=SECRET, redis_url=redis_url)
     redis = connect_redis(redis_url)
     deps = Deps.build(settings, redis)
-    await redis.flushdb()
+    await redis.flushdb(asynchronous=True)  # a big backlog frees in the background
     await deps.store.upsert_tenant("bench", None)
-    dest = deps.registry.create("bench", _destination_body(endpoint, batching), "d1")
+    body = _destination_body(endpoint, batching)
+    body["config"].update({"aggregation": True} if aggregation else {})
+    dest = deps.registry.create("bench", body, "d1")
     await deps.store.create_destination(dest)
     now = datetime.now(UTC)
     for start in range(0, n, 1000):
@@ -141,22 +147,27 @@ def _destination_body(endpoint: str, batching: bool) -> dict[str, Any]:
     }
 
 
-async def drain(deps: Any, env: dict[str, str], n: int, limit: float) -> tuple[float, float, float]:
-    """An `outpost worker` process drains the backlog: (events/s, peak RSS MiB, done)."""
+async def drain(
+    deps: Any, env: dict[str, str], n: int, limit: float, cpu: dict[str, float] | None = None
+) -> tuple[float, float, float]:
+    """An `outpost worker` process drains the backlog: (events/s, peak RSS MiB, done);
+    `cpu` gets the worker's CPU µs per event, counted from its first event on."""
     proc = _outpost("worker", env)
     try:
-        started, left = None, n
+        started, left, cpu0 = None, n, 0.0
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             left = (await deps.queue.depth())["queued"]
             if started is None and left < n:
-                started = time.monotonic()
+                started, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
             if left == 0:
                 break
             await asyncio.sleep(0.05)
         done = n - left
         elapsed = time.monotonic() - (started or time.monotonic())
         rss = _peak_rss_mib(proc.pid)
+        if cpu is not None:
+            cpu["us_per_event"] = (cpu_seconds(proc.pid) - cpu0) / max(done, 1) * 1e6
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -183,6 +194,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         out["ceiling_putrecord_per_s"] = await ceiling(ep.url, args["seconds"], conc)
+        out.update(await bench_ceilings.measure(redis.redis_url, ep.url, args["seconds"], conc))
         deps = await prefill(redis.redis_url, ep.url, args["backlog"])
         env = service_env(redis.redis_url, devstack.free_port(), conc)
         per_s, _, _ = await drain(deps, env, args["backlog"], 120)
@@ -190,16 +202,18 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         out["ratio_putrecord"] = per_s / out["ceiling_putrecord_per_s"]
         await deps.redis.aclose()
         deps = await prefill(redis.redis_url, ep.url, args["rss_backlog"], batching=True)
+        cpu: dict[str, float] = {}
         batched, rss_batched, done_batched = await drain(
-            deps, env, args["rss_backlog"], args["rss_seconds"]
+            deps, env, args["rss_backlog"], args["rss_seconds"], cpu
         )
         out["pipeline_batched_per_s"] = batched
+        out["pipeline_batched_cpu_us_per_event"] = cpu["us_per_event"]
         await deps.redis.aclose()
+        out.update(await bench_shards.measure(prefill, drain, redis.redis_url, env, ep.url))
         out.update(await publish_figures(redis.redis_url, ep, conc, args["seconds"], per_s))
         deps = await prefill(redis.redis_url, ep.url, args["rss_backlog"])
         _, rss, done = await drain(deps, env, args["rss_backlog"], args["rss_seconds"])
-        out["worker_rss_mib"] = rss
-        out["worker_rss_events_drained"] = done
+        out.update({"worker_rss_mib": rss, "worker_rss_events_drained": done})
         out["worker_rss_batched_mib"] = rss_batched
         out["worker_rss_batched_events_drained"] = done_batched
         await deps.redis.aclose()
@@ -376,7 +390,10 @@ def main(argv: list[str]) -> None:
             value
         )
     out = asyncio.run(run(args))
-    print(table(out))
+    out["targets"] = verdicts(out)
+    out["missed"] = bench_ceilings.missed(out["targets"])
+    print(table({k: v for k, v in out.items() if k not in ("targets", "missed")}))
+    print("missed targets:", ", ".join(out["missed"]) or "none")
     print(json.dumps(out))
 
 

@@ -14,6 +14,17 @@ from typing import Any
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 
 KEY = "bench-admin-key"
+_STEP = 2**128 // 100
+SHARDS = [  # 100 shards, a ceiling of ~100,000 records/s: no limit the bench reaches
+    {
+        "ShardId": f"shardId-{i:012d}",
+        "HashKeyRange": {
+            "StartingHashKey": str(i * _STEP),
+            "EndingHashKey": str(2**128 - 1 if i == 99 else (i + 1) * _STEP - 1),
+        },
+    }
+    for i in range(100)
+]
 
 
 # -- the minimal Kinesis endpoint -------------------------------------------------------------
@@ -32,6 +43,8 @@ def endpoint_app() -> web.Application:
     async def kinesis(request: web.Request) -> web.Response:
         op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
         body = json.loads(await request.read())
+        if op == "ListShards":  # many shards: the batcher's buckets never bind here
+            return web.json_response({"Shards": SHARDS}, content_type="application/x-amz-json-1.1")
         if op == "PutRecords":  # (latency is measured on single PutRecords only)
             records = [
                 {"ShardId": "shardId-000000000000", "SequenceNumber": str(i)}

@@ -97,14 +97,16 @@ def put_record_body(stream: str, data: bytes, partition_key: str) -> bytes:
     return json.dumps(body).encode()
 
 
-def put_records_body(stream: str, records: Sequence[tuple[bytes, str]]) -> bytes:
-    body = {
-        "Records": [
-            {"Data": base64.b64encode(data).decode(), "PartitionKey": key} for data, key in records
-        ],
-        stream_member(stream): stream,
-    }
-    return json.dumps(body).encode()
+def put_records_body(
+    stream: str, records: Sequence[tuple[bytes, str]], hash_keys: Sequence[str | None] = ()
+) -> bytes:
+    entries: list[dict[str, str]] = [
+        {"Data": base64.b64encode(data).decode(), "PartitionKey": key} for data, key in records
+    ]
+    for entry, hash_key in zip(entries, hash_keys, strict=False):
+        if hash_key:
+            entry["ExplicitHashKey"] = hash_key
+    return json.dumps({"Records": entries, stream_member(stream): stream}).encode()
 
 
 def signed_headers(t: Target, operation: str, body: bytes) -> dict[str, str]:

@@ -38,6 +38,9 @@ class KinesisConfig(BaseModel):
     batching: bool | None = None
     batch_max_records: int | None = Field(None, ge=1, le=MAX_BATCH_RECORDS)
     batch_linger_ms: int | None = Field(None, ge=0, le=10_000)
+    # opt-in: batched records of a shard put as KPL aggregated records (consumers read them
+    # with the KCL or the AWS deaggregation libraries); implies batching
+    aggregation: bool | None = None
 
     @field_validator("stream_name")
     @classmethod
@@ -186,8 +189,18 @@ CONFIG_FIELDS: list[dict[str, Any]] = [
         "sensitive": False,
         "default": str(DEFAULT_BATCH_LINGER_MS),
         "pattern": "[0-9]{1,4}|10000",
-        "description": "How long a batch waits for more records before it is sent "
-        f"(default {DEFAULT_BATCH_LINGER_MS}).",
+        "description": "Extra time a batched record may wait for its shard's capacity "
+        "or a free call, beside the delivery timeout (default "
+        f"{DEFAULT_BATCH_LINGER_MS}). Batches are sent as soon as a call is free.",
+    },
+    {
+        "key": "aggregation",
+        "type": "checkbox",
+        "label": "KPL aggregation",
+        "required": False,
+        "sensitive": False,
+        "description": "Put a shard's batched records as KPL aggregated records (read "
+        "them with the KCL or the AWS deaggregation libraries). Implies batching.",
     },
     {
         "key": "metadata_in_payload",

@@ -17,6 +17,7 @@ from outpost.models import Destination, Event
 class Record:
     data: bytes
     partition_key: str
+    hash_key: str | None = None  # ExplicitHashKey (an aggregated record's shard)
 
 
 def template(destination: Destination) -> Any:

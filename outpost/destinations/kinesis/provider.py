@@ -94,16 +94,19 @@ class KinesisProvider(RoleAuth, DestinationType):
     async def send(self, record: Record, destination: Destination) -> Result:
         """PutRecord; with `config.batching`, the record joins its stream's next
         PutRecords call instead."""
-        if destination.config.get("batching"):
+        if self.batching(destination):
             [result] = await self.send_batch([record], destination)
             return await result
         return await self.writer.put_record(record, destination)
 
     def batching(self, destination: Destination) -> bool:
-        return bool(destination.config.get("batching"))
+        cfg = destination.config
+        return bool(cfg.get("batching") or cfg.get("aggregation"))
 
     def patience(self, destination: Destination) -> float:
-        """A batched record waits for its batch to fill (the linger) before the call."""
+        """A batched record may wait for its shard's tokens or a free call: the linger
+        (`batch_linger_ms`, now an allowance only: batches are sent as soon as a call is
+        free) or the default allowance."""
         if not self.batching(destination):
             return 0.0
         linger_ms = destination.config.get("batch_linger_ms")
@@ -112,16 +115,14 @@ class KinesisProvider(RoleAuth, DestinationType):
     async def send_batch(
         self, records: Sequence[Record], destination: Destination
     ) -> list[Awaitable[Result]]:
-        """The records join their stream's open PutRecords batch (with other callers'
-        records for the same stream and credentials); one future per record."""
+        """The records join their stream's shard queues (with other callers' records for
+        the same stream and credentials); one future per record."""
         cfg = destination.config
         target = await self.writer.target(destination)
-        linger_ms = cfg.get("batch_linger_ms")
-        if linger_ms is None:
-            linger_ms = DEFAULT_BATCH_LINGER_MS
         max_records = cfg.get("batch_max_records") or MAX_BATCH_RECORDS
-        add, stream, linger = self.writer.batches.add, stream_id(destination), linger_ms / 1000
-        return [add(target, stream, record, max_records, linger) for record in records]
+        add, stream = self.writer.batches.add, stream_id(destination)
+        agg = bool(cfg.get("aggregation"))
+        return [add(target, stream, record, max_records, agg) for record in records]
 
     def classify(self, exc: BaseException) -> Failure:
         return errors.classify(exc)

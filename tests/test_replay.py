@@ -17,10 +17,12 @@ from redis.asyncio import Redis
 from outpost.deps import Deps
 from outpost.destinations.base import Kind
 from outpost.destinations.memory.provider import MemoryDestination
+from outpost.dev import devstack
 from outpost.retry import RetryPolicy
 from outpost.runtime import build_worker, create_app
 from outpost.settings import Settings
-from tests.conftest import AUTH
+from tests.conftest import AUTH, kinesis_body
+from tests.faults import KinesisProxy
 
 T = "2026-06-01T12:00:00Z"  # "since T"
 BEFORE, AFTER = "2026-06-01T11:00:00Z", "2026-06-01T12:30:00Z"
@@ -263,3 +265,58 @@ async def test_a_tenant_keeps_its_log_for_its_own_retention(api, memory_deps, se
             "/api/v1/tenants/acme", headers=AUTH, json={"event_retention_seconds": bad}
         )
         assert r.status == 422 and "event_retention_seconds" in str((await r.json())["data"])
+
+
+async def test_replay_since_t_on_kinesis_sends_each_missed_record_once(
+    client, worker, moto, moto_stream
+):
+    """The same acceptance through a real destination type: Kinesis (moto behind a proxy
+    that refuses records carrying a marker: a permanent failure, dead-lettered at once)."""
+    proxy = await KinesisProxy(moto.url, reject_marker=b"poison").start()
+    try:
+        await client.put("/api/v1/tenants/acme", headers=AUTH)
+        body = kinesis_body(moto_stream, proxy.url, partition_key_template="data.k")
+        r = await client.post(DESTS, headers=AUTH, json=body)
+        assert r.status == 201, await r.text()
+        dest = (await r.json())["id"]
+        for event_id, when, data in (
+            ("k_old", BEFORE, {"k": "poison-old"}),
+            ("k_ok", AFTER, {"k": "ok"}),
+            ("k_bad", AFTER, {"k": "poison-bad"}),
+        ):
+            r = await client.post(
+                "/api/v1/publish",
+                headers=AUTH,
+                json={
+                    "tenant_id": "acme",
+                    "id": event_id,
+                    "topic": "orders",
+                    "time": when,
+                    "data": data,
+                },
+            )
+            assert r.status == 202
+        await worker.run_until_empty()
+        await toggle(client, dest, "disable")
+        r = await client.post(
+            "/api/v1/publish",
+            headers=AUTH,
+            json={
+                "tenant_id": "acme",
+                "id": "k_off",
+                "topic": "orders",
+                "time": AFTER,
+                "data": {"k": "off"},
+            },
+        )
+        assert r.status == 202
+        await toggle(client, dest, "enable")
+        proxy.reject_marker = None  # the receiving side is fixed
+        answers = await asyncio.gather(*(replay(client, dest, since=T) for _ in range(3)))
+        assert sum(a["replayed"] for a in answers) == 2
+        await worker.run_until_empty()
+    finally:
+        await proxy.close()
+    records = devstack.read_stream(moto.url, moto_stream, expect=3)
+    assert sorted(r["PartitionKey"] for r in records) == ["off", "ok", "poison-bad"]
+    assert await undelivered(client, dest) == {"k_old": "dead_lettered"}

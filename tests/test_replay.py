@@ -57,8 +57,8 @@ async def make_dest(api: Any, name: str, **extra: Any) -> str:
     return str((await r.json())["id"])
 
 
-async def publish(api: Any, event_id: str, when: str) -> None:
-    body = {"tenant_id": "acme", "id": event_id, "topic": "orders", "time": when, "data": {}}
+async def publish(api: Any, event_id: str, when: str, **data: Any) -> None:
+    body = {"tenant_id": "acme", "id": event_id, "topic": "orders", "time": when, "data": data}
     r = await api.post("/api/v1/publish", headers=AUTH, json=body)
     assert r.status == 202, await r.text()
 
@@ -279,37 +279,12 @@ async def test_replay_since_t_on_kinesis_sends_each_missed_record_once(
         r = await client.post(DESTS, headers=AUTH, json=body)
         assert r.status == 201, await r.text()
         dest = (await r.json())["id"]
-        for event_id, when, data in (
-            ("k_old", BEFORE, {"k": "poison-old"}),
-            ("k_ok", AFTER, {"k": "ok"}),
-            ("k_bad", AFTER, {"k": "poison-bad"}),
-        ):
-            r = await client.post(
-                "/api/v1/publish",
-                headers=AUTH,
-                json={
-                    "tenant_id": "acme",
-                    "id": event_id,
-                    "topic": "orders",
-                    "time": when,
-                    "data": data,
-                },
-            )
-            assert r.status == 202
+        await publish(client, "k_old", BEFORE, k="poison-old")
+        await publish(client, "k_ok", AFTER, k="ok")
+        await publish(client, "k_bad", AFTER, k="poison-bad")
         await worker.run_until_empty()
         await toggle(client, dest, "disable")
-        r = await client.post(
-            "/api/v1/publish",
-            headers=AUTH,
-            json={
-                "tenant_id": "acme",
-                "id": "k_off",
-                "topic": "orders",
-                "time": AFTER,
-                "data": {"k": "off"},
-            },
-        )
-        assert r.status == 202
+        await publish(client, "k_off", AFTER, k="off")
         await toggle(client, dest, "enable")
         proxy.reject_marker = None  # the receiving side is fixed
         answers = await asyncio.gather(*(replay(client, dest, since=T) for _ in range(3)))

@@ -295,3 +295,17 @@ async def test_replay_since_t_on_kinesis_sends_each_missed_record_once(
     records = devstack.read_stream(moto.url, moto_stream, expect=3)
     assert sorted(r["PartitionKey"] for r in records) == ["off", "ok", "poison-bad"]
     assert await undelivered(client, dest) == {"k_old": "dead_lettered"}
+
+
+async def test_a_destinations_own_timeout_ends_its_sends(api, memory_deps, memory, settings):
+    """DELIVERY_TIMEOUT_SECONDS is 5 s here; the destination's own 0.5 s ends a stalled
+    send well before it (the deadline adds a 0.5 s margin)."""
+    worker = build_worker(memory_deps, settings)
+    await make_dest(api, "quick", delivery_overrides={"timeout_seconds": 0.5})
+    memory.stall_next(30)
+    await publish(api, "stalled", AFTER)
+    [entry] = await memory_deps.queue.read(worker.name, count=10, block_ms=100)
+    began = time.monotonic()
+    outcome = await worker.process(entry)
+    assert time.monotonic() - began < settings.delivery_timeout_seconds - 2
+    assert (outcome.status, outcome.code) == ("failed", "timeout")

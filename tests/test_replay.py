@@ -309,3 +309,21 @@ async def test_a_destinations_own_timeout_ends_its_sends(api, memory_deps, memor
     outcome = await worker.process(entry)
     assert time.monotonic() - began < settings.delivery_timeout_seconds - 2
     assert (outcome.status, outcome.code) == ("failed", "timeout")
+
+
+async def test_a_dead_letter_delivered_by_a_manual_retry_is_not_missed(
+    api, memory_deps, memory, settings
+):
+    worker = build_worker(memory_deps, settings)
+    dest = await make_dest(api, "m", delivery_overrides={"retry_limit": 0})
+    memory.fail_record("again", Kind.RETRY, "throttled")
+    await publish(api, "again", AFTER)
+    await worker.run_until_empty()
+    assert await undelivered(api, dest) == {"again": "dead_lettered"}
+    body = {"event_id": "again", "destination_id": dest}
+    assert (await api.post("/api/v1/retry", headers=AUTH, json=body)).status == 202
+    await worker.run_until_empty()
+    assert await undelivered(api, dest) == {}
+    assert await replay(api, dest, since=BEFORE) == {"replayed": 0, "expired": 0}
+    await worker.run_until_empty()
+    assert received(memory, "m") == Counter(["again"])

@@ -34,15 +34,20 @@ async def _dead(
     deps: Deps, dest: Destination, lo: float, hi: float, codes: set[str] | None = None
 ) -> list[tuple[dict[str, str], Task, Any]]:
     """The destination's dead letters whose event time is in [lo, hi] (ms) with their
-    tasks and events (an expired event's is None), oldest first."""
+    tasks and events (an expired event's is None), oldest first; an event the destination
+    received since (a manual retry) is not missed."""
     out: list[tuple[dict[str, str], Task, Any]] = []
     cursor = None
     while True:
         page, cursor = await deps.queue.dead_letter_page(dest.tenant_id, 500, cursor, dest.id)
         page = [item for item in page if codes is None or item["code"] in codes]
         tasks = [Task.from_fields(item) for item in page]
-        events = await deps.queue.load_events(dest.tenant_id, [t.event_id for t in tasks])
-        for item, task, event in zip(page, tasks, events, strict=True):
+        ids = [t.event_id for t in tasks]
+        events = await deps.queue.load_events(dest.tenant_id, ids)
+        tried = await deps.history.outcomes(dest.tenant_id, dest.id, ids)
+        for item, task, event, last in zip(page, tasks, events, tried, strict=True):
+            if last is not None and last["status"] == "success":
+                continue  # delivered since it was kept (a manual retry)
             ms = event.time.timestamp() * 1000 if event is not None else None
             if ms is None or lo <= ms <= hi:
                 out.append((item, task, event))

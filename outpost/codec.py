@@ -26,6 +26,8 @@ def seal(dest: Destination, cipher: Cipher) -> str:
             "delivery_metadata": dest.delivery_metadata,
             "metadata": dest.metadata,
             "filter": dest.filter,
+            "deliver_missed_on_enable": dest.deliver_missed_on_enable,
+            "overrides": dest.overrides,
             "created_at": dest.created_at,
             "updated_at": dest.updated_at,
             "disabled_at": dest.disabled_at,
@@ -48,6 +50,8 @@ def unseal(raw: str | bytes, cipher: Cipher) -> Destination:
         delivery_metadata=d.get("delivery_metadata"),
         metadata=d.get("metadata"),
         filter=d.get("filter"),
+        deliver_missed_on_enable=d.get("deliver_missed_on_enable", False),
+        overrides=d.get("overrides"),
     )
     dest.credentials = cipher.decrypt(d["credentials"], _aad(dest))
     return dest

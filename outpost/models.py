@@ -37,6 +37,9 @@ def parse_iso(value: str) -> datetime:
 class TenantUpsert(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metadata: StrMap | None = None
+    # the tenant's own EVENT_RETENTION_SECONDS (at most the deployment's); absent: kept as
+    # it is, null: the deployment's again
+    event_retention_seconds: Annotated[int, Field(ge=60)] | None = None
 
 
 class PublishRequest(BaseModel):
@@ -57,6 +60,16 @@ class RedriveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     destination_id: Id | None = None
     event_ids: Annotated[list[Id], Field(min_length=1, max_length=1000)] | None = None
+
+
+class ReplayRequest(BaseModel):
+    """`POST .../destinations/{id}/replay`: queue again what the destination missed (its
+    dead letters: failed for good, or kept while it was disabled) whose event time is in
+    [since, until)."""
+
+    model_config = ConfigDict(extra="forbid")
+    since: datetime
+    until: datetime | None = None
 
 
 class RetryRequest(BaseModel):
@@ -92,6 +105,19 @@ Topics = Annotated[
 ]
 
 
+class DeliveryOverrides(BaseModel):
+    """A destination's own retry limit / schedule and send timeout; the operator's bounds
+    (DESTINATION_MAX_RETRY_LIMIT, DESTINATION_MAX_TIMEOUT_SECONDS) are checked by the API.
+    Unset fields take the deployment's settings."""
+
+    model_config = ConfigDict(extra="forbid")
+    retry_limit: Annotated[int, Field(ge=0)] | None = None
+    retry_schedule: Annotated[list[Annotated[float, Field(gt=0)]], Field(max_length=100)] | None = (
+        None
+    )
+    timeout_seconds: Annotated[float, Field(gt=0)] | None = None
+
+
 class DestinationCreate(BaseModel):
     """The type-independent part of a create body; `config`/`credentials` are checked by
     the destination type's own models."""
@@ -106,6 +132,8 @@ class DestinationCreate(BaseModel):
     metadata: StrMap | None = None
     disabled_at: datetime | None = None
     filter: dict[str, Any] | None = None
+    deliver_missed_on_enable: bool = False
+    delivery_overrides: DeliveryOverrides | None = None
     created_at: datetime | None = None  # import overrides (admin only)
     updated_at: datetime | None = None
 
@@ -122,6 +150,8 @@ class DestinationUpdate(BaseModel):
     metadata: dict[str, str | None] | None = None
     disabled_at: datetime | None = None
     filter: dict[str, Any] | None = None  # full replacement; null or {} clears
+    deliver_missed_on_enable: bool | None = None
+    delivery_overrides: DeliveryOverrides | None = None  # full replacement; null clears
 
 
 @dataclass
@@ -140,6 +170,10 @@ class Destination:
     delivery_metadata: dict[str, str] | None = None
     metadata: dict[str, str] | None = None
     filter: dict[str, Any] | None = None
+    # events published while it was disabled are delivered when it is enabled again
+    deliver_missed_on_enable: bool = False
+    # DeliveryOverrides' fields that were set (retry_limit, retry_schedule, timeout_seconds)
+    overrides: dict[str, Any] | None = None
     # provider-specific compiled state (e.g. a JMESPath expression); not stored
     compiled: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 MAX_DELAY_SECONDS = 24 * 3600.0
 
@@ -36,3 +37,14 @@ class RetryPolicy:
             base = min(self.interval * 2 ** (attempt - 1), MAX_DELAY_SECONDS)
         spread = 1.0 + self.jitter * (2.0 * rand() - 1.0)
         return base * spread
+
+    def overridden(self, overrides: dict[str, Any] | None) -> RetryPolicy:
+        """A destination's policy: its `retry_schedule` (whose length is then its limit) or
+        its `retry_limit` on the deployment's interval; unset fields keep this one's."""
+        if not overrides:
+            return self
+        if overrides.get("retry_schedule"):
+            return replace(self, schedule=tuple(overrides["retry_schedule"]))
+        if "retry_limit" in overrides:
+            return replace(self, max_retries=int(overrides["retry_limit"]), schedule=())
+        return self

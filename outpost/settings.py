@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     retry_interval_seconds: float = Field(30.0, gt=0)
     retry_schedule: Annotated[list[float], NoDecode] = []
     event_retention_seconds: int = Field(7 * 24 * 3600, ge=60)
+    # the bounds of a destination's own delivery_overrides (beyond them: 422); a timeout
+    # must also stay under DELIVERY_RECLAIM_IDLE_SECONDS
+    destination_max_retry_limit: int = Field(20, ge=0, le=100)
+    destination_max_timeout_seconds: float = Field(30.0, gt=0, le=300)
     attempts_max_per_destination: int = Field(10_000, ge=10)
     log_max_per_tenant: int = Field(100_000, ge=100)
     log_max_total: int = Field(1_000_000, ge=100)

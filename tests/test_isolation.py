@@ -47,6 +47,8 @@ CALLS = {
     "get_destination_attempt": (None, None),
     "list_dead_letters": (None, None),
     "redrive_dead_letters": ({}, None),
+    "list_undelivered": (None, None),
+    "replay_destination": ({"since": "2020-01-01T00:00:00Z"}, None),
     "event_metrics": (
         None,
         200,

@@ -27,6 +27,7 @@ from outpost.models import (
     PublishBatch,
     PublishRequest,
     RedriveRequest,
+    ReplayRequest,
     RetryRequest,
     TenantUpsert,
 )
@@ -125,7 +126,15 @@ def _operations() -> dict[str, Op]:
         "list_events": Op(
             200,
             schemas.EventPage,
-            query=[_q("id"), _q("tenant_id"), _q("destination_id"), _q("topic"), *TIME, *PAGE],
+            query=[
+                _q("id"),
+                _q("id_prefix"),
+                _q("tenant_id"),
+                _q("destination_id"),
+                _q("topic"),
+                *TIME,
+                *PAGE,
+            ],
         ),
         "get_event": Op(200, schemas.Event, query=[_q("tenant_id")]),
         "list_attempts": Op(
@@ -134,6 +143,7 @@ def _operations() -> dict[str, Op]:
             query=[
                 _q("tenant_id"),
                 _q("event_id"),
+                _q("event_id_prefix"),
                 _q("destination_id"),
                 _q("destination_type"),
                 _q("topic"),
@@ -149,6 +159,7 @@ def _operations() -> dict[str, Op]:
             schemas.AttemptPage,
             query=[
                 _q("event_id"),
+                _q("event_id_prefix"),
                 _q("topic"),
                 _q("status", enum=["success", "failed"]),
                 *TIME,
@@ -167,6 +178,16 @@ def _operations() -> dict[str, Op]:
             ],
         ),
         "redrive_dead_letters": Op(202, schemas.RedriveResult, RedriveRequest),
+        "list_undelivered": Op(
+            200,
+            schemas.UndeliveredPage,
+            query=[
+                _q("status", enum=["dead_lettered", "missed", "failed", "pending"]),
+                *TIME,
+                _q("limit", "integer", minimum=1, maximum=1000),
+            ],
+        ),
+        "replay_destination": Op(202, schemas.ReplayResult, ReplayRequest),
         "event_metrics": Op(
             200, schemas.MetricsResponse, query=_metrics_query(EVENT_MEASURES, EVENT_DIMENSIONS)
         ),

@@ -51,6 +51,7 @@ class Tenant(_Shape):
     metadata: dict[str, str] | None
     created_at: str = DateTime
     updated_at: str = DateTime
+    event_retention_seconds: int | None = None  # shown when the tenant has its own
 
 
 class TenantPage(_Shape):
@@ -102,6 +103,12 @@ class PortalRedirect(_Shape):
     tenant_id: str
 
 
+class DeliveryOverrides(_Shape):
+    retry_limit: int | None = None
+    retry_schedule: list[float] | None = None
+    timeout_seconds: float | None = None
+
+
 class Destination(_Shape):
     id: str
     type: str
@@ -111,6 +118,8 @@ class Destination(_Shape):
     delivery_metadata: dict[str, str] | None
     metadata: dict[str, str] | None
     filter: dict[str, Any] | None
+    deliver_missed_on_enable: bool
+    delivery_overrides: DeliveryOverrides | None
     disabled_at: str | None = DateTime
     created_at: str = DateTime
     updated_at: str = DateTime
@@ -173,6 +182,28 @@ class DeadLetter(_Shape):
 class DeadLetterPage(_Shape):
     models: list[DeadLetter]
     pagination: SeekPagination
+
+
+class Undelivered(_Shape):
+    event_id: str
+    destination_id: str
+    status: Literal["dead_lettered", "missed", "failed", "pending"]
+    event_time: str | None = DateTime  # None: the event expired
+    topic: str | None
+    attempts: int
+    code: str | None
+    dead_letter_id: str | None
+    since: str | None = DateTime
+
+
+class UndeliveredPage(_Shape):
+    models: list[Undelivered]
+    truncated: bool
+
+
+class ReplayResult(_Shape):
+    replayed: int
+    expired: int
 
 
 class Skipped(_Shape):

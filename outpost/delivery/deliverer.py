@@ -285,14 +285,15 @@ class Deliverer:
         try:
             record = provider.format(event, dest)
             await self._endpoint_allowed(dest)
-            deadline = self._clock() + self.timeout + provider.patience(dest) + DEADLINE_MARGIN
+            timeout = (dest.overrides or {}).get("timeout_seconds", self.timeout)
+            deadline = self._clock() + timeout + provider.patience(dest) + DEADLINE_MARGIN
             if provider.batching(dest):
                 return Sending(key, (await provider.send_batch([record], dest))[0], deadline)
             return Sending(key, provider.send(record, dest), deadline)  # awaited in _settle
         except Exception as exc:
             if probe:  # nothing went out: the probe's turn is given back
                 self.breakers.settle(key, None)
-            return self._failure(entry, event, provider.classify(exc))
+            return self._failure(entry, event, provider.classify(exc), dest.overrides)
 
     async def _settle(
         self,
@@ -314,7 +315,8 @@ class Deliverer:
                 provider = self.registry.get(self.destinations.parse(raw_dest).type)
                 failure = provider.classify(exc)
             self.breakers.settle(begun.key, not failure.unanswered)
-            return self._failure(entry, event, failure)
+            overrides = self.destinations.parse(raw_dest).overrides
+            return self._failure(entry, event, failure, overrides)
         self.breakers.settle(begun.key, True)
         return Outcome("success", response=response)
 
@@ -334,7 +336,13 @@ class Deliverer:
     def _clock() -> float:
         return asyncio.get_running_loop().time()
 
-    def _failure(self, entry: Entry, event: Event, failure: Failure) -> Outcome:
+    def _failure(
+        self,
+        entry: Entry,
+        event: Event,
+        failure: Failure,
+        overrides: dict[str, Any] | None = None,
+    ) -> Outcome:
         """Every failed attempt counts toward the consecutive-failure alerts (queue.complete);
         a PERMANENT one is dead-lettered at once, RETRY and AUTH go on the schedule."""
         code, message = failure.code, failure.message
@@ -342,7 +350,7 @@ class Deliverer:
         # a manual retry is one attempt: on failure it is kept (dead letter), not rescheduled
         if not failure.retryable or not event.eligible_for_retry or entry.task.manual:
             return Outcome("failed", code, message, response, dead=True, broken=failure.broken)
-        delay = self.policy.delay(entry.task.attempt)
+        delay = self.policy.overridden(overrides).delay(entry.task.attempt)
         if delay is None:
             return Outcome("failed", code, message, response, dead=True, exhausted=True)
         return Outcome("failed", code, message, response, retry_in=delay)

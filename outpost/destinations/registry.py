@@ -19,6 +19,7 @@ from outpost.errors import ValidationFailed
 from outpost.filters import bounds as filter_bounds
 from outpost.filters import problems as filter_problems
 from outpost.models import (
+    DeliveryOverrides,
     Destination,
     DestinationCreate,
     DestinationUpdate,
@@ -113,6 +114,7 @@ class Registry:
             ),
             metadata=_merge_map(dest.metadata, req.metadata, "metadata" in sent),
             filter=(req.filter or None) if "filter" in sent else dest.filter,
+            **_delivery_fields(dest, req),
         )
         _check_filter(updated.filter, self.filter_limits)
         return updated
@@ -138,6 +140,8 @@ class Registry:
             "delivery_metadata": dest.delivery_metadata,
             "metadata": dest.metadata,
             "filter": dest.filter,
+            "deliver_missed_on_enable": dest.deliver_missed_on_enable,
+            "delivery_overrides": dest.overrides,
             "disabled_at": dest.disabled_at,
             "created_at": dest.created_at,
             "updated_at": dest.updated_at,
@@ -226,7 +230,27 @@ def _new_destination(
         delivery_metadata=req.delivery_metadata,
         metadata=req.metadata,
         filter=req.filter or None,
+        deliver_missed_on_enable=req.deliver_missed_on_enable,
+        overrides=_overrides(req.delivery_overrides),
     )
+
+
+def _delivery_fields(dest: Destination, req: DestinationUpdate) -> dict[str, Any]:
+    """An update's `deliver_missed_on_enable` and `delivery_overrides` (null clears)."""
+    opted = req.deliver_missed_on_enable
+    return {
+        "deliver_missed_on_enable": dest.deliver_missed_on_enable if opted is None else opted,
+        "overrides": (
+            _overrides(req.delivery_overrides)
+            if "delivery_overrides" in req.model_fields_set
+            else dest.overrides
+        ),
+    }
+
+
+def _overrides(req: DeliveryOverrides | None) -> dict[str, Any] | None:
+    """The fields that were set; none set is no override."""
+    return (req.model_dump(exclude_none=True) or None) if req is not None else None
 
 
 def _check_filter(flt: dict[str, Any] | None, limits: tuple[int, int]) -> None:

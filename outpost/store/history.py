@@ -241,6 +241,48 @@ class History:
         index = self._attempts_index(tenant_id, None, None)
         return await self._rows(index, start_ms, end_ms, limit, self.load_attempts)
 
+    async def last_outcomes(
+        self, tenant_id: str, destination_id: str, lo: float, hi: float, most: int = MAX_SCAN
+    ) -> tuple[list[tuple[dict[str, Any], dict[str, Any] | None]], bool]:
+        """Events of the tenant in [lo, hi] (event time, ms) that were queued for the
+        destination, oldest first, each with its outcome there (`outcomes`); at
+        most `most` index entries are read (True when more were there)."""
+        members: Any = await self.redis.zrangebyscore(
+            self.keys.events_index(tenant_id), lo, hi, start=0, num=most + 1
+        )
+        names = [m.decode() for m in members[:most]]
+        out: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        for i in range(0, len(names), BATCH):
+            events = [
+                e
+                for e in await self.load_events(names[i : i + BATCH], tenant_id)
+                if e is not None and destination_id in (e.get("matched_destination_ids") or [])
+            ]
+            ids = [e["id"] for e in events]
+            out += zip(events, await self.outcomes(tenant_id, destination_id, ids), strict=True)
+        return out, len(members) > most
+
+    async def outcomes(
+        self, tenant_id: str, destination_id: str, event_ids: list[str]
+    ) -> list[dict[str, Any] | None]:
+        """Each event's outcome at the destination: a successful attempt if there was one
+        (it was delivered), else its latest attempt (None: none yet). One pipelined read
+        of the events' attempt indexes, one MGET of their attempts."""
+        pipe = self.redis.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.zrange(self.keys.event_attempts(tenant_id, event_id), 0, -1)
+        ids = [[m.decode() for m in found] for found in await pipe.execute()]
+        records = iter(await self.load_attempts([a for found in ids for a in found]))
+        out: list[dict[str, Any] | None] = []
+        for found in ids:
+            mine = [
+                r
+                for r in (next(records) for _ in found)
+                if r and r["destination_id"] == destination_id
+            ]
+            out.append(max(mine, key=_outcome_order) if mine else None)
+        return out
+
     def _events_of(self, tenant_id: str | None) -> Load:
         return lambda members: self.load_events(members, tenant_id)
 
@@ -255,6 +297,11 @@ class History:
         for i in range(0, len(names), 500):
             records += [r for r in await load(names[i : i + 500]) if r is not None]
         return records, len(members) > limit
+
+
+def _outcome_order(attempt: dict[str, Any]) -> tuple[bool, str, int]:
+    """A success first (delivered), then the latest."""
+    return attempt["status"] == "success", attempt["time"], attempt["attempt_number"]
 
 
 def _split(member: str, tenant_id: str | None) -> tuple[str, str]:

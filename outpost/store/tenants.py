@@ -36,8 +36,11 @@ class Store:
         self._swap_dest = register(redis, "outpost.store", "swap_destination")
 
     # -- tenants ----------------------------------------------------------------------
-    async def upsert_tenant(self, tenant_id: str, metadata: dict[str, str] | None) -> bool:
-        """Create or update; True when created."""
+    async def upsert_tenant(
+        self, tenant_id: str, metadata: dict[str, str] | None, retention: int | None = -1
+    ) -> bool:
+        """Create or update; True when created. `retention`: the tenant's own event
+        retention in seconds (None: the deployment's; -1: unchanged)."""
         now = utcnow()
         index = f"{int(now.timestamp() * 1000):015d}:{tenant_id}"
         created = await self._upsert_tenant(
@@ -46,7 +49,7 @@ class Store:
                 self.keys.tenants(),
                 self.keys.tenant_generation(tenant_id),
             ],
-            args=[tenant_id, json.dumps(metadata), iso(now), index],
+            args=[tenant_id, json.dumps(metadata), iso(now), index, retention or 0],
         )
         if created == -1:
             raise Conflict(
@@ -229,6 +232,7 @@ def _tenant(raw: dict[bytes, bytes], dests: list[bytes]) -> dict[str, Any] | Non
         "metadata": json.loads(raw[b"metadata"]),
         "created_at": raw[b"created_at"].decode(),
         "updated_at": raw[b"updated_at"].decode(),
+        **({"event_retention_seconds": int(raw[b"retention"])} if b"retention" in raw else {}),
     }
 
 

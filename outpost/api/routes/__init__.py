@@ -35,6 +35,7 @@ from outpost.api.routes.preflight import (
     test_destination,
 )
 from outpost.api.routes.publish import publish, publish_batch
+from outpost.api.routes.replay import list_undelivered, replay_destination
 from outpost.api.routes.retries import list_dead_letters, redrive_dead_letters, retry
 from outpost.api.routes.tenants import (
     delete_tenant,
@@ -95,6 +96,18 @@ ROUTES: list[tuple[str, str, Any, str]] = [
         "GET",
         "/tenants/{tenant_id}/destinations/{destination_id}/streams/{stream}/records",
         explore_records,
+        "tenant",
+    ),
+    (
+        "GET",
+        "/tenants/{tenant_id}/destinations/{destination_id}/undelivered",
+        list_undelivered,
+        "tenant",
+    ),
+    (
+        "POST",
+        "/tenants/{tenant_id}/destinations/{destination_id}/replay",
+        replay_destination,
         "tenant",
     ),
     ("POST", "/publish", publish, "admin"),

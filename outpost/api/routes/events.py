@@ -75,11 +75,13 @@ async def list_events(request: web.Request) -> web.Response:
     deps, req = _deps(request), _page_request(request)
     ids, tenants = _values(request, "id"), _scoped_tenants(request)
     dests, topics = _values(request, "destination_id"), _values(request, "topic")
+    prefix = request.query.get("id_prefix") or ""
     tenant = next(iter(tenants)) if len(tenants) == 1 else None
 
     def keep(e: dict[str, Any]) -> bool:
         return (
             (not ids or e["id"] in ids)
+            and e["id"].startswith(prefix)
             and (not tenants or e["tenant_id"] in tenants)
             and (not topics or e.get("topic") in topics)
             and (not dests or bool(dests & set(e.get("matched_destination_ids") or [])))
@@ -111,6 +113,7 @@ async def _attempts_page(
         raise ValidationFailed(["status must be success or failed"])
     event_ids, topics = _values(request, "event_id"), _values(request, "topic")
     kinds = _values(request, "destination_type")
+    prefix = request.query.get("event_id_prefix") or ""
     tenants = _scoped_tenants(request) if tenant_id is None else {tenant_id}
     dests = _values(request, "destination_id") if destination_id is None else {destination_id}
     one_tenant = next(iter(tenants)) if len(tenants) == 1 else None
@@ -121,6 +124,7 @@ async def _attempts_page(
         return (
             (not statuses or a["status"] in statuses)
             and (not event_ids or a["event_id"] in event_ids)
+            and a["event_id"].startswith(prefix)
             and (not tenants or a["tenant_id"] in tenants)
             and (not dests or a["destination_id"] in dests)
             and (not topics or a.get("topic") in topics)

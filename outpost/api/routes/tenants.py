@@ -23,7 +23,15 @@ async def upsert_tenant(request: web.Request) -> web.Response:
     deps = _deps(request)
     tenant_id = _path_id(request, "tenant_id")
     body = await parse_body(request, TenantUpsert, required=False)
-    created = await deps.store.upsert_tenant(tenant_id, body.metadata)
+    retention = body.event_retention_seconds
+    most = deps.settings.event_retention_seconds
+    if retention is not None and retention > most:  # the log indexes are cut at `most`
+        raise ValidationFailed(
+            [f"event_retention_seconds: at most {most} (EVENT_RETENTION_SECONDS)"]
+        )
+    if "event_retention_seconds" not in body.model_fields_set:
+        retention = -1  # unchanged
+    created = await deps.store.upsert_tenant(tenant_id, body.metadata, retention)
     tenant = await deps.store.get_tenant(tenant_id)
     return web.json_response(tenant, status=201 if created else 200)
 

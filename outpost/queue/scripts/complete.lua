@@ -37,10 +37,11 @@ local function tenant_gone(t)
 end
 
 local function record(t)
-  redis.call('SET', KEYS[t.attempt_key], t.attempt, 'EX', retention)
+  local ttl = redis.call('HGET', KEYS[t.tenant_key], 'retention') or retention  -- its own
+  redis.call('SET', KEYS[t.attempt_key], t.attempt, 'EX', ttl)
   local event_attempts = KEYS[t.event_attempts]
   redis.call('ZADD', event_attempts, t.time_ms, t.attempt_id)
-  redis.call('EXPIRE', event_attempts, retention)
+  redis.call('EXPIRE', event_attempts, ttl)
   local indexes = {KEYS[t.destination_attempts], KEYS[t.tenant_attempts], KEYS[1]}
   for j = 1, 3 do redis.call('ZADD', indexes[j], t.time_ms, t.attempt_id) end
   if t.trim then

@@ -37,9 +37,10 @@ local function publish(e)
     return -1
   end
   local event_key, owners_key, index_key = KEYS[e.event_key], KEYS[e.owners_key], KEYS[e.index_key]
-  if not redis.call('SET', event_key, e.record, 'NX', 'EX', retention) then return 0 end
+  local ttl = redis.call('HGET', tenant_key, 'retention') or retention  -- the tenant's own
+  if not redis.call('SET', event_key, e.record, 'NX', 'EX', ttl) then return 0 end
   redis.call('SADD', owners_key, e.tenant_id)
-  redis.call('EXPIRE', owners_key, retention)
+  if redis.call('TTL', owners_key) < tonumber(ttl) then redis.call('EXPIRE', owners_key, ttl) end
   redis.call('ZADD', index_key, e.time_ms, e.event_id)
   redis.call('ZADD', KEYS[1], e.time_ms, e.tenant_id .. '/' .. e.event_id)
   if e.trim then

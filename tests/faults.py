@@ -28,7 +28,10 @@ class KinesisProxy:
         seed: int = 7,
         reject_marker: bytes | None = None,
         record_throttle: float = 0.0,
+        record_kib: dict[str, int] | None = None,
     ):
+        # stream name -> the MaxRecordSizeInKiB DescribeStreamSummary answers (moto omits it)
+        self.record_kib = record_kib or {}
         # share of the records of each PutRecords call failed alone (not forwarded),
         # as Kinesis does when a shard is over its limit
         self.record_throttle = record_throttle
@@ -89,7 +92,17 @@ class KinesisProxy:
         if op == "PutRecords":
             return await self._put_records(request, json.loads(body))
         status, answer, ctype = await self._upstream(request, body)
+        if op == "DescribeStreamSummary" and status == 200:
+            answer = self._with_record_size(json.loads(body), answer)
         return web.Response(body=answer, status=status, content_type=ctype)
+
+    def _with_record_size(self, doc: dict[str, Any], answer: bytes) -> bytes:
+        name = str(doc.get("StreamName") or doc.get("StreamARN", "")).rsplit("/", 1)[-1]
+        if name not in self.record_kib:
+            return answer
+        summary = json.loads(answer)
+        summary["StreamDescriptionSummary"]["MaxRecordSizeInKiB"] = self.record_kib[name]
+        return json.dumps(summary).encode()
 
     async def _upstream(self, request: web.Request, body: bytes) -> tuple[int, bytes, str]:
         assert self._session is not None

@@ -3,6 +3,7 @@ GetRecords. Tests taking `kinesis` run against moto server and kinesis-local."""
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from outpost.models import Event
 from outpost.retry import RetryPolicy
 from outpost.runtime import build_worker
 from tests.conftest import AUTH, kinesis_body
+from tests.faults import KinesisProxy
 
 
 async def setup_destination(client, stream, endpoint, tenant="acme", config=(), **body_extra):
@@ -373,3 +375,42 @@ async def test_a_worker_never_reclaims_its_own_slow_sends(client, deps, moto, mo
         await runner
         provider.send = real_send
     assert sorted(r["PartitionKey"] for r in records) == ["slow_0", "slow_1", "slow_2"]
+
+
+async def test_record_size_follows_the_stream(client, worker, deps, moto, moto_stream):
+    """A 2 MiB record lands on a stream that allows 10 MiB (MaxRecordSizeInKiB from
+    DescribeStreamSummary; batched, it goes alone by PutRecord, as PutRecords cannot
+    carry it within its 5 MiB / 1 MiB limits everywhere) and is dead-lettered at once,
+    naming the limit, for a stream at the default 1 MiB."""
+    small = f"s-{uuid.uuid4().hex[:12]}"
+    devstack.create_stream(moto.url, small, shards=1)
+    proxy = await KinesisProxy(moto.url, record_kib={moto_stream: 10240, small: 1024}).start()
+    try:
+        big_dest = await setup_destination(
+            client, moto_stream, proxy.url, config={"batching": True}
+        )
+        small_dest = await setup_destination(client, small, proxy.url)
+        small_batched = await setup_destination(client, small, proxy.url, config={"batching": True})
+        ids = [big_dest["id"], small_dest["id"], small_batched["id"]]
+        big = Event(
+            id="evt_2mib",
+            tenant_id="acme",
+            topic="orders",
+            time=datetime.now(UTC),
+            data={"blob": "x" * (2 * 1024 * 1024)},
+        )
+        await deps.queue.publish(big, [(d, big.id) for d in ids])
+        await worker.run_until_empty()
+    finally:
+        await proxy.close()
+    [record] = devstack.read_stream(moto.url, moto_stream, expect=1)
+    assert len(record["Data"]) > 2 * 1024 * 1024 and record["PartitionKey"] == "evt_2mib"
+    assert proxy.calls["PutRecord"] == 1 and proxy.batches == []  # alone, not in PutRecords
+    assert devstack.read_stream(moto.url, small) == []
+    dead = await deps.queue.dead_letters("acme")
+    assert sorted((d["d"], d["code"]) for d in dead) == sorted(
+        (d, "record_too_large") for d in ids[1:]
+    )
+    assert all("the stream allows 1048576 bytes" in d["message"] for d in dead)
+    # DescribeStreamSummary once per stream (cached), not once per send
+    assert proxy.calls["DescribeStreamSummary"] == 2

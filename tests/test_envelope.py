@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from outpost.destinations.kinesis.format import check_size
 from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.envelope import build_document, build_metadata, record_bytes
 from outpost.errors import PermanentError
@@ -99,18 +100,27 @@ def test_retried_record_is_byte_identical():
     assert p.format(ev, d) == p.format(round_tripped, d)
 
 
-def test_record_over_one_mib_is_permanent():
-    big = event(data={"blob": "x" * (1024 * 1024)})
+def test_record_over_ten_mib_is_permanent():
+    """Format holds a record to the most any stream allows (10 MiB); the stream's own
+    limit (1 MiB by default) is checked at send (test_delivery)."""
+    p = KinesisProvider()
+    assert p.format(event(data={"blob": "x" * (2 * 1024 * 1024)}), dest())  # up to the stream
+    big = event(data={"blob": "x" * (10 * 1024 * 1024)})
     with pytest.raises(PermanentError) as info:
-        KinesisProvider().format(big, dest())
+        p.format(big, dest())
     assert info.value.code == "record_too_large"
+    assert "10240 KiB" in info.value.message
 
 
 def test_record_just_under_limit_is_accepted():
     p = KinesisProvider(metadata_in_payload=False)
+    limit = 10 * 1024 * 1024
     overhead = len(p.format(event(data={"blob": ""}), dest()).data) + len("evt_123")
-    rec = p.format(event(data={"blob": "x" * (1024 * 1024 - overhead)}), dest())
-    assert len(rec.data) + len(rec.partition_key) == 1024 * 1024
+    rec = p.format(event(data={"blob": "x" * (limit - overhead)}), dest())
+    assert len(rec.data) + len(rec.partition_key) == limit
+    check_size(rec, limit)
+    with pytest.raises(PermanentError, match="the stream allows 1048576 bytes"):
+        check_size(rec, 1024 * 1024)
 
 
 def test_dumps_handles_what_orjson_refuses_and_matches_the_stdlib_elsewhere():

@@ -14,7 +14,10 @@ from outpost.destinations.base import NonBlank, Schema
 from outpost.destinations.kinesis.partition_key import check_cost, compile_template
 
 TYPE = "aws_kinesis"
-MAX_RECORD_BYTES = 1024 * 1024
+MAX_RECORD_BYTES = 1024 * 1024  # a stream's default record limit (MaxRecordSizeInKiB 1024)
+# a stream may allow up to 10 MiB (UpdateMaxRecordSize); the limit we hold a record to is
+# its stream's, learned from DescribeStreamSummary (`writer.Writer.record_limit`)
+ABSOLUTE_MAX_RECORD_BYTES = 10 * 1024 * 1024
 MAX_BATCH_RECORDS = 500  # PutRecords: at most 500 records ...
 MAX_BATCH_BYTES = 5 * 1024 * 1024  # ... and 5 MiB, partition keys included
 DEFAULT_BATCH_LINGER_MS = 50

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from outpost.destinations.kinesis.config import MAX_RECORD_BYTES
+from outpost.destinations.kinesis.config import ABSOLUTE_MAX_RECORD_BYTES
 from outpost.destinations.kinesis.partition_key import compile_template, partition_key
 from outpost.envelope import event_document, record_bytes
 from outpost.errors import PermanentError
@@ -53,10 +53,22 @@ def record(event: Event, destination: Destination, metadata_in_payload: bool) ->
     key = partition_key(template(destination), doc, event.id)
     wrap = destination.config.get("metadata_in_payload")
     data = record_bytes(doc, metadata_in_payload if wrap is None else wrap)
-    size = len(data) + len(key.encode())
-    if size > MAX_RECORD_BYTES:
+    out = Record(data, key)
+    check_size(out, ABSOLUTE_MAX_RECORD_BYTES)
+    return out
+
+
+def size(record: Record) -> int:
+    """A record's size as Kinesis counts it: data plus partition key."""
+    return len(record.data) + len(record.partition_key.encode())
+
+
+def check_size(record: Record, limit: int) -> None:
+    """A record over `limit` (its stream's maximum record size) fails for good."""
+    n = size(record)
+    if n > limit:
         raise PermanentError(
             "record_too_large",
-            f"record is {size} bytes with its partition key; Kinesis allows 1 MiB",
+            f"record is {n} bytes with its partition key; the stream allows {limit} bytes "
+            f"({limit // 1024} KiB)",
         )
-    return Record(data, key)

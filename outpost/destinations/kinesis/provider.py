@@ -4,6 +4,7 @@ PutRecords batching on `aws.sigv4`'s signed path), `aws.errors` (what a failure 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from outpost.destinations.kinesis import format as fmt
 from outpost.destinations.kinesis.config import (
     DEFAULT_BATCH_LINGER_MS,
     MAX_BATCH_RECORDS,
+    MAX_RECORD_BYTES,
     SCHEMA,
     KinesisArnConfig,
 )
@@ -93,10 +95,12 @@ class KinesisProvider(RoleAuth, DestinationType):
 
     async def send(self, record: Record, destination: Destination) -> Result:
         """PutRecord; with `config.batching`, the record joins its stream's next
-        PutRecords call instead."""
+        PutRecords call instead. Held to the stream's own maximum record size first."""
         if self.batching(destination):
             [result] = await self.send_batch([record], destination)
             return await result
+        target = await self.writer.target(destination)
+        fmt.check_size(record, await self.writer.record_limit(destination, target))
         return await self.writer.put_record(record, destination)
 
     def batching(self, destination: Destination) -> bool:
@@ -122,7 +126,18 @@ class KinesisProvider(RoleAuth, DestinationType):
         max_records = cfg.get("batch_max_records") or MAX_BATCH_RECORDS
         add, stream = self.writer.batches.add, stream_id(destination)
         agg = bool(cfg.get("aggregation"))
-        return [add(target, stream, record, max_records, agg) for record in records]
+        limit = await self.writer.record_limit(destination, target)
+        out: list[Awaitable[Result]] = []
+        for record in records:
+            if fmt.size(record) <= MAX_RECORD_BYTES:
+                out.append(add(target, stream, record, max_records, agg))
+            else:  # over 1 MiB (a stream that allows more): alone, by PutRecord
+                out.append(asyncio.ensure_future(self._put_large(record, destination, limit)))
+        return out
+
+    async def _put_large(self, record: Record, destination: Destination, limit: int) -> Result:
+        fmt.check_size(record, limit)
+        return await self.writer.put_record(record, destination)
 
     def classify(self, exc: BaseException) -> Failure:
         return errors.classify(exc)

@@ -5,18 +5,23 @@ mean."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
+import time
 from collections import OrderedDict
 from typing import Any
 
 from outpost.destinations.aws import sigv4
 from outpost.destinations.aws.roles import Roles
+from outpost.destinations.kinesis.config import ABSOLUTE_MAX_RECORD_BYTES, MAX_RECORD_BYTES
 from outpost.destinations.kinesis.format import Record
 from outpost.destinations.kinesis.shardbatch import (
     Batches,
     put_records_results,
     record_error,
 )
+from outpost.destinations.kinesis.shards import MAP_TTL_S
 from outpost.models import Destination
 
 __all__ = ["Writer", "put_records_results", "record_error", "stream_id"]
@@ -34,6 +39,9 @@ class Writer:
         self.targets: OrderedDict[str, sigv4.Target] = OrderedDict()
         self._endpoints: dict[tuple[str, str], str] = {}
         self.roles = Roles()  # the signing keys: static, or an assumed role's (aws.roles)
+        # each stream's maximum record size (bytes) and when it was learned, beside the
+        # shard maps: (region, endpoint, stream) -> (limit, monotonic time)
+        self.limits: dict[tuple[str, str, str], tuple[asyncio.Future[int], float]] = {}
 
     async def put_record(self, record: Record, destination: Destination) -> dict[str, Any]:
         target = await self.target(destination)
@@ -64,6 +72,28 @@ class Writer:
         while len(self.targets) > CLIENT_CACHE_SIZE:
             self.targets.popitem(last=False)
         return target
+
+    async def record_limit(self, destination: Destination, target: sigv4.Target) -> int:
+        """The stream's MaxRecordSizeInKiB in bytes (DescribeStreamSummary, learned again
+        every MAP_TTL_S; concurrent sends share one call). 1 MiB when the stream does not
+        say or the call fails (denied, emulator): the limit every stream allows."""
+        cfg, now = destination.config, time.monotonic()
+        key = (cfg["region"], cfg.get("endpoint") or "", stream_id(destination))
+        hit = self.limits.get(key)
+        if hit is None or now - hit[1] > MAP_TTL_S:
+            task = asyncio.ensure_future(self._describe_limit(target, key[2]))
+            hit = self.limits[key] = (task, now)
+        return await asyncio.shield(hit[0])
+
+    async def _describe_limit(self, target: sigv4.Target, stream: str) -> int:
+        body = json.dumps({sigv4.stream_member(stream): stream}).encode()
+        try:
+            answer = await self.http.call(target, "DescribeStreamSummary", body)
+            kib = answer.get("StreamDescriptionSummary", {}).get("MaxRecordSizeInKiB")
+            limit = int(kib) * 1024 if kib else MAX_RECORD_BYTES
+        except Exception:  # no permission, an emulator: the default
+            return MAX_RECORD_BYTES
+        return max(MAX_RECORD_BYTES, min(limit, ABSOLUTE_MAX_RECORD_BYTES))
 
     async def close(self) -> None:
         await self.roles.close()

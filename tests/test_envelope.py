@@ -8,7 +8,7 @@ import pytest
 from outpost.destinations.kinesis.format import check_size
 from outpost.destinations.kinesis.provider import KinesisProvider
 from outpost.envelope import build_document, build_metadata, record_bytes
-from outpost.errors import PermanentError
+from outpost.errors import PermanentError, RetryableError
 from outpost.models import Destination, Event
 
 T = datetime(2024, 1, 1, tzinfo=UTC)  # 1704067200, seed 002's timestamp
@@ -131,3 +131,14 @@ def test_dumps_handles_what_orjson_refuses_and_matches_the_stdlib_elsewhere():
     assert dumps({"n": 2**70}) == b'{"n":1180591620717411303424}'  # past 64 bits
     doc = {"b": [1, 2.5, None, True], "a": 'ünï ✓ \u2028 "q" \\ \n', "z": {"k": -3}}
     assert dumps(doc) == json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_a_stream_limit_unknown_for_now_retries_only_records_over_one_mib():
+    """DescribeStreamSummary failed for now (throttled, 5xx): a record over the 1 MiB
+    every stream allows is retried, not dead-lettered; smaller ones go."""
+    p = KinesisProvider(metadata_in_payload=False)
+    check_size(p.format(event(data={"blob": "x" * 1000}), dest()), None)
+    big = p.format(event(data={"blob": "x" * (2 * 1024 * 1024)}), dest())
+    with pytest.raises(RetryableError) as info:
+        check_size(big, None)
+    assert info.value.code == "server_error"

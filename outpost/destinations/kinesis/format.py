@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from outpost.destinations.kinesis.config import ABSOLUTE_MAX_RECORD_BYTES
+from outpost.destinations.kinesis.config import ABSOLUTE_MAX_RECORD_BYTES, MAX_RECORD_BYTES
 from outpost.destinations.kinesis.partition_key import compile_template, partition_key
 from outpost.envelope import event_document, record_bytes
-from outpost.errors import PermanentError
+from outpost.errors import PermanentError, RetryableError
 from outpost.models import Destination, Event
 
 
@@ -63,9 +63,16 @@ def size(record: Record) -> int:
     return len(record.data) + len(record.partition_key.encode())
 
 
-def check_size(record: Record, limit: int) -> None:
-    """A record over `limit` (its stream's maximum record size) fails for good."""
+def check_size(record: Record, limit: int | None) -> None:
+    """A record over `limit` (its stream's maximum record size) fails for good; with the
+    limit unknown for now (None), a record over the 1 MiB every stream allows is retried."""
     n = size(record)
+    if limit is None and n > MAX_RECORD_BYTES:
+        raise RetryableError(
+            "server_error",
+            f"record is {n} bytes and the stream's maximum record size could not be read",
+        )
+    limit = MAX_RECORD_BYTES if limit is None else limit
     if n > limit:
         raise PermanentError(
             "record_too_large",

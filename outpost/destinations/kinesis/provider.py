@@ -135,7 +135,9 @@ class KinesisProvider(RoleAuth, DestinationType):
                 out.append(asyncio.ensure_future(self._put_large(record, destination, limit)))
         return out
 
-    async def _put_large(self, record: Record, destination: Destination, limit: int) -> Result:
+    async def _put_large(
+        self, record: Record, destination: Destination, limit: int | None
+    ) -> Result:
         fmt.check_size(record, limit)
         return await self.writer.put_record(record, destination)
 

@@ -13,7 +13,9 @@ from collections import OrderedDict
 from typing import Any
 
 from outpost.destinations.aws import sigv4
+from outpost.destinations.aws.errors import classify
 from outpost.destinations.aws.roles import Roles
+from outpost.destinations.base import Kind
 from outpost.destinations.kinesis.config import ABSOLUTE_MAX_RECORD_BYTES, MAX_RECORD_BYTES
 from outpost.destinations.kinesis.format import Record
 from outpost.destinations.kinesis.shardbatch import (
@@ -27,6 +29,7 @@ from outpost.models import Destination
 __all__ = ["Writer", "put_records_results", "record_error", "stream_id"]
 
 CLIENT_CACHE_SIZE = 256
+LIMIT_RETRY_S = 5.0  # a stream's record size that could not be read is asked again after
 
 
 class Writer:
@@ -41,7 +44,7 @@ class Writer:
         self.roles = Roles()  # the signing keys: static, or an assumed role's (aws.roles)
         # each stream's maximum record size (bytes) and when it was learned, beside the
         # shard maps: (region, endpoint, stream) -> (limit, monotonic time)
-        self.limits: dict[tuple[str, str, str], tuple[asyncio.Future[int], float]] = {}
+        self.limits: dict[tuple[str, str, str], tuple[asyncio.Future[int | None], float]] = {}
 
     async def put_record(self, record: Record, destination: Destination) -> dict[str, Any]:
         target = await self.target(destination)
@@ -73,27 +76,34 @@ class Writer:
             self.targets.popitem(last=False)
         return target
 
-    async def record_limit(self, destination: Destination, target: sigv4.Target) -> int:
+    async def record_limit(self, destination: Destination, target: sigv4.Target) -> int | None:
         """The stream's MaxRecordSizeInKiB in bytes (DescribeStreamSummary, learned again
-        every MAP_TTL_S; concurrent sends share one call). 1 MiB when the stream does not
-        say or the call fails (denied, emulator): the limit every stream allows."""
+        every MAP_TTL_S; concurrent sends share one call): 1 MiB, the limit every stream
+        allows, when the stream does not say or may not be asked (denied, emulator); None
+        when the call failed for now (throttled, 5xx, network: asked again after
+        LIMIT_RETRY_S)."""
         cfg, now = destination.config, time.monotonic()
         key = (cfg["region"], cfg.get("endpoint") or "", stream_id(destination))
         hit = self.limits.get(key)
-        if hit is None or now - hit[1] > MAP_TTL_S:
+        if hit is not None and hit[0].done() and hit[0].result() is None:
+            ttl = LIMIT_RETRY_S
+        else:
+            ttl = MAP_TTL_S
+        if hit is None or now - hit[1] > ttl:
             task = asyncio.ensure_future(self._describe_limit(target, key[2]))
             hit = self.limits[key] = (task, now)
         return await asyncio.shield(hit[0])
 
-    async def _describe_limit(self, target: sigv4.Target, stream: str) -> int:
+    async def _describe_limit(self, target: sigv4.Target, stream: str) -> int | None:
         body = json.dumps({sigv4.stream_member(stream): stream}).encode()
         try:
             answer = await self.http.call(target, "DescribeStreamSummary", body)
-            kib = answer.get("StreamDescriptionSummary", {}).get("MaxRecordSizeInKiB")
-            limit = int(kib) * 1024 if kib else MAX_RECORD_BYTES
-        except Exception:  # no permission, an emulator: the default
+        except Exception as exc:
+            return None if classify(exc).kind is Kind.RETRY else MAX_RECORD_BYTES
+        kib = answer.get("StreamDescriptionSummary", {}).get("MaxRecordSizeInKiB")
+        if not isinstance(kib, int) or isinstance(kib, bool):
             return MAX_RECORD_BYTES
-        return max(MAX_RECORD_BYTES, min(limit, ABSOLUTE_MAX_RECORD_BYTES))
+        return max(MAX_RECORD_BYTES, min(kib * 1024, ABSOLUTE_MAX_RECORD_BYTES))
 
     async def close(self) -> None:
         await self.roles.close()

@@ -30,11 +30,13 @@ class Local:
     def __init__(self, handler):
         self.handler = handler
         self.hits = 0
+        self.ops: list[str] = []  # the Kinesis operation of each request (X-Amz-Target)
         self.runner: web.AppRunner | None = None
         self.url = ""
 
     async def _any(self, request: web.Request) -> web.StreamResponse:
         self.hits += 1
+        self.ops.append(request.headers.get("X-Amz-Target", "").rpartition(".")[2])
         await request.read()
         return await self.handler(request)
 
@@ -66,7 +68,11 @@ async def test_delivery_does_not_follow_redirects(client, deps, config):
             dest = await setup_destination(client, "s", redirector.url, config=config)
             await publish(client, id="evt_1", data={})
             await build_worker(deps, deps.settings).run_until_empty(limit=20)
-    assert redirector.hits == 1  # one attempt: permanent, not retried
+    # one attempt: permanent, not retried (the batched writer also asks for the stream's
+    # shards and record limit first; those are refused the same way)
+    assert [op for op in redirector.ops if op.startswith("PutRecord")] == [
+        "PutRecords" if config else "PutRecord"
+    ]
     assert target.hits == 0
     [attempt] = await deps.queue.attempts("acme", dest["id"])
     assert attempt["status"] == "failed" and attempt["code"] == "redirect_refused"

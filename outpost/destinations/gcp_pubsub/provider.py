@@ -5,11 +5,10 @@ publisher clients, awaited without blocking the loop), `errors` (what a failure 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outpost.destinations.base import DestinationType, Failure, Result
 from outpost.destinations.endpoints import EndpointPolicy
-from outpost.destinations.gcp_pubsub import errors
 from outpost.destinations.gcp_pubsub import format as fmt
 from outpost.destinations.gcp_pubsub.batcher import Batcher
 from outpost.destinations.gcp_pubsub.config import (
@@ -20,17 +19,30 @@ from outpost.destinations.gcp_pubsub.config import (
     service_account_problem,
 )
 from outpost.destinations.gcp_pubsub.format import Record
-from outpost.destinations.gcp_pubsub.writer import Publishers
 from outpost.errors import ValidationFailed
 from outpost.models import Destination, Event
+
+if TYPE_CHECKING:
+    from outpost.destinations.gcp_pubsub.writer import Publishers
 
 
 class PubSubProvider(DestinationType):
     schema = SCHEMA
 
     def __init__(self, timeout: float = 5.0, policy: EndpointPolicy | None = None):
-        self.publishers = Publishers(timeout, policy)
+        self._options = (timeout, policy)
+        self._publishers: Publishers | None = None
         self.batcher = Batcher()
+
+    @property
+    def publishers(self) -> Publishers:
+        """Google's client libraries (about 50 MiB with grpc) load at the first send, not
+        in every process that builds the registry (the API, the source reader)."""
+        if self._publishers is None:
+            from outpost.destinations.gcp_pubsub.writer import Publishers
+
+            self._publishers = Publishers(*self._options)
+        return self._publishers
 
     def validate(
         self, config: dict[str, Any], credentials: dict[str, Any]
@@ -86,11 +98,14 @@ class PubSubProvider(DestinationType):
         return [_answered(s, destination) for s in sent]
 
     def classify(self, exc: BaseException) -> Failure:
+        from outpost.destinations.gcp_pubsub import errors  # Google's exception types
+
         return errors.classify(exc)
 
     async def close(self) -> None:
         await self.batcher.close()
-        await self.publishers.close()
+        if self._publishers is not None:
+            await self._publishers.close()
 
 
 def answer(message_id: str, destination: Destination, batch_size: int | None) -> Result:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from outpost.destinations.aws import errors
+from outpost.destinations.aws import errors, sigv4
 from outpost.destinations.aws.auth import RoleAuth, resource_arn
 from outpost.destinations.aws.roles import Roles
 from outpost.destinations.base import DestinationType, Failure, Result
@@ -100,7 +100,8 @@ class KinesisProvider(RoleAuth, DestinationType):
             [result] = await self.send_batch([record], destination)
             return await result
         target = await self.writer.target(destination)
-        fmt.check_size(record, await self.writer.record_limit(destination, target))
+        if fmt.size(record) > MAX_RECORD_BYTES:  # every stream takes 1 MiB: ask only past it
+            fmt.check_size(record, await self.writer.record_limit(destination, target))
         return await self.writer.put_record(record, destination)
 
     def batching(self, destination: Destination) -> bool:
@@ -126,19 +127,20 @@ class KinesisProvider(RoleAuth, DestinationType):
         max_records = cfg.get("batch_max_records") or MAX_BATCH_RECORDS
         add, stream = self.writer.batches.add, stream_id(destination)
         agg = bool(cfg.get("aggregation"))
-        limit = await self.writer.record_limit(destination, target)
         out: list[Awaitable[Result]] = []
         for record in records:
             if fmt.size(record) <= MAX_RECORD_BYTES:
                 out.append(add(target, stream, record, max_records, agg))
             else:  # over 1 MiB (a stream that allows more): alone, by PutRecord
-                out.append(asyncio.ensure_future(self._put_large(record, destination, limit)))
+                out.append(asyncio.ensure_future(self._put_large(record, destination, target)))
         return out
 
     async def _put_large(
-        self, record: Record, destination: Destination, limit: int | None
+        self, record: Record, destination: Destination, target: sigv4.Target
     ) -> Result:
-        fmt.check_size(record, limit)
+        """The stream's own limit is asked for only here: every stream takes 1 MiB, so a
+        destination that never sends more never calls DescribeStreamSummary."""
+        fmt.check_size(record, await self.writer.record_limit(destination, target))
         return await self.writer.put_record(record, destination)
 
     def classify(self, exc: BaseException) -> Failure:

@@ -106,7 +106,7 @@ def test_ordering_key_matches_the_records_key_without_formatting():
         tenant_id="t",
         topic="orders",
         time=datetime(2024, 1, 1, tzinfo=UTC),
-        data={"c": "c-9", "big": "x" * (2 * 1024 * 1024)},
+        data={"c": "c-9", "big": "x" * (11 * 1024 * 1024)},  # past any stream's 10 MiB
     )
     d = Destination(
         id="d",

@@ -10,12 +10,13 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from outpost.destinations.aws import errors
-from outpost.destinations.aws.auth import RoleAuth, resource_arn
+from outpost.destinations.aws.auth import resource_arn
 from outpost.destinations.aws.batcher import Answer, Batcher
-from outpost.destinations.aws.clients import ClientCache, Identity
+from outpost.destinations.aws.client_type import AwsClientType
+from outpost.destinations.aws.clients import Identity
 from outpost.destinations.aws.fields import DEFAULT_BATCH_LINGER_MS
 from outpost.destinations.aws.roles import Roles
-from outpost.destinations.base import DestinationType, Failure, Result
+from outpost.destinations.base import Failure, Result
 from outpost.destinations.eventbridge import format as fmt
 from outpost.destinations.eventbridge.config import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, SCHEMA
 from outpost.destinations.eventbridge.format import Entry
@@ -30,7 +31,7 @@ def identity(config: dict[str, Any], keys: tuple[str, str, str | None]) -> Ident
     return Identity("events", config["region"], config.get("endpoint"), *keys)
 
 
-class EventBridgeProvider(RoleAuth, DestinationType):
+class EventBridgeProvider(AwsClientType):
     schema = SCHEMA
 
     def __init__(
@@ -41,9 +42,8 @@ class EventBridgeProvider(RoleAuth, DestinationType):
         connect_timeout: float | None = None,
         roles: Roles | None = None,
     ):
+        super().__init__(timeout, max_connections, connect_timeout, roles)
         self.source = source or DEFAULT_SOURCE
-        self.clients = ClientCache(timeout, max_connections, connect_timeout)
-        self.roles = roles or Roles()
         self.batches: Batcher[Entry] = Batcher(self._put, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES)
 
     def target(self, config: dict[str, Any]) -> str:
@@ -117,7 +117,7 @@ class EventBridgeProvider(RoleAuth, DestinationType):
 
     async def close(self) -> None:
         await self.batches.close()
-        await self.clients.close()
+        await super().close()
 
 
 def _answer(entry: Entry, result: Any) -> Answer:

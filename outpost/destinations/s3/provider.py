@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from outpost.destinations.aws import errors
-from outpost.destinations.aws.auth import RoleAuth
-from outpost.destinations.aws.clients import ClientCache, Identity
-from outpost.destinations.aws.roles import Roles
-from outpost.destinations.base import DestinationType, Failure, Result
+from outpost.destinations.aws.client_type import AwsClientType
+from outpost.destinations.aws.clients import Identity
+from outpost.destinations.base import Failure, Result
 from outpost.destinations.s3 import format as fmt
 from outpost.destinations.s3.config import SCHEMA
 from outpost.destinations.s3.format import CONTENT_TYPE, S3Object
@@ -24,18 +23,8 @@ def identity(config: dict[str, Any], keys: tuple[str, str, str | None]) -> Ident
     return Identity("s3", config["region"], endpoint, *keys, path_style=bool(endpoint))
 
 
-class S3Provider(RoleAuth, DestinationType):
+class S3Provider(AwsClientType):
     schema = SCHEMA
-
-    def __init__(
-        self,
-        timeout: float = 5.0,
-        max_connections: int = 64,
-        connect_timeout: float | None = None,
-        roles: Roles | None = None,
-    ):
-        self.clients = ClientCache(timeout, max_connections, connect_timeout)
-        self.roles = roles or Roles()
 
     def target(self, config: dict[str, Any]) -> str:
         return f"{config.get('bucket', '')} in {config.get('region', '')}"
@@ -74,6 +63,3 @@ class S3Provider(RoleAuth, DestinationType):
 
     def classify(self, exc: BaseException) -> Failure:
         return errors.classify(exc)
-
-    async def close(self) -> None:
-        await self.clients.close()

@@ -11,12 +11,13 @@ from typing import Any
 from urllib.parse import quote_plus, urlparse
 
 from outpost.destinations.aws import errors
-from outpost.destinations.aws.auth import RoleAuth, resource_arn
+from outpost.destinations.aws.auth import resource_arn
 from outpost.destinations.aws.batcher import Answer, Batcher
-from outpost.destinations.aws.clients import ClientCache, Identity
+from outpost.destinations.aws.client_type import AwsClientType
+from outpost.destinations.aws.clients import Identity
 from outpost.destinations.aws.fields import DEFAULT_BATCH_LINGER_MS
 from outpost.destinations.aws.roles import Roles
-from outpost.destinations.base import DestinationType, Failure, Result
+from outpost.destinations.base import Failure, Result
 from outpost.destinations.sqs import format as fmt
 from outpost.destinations.sqs.config import (
     DEFAULT_REGION,
@@ -42,7 +43,7 @@ def identity(config: dict[str, Any], keys: tuple[str, str, str | None]) -> Ident
     return Identity("sqs", region, endpoint, *keys)
 
 
-class SQSProvider(RoleAuth, DestinationType):
+class SQSProvider(AwsClientType):
     schema = SCHEMA
 
     def __init__(
@@ -52,8 +53,7 @@ class SQSProvider(RoleAuth, DestinationType):
         connect_timeout: float | None = None,
         roles: Roles | None = None,
     ):
-        self.clients = ClientCache(timeout, max_connections, connect_timeout)
-        self.roles = roles or Roles()
+        super().__init__(timeout, max_connections, connect_timeout, roles)
         self.batches: Batcher[Message] = Batcher(
             self._send_entries, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES
         )
@@ -141,7 +141,7 @@ class SQSProvider(RoleAuth, DestinationType):
 
     async def close(self) -> None:
         await self.batches.close()
-        await self.clients.close()
+        await super().close()
 
 
 def _answer(entry: str, done: dict[Any, Any], failed: dict[Any, Any]) -> Answer:

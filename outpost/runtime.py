@@ -35,7 +35,12 @@ from outpost.flow.app import create_flow_app
 from outpost.flow.handlers import FLOW_ROUTES
 from outpost.flow.source import SourceReader
 from outpost.health import RedisWatch, probe_app
-from outpost.queue.connection import StartupError, check_redis, connect_redis
+from outpost.queue.connection import (
+    RedisConfig,
+    StartupError,
+    check_redis,
+    connect_redis,
+)
 from outpost.retry import RetryPolicy
 from outpost.settings import Settings
 from outpost.telemetry import Telemetry
@@ -165,13 +170,41 @@ def capped(server: web.Server, limit: int) -> Callable[[], asyncio.Protocol]:
     return factory
 
 
+def redis_config(settings: Settings) -> RedisConfig:
+    """Where and how every process reaches Redis: the REDIS_* settings."""
+    return RedisConfig(
+        settings.redis_dsn(),
+        cluster=settings.redis_cluster_enabled,
+        tls=settings.redis_tls_enabled,
+        ca_file=settings.redis_tls_ca_file,
+        cert_file=settings.redis_tls_cert_file,
+        key_file=settings.redis_tls_key_file,
+        verify=settings.redis_tls_verify,
+        username=settings.redis_username,
+        password=settings.redis_password,
+    )
+
+
+async def check_redis_settings(settings: Settings) -> None:
+    """The start-up check of every process (StartupError when Redis cannot be used); an
+    unverified TLS connection is said loudly first."""
+    config = redis_config(settings)
+    if config.uses_tls and not config.verify:
+        log.warning(
+            "redis_tls_not_verified",
+            message="REDIS_TLS_VERIFY=false: any certificate is accepted for Redis, so "
+            "anyone on the path can read and change the traffic; set it to true in production",
+        )
+    await check_redis(config)
+
+
 def redis_client(
     settings: Settings, max_connections: int = 128, telemetry: Telemetry | None = None
 ) -> Redis:
     """The process's Redis client; with `telemetry`, its failed commands are counted."""
     counter = None if telemetry is None else telemetry.redis_errors
     return connect_redis(
-        settings.redis_dsn(),
+        redis_config(settings),
         max_connections,
         socket_timeout=settings.redis_socket_timeout_seconds,
         connect_timeout=settings.redis_connect_timeout_seconds,
@@ -200,7 +233,7 @@ async def serve(
 ) -> None:
     """Run the API, a delivery worker and/or the Kinesis source reader in this process
     until one of `stop_on` arrives (or the worker crashes); then stop them in reverse."""
-    await check_redis(settings.redis_dsn())
+    await check_redis_settings(settings)
     telemetry = Telemetry(per_tenant=settings.metrics_per_tenant)
     redis = redis_client(settings, settings.delivery_max_concurrency + 32, telemetry)
     deps = Deps.build(settings, redis, telemetry=telemetry)
@@ -332,7 +365,7 @@ class _Running:
 
 
 async def rotate_key(settings: Settings) -> None:
-    await check_redis(settings.redis_dsn())
+    await check_redis_settings(settings)
     redis = redis_client(settings)
     deps = Deps.build(settings, redis)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
@@ -80,6 +81,21 @@ class Settings(BaseSettings):
     # one command's answer (above the worker's 1 s blocking read and a large group commit)
     redis_socket_timeout_seconds: float = Field(5.0, ge=2, le=300)
     redis_connect_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    # Redis Cluster (or a managed cluster: ElastiCache/MemoryDB cluster mode): the host/port
+    # or URL is any node; the client learns the rest from it
+    redis_cluster_enabled: bool = False
+    # TLS (also a rediss:// URL): the CA that signed the server's certificate ("" = the
+    # system's), our certificate and key when the server asks for one (mutual TLS)
+    redis_tls_enabled: bool = False
+    redis_tls_ca_file: str = ""
+    redis_tls_cert_file: str = ""
+    redis_tls_key_file: str = ""
+    redis_tls_verify: bool = True  # false: any certificate is accepted (said in the log)
+    redis_username: str = ""  # an ACL user (REDIS_PASSWORD is its password)
+    # durability: a publish answers 202 once this many replicas have its write (WAIT);
+    # fewer within the timeout: 503 (the event is stored on the master)
+    redis_wait_replicas: int = Field(0, ge=0, le=16)
+    redis_wait_timeout_ms: int = Field(1000, ge=1, le=60_000)
 
     deployment_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$")
     topics: CommaList = []
@@ -215,6 +231,21 @@ class Settings(BaseSettings):
             raise ValueError(f"not a valid Redis URL: {exc}") from None
         return v
 
+    @field_validator("redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file")
+    @classmethod
+    def _readable(cls, v: str) -> str:
+        if v and not os.access(v, os.R_OK):
+            raise ValueError("no such file, or not readable")
+        return v
+
+    @model_validator(mode="after")
+    def _redis_pairs(self) -> Settings:
+        if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
+            raise ValueError("REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together (mutual TLS)")
+        if self.redis_cluster_enabled and self.redis_database:
+            raise ValueError("REDIS_DATABASE must be 0 on a cluster (it has only database 0)")
+        return self
+
     @field_validator("topics", "aes_encryption_secret_previous", mode="before")
     @classmethod
     def _split_topics(cls, v: object) -> object:
@@ -286,7 +317,10 @@ class Settings(BaseSettings):
     def redis_dsn(self) -> str:
         if self.redis_url:
             return self.redis_url
-        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        auth = ""
+        if self.redis_password or self.redis_username:
+            user = quote(self.redis_username, safe="")
+            auth = f"{user}:{quote(self.redis_password, safe='')}@"
         return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_database}"
 
     def check_service_secrets(self) -> list[str]:

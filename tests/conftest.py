@@ -37,6 +37,7 @@ pytest_plugins: list[str] = [
     "tests.servers.rabbitmq",
     "tests.servers.s3_objects",
     "tests.servers.kinesis_shards",
+    "tests.servers.redis_tls",
 ]
 NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))
 

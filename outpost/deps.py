@@ -30,6 +30,7 @@ from outpost.destinations.webhook.format import Style
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.signature import Scheme
 from outpost.ingest import Ingest
+from outpost.queue.durable import ReplicaWait
 from outpost.queue.keys import Keys
 from outpost.queue.streams import Queue
 from outpost.settings import Settings
@@ -178,6 +179,7 @@ class Deps:
             settings.attempts_max_per_destination,
             settings.log_max_per_tenant,
             settings.log_max_total,
+            ReplicaWait(settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
         )
         destinations = DestinationCache(registry, cipher)
         telemetry = telemetry or Telemetry(per_tenant=settings.metrics_per_tenant)

@@ -242,6 +242,11 @@ class Settings(BaseSettings):
     def _redis_pairs(self) -> Settings:
         if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
             raise ValueError("REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together (mutual TLS)")
+        if self.redis_wait_timeout_ms >= self.redis_socket_timeout_seconds * 1000:
+            raise ValueError(
+                "REDIS_WAIT_TIMEOUT_MS must stay under REDIS_SOCKET_TIMEOUT_SECONDS "
+                "(the WAIT's answer would time out first)"
+            )
         if self.redis_cluster_enabled and self.redis_database:
             raise ValueError("REDIS_DATABASE must be 0 on a cluster (it has only database 0)")
         return self

@@ -23,6 +23,7 @@ from outpost.errors import DomainError, Invalid, NotFound
 from outpost.models import Event, Task
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.connection import step_failed
+from outpost.queue.durable import NO_WAIT, ReplicaWait
 from outpost.queue.items import (
     COMPLETE_KEYS,
     Entry,
@@ -51,10 +52,12 @@ class Queue:
         attempts_cap: int = 10_000,
         log_cap_tenant: int = 100_000,
         log_cap_total: int = 1_000_000,
+        wait: ReplicaWait = NO_WAIT,
     ):
         self.log_cap_tenant = log_cap_tenant
         self.log_cap_total = log_cap_total
         self.redis = redis
+        self.wait = wait  # REDIS_WAIT_REPLICAS: after each publish call
         self.keys = keys
         self.partitions = partitions
         self.retention = retention_seconds
@@ -107,7 +110,7 @@ class Queue:
             GROUP,
             BELL_MAXLEN,
         ]
-        results = await self._publish(keys=table.keys, args=args)
+        results = await self.wait.run(self.redis, self._publish, table.keys, args)
         return [_published(r) for r in results]
 
     async def load_event(self, tenant_id: str, event_id: str) -> Event | None:

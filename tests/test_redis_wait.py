@@ -1,0 +1,102 @@
+"""REDIS_WAIT_REPLICAS on a real master + replica pair (redis-server --replicaof): with the
+replica up a publish answers 202 after WAIT saw it take the write; with the replica gone,
+503 within the timeout, saying the event is stored on the master; the same id published
+again once the replica is back is 202. One WAIT per batched publish call, not per event."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from outpost.deps import Deps
+from outpost.dev import devstack
+from outpost.runtime import create_app, redis_client
+from tests.conftest import AUTH, make_settings
+
+TIMEOUT_MS = 400
+
+
+def replica_of(master: devstack.RedisServer, port: int | None = None) -> devstack.RedisServer:
+    server = devstack.redis_server(port=port)
+    server.argv += ["--replicaof", "127.0.0.1", str(master.port)]
+    return server
+
+
+async def linked(master: Redis, replicas: int, timeout: float = 20.0) -> None:
+    """Until the master sees `replicas` replicas online."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = await master.info("replication")
+        if info.get("connected_slaves") == replicas and (
+            replicas == 0 or "online" in str(info.get("slave0", {}).get("state", ""))
+        ):
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"the master never saw {replicas} replica(s)")
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[devstack.RedisServer, devstack.RedisServer]]:
+    master = devstack.redis_server().start()
+    replica = replica_of(master).start()
+    yield master, replica
+    replica.stop()
+    master.stop()
+
+
+@pytest.fixture
+async def api(aiohttp_client: Any, pair: Any) -> AsyncIterator[tuple[Any, Redis]]:
+    master, _ = pair
+    settings = make_settings(
+        master.redis_url, redis_wait_replicas=1, redis_wait_timeout_ms=TIMEOUT_MS
+    )
+    redis = redis_client(settings)
+    deps = Deps.build(settings, redis)
+    client = await aiohttp_client(create_app(settings, deps, run_promoter=False))
+    await linked(redis, 1)
+    assert (await client.put("/api/v1/tenants/w", headers=AUTH)).status in (200, 201)
+    yield client, redis
+    await deps.registry.close()
+    await redis.aclose()
+
+
+async def publish(client: Any, event_id: str) -> tuple[int, dict[str, Any], float]:
+    started = time.monotonic()
+    body = {"tenant_id": "w", "topic": "orders", "id": event_id, "data": {"n": 1}}
+    r = await client.post("/api/v1/publish", json=body, headers=AUTH)
+    return r.status, await r.json(), time.monotonic() - started
+
+
+async def test_202_with_the_replica_up_503_without_it(api, pair):
+    client, redis = api
+    master, replica = pair
+    status, body, _ = await publish(client, "e1")
+    assert status == 202, body
+    replica.kill()
+    await linked(redis, 0)
+    status, body, took = await publish(client, "e2")
+    assert status == 503, body
+    assert "stored on the Redis master" in str(body) and "same id" in str(body)
+    assert took < TIMEOUT_MS / 1000 + 1.0
+    assert await redis.exists(b"{t:w}:event:e2")  # stored: the answer says so truly
+    back = replica_of(master, replica.port).start()
+    try:
+        await linked(redis, 1)
+        status, body, _ = await publish(client, "e2")
+        assert status == 202 and body["duplicate"] is True, body
+    finally:
+        back.stop()
+
+
+async def test_one_wait_per_batch_not_per_event(api):
+    client, redis = api
+    await redis.config_resetstat()
+    answers = await asyncio.gather(*(publish(client, f"b{i}") for i in range(40)))
+    assert [a[0] for a in answers] == [202] * 40
+    waits = (await redis.info("commandstats"))["cmdstat_wait"]["calls"]
+    assert 1 <= waits < 40, waits

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from outpost.dev import bench_ceilings, bench_shards
+from outpost.dev import bench_ceilings, bench_shards, bench_wait
 from outpost.dev.bench_ceilings import cpu_seconds, verdicts
 from outpost.dev.bench_fair import endpoint_process, fair_only, fairness
 from outpost.dev.bench_parts import KEY, endpoint_app, load
@@ -219,6 +219,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         await deps.redis.aclose()
         out.update(await source_figures(out))
         out.update(await fair_beside(redis.redis_url, ep.url, env, args))
+        out.update(await bench_wait.measure())
     finally:
         ep.stop()
         redis.stop()
@@ -378,6 +379,9 @@ def main(argv: list[str]) -> None:
     if argv and argv[0] == "profile":  # python -m outpost.dev.bench profile [N] [batched]
         n = int(argv[1]) if len(argv) > 1 else 20_000
         asyncio.run(profile(n, batching="batched" in argv))
+        return
+    if argv and argv[0] == "wait":  # only the REDIS_WAIT_REPLICAS figures
+        print(table(asyncio.run(bench_wait.measure())))
         return
     if argv and argv[0] == "endpoint":
         web.run_app(

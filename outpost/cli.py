@@ -1,6 +1,7 @@
-"""`outpost api|worker|all|source|rotate-key|dev|tail`: parse the command line (the parser
-is cliparser.py), build Settings from the environment, hand over to the runtime (or, for
-`dev` and `tail`, to the developer commands)."""
+"""`outpost api|worker|all|source|rotate-key|drain|migrate-redis|dev|tail`: parse the
+command line (the parser is cliparser.py), build Settings from the environment, hand over
+to the runtime (`drain` and `migrate-redis`: to ops.py; `dev` and `tail`: to the developer
+commands)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ import sys
 
 from pydantic import ValidationError
 
-from outpost import logs
+from outpost import logs, ops
 from outpost.cliparser import build_parser
 from outpost.queue.connection import StartupError
-from outpost.runtime import rotate_key, serve
+from outpost.queue.keys import Keys
+from outpost.runtime import (
+    check_redis_settings,
+    redis_client,
+    redis_config,
+    rotate_key,
+    serve,
+)
 from outpost.settings import Settings, describe_errors
 
 
@@ -56,6 +64,11 @@ def run(args: argparse.Namespace) -> None:
 
         run_tail(args)
         return
+    if args.command in ("drain", "migrate-redis"):
+        settings = load_settings(require_secrets=False)
+        logs.configure(settings.log_level, settings.log_format)
+        ok = asyncio.run(run_ops(settings, args))
+        raise SystemExit(0 if ok else 1)
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
     if args.command == "rotate-key":
@@ -65,6 +78,28 @@ def run(args: argparse.Namespace) -> None:
     worker = args.command in ("worker", "all")
     source = args.command in ("source", "all")
     asyncio.run(serve(settings, api=api, worker=worker, source=source))
+
+
+async def run_ops(settings: Settings, args: argparse.Namespace) -> bool:
+    """`outpost drain` and `outpost migrate-redis` (ops.py); True when it succeeded."""
+    keys = Keys(settings.deployment_id)
+    if args.command == "migrate-redis":
+        urls = (args.source, args.target)
+        config = redis_config(settings)
+        done = await ops.run_migrate(config, keys, urls, args.to_cluster, args.replace)
+        kept = "" if args.replace else ": --replace overwrites them"
+        print(
+            f"copied {done.keys} key(s); {done.existing} already on the target (kept{kept}); "
+            f"{done.gone} gone meanwhile"
+        )
+        return True
+    await check_redis_settings(settings)
+    redis = redis_client(settings)
+    try:
+        partitions = settings.delivery_partitions
+        return await ops.drain(redis, keys, partitions, args.wait, args.timeout)
+    finally:
+        await redis.aclose()
 
 
 if __name__ == "__main__":

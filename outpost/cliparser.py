@@ -28,6 +28,7 @@ def _with_defaults(*names: str) -> str:
 _REDIS = "REDIS_URL, or " + _with_defaults(
     "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DATABASE"
 )
+_CLUSTER = "REDIS_CLUSTER_ENABLED, REDIS_TLS_ENABLED, REDIS_TLS_*_FILE, REDIS_USERNAME"
 _SECRETS = "API_KEY, AES_ENCRYPTION_SECRET (>= 16 bytes), API_JWT_SECRET (>= 32 bytes)"
 _API = _with_defaults("API_HOST", "API_PORT", "MAX_EVENT_BYTES")
 _DELIVERY = _with_defaults("DELIVERY_MAX_CONCURRENCY", "MAX_RETRY_LIMIT", "RETRY_SCHEDULE")
@@ -78,6 +79,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "else AWS_ENDPOINT_URL, else the one a running `outpost dev` wrote to its\n"
         "state dir.",
     ),
+    "drain": (
+        "report (or --wait until) nothing queued, in flight or to be retried",
+        "Print how many tasks are queued or in flight, waiting to be retried, and\n"
+        "kept as dead letters. With --wait, print it again every second until\n"
+        "nothing is queued, in flight or waiting to be retried. Exit 0 when\n"
+        "drained, 1 when not (or not within --timeout). Before moving to another\n"
+        "Redis: stop the publishers, run this with --wait, then migrate-redis.",
+    ),
+    "migrate-redis": (
+        "copy tenants, destinations and flows to another Redis (a cluster)",
+        "Copy the data at rest (tenants, destinations, Flow Service connections\n"
+        "and flows with their checkpoints) from --from to --to: DUMP/RESTORE per\n"
+        "key, each to the node owning its slot when --to-cluster. Queued tasks,\n"
+        "events, attempts and dead letters are not copied: drain first. A key\n"
+        "already on the target is kept unless --replace. Prints the counts.",
+    ),
     "rotate-key": (
         "re-encrypt all credentials with AES_ENCRYPTION_SECRET "
         "(old keys in AES_ENCRYPTION_SECRET_PREVIOUS)",
@@ -88,13 +105,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 ENVIRONMENT: dict[str, list[str]] = {
-    "api": [_REDIS, _SECRETS, _API, "TOPICS, DEPLOYMENT_ID", _PROBES],
-    "worker": [_REDIS, _SECRETS, _DELIVERY, "ALERT_*, OPERATOR_EVENTS_*", _PROBES],
-    "all": [_REDIS, _SECRETS, _API, _DELIVERY, _SOURCE, _PROBES],
-    "source": [_REDIS, _SECRETS, _SOURCE, _PROBES],
+    "api": [_REDIS, _CLUSTER, _SECRETS, _API, "TOPICS, DEPLOYMENT_ID", _PROBES],
+    "worker": [_REDIS, _CLUSTER, _SECRETS, _DELIVERY, "ALERT_*, OPERATOR_EVENTS_*", _PROBES],
+    "all": [_REDIS, _CLUSTER, _SECRETS, _API, _DELIVERY, _SOURCE, _PROBES],
+    "source": [_REDIS, _CLUSTER, _SECRETS, _SOURCE, _PROBES],
     "dev": [_REDIS, _AWS, "API_PORT=3333 (API_HOST is 127.0.0.1 here unless set)", _LOGS],
     "tail": [_AWS],
-    "rotate-key": [_REDIS, _SECRETS, "AES_ENCRYPTION_SECRET_PREVIOUS"],
+    "rotate-key": [_REDIS, _CLUSTER, _SECRETS, "AES_ENCRYPTION_SECRET_PREVIOUS"],
+    "drain": [_REDIS, _CLUSTER, "DEPLOYMENT_ID, DELIVERY_PARTITIONS"],
+    "migrate-redis": [
+        "REDIS_TLS_* (both ends; each URL carries its own user and password)",
+        "DEPLOYMENT_ID",
+    ],
 }
 
 
@@ -108,7 +130,8 @@ def package_version() -> str:
 def _description(command: str) -> str:
     text = COMMANDS[command][1]
     env = "\n".join(f"  {line}" for line in ENVIRONMENT[command])
-    tail = {"tail": [_TAIL_EXIT], "rotate-key": [_EXIT]}.get(command, [_STOP, _EXIT])
+    once = {"tail": [_TAIL_EXIT], "rotate-key": [_EXIT], "drain": [_EXIT]}
+    tail = once.get(command, [_STOP, _EXIT]) if command != "migrate-redis" else [_EXIT]
     return f"{text}\n\nenvironment:\n{env}\n\n" + "\n".join(tail)
 
 
@@ -139,4 +162,29 @@ def build_parser() -> argparse.ArgumentParser:
         "or the running `outpost dev`'s)",
     )
     tail.add_argument("--state-dir", default=DEV_STATE, help=f"{state_help} (default: %(default)s)")
+    _ops_arguments(parsers["drain"], parsers["migrate-redis"])
     return parser
+
+
+def _ops_arguments(drain: argparse.ArgumentParser, migrate: argparse.ArgumentParser) -> None:
+    on = "(default: %(default)s)"
+    drain.add_argument("--wait", action="store_true", help=f"wait until drained {on}")
+    drain.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help=f"give up waiting after this many seconds {on}",
+    )
+    required = "(default: none, required)"
+    migrate.add_argument(
+        "--from", dest="source", required=True, help=f"the old Redis's URL {required}"
+    )
+    migrate.add_argument(
+        "--to", dest="target", required=True, help=f"the new Redis's URL {required}"
+    )
+    migrate.add_argument(
+        "--to-cluster", action="store_true", help=f"the new Redis is a cluster {on}"
+    )
+    migrate.add_argument(
+        "--replace", action="store_true", help=f"overwrite keys already on the target {on}"
+    )

@@ -17,6 +17,8 @@ READS = {
     "dev": ["REDIS_URL", "AWS_ENDPOINT_URL", "API_PORT=3333", "LOG_LEVEL=info"],
     "tail": ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS"],
     "rotate-key": ["REDIS_URL", "AES_ENCRYPTION_SECRET_PREVIOUS"],
+    "drain": ["REDIS_URL", "REDIS_CLUSTER_ENABLED", "DELIVERY_PARTITIONS"],
+    "migrate-redis": ["REDIS_TLS_", "DEPLOYMENT_ID"],
 }
 
 

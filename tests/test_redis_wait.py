@@ -27,9 +27,9 @@ def replica_of(master: devstack.RedisServer, port: int | None = None) -> devstac
     return server
 
 
-async def linked(master: Redis, replicas: int, timeout: float = 20.0) -> None:
+async def linked(master: Redis, replicas: int, within: float = 20.0) -> None:
     """Until the master sees `replicas` replicas online."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         info = await master.info("replication")
         if info.get("connected_slaves") == replicas and (

@@ -10,15 +10,20 @@ script call, never per event.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import PipelineCommand
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import AskError, MovedError, NoScriptError
 
 from outpost.errors import Unavailable
+from outpost.queue.connection import REDIS_DOWN
+
+CLUSTER_ATTEMPTS = 3  # a moved slot or a failed-over node: map again, call again
 
 
 @dataclass(frozen=True)
@@ -52,15 +57,39 @@ class ReplicaWait:
     async def _once(
         self, redis: Redis, script: AsyncScript, keys: Sequence[str], args: list[Any]
     ) -> list[Any]:
+        if isinstance(redis, RedisCluster):
+            return await self._on_node(redis, script, keys, args)
         pipe = redis.pipeline(transaction=False)
         pipe.evalsha(script.sha, len(keys), *keys, *args)
-        if isinstance(redis, RedisCluster):
-            node = redis.get_node_from_key(keys[0])
-            pipe.execute_command("WAIT", self.replicas, self.timeout_ms, target_nodes=node)
-        else:
-            pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
+        pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
+
+    async def _on_node(
+        self, cluster: RedisCluster, script: AsyncScript, keys: Sequence[str], args: list[Any]
+    ) -> list[Any]:
+        """The two commands on one connection of the node owning the slot (redis-py's
+        cluster pipeline refuses scripts). A slot that moved (failover, resharding): the
+        map is read again and the call made again (the publish script is idempotent)."""
+        await cluster.initialize()  # the slot map, once per client
+        for attempt in range(CLUSTER_ATTEMPTS):
+            node = cluster.get_node_from_key(keys[0])
+            assert node is not None  # or SlotNotCoveredError was raised
+            commands = [
+                PipelineCommand(0, "EVALSHA", script.sha, len(keys), *keys, *args),
+                PipelineCommand(1, "WAIT", self.replicas, self.timeout_ms),
+            ]
+            try:
+                await node.execute_pipeline(commands)
+            except REDIS_DOWN:
+                if attempt + 1 == CLUSTER_ATTEMPTS:
+                    raise
+            else:
+                if not isinstance(commands[0].result, MovedError | AskError):
+                    return [c.result for c in commands]
+            await asyncio.sleep(0.25 * (attempt + 1))
+            await cluster.nodes_manager.initialize()
+        return [c.result for c in commands]
 
 
 NO_WAIT = ReplicaWait()

@@ -218,8 +218,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         out["worker_rss_batched_events_drained"] = done_batched
         await deps.redis.aclose()
         out.update(await source_figures(out))
-        out.update(await fair_beside(redis.redis_url, ep.url, env, args))
-        out.update(await bench_wait.measure())
+        out |= await fair_beside(redis.redis_url, ep.url, env, args) | await bench_wait.measure()
     finally:
         ep.stop()
         redis.stop()
@@ -379,9 +378,6 @@ def main(argv: list[str]) -> None:
     if argv and argv[0] == "profile":  # python -m outpost.dev.bench profile [N] [batched]
         n = int(argv[1]) if len(argv) > 1 else 20_000
         asyncio.run(profile(n, batching="batched" in argv))
-        return
-    if argv and argv[0] == "wait":  # only the REDIS_WAIT_REPLICAS figures
-        print(table(asyncio.run(bench_wait.measure())))
         return
     if argv and argv[0] == "endpoint":
         web.run_app(

@@ -2,7 +2,7 @@
 and 1, on a private master + replica pair (redis-server --replicaof) on 127.0.0.1. In
 this process, through Ingest (the coalescer and the publish script, as the API's publish
 route uses them): one caller at a time for latency, CONCURRENCY callers for the rate.
-`python -m outpost.dev.bench wait` runs only this part."""
+`python -m outpost.dev.bench_wait` runs only this part."""
 
 from __future__ import annotations
 
@@ -92,3 +92,8 @@ async def measure() -> dict[str, float]:
         replica.stop()
         master.stop()
     return out
+
+
+if __name__ == "__main__":
+    for name, value in asyncio.run(measure()).items():
+        print(f"{name:<28} {value:.1f}")

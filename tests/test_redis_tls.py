@@ -9,11 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from outpost.deps import Deps
 from outpost.dev import devstack
 from outpost.queue.connection import RedisConfig, StartupError, check_redis, connect_redis
-from outpost.runtime import build_worker, create_app, redis_client, redis_config
+from outpost.runtime import (
+    build_worker,
+    check_redis_settings,
+    create_app,
+    redis_client,
+    redis_config,
+)
 from tests.conftest import AUTH, make_settings
 from tests.servers.redis_tls import ACL_PASSWORD, ACL_USER
 from tests.test_processes import service_env
@@ -129,3 +136,11 @@ async def test_the_service_publishes_and_delivers_as_the_acl_user(
     finally:
         await deps.registry.close()
         await redis.aclose()
+
+
+async def test_verify_off_is_said_loudly_at_start(redis_tls):
+    settings = make_settings(redis_tls.url, redis_tls_enabled=True, redis_tls_verify=False)
+    with structlog.testing.capture_logs() as logs:
+        await check_redis_settings(settings)
+    [warning] = [entry for entry in logs if entry["event"] == "redis_tls_not_verified"]
+    assert warning["log_level"] == "warning" and "any certificate" in warning["message"]

@@ -123,8 +123,9 @@ async def _publish(
     """One Publish call; a record its answer has no message id for is retried."""
     publishers, destination = context
     ids = (await publishers.publish(list(records), destination))[: len(records)]
-    fewer = RetryableError("server_error", "Publish answered fewer message ids")
-    return [{"message_id": i} for i in ids] + [fewer] * (len(records) - len(ids))
+    missing = range(len(records) - len(ids))
+    fewer = [RetryableError("server_error", "Publish answered fewer message ids") for _ in missing]
+    return [*({"message_id": i} for i in ids), *fewer]
 
 
 async def _answered(sent: Awaitable[Result], destination: Destination) -> Result:

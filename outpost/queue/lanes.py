@@ -10,7 +10,10 @@ stream), `q` being the caller's free room spread over the lanes: a destination 1
 tasks behind takes its share of a read, not the whole of it, and a lane whose destination
 has no room (the worker's per-destination cap, `room`) is not read at all. Lanes are
 taken round-robin, at most MAX_READ_LANES per read. The partitions' bells are read with
-the lanes, so a worker blocked on the lanes it knows wakes for a new one.
+the lanes, so a worker blocked on the lanes it knows wakes for a new one. A lane that had
+work stays among the lanes read for LINGER_SECONDS after it left the index: a destination
+whose few tasks each leave the index when acked (a tenant sending now and then, beside
+another's backlog) has its next task read by the next read, not a read and a refresh later.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ MAX_READ_LANES = 256  # lanes named in one read; more are taken in turns
 REFRESH_SECONDS = 0.25  # the lanes with work are read again at least this often
 BELL_MAXLEN = 1000  # rings kept (approximately) when no worker reads them
 RECLAIM_COUNT = 100  # entries claimed per lane and pass
+LINGER_SECONDS = 2.0  # a lane that had work is still read this long after it left the index
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class Lanes:
         self._bell_set = set(self.bells)
         self.capped = False  # the last read left out a lane that had no room
         self._known: list[str] = []  # the lanes with work, as last read from the indexes
+        self.working: set[str] = set()  # of those, the ones in an index (not lingering)
+        self._seen: dict[str, float] = {}  # lane -> when it last had work (for LINGER_SECONDS)
         self._legacy: list[str] = []  # partition streams of before the lanes, not yet empty
         self._fresh_at = 0.0
         self._rings: dict[str, list[str]] = {}  # bell -> rings read, acked at the next refresh
@@ -85,17 +91,21 @@ class Lanes:
         count: int,
         block_ms: int | None,
         room: Callable[[str], int] | None = None,
+        *,
+        watch: bool = False,
     ) -> list[Entry]:
         """Up to about `count` tasks, a fair share from each lane with room (`room(lane)`:
         how many more tasks that lane may have read; 0 leaves it out for want of room, a
         negative number for another reason). Blocks up to `block_ms` for work unless a
         lane was left out for want of room (`capped`): the caller then waits for its own
-        deliveries to finish and reads again."""
+        deliveries to finish and reads again. `watch`: block all the same (a read for the
+        other lanes' new tasks while the caller waits for room)."""
         for _ in range(2):  # a read that only heard the bell looks again at once
             if time.monotonic() - self._fresh_at > REFRESH_SECONDS:
                 await self.refresh()
             lanes, q = self._choose(count, room)
-            reply = await self._read(consumer, lanes, q, None if self.capped else block_ms)
+            block = block_ms if watch or not self.capped else None
+            reply = await self._read(consumer, lanes, q, block)
             entries, rang = self._split(reply)
             if rang:  # a lane joined: the next read names it (this one, if it found nothing)
                 self._fresh_at = 0.0
@@ -146,6 +156,7 @@ class Lanes:
                 rang = True
                 continue
             entries.extend(_entry(stream, i, f) for i, f in items if f)
+            self._seen[stream] = time.monotonic()
         return entries, rang
 
     async def refresh(self) -> None:
@@ -164,13 +175,29 @@ class Lanes:
         results = (await pipe.execute())[acks:]
         members = results[: self.partitions]
         lengths = results[self.partitions :]
-        self._known = sorted(_s(m) for ms in members for m in ms)
+        self.working = {_s(m) for ms in members for m in ms}
+        self._known = self._lingering(self.working)
         self._legacy = [s for s, n in zip(self._legacy, lengths, strict=True) if n]
         self._fresh_at = time.monotonic()
 
+    def _lingering(self, working: set[str]) -> list[str]:
+        """The lanes to read: those with work, and those that had work within
+        LINGER_SECONDS (their next task is read without waiting for a refresh)."""
+        now = time.monotonic()
+        for lane in working:
+            self._seen[lane] = now
+        self._seen = {
+            lane: at
+            for lane, at in sorted(self._seen.items(), key=lambda item: -item[1])[:MAX_READ_LANES]
+            if now - at <= LINGER_SECONDS
+        }
+        return sorted(working | self._seen.keys())
+
     async def repair(self) -> None:
         """After a NOGROUP: the bells' groups again, and a group on each lane with work
-        that has none (a lane whose stream was made without one)."""
+        that has none (a lane whose stream was made without one). Lingering lanes are
+        forgotten: one may be gone (a tenant purged), and a group would make it again."""
+        self._seen.clear()
         await self.refresh()
         for stream in [*self.bells, *self._known]:
             await _create_group(self.redis, stream)

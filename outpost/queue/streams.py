@@ -160,9 +160,11 @@ class Queue:
         count: int,
         block_ms: int | None,
         room: Callable[[str], int] | None = None,
+        *,
+        watch: bool = False,
     ) -> list[Entry]:
         """Tasks for this consumer, a fair share of each lane with room (lanes.py)."""
-        return await self.lanes.read(consumer, count, block_ms, room)
+        return await self.lanes.read(consumer, count, block_ms, room, watch=watch)
 
     async def reclaim(self, consumer: str, min_idle_ms: int) -> list[Entry]:
         """Take over tasks another consumer read and never acked (it crashed)."""

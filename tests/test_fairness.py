@@ -206,3 +206,26 @@ async def test_a_watch_read_waits_for_other_lanes_while_one_has_no_room(deps):
     entries = await watching
     assert [e.task.event_id for e in entries] == ["beta-0"]
     assert time.monotonic() - started < 2.5  # the bell woke it, not the 5 s block
+
+
+async def test_a_batching_lane_alone_may_use_the_batched_allowance(
+    client, deps, settings, moto, moto_stream
+):
+    """The share divides the batched allowance between lanes with work: a batching lane
+    alone may take all of it but a quarter of its share (with its share alone, the batched
+    drain was ~12 % lower); once another lane has work it is back to its share."""
+    body = kinesis_body(moto_stream, moto.url, batching=True, batch_linger_ms=5)
+    a = await destination(client, "acme", body)
+    worker = build_worker(deps, settings)
+    await published(client, "acme", ["a0"], 0)
+    await worker.run_until_empty(limit=20)  # the worker has seen that a's lane batches
+    lane = deps.queue.lane_of("acme", a).stream
+    conc = settings.delivery_max_concurrency
+    per_destination = min(settings.delivery_max_inflight_per_destination, conc)
+    share = settings.delivery_batch_max_inflight * per_destination // conc
+    await published(client, "acme", ["a1"], 0)
+    await deps.queue.lanes.refresh()
+    assert worker.room(lane) == settings.delivery_batch_max_inflight - share // 4
+    await deps.queue.publish(event("beta", 0), [("b", "k")])
+    await deps.queue.lanes.refresh()
+    assert worker.room(lane) == share

@@ -25,7 +25,7 @@ from aiohttp import ClientSession, web
 
 from outpost.dev import bench_ceilings, bench_shards
 from outpost.dev.bench_ceilings import cpu_seconds
-from outpost.dev.bench_fair import endpoint_process, fair_only, fairness
+from outpost.dev.bench_fair import FAIR_ARGS, endpoint_process, fair_only, fairness
 from outpost.dev.bench_parts import KEY, endpoint_app, load
 from outpost.dev.bench_report import publish_report, report
 
@@ -375,9 +375,7 @@ def main(argv: list[str]) -> None:
         "backlog": 10_000,
         "rss_backlog": 200_000,
         "rss_seconds": 240.0,
-        "fair_backlog": 100_000,  # A's backlog in the fairness run
-        "fair_seconds": 8.0,  # each phase of it
-        "fair_rate": 50.0,  # B's publishes per second
+        **FAIR_ARGS,
     }
     only_fair = bool(argv) and argv[0] == "fair"
     for item in argv[only_fair:]:

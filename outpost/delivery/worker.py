@@ -240,6 +240,9 @@ class Worker(Deliverer):
         except REDIS_DOWN as exc:
             log.warning("redis_unavailable", error=str(exc))
             return
+        except Exception:  # the loop's own next read meets it too (and ends the loop)
+            log.exception("watch_read_failed")
+            return
         if entries:
             await self._loading.acquire()
             self._reserved += len(entries)

@@ -240,6 +240,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
+def _round2(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
 def _figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     def pooled(phase: str) -> list[float]:
         return sorted(x for r in rounds for x in r[phase].get("samples", []))
@@ -261,7 +265,9 @@ def _figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "fair_b_p99_with_backlog_ms": busy,  # None: none of B's events arrived
         "fair_b_p99_ratio": _ratio(busy, idle),
         # each round's own ratio: how far apart the rounds were
-        "fair_b_p99_ratio_rounds": [_ratio(r["busy"]["p99"], r["idle"]["p99"]) for r in rounds],
+        "fair_b_p99_ratio_rounds": [
+            _round2(_ratio(r["busy"]["p99"], r["idle"]["p99"])) for r in rounds
+        ],
         # of B's p99, the POST /publish's own (the API shares the cores with the worker)
         "fair_b_publish_call_p99_idle_ms": worst("idle", "publish_p99"),
         "fair_b_publish_call_p99_with_backlog_ms": worst("busy", "publish_p99"),

@@ -72,7 +72,10 @@ def _records(body: dict[str, Any], total: int, data: str, now: float) -> dict[st
     }
 
 
-def source_app(total_per_shard: int, shards: int) -> web.Application:
+def source_app(
+    total_per_shard: int, shards: int, calls: list[tuple[float, str, dict[str, Any]]] | None = None
+) -> web.Application:
+    """`calls`, if given, gets (monotonic time, operation, body) of each call."""
     data = base64.b64encode(json.dumps({"pad": "x" * 200}).encode()).decode()
     now = time.time()
 
@@ -90,7 +93,10 @@ def source_app(total_per_shard: int, shards: int) -> web.Application:
         op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
         if op not in ops:
             return web.json_response({"__type": "UnknownOperationException"}, status=400)
-        out = ops[op](json.loads(await request.read()))
+        body = json.loads(await request.read())
+        if calls is not None:
+            calls.append((time.monotonic(), op, body))
+        out = ops[op](body)
         return web.json_response(out, content_type="application/x-amz-json-1.1")
 
     app = web.Application()

@@ -229,6 +229,9 @@ async def run(args: dict[str, int]) -> dict[str, Any]:
                 out["source_record_by_record_cpu_us"] = got["source_cpu_us_per_record"]
             else:
                 out.update(got)
+        if "source_record_by_record_cpu_us" in out:  # what each record costs, over the old's
+            old = out["source_record_by_record_cpu_us"]
+            out["source_cpu_ratio"] = old / (out["source_cpu_us_per_record"] or 1.0)
     finally:
         src.stop()
         redis.stop()

@@ -172,6 +172,33 @@ def test_a_parquet_resume_starts_at_the_row_group_of_the_first_row_not_done():
         assert start == first and ids == list(range(first, PARQUET_ROWS)), skip
 
 
+async def test_a_failed_parquet_get_fails_the_run_not_the_file(
+    moto, s3_files, stalling, monkeypatch
+):
+    """A ranged GET refused (the object's ETag is not the listed one any more, as after
+    a rewrite) or unanswered (a hanging endpoint) is the run's failure, retried from the
+    checkpoint: never a bad file."""
+    from botocore.exceptions import ClientError
+
+    from outpost.flow import parquet
+    from outpost.flow.connectors import _client
+
+    params = {"s3AccessKey": "testing", "s3SecretKey": "testing", "serviceUrl": moto.url}
+    obj = {"Bucket": BUCKET, "Key": PARQUET_KEY, "Size": len(parquet_bytes())}
+    async with _client(S3, params) as s3:
+        got = [row async for _, row in parquet.indexed_rows(s3, obj, 10)]
+        assert len(got) == PARQUET_ROWS  # the same object, read whole
+        with pytest.raises(ClientError) as refused:
+            async for _ in parquet.indexed_rows(s3, {**obj, "ETag": '"stale"'}, 10):
+                pass
+    assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
+    monkeypatch.setattr(parquet, "GET_SECONDS", 0.5)
+    async with _client(S3, {**params, "serviceUrl": stalling.url}) as s3:
+        with pytest.raises(TimeoutError):  # an OSError, like pyarrow's own read errors
+            async for _ in parquet.indexed_rows(s3, obj, 10):
+                pass
+
+
 async def test_later_runs_take_new_and_changed_objects_only(client, deps, moto):
     s3 = s3_client(moto.url)
     s3.create_bucket(Bucket="sched")

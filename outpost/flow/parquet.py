@@ -2,7 +2,8 @@
 (pyarrow) over a seekable file whose reads are ranged GETs of the object (IfMatch its
 ETag, so a changed object fails rather than mixes), column chunks read BUFFER bytes at a
 time, a batch of rows at a time. The reader runs in a worker thread; its GETs go through
-the flow's own client (endpoint guard, no redirects) on the event loop. pyarrow (about
+the flow's own client (endpoint guard, no redirects) on the event loop; a GET that fails
+fails the run (retried from the checkpoint), never the file. pyarrow (about
 55 MiB of RSS) is imported when the first parquet object is read, never before.
 
 Each row is one JSON object of column -> value: timestamps as ISO 8601 strings (to the
@@ -33,6 +34,16 @@ Row = dict[str, Any] | tuple[str, str, bytes]  # a row, or (code, reason, raw) o
 
 class TooMuch(OSError):
     """A preview would read more of the object than it may."""
+
+
+class FetchFailed(Exception):
+    """A ranged GET failed (the network, S3, the object changed since it was listed): not
+    the file's fault, so the run fails and is retried rather than the file counted bad.
+    Not an OSError, which pyarrow's own read errors are."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class RangedObject(io.RawIOBase):
@@ -69,7 +80,11 @@ class RangedObject(io.RawIOBase):
             if self.budget < 0:
                 raise TooMuch("the rows asked for are past the preview's byte limit")
         data = asyncio.run_coroutine_threadsafe(self._get(self.pos, end - 1), self.loop)
-        got: bytes = data.result(GET_SECONDS)
+        try:
+            got: bytes = data.result(GET_SECONDS)
+        except Exception as exc:  # pyarrow hands it back as it is: see indexed_rows
+            data.cancel()
+            raise FetchFailed(exc) from exc
         self.pos += len(got)
         return got
 
@@ -116,6 +131,8 @@ async def indexed_rows(
             for row in got:
                 yield index, row
                 index += 1
+    except FetchFailed as exc:
+        raise exc.cause from None  # the run is retried from the checkpoint
     except _errors() as exc:
         reason = f"not a readable parquet file from row {index} on: {exc}"[:500]
         yield index, (BAD_PARQUET, reason, b"")
@@ -265,6 +282,8 @@ async def preview(
         got = await asyncio.to_thread(_next_rows, batches) or []
     except TooMuch:
         raise
+    except FetchFailed as exc:
+        raise exc.cause from None
     except _errors() as exc:
         raise ValueError(f"not a readable parquet file: {exc}"[:500]) from None
     data = [r if isinstance(r, dict) else {"_error": r[1]} for r in got[:rows]]

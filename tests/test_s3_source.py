@@ -166,7 +166,7 @@ def test_a_parquet_resume_starts_at_the_row_group_of_the_first_row_not_done():
     from outpost.flow.parquet import _batches
 
     parquet = pq.ParquetFile(io.BytesIO(parquet_bytes()))  # row groups of 10
-    for skip, first in ((0, 0), (9, 0), (10, 10), (15, 10), (24, 20)):
+    for skip, first in ((0, 0), (9, 0), (10, 10), (15, 10), (24, 20), (25, 25), (30, 25)):
         start, batches = _batches(parquet, 4, skip)
         ids = [i for b in batches for i in b.column("id").to_pylist()]
         assert start == first and ids == list(range(first, PARQUET_ROWS)), skip

@@ -131,3 +131,15 @@ async def test_a_kinesis_preview_shows_the_latest_records(client, deps, moto):
     assert [r["n"] for r in body["data"]] == [25, 26, 27, 28, 29]
     assert body["schema"] == {"columns": [{"name": "n", "type": "integer"}]}
     assert json.dumps(body).count("secret") == 0
+
+
+def test_a_parquet_preview_fetches_no_byte_past_its_budget():
+    import pytest
+
+    from outpost.flow.parquet import RangedObject, TooMuch
+
+    file = RangedObject(None, {"Size": 100, "Key": "k"}, None, budget=40)
+    file.seek(-8, 2)
+    assert file.tell() == 92
+    with pytest.raises(TooMuch):  # refused before any GET is made
+        file.read(50)

@@ -140,6 +140,6 @@ def test_a_parquet_preview_fetches_no_byte_past_its_budget():
 
     file = RangedObject(None, {"Size": 100, "Key": "k"}, None, budget=40)
     file.seek(-8, 2)
-    assert file.tell() == 92
-    with pytest.raises(TooMuch):  # refused before any GET is made
+    assert file.tell() == 92 and file.seek(0) == 0
+    with pytest.raises(TooMuch):  # 50 bytes of a budget of 40: refused before any GET
         file.read(50)

@@ -242,12 +242,11 @@ async def source_figures(out: dict[str, Any]) -> dict[str, Any]:
     of the two drain rates: at 1 or more, the source is not the pipeline's bottleneck."""
     from outpost.dev import bench_source
 
-    got = await bench_source.run({"records": 60_000, "shards": 8, "batch": 1000})
+    got = await bench_source.run({"records": 60_000, "shards": 8, "batch": 1000, "baseline": 1})
     drain = max(out["pipeline_putrecord_per_s"], out["pipeline_batched_per_s"]) or 1.0
-    return {
-        "source_records_per_s": got["source_records_per_s"],
-        "source_vs_drain": got["source_records_per_s"] / drain,
-    }
+    keep: tuple[str, ...] = ("source_record_by_record_per_s", "source_records_per_s")
+    keep += ("source_cpu_us_per_record", "source_cpu_ratio")
+    return {**{k: got[k] for k in keep}, "source_vs_drain": got["source_records_per_s"] / drain}
 
 
 async def publish_figures(

@@ -36,6 +36,7 @@ REFRESH_SECONDS = 0.25  # the lanes with work are read again at least this often
 BELL_MAXLEN = 1000  # rings kept (approximately) when no worker reads them
 RECLAIM_COUNT = 100  # entries claimed per lane and pass
 LINGER_SECONDS = 2.0  # a lane that had work is still read this long after it left the index
+LANES_KEPT = 10_000  # (tenant, destination) lanes kept computed per process
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,21 @@ class Lanes:
         self._fresh_at = 0.0
         self._rings: dict[str, list[str]] = {}  # bell -> rings read, acked at the next refresh
         self._turn = 0
+        self._lanes: dict[tuple[str, str], Lane] = {}  # (tenant, destination) -> its lane
 
     def of(self, tenant_id: str, destination_id: str) -> Lane:
-        """Stable across processes and restarts (crc32, not Python's salted hash)."""
-        n = zlib.crc32(f"{tenant_id}\0{destination_id}".encode()) % self.partitions
-        return Lane(self.keys.lane(n, tenant_id, destination_id), self.indexes[n], self.bells[n])
+        """Stable across processes and restarts (crc32, not Python's salted hash); kept
+        for the next events of the destination (a publish batch names it once per event)."""
+        lane = self._lanes.get((tenant_id, destination_id))
+        if lane is None:
+            if len(self._lanes) >= LANES_KEPT:
+                self._lanes.clear()
+            n = zlib.crc32(f"{tenant_id}\0{destination_id}".encode()) % self.partitions
+            lane = Lane(
+                self.keys.lane(n, tenant_id, destination_id), self.indexes[n], self.bells[n]
+            )
+            self._lanes[tenant_id, destination_id] = lane
+        return lane
 
     async def ensure_groups(self) -> None:
         """The bells' consumer groups, and the partition streams of before the lanes that

@@ -55,7 +55,7 @@ async def test_permanent_failures_dead_letter_at_once_and_redrive_after_the_fix(
             ("rejected", "validation_error"),
         }
         assert all(d["attempt_number"] == 1 for d in letters)  # not retried
-        assert await deps.redis.zcard(deps.keys.retries()) == 0
+        assert (await deps.queue.depth())["retrying"] == 0
         # fix the destination (and the upstream problem), then redrive everything
         r = await client.patch(
             f"{BASE}/destinations/{dest}",

@@ -167,7 +167,7 @@ async def test_undelivered_lists_pending_and_failed_with_filters(
     r = await api.get(f"{DESTS}/{dest}/undelivered?status=lost", headers=AUTH)
     assert r.status == 422 and "status" in (await r.json())["data"][0]
     # the retry waits on the destination's own schedule (an hour), not the deployment's
-    [member] = await memory_deps.redis.zrange(memory_deps.keys.retries(), 0, -1, withscores=True)
+    [member] = await memory_deps.queue.retry_schedule()
     delay = member[1] / 1000 - time.time()
     assert 0.7 * 3600 < delay < 1.3 * 3600
 

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from outpost.deps import Deps
 from outpost.runtime import create_app
 from tests.conftest import AUTH, FAKE_CREDS, make_settings
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 SEED_BODY = {
     "type": "aws_kinesis",

@@ -3,6 +3,7 @@
 from outpost.dev import devstack
 from tests.conftest import AUTH, kinesis_body
 from tests.faults import KinesisProxy
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 BASE = "/api/v1/tenants/acme"
 

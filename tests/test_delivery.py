@@ -16,6 +16,7 @@ from outpost.retry import RetryPolicy
 from outpost.runtime import build_worker
 from tests.conftest import AUTH, kinesis_body
 from tests.faults import KinesisProxy
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 
 async def setup_destination(client, stream, endpoint, tenant="acme", config=(), **body_extra):

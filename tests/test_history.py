@@ -7,6 +7,7 @@ from outpost.queue import items as queue_module
 from outpost.runtime import create_app
 from tests.conftest import AUTH, kinesis_body, make_settings
 from tests.faults import KinesisProxy
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 
 async def make_dest(client, tenant, stream, endpoint, topics=("orders",)):

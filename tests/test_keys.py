@@ -9,6 +9,7 @@ import pytest
 
 from outpost.queue.keys import Keys
 from tests.conftest import AUTH, kinesis_body
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 TRICKY = [
     "X",

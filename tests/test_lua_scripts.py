@@ -22,6 +22,7 @@ from outpost.models import Event, Task
 from outpost.queue import lua
 from outpost.queue.items import Outcome
 from tests.conftest import kinesis_body
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 SCRIPTS = sorted(Path(outpost.__file__).parent.glob("*/scripts/*.lua"))
 # (XGROUP names its key after the subcommand: `redis.call('XGROUP', 'CREATE', key, ...)`)

@@ -23,6 +23,7 @@ from outpost.runtime import build_worker, create_app
 from outpost.settings import Settings
 from tests.conftest import AUTH, kinesis_body
 from tests.faults import KinesisProxy
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 T = "2026-06-01T12:00:00Z"  # "since T"
 BEFORE, AFTER = "2026-06-01T11:00:00Z", "2026-06-01T12:30:00Z"

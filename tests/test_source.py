@@ -16,6 +16,7 @@ from outpost.dev import devstack
 from outpost.flow.source import SourceReader
 from outpost.flow.specs import KINESIS, PIPELINE, STREAMING_FLOW
 from tests.conftest import ADMIN_KEY, AES_SECRET, AUTH, kinesis_body
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 BASE = "/data/foundation/flowservice"
 H = {"Authorization": f"Bearer {ADMIN_KEY}", "x-gw-ims-org-id": "acme", "x-sandbox-name": "prod"}
@@ -209,6 +210,9 @@ async def test_disabled_flow_stops_reading(client, deps, moto, tenant):
         await task
 
 
+# a reader process of its own, on the single node (a process reaches a cluster through
+# REDIS_CLUSTER_ENABLED's client, built on the i18-ops branch)
+@pytest.mark.parametrize("topology", ["single"])
 async def test_kill_9_reader_mid_stream_loses_nothing_and_publishes_once(
     client, deps, worker, moto, tenant, redis_server
 ):

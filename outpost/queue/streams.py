@@ -135,11 +135,11 @@ class Queue:
             events, dests = by_tenant.setdefault(e.task.tenant_id, ({}, {}))
             events[e.task.event_id] = None
             dests[e.task.destination_id] = None
-        pipe = self.redis.pipeline(transaction=False)
+        calls = Calls()
         for tenant, (events, dests) in by_tenant.items():
-            pipe.mget([self.keys.event(tenant, ev) for ev in events])
-            pipe.hmget(self.keys.destinations(tenant), list(dests))
-        raw = iter(await pipe.execute())
+            calls.command("MGET", *[self.keys.event(tenant, ev) for ev in events])
+            calls.command("HMGET", self.keys.destinations(tenant), *dests)
+        raw = iter(raise_first(await calls.run(self.redis)))
         found: dict[tuple[str, str, str], Event | bytes | None] = {}
         for tenant, (events, dests) in by_tenant.items():
             for ev_id, ev in zip(events, next(raw), strict=True):

@@ -127,9 +127,10 @@ class Outbox:
             )
         return table.keys, [orjson.dumps(calls), GROUP, BELL_MAXLEN]
 
-    async def sweep(self, age: float = OUTBOX_AGE_SECONDS, force: bool = False) -> int:
-        """Drain outbox members older than `age` (their publisher stopped half way), at
-        most every SWEEP_EVERY_SECONDS unless `force`: how many."""
+    async def sweep(self, age: float | None = None, force: bool = False) -> int:
+        """Drain outbox members older than `age` (OUTBOX_AGE_SECONDS: their publisher
+        stopped half way), at most every SWEEP_EVERY_SECONDS unless `force`: how many."""
+        age = OUTBOX_AGE_SECONDS if age is None else age
         now = time.monotonic()
         if not force and now - self._swept_at < SWEEP_EVERY_SECONDS:
             return 0

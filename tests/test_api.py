@@ -426,7 +426,8 @@ async def test_an_event_whose_step_fails_gets_its_own_503_and_the_others_are_sto
     await client.put("/api/v1/tenants/acme", headers=AUTH)
     await client.put("/api/v1/tenants/bad", headers=AUTH)
     await redis.set(deps.keys.events_index("bad"), "wrong type for ZADD")
-    await redis.set(deps.keys.event_owners("b"), "wrong type for SADD")
+    owners = deps.keys.event_owners("b", deps.queue.lanes.owners_partition("b"))
+    await redis.set(owners, "wrong type for SADD")
     r = await client.post(
         "/api/v1/publish/batch",
         json=[

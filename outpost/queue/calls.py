@@ -18,6 +18,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 Client: TypeAlias = "Redis | RedisCluster"
+# calls of one round trip in flight at once on a cluster (its client keeps a bounded pool
+# of connections per node: more at once would be refused, not queued)
+CLUSTER_IN_FLIGHT = 32
 
 
 def is_cluster(redis: Any) -> bool:
@@ -45,8 +48,12 @@ class Calls:
         """One answer (or exception instance) per call."""
         if not self.items:
             return []
-        if is_cluster(redis):
-            runs = [_one(redis, script, keys, args) for script, keys, args in self.items]
+        if isinstance(redis, RedisCluster):
+            # (first: concurrent calls on a client not yet initialized race its setup,
+            # which closes connections under them: redis-py 8.1)
+            await redis.initialize()
+            room = asyncio.Semaphore(CLUSTER_IN_FLIGHT)
+            runs = [_one(redis, room, *item) for item in self.items]
             return list(await asyncio.gather(*runs, return_exceptions=True))
         pipe = redis.pipeline(transaction=False)
         for script, keys, args in self.items:
@@ -57,10 +64,17 @@ class Calls:
         return list(await pipe.execute(raise_on_error=False))
 
 
-async def _one(redis: Client, script: AsyncScript | None, keys: list[Any], args: list[Any]) -> Any:
-    if script is None:
-        return await redis.execute_command(*keys)
-    return await script(keys=keys, args=args)
+async def _one(
+    redis: Client,
+    room: asyncio.Semaphore,
+    script: AsyncScript | None,
+    keys: list[Any],
+    args: list[Any],
+) -> Any:
+    async with room:
+        if script is None:
+            return await redis.execute_command(*keys)
+        return await script(keys=keys, args=args)
 
 
 async def mget(redis: Client, keys: list[str]) -> list[Any]:

@@ -60,9 +60,13 @@ class Keys:
     def event(self, tenant_id: str, event_id: str) -> str:
         return f"{self.prefix}{{t:{enc(tenant_id)}}}:event:{enc(event_id)}"
 
-    def event_owners(self, event_id: str) -> str:
-        """Set of tenant ids that published an event with this id (admin lookups)."""
-        return f"{self.prefix}{{e:{enc(event_id)}}}:owners"
+    def event_owners(self, event_id: str, n: int | None = None) -> str:
+        """Set of tenant ids that published an event with this id (admin lookups), in
+        partition `n` (crc32 of the id: Lanes.owners_partition), so one call writes the
+        owners of a batch's events of one partition. Without `n`: the key of before."""
+        if n is None:
+            return f"{self.prefix}{{e:{enc(event_id)}}}:owners"
+        return f"{self.prefix}{{p:{n}}}:owners:{enc(event_id)}"
 
     def events_index(self, tenant_id: str) -> str:
         """Sorted set, score = event time ms: a tenant's event ids."""

@@ -68,6 +68,10 @@ class Lanes:
         lane = self.keys.lane(n, tenant_id, destination_id)
         return Lane(lane, self.indexes[n], self.bells[n], n)
 
+    def owners_partition(self, event_id: str) -> int:
+        """The partition of an event id's owners set (Keys.event_owners)."""
+        return zlib.crc32(event_id.encode()) % self.partitions
+
     def home(self, tenant_id: str) -> int:
         """The tenant's home partition: where its share of the admin listings and its
         outbox marker sit (stable as `of`)."""
@@ -153,6 +157,7 @@ class Lanes:
         by_slot: dict[int | None, dict[Any, Any]] = {}
         for stream, at in streams.items():
             by_slot.setdefault(self.keys.partition_of(stream), {})[stream] = at
+        await self.redis.initialize()  # (as calls.Calls.run)
         replies = await asyncio.gather(
             *(self.redis.xreadgroup(GROUP, consumer, s, count=q) for s in by_slot.values())
         )

@@ -89,6 +89,7 @@ class Outbox:
         of the admin listing, per event one owners call."""
         tasks: dict[int, list[dict[str, Any]]] = {}
         listed: dict[int, list[Any]] = {}
+        owners: dict[int, list[tuple[str, str, Any]]] = {}
         calls = Calls()
         for tenant_id, member in owed:
             o = orjson.loads(member)
@@ -100,14 +101,27 @@ class Outbox:
                 continue  # a redriven dead letter: its event is listed and owned already
             home = listed.setdefault(self.lanes.home(tenant_id), [])
             home += [int(o["ms"]), f"{tenant_id}/{o['e']}"]
-            calls.script(self._owners, [self.keys.event_owners(o["e"])], [tenant_id, o["ttl"]])
+            n = self.lanes.owners_partition(o["e"])
+            owners.setdefault(n, []).append((o["e"], tenant_id, o["ttl"]))
         for n, group in tasks.items():
             calls.script(self._requeue, *self.requeue_call(self.keys.lanes(n), group))
+        for n, owned in owners.items():
+            calls.script(self._owners, *self._owners_call(n, owned))
         for n, pairs in listed.items():
             calls.command("ZADD", self.keys.admin_events(n), *pairs)
             if random.random() < items.TRIM_SHARE:
                 calls.command("ZREMRANGEBYRANK", self.keys.admin_events(n), 0, -(self.cap + 1))
         return calls
+
+    def _owners_call(
+        self, n: int, owned: list[tuple[str, str, Any]]
+    ) -> tuple[list[str], list[Any]]:
+        table = KeyTable()
+        items = [
+            {"k": table.index(self.keys.event_owners(event_id, n)), "t": tenant_id, "ttl": ttl}
+            for event_id, tenant_id, ttl in owned
+        ]
+        return table.keys, [orjson.dumps(items)]
 
     @staticmethod
     def requeue_call(source: str, items: list[dict[str, Any]]) -> tuple[list[str], list[Any]]:

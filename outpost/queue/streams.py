@@ -337,8 +337,11 @@ class Queue:
 
     async def event_owners(self, event_id: str) -> list[str]:
         """Tenants that have an event with this id (ids are unique per tenant only)."""
-        members: Any = await self.redis.smembers(self.keys.event_owners(event_id))
-        return sorted(_s(m) for m in members)
+        n = self.lanes.owners_partition(event_id)
+        calls = Calls().command("SMEMBERS", self.keys.event_owners(event_id, n))
+        calls.command("SMEMBERS", self.keys.event_owners(event_id))  # (the key of before)
+        found = raise_first(await calls.run(self.redis))
+        return sorted({_s(m) for members in found for m in members})
 
 
 def _s(v: bytes | str) -> str:

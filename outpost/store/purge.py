@@ -47,7 +47,9 @@ async def _purge_key(
         for n in range(partitions if attempt_ids else 0):
             calls.command("ZREM", keys.admin_attempts(n), *attempt_ids)
     if kind == "event":
-        calls.command("SREM", keys.event_owners(event_id), tenant_id)
+        calls.command("SREM", keys.event_owners(event_id), tenant_id)  # (the key of before)
+        owners_n = zlib.crc32(event_id.encode()) % partitions  # (Lanes.owners_partition)
+        calls.command("SREM", keys.event_owners(event_id, owners_n), tenant_id)
         home = zlib.crc32(tenant_id.encode()) % partitions
         calls.command("ZREM", keys.admin_events(home), f"{tenant_id}/{event_id}")
     calls.command("DEL", key)

@@ -1,12 +1,17 @@
--- An event id's owners (the tenants that published an event with this id, for the admin's
--- lookups by id) gain one, kept as long as the longest-kept of their events.
+-- Event ids' owners (the tenants that published an event with that id, for the admin's
+-- lookups by id) gain one each, kept as long as the longest-kept of their events. All
+-- the owners sets of one call are of one partition (Keys.event_owners).
 --
--- KEYS: [1] the event id's owners set.
--- ARGV: [1] tenant id, [2] the event's time to live (seconds).
--- Returns 1.
-local owners_key = KEYS[1]
-redis.call('SADD', owners_key, ARGV[1])
-if redis.call('TTL', owners_key) < tonumber(ARGV[2]) then
-  redis.call('EXPIRE', owners_key, ARGV[2])
+-- KEYS: the owners sets, each once.
+-- ARGV: [1] a JSON array of {k: index into KEYS; t: tenant id; ttl: seconds}.
+-- Returns how many were written.
+local n = 0
+for _, o in ipairs(cjson.decode(ARGV[1])) do
+  local owners_key = KEYS[o.k]
+  redis.call('SADD', owners_key, o.t)
+  if redis.call('TTL', owners_key) < tonumber(o.ttl) then
+    redis.call('EXPIRE', owners_key, o.ttl)
+  end
+  n = n + 1
 end
-return 1
+return n

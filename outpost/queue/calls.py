@@ -51,10 +51,7 @@ class Calls:
         if isinstance(redis, RedisCluster):
             # (first: concurrent calls on a client not yet initialized race its setup,
             # which closes connections under them: redis-py 8.1)
-            await redis.initialize()
-            room = asyncio.Semaphore(CLUSTER_IN_FLIGHT)
-            runs = [_one(redis, room, *item) for item in self.items]
-            return list(await asyncio.gather(*runs, return_exceptions=True))
+            return await self._on_cluster(redis)
         pipe = redis.pipeline(transaction=False)
         for script, keys, args in self.items:
             if script is None:
@@ -62,6 +59,29 @@ class Calls:
             else:
                 await script(keys=keys, args=args, client=pipe)
         return list(await pipe.execute(raise_on_error=False))
+
+
+    async def _on_cluster(self, redis: RedisCluster) -> list[Any]:
+        """The plain commands in one cluster pipeline (one round trip per node), the
+        scripts beside it, at most CLUSTER_IN_FLIGHT at once."""
+        await redis.initialize()
+        room = asyncio.Semaphore(CLUSTER_IN_FLIGHT)
+        plain = [i for i, (script, _, _) in enumerate(self.items) if script is None]
+        runs = [_one(redis, room, *item) for item in self.items if item[0] is not None]
+        if plain:
+            pipe = redis.pipeline(transaction=False)
+            for i in plain:
+                pipe.execute_command(*self.items[i][1])
+            runs.append(pipe.execute(raise_on_error=False))
+        answers = await asyncio.gather(*runs, return_exceptions=True)
+        of_plain = answers.pop() if plain else []
+        if isinstance(of_plain, BaseException):
+            of_plain = [of_plain] * len(plain)
+        out: list[Any] = []
+        scripts, commands = iter(answers), iter(of_plain)
+        for script, _, _ in self.items:
+            out.append(next(scripts) if script is not None else next(commands))
+        return out
 
 
 async def _one(

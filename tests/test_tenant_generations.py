@@ -15,6 +15,7 @@ from outpost.queue.items import Outcome
 from outpost.queue.keys import Keys
 from tests.conftest import AUTH, kinesis_body
 from tests.test_flowservice import BASE, headers, post, seed_bodies
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 TENANT = "acme"
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from outpost.dev import bench_ceilings, bench_shards
+from outpost.dev import bench_ceilings, bench_cluster, bench_shards
 from outpost.dev.bench_ceilings import cpu_seconds
 from outpost.dev.bench_fair import endpoint_process, fair_only, fairness
 from outpost.dev.bench_parts import KEY, endpoint_app, load
@@ -220,6 +220,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         await deps.redis.aclose()
         out.update(await source_figures(out))
         out.update(await fair_beside(redis.redis_url, ep.url, env, args))
+        out.update(await bench_cluster.figures())  # its own servers: single and cluster
     finally:
         ep.stop()
         redis.stop()

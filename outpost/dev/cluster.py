@@ -47,6 +47,8 @@ def _node(port: int, data_dir: str) -> RedisServer:
         *("--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--protected-mode", "yes"),
         # a replica may take over at once, however long it was cut off
         *("--cluster-replica-validity-factor", "0"),
+        # a replica's first sync streams the data at once (no RDB file on disk, no wait)
+        *("--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"),
     ]
     return RedisServer(argv, port)
 
@@ -88,6 +90,7 @@ class RedisCluster:
             self._meet(timeout)
             self._replicate(timeout)
             self.wait_ok(timeout)
+            _until(self._synced, timeout, "every replica in sync with its master")
         except Exception:
             self.stop()
             raise
@@ -120,6 +123,13 @@ class RedisCluster:
             with self.client(node.port) as c:
                 c.execute_command("CLUSTER REPLICATE", ids[i % self.masters])
 
+    def _synced(self) -> bool:
+        for node in self.nodes[self.masters :]:
+            with self.client(node.port) as c:
+                if c.info("replication").get("master_link_status") != "up":
+                    return False
+        return True
+
     def node_id(self, port: int) -> str:
         with self.client(port) as c:
             return str(c.execute_command("CLUSTER MYID").decode())
@@ -142,12 +152,12 @@ class RedisCluster:
 
     def master_of(self, key: str) -> RedisServer:
         """The node serving `key`'s slot now."""
-        with self.client(self.port) as c:
+        live = next(n for n in self.nodes if n.proc and n.proc.poll() is None)
+        with self.client(live.port) as c:
             slot = int(c.execute_command("CLUSTER KEYSLOT", key))
             for start, end, master, *_ in c.execute_command("CLUSTER SLOTS"):
                 if start <= slot <= end:
-                    port = int(master[1])
-                    return next(n for n in self.nodes if n.port == port)
+                    return next(n for n in self.nodes if n.port == int(master[1]))
         raise LookupError(key)
 
     def flush(self) -> None:

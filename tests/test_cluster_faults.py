@@ -48,8 +48,11 @@ async def publish_all(deps: Deps, batches: range, acked: set[str]) -> None:
     for b in batches:
         now = datetime.now(UTC)
         batch = [
-            (Event(id=f"e{b}-{i}", tenant_id=f"t{i % TENANTS}", topic="t", time=now, data={}),
-             [(d, f"e{b}-{i}") for d in DESTINATIONS], ())
+            (
+                Event(id=f"e{b}-{i}", tenant_id=f"t{i % TENANTS}", topic="t", time=now, data={}),
+                [(d, f"e{b}-{i}") for d in DESTINATIONS],
+                (),
+            )
             for i in range(BATCH)
         ]
         while True:
@@ -58,7 +61,9 @@ async def publish_all(deps: Deps, batches: range, acked: set[str]) -> None:
                 break
             except Exception:  # the master is down or moving: as a publishing client would
                 await asyncio.sleep(0.2)
-        acked.update(e.id for (e, _, _), r in zip(batch, results, strict=True) if r in (True, False))
+        acked.update(
+            e.id for (e, _, _), r in zip(batch, results, strict=True) if r in (True, False)
+        )
 
 
 async def drain(deps: Deps, consumer: str, until: float, stop: asyncio.Event) -> None:

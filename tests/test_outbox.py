@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 
 from outpost.queue import outbox as outbox_module
+from outpost.queue.calls import is_cluster
 from tests.publisher_crash import BATCH, DESTINATIONS
 from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
@@ -37,10 +38,10 @@ async def queued_tasks(deps) -> Counter[tuple[str, str]]:
 
 @pytest.mark.parametrize("mode", ["stored", "drained"])
 async def test_kill_9_publisher_between_steps_loses_nothing(
-    deps, redis, topology, redis_server, request, monkeypatch, mode
+    deps, redis, redis_server, request, monkeypatch, mode
 ):
     await deps.store.upsert_tenant("acme", None)
-    if topology == "cluster":
+    if is_cluster(redis):
         target = f"cluster:{request.getfixturevalue('redis_cluster').port}"
     else:
         target = redis_server.redis_url

@@ -145,9 +145,13 @@ async def figures(n: int = 20_000, which: str = "both") -> dict[str, float]:
         finally:
             cluster.stop()
     if which == "both":
-        out["cluster_vs_single_drain_1w"] = out["cluster_drain_1w_per_s"] / out["single_drain_1w_per_s"]
+        out["cluster_vs_single_drain_1w"] = (
+            out["cluster_drain_1w_per_s"] / out["single_drain_1w_per_s"]
+        )
         out["cluster_2w_vs_1w"] = out["cluster_drain_2w_per_s"] / out["cluster_drain_1w_per_s"]
-        out["cluster_vs_single_publish"] = out["cluster_publish_per_s"] / out["single_publish_per_s"]
+        out["cluster_vs_single_publish"] = (
+            out["cluster_publish_per_s"] / out["single_publish_per_s"]
+        )
     return out
 
 

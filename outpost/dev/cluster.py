@@ -144,7 +144,10 @@ class RedisCluster:
                         info = c.execute_command("CLUSTER INFO")
                 except redis.RedisError:
                     return False
-                if info.get("cluster_state") != "ok" or str(info.get("cluster_slots_ok")) != "16384":
+                if (
+                    info.get("cluster_state") != "ok"
+                    or str(info.get("cluster_slots_ok")) != "16384"
+                ):
                     return False
             return True
 

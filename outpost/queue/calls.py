@@ -60,7 +60,6 @@ class Calls:
                 await script(keys=keys, args=args, client=pipe)
         return list(await pipe.execute(raise_on_error=False))
 
-
     async def _on_cluster(self, redis: RedisCluster) -> list[Any]:
         """The plain commands in one cluster pipeline (one round trip per node), the
         scripts beside it, at most CLUSTER_IN_FLIGHT at once."""

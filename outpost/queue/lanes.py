@@ -149,7 +149,9 @@ class Lanes:
         streams = {s: ">" for s in [*self._known, *self.bells] if s in lanes or s in self.bells}
         return await self._xread(consumer, streams, q, None)
 
-    async def _xread(self, consumer: str, streams: dict[Any, Any], q: int, block: int | None) -> Any:
+    async def _xread(
+        self, consumer: str, streams: dict[Any, Any], q: int, block: int | None
+    ) -> Any:
         """One XREADGROUP; on a cluster one per partition (a command's keys must share a
         slot), sent together without BLOCK, then a short sleep when all found nothing."""
         if not is_cluster(self.redis):

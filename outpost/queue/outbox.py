@@ -152,7 +152,9 @@ class Outbox:
         calls = Calls()
         for n in range(self.lanes.partitions):
             calls.command("SMEMBERS", self.keys.outboxes(n))
-        tenants = sorted({_s(t) for found in raise_first(await calls.run(self.redis)) for t in found})
+        tenants = sorted(
+            {_s(t) for found in raise_first(await calls.run(self.redis)) for t in found}
+        )
         cutoff = int((time.time() - age) * 1000)
         calls = Calls()
         for tenant_id in tenants:

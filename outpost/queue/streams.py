@@ -104,7 +104,9 @@ class Queue:
         out: list[Any] = [None] * len(items)
         owed: list[tuple[str, str]] = []
         for (tenant_id, at), answer in zip(by_tenant.items(), answers, strict=True):
-            for i, one in zip(at, answer if isinstance(answer, list) else [answer] * len(at), strict=True):
+            for i, one in zip(
+                at, answer if isinstance(answer, list) else [answer] * len(at), strict=True
+            ):
                 out[i] = _published(one)
                 if isinstance(one, bytes) and one.startswith(b"{"):
                     owed.append((tenant_id, one.decode()))

@@ -8,7 +8,6 @@ import json
 import uuid
 from typing import Any
 
-
 from outpost.crypto import Cipher
 from outpost.queue.calls import Client
 from outpost.queue.keys import Keys

@@ -33,9 +33,7 @@ async def purge_tenant(redis: Client, keys: Keys, tenant_id: str, partitions: in
     # mark it again should the id be created anew; the sweep finds its outbox empty)
 
 
-async def _purge_key(
-    redis: Client, keys: Keys, tenant_id: str, key: str, partitions: int
-) -> None:
+async def _purge_key(redis: Client, keys: Keys, tenant_id: str, key: str, partitions: int) -> None:
     """One key of the tenant, with what outside the tenant's tag points back to it (each
     a command of one slot: the admin listings' shares are per partition)."""
     calls = Calls()
@@ -79,7 +77,9 @@ async def _purge_flows(redis: Client, keys: Keys, tenant_id: str) -> None:
     calls = Calls().command("SREM", keys.flow_index(), *mine)
     for member in mine:
         flow_id = member.split("/", 2)[2]
-        calls.command("DEL", *[keys.flow_state(flow_id, w) for w in ("metrics", "checkpoints", "failed")])
+        calls.command(
+            "DEL", *[keys.flow_state(flow_id, w) for w in ("metrics", "checkpoints", "failed")]
+        )
     raise_first(await calls.run(redis))
 
 

@@ -7,7 +7,6 @@ import json
 import time
 from typing import Any
 
-
 from outpost.codec import seal, unseal
 from outpost.crypto import Cipher
 from outpost.errors import AlreadyExists, Conflict, Invalid, LimitReached, NotFound

@@ -12,6 +12,7 @@ import pytest
 
 from outpost.dev.cluster import RedisCluster
 
+
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisCluster]:
     cluster = RedisCluster().start()

@@ -32,10 +32,7 @@ PARTITION_FIELDS = ("attempt_id", "time_ms", "trim", "retry", "retry_at_ms")
 class Completion:
     def __init__(self, redis: Client, keys: Keys, lanes: Lanes, caps: dict[str, int]):
         """`caps`: retention (seconds), attempts (per destination), tenant, total."""
-        self.redis = redis
-        self.keys = keys
-        self.lanes = lanes
-        self.caps = caps
+        self.redis, self.keys, self.lanes, self.caps = redis, keys, lanes, caps
         self._complete = register(redis, "outpost.queue", "complete")
         self._ack = register(redis, "outpost.queue", "ack")
 

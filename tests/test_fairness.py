@@ -153,7 +153,7 @@ async def test_a_retry_promoted_after_its_tenant_was_purged_leaves_no_lane(clien
     await deps.queue.complete(again, Outcome("failed", "x", retry_in=0), 1.0)
     left = [k.decode() async for k in redis.scan_iter(match="*")]
     assert [k for k in left if "acme" in k] == [deps.keys.tenant_generation("acme")]
-    assert await redis.zcard(deps.keys.retries()) == 0
+    assert (await deps.queue.depth())["retrying"] == 0
 
 
 async def test_the_read_after_a_bell_names_the_new_lane(deps):

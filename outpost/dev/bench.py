@@ -5,9 +5,10 @@ Every server binds 127.0.0.1 and is stopped at the end. Parts, each its own proc
 - `endpoint`: a minimal Kinesis PutRecord/PutRecords server (the client's ceiling), which
   also measures publish → receive latency from a timestamp in each record's data;
 - `load`: single-event `POST /publish` from a separate process (fixed rate or flat out).
-The fairness run (bench_fair.py) ends it. `python -m outpost.dev.bench fair` runs only
-that (`fair_backlog=20000` and the like scale it down). The report (bench_report.py): a
-table, the targets missed, and last one JSON object with the figures.
+The fairness run (bench_fair.py), then the cluster beside the single node (bench_cluster.py)
+end it. `python -m outpost.dev.bench fair` runs only the fairness run (`fair_backlog=20000`
+and the like scale it down). The report (bench_report.py): a table, the targets missed, and
+last one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from outpost.dev import bench_ceilings, bench_shards
+from outpost.dev import bench_ceilings, bench_cluster, bench_shards
 from outpost.dev.bench_ceilings import cpu_seconds
 from outpost.dev.bench_fair import FAIR_ARGS, endpoint_process, fair_only, fairness
 from outpost.dev.bench_parts import KEY, endpoint_app, load
@@ -220,6 +221,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         await deps.redis.aclose()
         out.update(await source_figures(out))
         out.update(await fair_beside(redis.redis_url, ep.url, env, args))
+        out.update(await bench_cluster.figures())  # its own servers: single and cluster
     finally:
         ep.stop()
         redis.stop()

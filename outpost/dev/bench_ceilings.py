@@ -57,6 +57,10 @@ TARGETS: list[tuple[str, str, str | None, str, float]] = [
         5.0,
     ),
     ("source_vs_drain", "source_vs_drain", None, ">=", 0.8),
+    # the queue on the local Redis Cluster beside the single node (bench_cluster.py)
+    ("cluster_drain_vs_single", "cluster_drain_1w_per_s", "single_drain_1w_per_s", ">=", 0.8),
+    ("cluster_drain_2w_vs_1w", "cluster_drain_2w_per_s", "cluster_drain_1w_per_s", ">=", 1.6),
+    ("cluster_publish_vs_single", "cluster_publish_per_s", "single_publish_per_s", ">=", 0.8),
 ]
 
 

@@ -18,16 +18,17 @@ another's backlog) has its next task read by the next read, not a read and a ref
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from outpost.models import Task
+from outpost.queue.calls import Client, is_cluster
 from outpost.queue.items import Entry
 from outpost.queue.keys import GROUP, Keys
 
@@ -37,6 +38,7 @@ BELL_MAXLEN = 1000  # rings kept (approximately) when no worker reads them
 RECLAIM_COUNT = 100  # entries claimed per lane and pass
 LINGER_SECONDS = 2.0  # a lane that had work is still read this long after it left the index
 LANES_KEPT = 10_000  # (tenant, destination) lanes kept computed per process
+CLUSTER_POLL_MS = 50  # on a cluster reads do not block: an idle reader looks this often
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,11 @@ class Lane:
     stream: str
     index: str
     bell: str
+    partition: int = 0
 
 
 class Lanes:
-    def __init__(self, redis: Redis, keys: Keys, partitions: int):
+    def __init__(self, redis: Client, keys: Keys, partitions: int):
         self.redis = redis
         self.keys = keys
         self.partitions = partitions
@@ -76,10 +79,19 @@ class Lanes:
                 self._lanes.clear()
             n = zlib.crc32(f"{tenant_id}\0{destination_id}".encode()) % self.partitions
             lane = Lane(
-                self.keys.lane(n, tenant_id, destination_id), self.indexes[n], self.bells[n]
+                self.keys.lane(n, tenant_id, destination_id), self.indexes[n], self.bells[n], n
             )
             self._lanes[tenant_id, destination_id] = lane
         return lane
+
+    def owners_partition(self, event_id: str) -> int:
+        """The partition of an event id's owners set (Keys.event_owners)."""
+        return zlib.crc32(event_id.encode()) % self.partitions
+
+    def home(self, tenant_id: str) -> int:
+        """The tenant's home partition: where its share of the admin listings and its
+        outbox marker sit (stable as `of`)."""
+        return zlib.crc32(tenant_id.encode()) % self.partitions
 
     async def ensure_groups(self) -> None:
         """The bells' consumer groups, and the partition streams of before the lanes that
@@ -147,7 +159,7 @@ class Lanes:
     async def _read(self, consumer: str, lanes: list[str], q: int, block: int | None) -> Any:
         streams: dict[Any, Any] = {s: ">" for s in [*lanes, *self.bells]}
         try:
-            return await self.redis.xreadgroup(GROUP, consumer, streams, count=q, block=block)
+            return await self._xread(consumer, streams, q, block)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc) and "no longer exists" not in str(exc):
                 raise
@@ -155,7 +167,26 @@ class Lanes:
         # Redis lost its data: the groups again, then the lanes with work as they are now
         await self.repair()
         streams = {s: ">" for s in [*self._known, *self.bells] if s in lanes or s in self.bells}
-        return await self.redis.xreadgroup(GROUP, consumer, streams, count=q, block=None)
+        return await self._xread(consumer, streams, q, None)
+
+    async def _xread(
+        self, consumer: str, streams: dict[Any, Any], q: int, block: int | None
+    ) -> Any:
+        """One XREADGROUP; on a cluster one per partition (a command's keys must share a
+        slot), sent together without BLOCK, then a short sleep when all found nothing."""
+        if not is_cluster(self.redis):
+            return await self.redis.xreadgroup(GROUP, consumer, streams, count=q, block=block)
+        by_slot: dict[int | None, dict[Any, Any]] = {}
+        for stream, at in streams.items():
+            by_slot.setdefault(self.keys.partition_of(stream), {})[stream] = at
+        await self.redis.initialize()  # (as calls.Calls.run)
+        replies = await asyncio.gather(
+            *(self.redis.xreadgroup(GROUP, consumer, s, count=q) for s in by_slot.values())
+        )
+        found = [item for reply in replies for item in reply or []]
+        if not found and block:
+            await asyncio.sleep(min(block, CLUSTER_POLL_MS) / 1000)
+        return found
 
     def _split(self, reply: Any) -> tuple[list[Entry], bool]:
         entries: list[Entry] = []
@@ -246,7 +277,7 @@ class Lanes:
         return sum(await pipe.execute())
 
 
-async def _create_group(redis: Redis, stream: str) -> None:
+async def _create_group(redis: Client, stream: str) -> None:
     try:
         await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
     except ResponseError as exc:

@@ -1,6 +1,6 @@
 """Moving to a cluster: `outpost drain` reports (and waits for) the queue's depth, then
 `outpost migrate-redis` copies the data at rest from a single node to a real cluster
-(tests/servers/redis_cluster_min.py): tenants and destinations arrive on the nodes owning
+(tests/servers/redis_cluster.py): tenants and destinations arrive on the nodes owning
 their slots, readable by the service there; events, tasks and shard leases are not copied;
 a second run keeps what is there. The start-up check works on the cluster too."""
 
@@ -20,8 +20,6 @@ from outpost.queue.durable import ReplicaWait
 from outpost.queue.keys import Keys
 from tests.conftest import AUTH, make_settings
 from tests.test_processes import OUTPOST, service_env
-
-pytest_plugins = ["tests.servers.redis_cluster_min"]
 
 
 async def tenant_with_webhook(client: Any, tenant: str, url: str) -> str:
@@ -64,10 +62,10 @@ async def test_drain_reports_then_says_drained(client, deps, worker, settings, h
     )
 
 
-async def test_check_redis_and_wait_on_the_cluster(redis_cluster_min):
+async def test_check_redis_and_wait_on_the_cluster(redis_cluster):
     """The start-up check maps the cluster; REDIS_WAIT_REPLICAS's WAIT runs on the node
     owning each call's slot (tags spread over the three masters, one replica each)."""
-    config = RedisConfig(redis_cluster_min.url, cluster=True)
+    config = RedisConfig(redis_cluster.redis_url, cluster=True)
     await check_redis(config)
     client = connect_redis(config)
     script = client.register_script("return redis.call('SET', KEYS[1], ARGV[1])")
@@ -102,7 +100,7 @@ async def source_keys(redis: Redis, keys: Keys) -> set[bytes]:
 
 
 async def test_migrate_a_single_node_to_the_cluster(
-    client, deps, settings, redis, redis_cluster_min, http_receiver
+    client, deps, settings, redis, redis_cluster, http_receiver
 ):
     ids = {t: await tenant_with_webhook(client, t, http_receiver.url + "/m") for t in "abcdef"}
     await publish(client, "a", "not-copied")
@@ -120,7 +118,7 @@ async def test_migrate_a_single_node_to_the_cluster(
         "--from",
         settings.redis_url,
         "--to",
-        redis_cluster_min.url,
+        redis_cluster.redis_url,
         "--to-cluster",
         url=settings.redis_url,
     )
@@ -129,14 +127,14 @@ async def test_migrate_a_single_node_to_the_cluster(
         f"copied {len(copied)} key(s); 0 already on the target (kept: --replace overwrites "
         "them); 0 gone meanwhile"
     )
-    target = connect_redis(RedisConfig(redis_cluster_min.url, cluster=True))
+    target = connect_redis(RedisConfig(redis_cluster.redis_url, cluster=True))
     try:
         for key in copied:
             assert await target.dump(key) == await redis.dump(key), key
         assert not await target.exists(deps.keys.event("a", "not-copied"))
         assert not await target.exists(lease)
         on_cluster = Deps.build(
-            make_settings(redis_cluster_min.url, redis_cluster_enabled=True), target
+            make_settings(redis_cluster.redis_url, redis_cluster_enabled=True), target
         )
         for tenant, dest_id in ids.items():
             dest = await on_cluster.store.get_destination(tenant, dest_id)

@@ -5,9 +5,10 @@ Every server binds 127.0.0.1 and is stopped at the end. Parts, each its own proc
 - `endpoint`: a minimal Kinesis PutRecord/PutRecords server (the client's ceiling), which
   also measures publish → receive latency from a timestamp in each record's data;
 - `load`: single-event `POST /publish` from a separate process (fixed rate or flat out).
-The fairness run (bench_fair.py) ends it. `python -m outpost.dev.bench fair` runs only
-that (`fair_backlog=20000` and the like scale it down). The last line printed is one JSON
-object with the figures.
+The fairness run (bench_fair.py), then the cluster beside the single node (bench_cluster.py)
+end it. `python -m outpost.dev.bench fair` runs only the fairness run (`fair_backlog=20000`
+and the like scale it down). The report (bench_report.py): a table, the targets missed, and
+last one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from outpost.dev import bench_ceilings, bench_shards, bench_wait
-from outpost.dev.bench_ceilings import cpu_seconds, verdicts
-from outpost.dev.bench_fair import endpoint_process, fair_only, fairness
+from outpost.dev import bench_ceilings, bench_cluster, bench_shards, bench_wait
+from outpost.dev.bench_ceilings import cpu_seconds
+from outpost.dev.bench_fair import FAIR_ARGS, endpoint_process, fair_only, fairness
 from outpost.dev.bench_parts import KEY, endpoint_app, load
+from outpost.dev.bench_report import publish_report, report
 
 SECRET = "bench-aes-secret"
 # the overload run: this many clients flat out against one API process, which sheds
@@ -218,7 +220,9 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         out["worker_rss_batched_events_drained"] = done_batched
         await deps.redis.aclose()
         out.update(await source_figures(out))
-        out |= await fair_beside(redis.redis_url, ep.url, env, args) | await bench_wait.measure()
+        out.update(await fair_beside(redis.redis_url, ep.url, env, args))
+        out.update(await bench_wait.measure())  # its own master + replica
+        out.update(await bench_cluster.figures())  # its own servers: single and cluster
     finally:
         ep.stop()
         redis.stop()
@@ -241,12 +245,11 @@ async def source_figures(out: dict[str, Any]) -> dict[str, Any]:
     of the two drain rates: at 1 or more, the source is not the pipeline's bottleneck."""
     from outpost.dev import bench_source
 
-    got = await bench_source.run({"records": 60_000, "shards": 8, "batch": 1000})
+    got = await bench_source.run({"records": 60_000, "shards": 8, "batch": 1000, "baseline": 1})
     drain = max(out["pipeline_putrecord_per_s"], out["pipeline_batched_per_s"]) or 1.0
-    return {
-        "source_records_per_s": got["source_records_per_s"],
-        "source_vs_drain": got["source_records_per_s"] / drain,
-    }
+    keep: tuple[str, ...] = ("source_record_by_record_per_s", "source_records_per_s")
+    keep += ("source_cpu_us_per_record", "source_cpu_ratio")
+    return {**{k: got[k] for k in keep}, "source_vs_drain": got["source_records_per_s"] / drain}
 
 
 async def publish_figures(
@@ -283,27 +286,10 @@ async def publish_figures(
                 p.terminate()
                 p.wait(timeout=30)
     return {
-        **_figures(flat, batched, lat),
+        **publish_report(flat, batched, lat),
         "overload_accepted_p99_ms": overload["p99_ms"],
         "overload_shed_share": overload["shed_share"],
         "overload_errors": overload["errors"],
-    }
-
-
-def _figures(flat: dict[str, Any], batched: dict[str, Any], lat: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "publish_per_s": flat["per_s"],
-        "publish_p99_ms": flat["p99_ms"],
-        "publish_batch_per_s": batched["per_s"],
-        "latency_rate_per_s": lat["half"]["rate"],
-        "latency_p50_ms": lat["half"]["p50"],
-        "latency_p99_ms": lat["half"]["p99"],
-        "latency_publish_call_p99_ms": lat["half"]["api"],  # of that, the POST itself
-        # the same at a tenth of the rate: what the pipeline adds when the 2 cores are not
-        # shared by load generator, API, worker, endpoint and Redis all at once
-        "latency_tenth_rate_per_s": lat["tenth"]["rate"],
-        "latency_tenth_p50_ms": lat["tenth"]["p50"],
-        "latency_tenth_p99_ms": lat["tenth"]["p99"],
     }
 
 
@@ -314,11 +300,6 @@ def _load_process(
     stdout, _ = proc.communicate(timeout=seconds + 60)
     result: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
     return result
-
-
-def table(out: dict[str, Any]) -> str:
-    rows = [f"{k:<28} {f'{v:.1f}' if isinstance(v, float) else v}" for k, v in out.items()]
-    return "\n".join(["figure                       value", "-" * 40, *rows])
 
 
 async def profile(n: int, batching: bool, top: int = 25) -> None:
@@ -396,9 +377,7 @@ def main(argv: list[str]) -> None:
         "backlog": 10_000,
         "rss_backlog": 200_000,
         "rss_seconds": 240.0,
-        "fair_backlog": 100_000,  # A's backlog in the fairness run
-        "fair_seconds": 8.0,  # each phase of it
-        "fair_rate": 50.0,  # B's publishes per second
+        **FAIR_ARGS,
     }
     only_fair = bool(argv) and argv[0] == "fair"
     for item in argv[only_fair:]:
@@ -406,14 +385,7 @@ def main(argv: list[str]) -> None:
         args[key.lstrip("-").replace("-", "_")] = type(args[key.lstrip("-").replace("-", "_")])(
             value
         )
-    out = asyncio.run(fair_only(args) if only_fair else run(args))
-    if not only_fair:
-        out["targets"] = verdicts(out)
-        out["missed"] = bench_ceilings.missed(out["targets"])
-    print(table({k: v for k, v in out.items() if k not in ("targets", "missed")}))
-    if not only_fair:
-        print("missed targets:", ", ".join(out["missed"]) or "none")
-    print(json.dumps(out))
+    report(asyncio.run(fair_only(args) if only_fair else run(args)), with_targets=not only_fair)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """REDIS_WAIT_REPLICAS: a write acknowledged only once replicas have it.
 
 Redis's `WAIT n timeout` counts the replicas that have every write *of the connection it
-runs on*; so the script and its WAIT go in one pipeline (one connection, one round trip
-plus the replicas' ack). On a cluster the WAIT is sent to the node that owns the script's
-slot (every key of one call shares one hash tag), in the same per-node pipeline: redis-py's
-ClusterPipeline sends one node's commands on one of its connections. One WAIT per batched
-script call, never per event.
+runs on*; so a script call and its WAIT go on one connection, in one round trip: a
+pipeline on a single node; on a cluster, the two commands on one connection of the node
+owning the call's slot (every key of one call shares one hash tag; redis-py's cluster
+pipeline refuses scripts). One WAIT per script call (a publish batch's tenant step),
+never per event.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import RedisCluster
 from redis.asyncio.cluster import PipelineCommand
 from redis.commands.core import AsyncScript
 from redis.exceptions import AskError, MovedError, NoScriptError
 
 from outpost.errors import Unavailable
+from outpost.queue.calls import Calls, Client
 from outpost.queue.connection import REDIS_DOWN
 
 CLUSTER_ATTEMPTS = 3  # a moved slot or a failed-over node: map again, call again
@@ -32,7 +33,7 @@ class ReplicaWait:
     timeout_ms: int = 1000
 
     async def run(
-        self, redis: Redis, script: AsyncScript, keys: Sequence[str], args: list[Any]
+        self, redis: Client, script: AsyncScript, keys: Sequence[str], args: list[Any]
     ) -> Any:
         """The script's result, once `replicas` replicas have its write (Unavailable if
         fewer confirm within the timeout: Unavailable, saying the write is on the master)."""
@@ -54,8 +55,19 @@ class ReplicaWait:
             )
         return result
 
+    async def run_all(self, redis: Client, calls: Calls) -> list[Any]:
+        """Each script call of `calls` (one per tag: a publish batch's tenant steps) with its
+        own WAIT on the node that ran it, concurrently: one answer or exception per call."""
+        if isinstance(redis, RedisCluster):
+            await redis.initialize()  # before concurrent calls (they would race its setup)
+        runs = []
+        for script, keys, args in calls.items:
+            assert script is not None  # plain commands are not waited for
+            runs.append(self.run(redis, script, keys, args))
+        return list(await asyncio.gather(*runs, return_exceptions=True))
+
     async def _once(
-        self, redis: Redis, script: AsyncScript, keys: Sequence[str], args: list[Any]
+        self, redis: Client, script: AsyncScript, keys: Sequence[str], args: list[Any]
     ) -> list[Any]:
         if isinstance(redis, RedisCluster):
             return await self._on_node(redis, script, keys, args)

@@ -100,3 +100,32 @@ async def test_one_wait_per_batch_not_per_event(api):
     assert [a[0] for a in answers] == [202] * 40
     waits = (await redis.info("commandstats"))["cmdstat_wait"]["calls"]
     assert 1 <= waits < 40, waits
+
+
+async def cluster_api(aiohttp_client: Any, url: str, replicas: int) -> tuple[Any, Deps]:
+    settings = make_settings(url, redis_cluster_enabled=True, redis_wait_replicas=replicas)
+    deps = Deps.build(settings, redis_client(settings))
+    return await aiohttp_client(create_app(settings, deps, run_promoter=False)), deps
+
+
+async def test_on_the_cluster_each_tenants_node_waits_for_its_replica(
+    aiohttp_client, redis_cluster
+):
+    """Tenants spread over the 3 masters (1 replica each): WAIT 1 is met on each owning
+    node; WAIT 2 cannot be (503, saying 1 of 2)."""
+    redis_cluster.flush()
+    client, deps = await cluster_api(aiohttp_client, redis_cluster.redis_url, 1)
+    strict, strict_deps = await cluster_api(aiohttp_client, redis_cluster.redis_url, 2)
+    try:
+        for tenant in [f"c{i}" for i in range(9)]:
+            assert (await client.put(f"/api/v1/tenants/{tenant}", headers=AUTH)).status == 201
+            body = {"tenant_id": tenant, "topic": "orders", "id": "e1", "data": {}}
+            r = await client.post("/api/v1/publish", json=body, headers=AUTH)
+            assert r.status == 202, await r.text()
+            r = await strict.post("/api/v1/publish", json={**body, "id": "e2"}, headers=AUTH)
+            assert r.status == 503 and "1 of 2 replica(s)" in await r.text()
+    finally:
+        for d in (deps, strict_deps):
+            await d.registry.close()
+            await d.redis.aclose()
+        redis_cluster.flush()

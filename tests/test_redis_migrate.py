@@ -6,7 +6,9 @@ a second run keeps what is there. The start-up check works on the cluster too.""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import urllib.request
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from redis.asyncio import Redis
 
 from outpost import ops
 from outpost.deps import Deps
+from outpost.dev import devstack
 from outpost.errors import Unavailable
 from outpost.queue.connection import RedisConfig, StartupError, check_redis, connect_redis
 from outpost.queue.durable import ReplicaWait
@@ -145,3 +148,39 @@ async def test_migrate_a_single_node_to_the_cluster(
     finally:
         await target.flushall()
         await target.aclose()
+
+
+def test_outpost_all_runs_on_the_cluster(redis_cluster, http_receiver):
+    """The real process with REDIS_CLUSTER_ENABLED and REDIS_WAIT_REPLICAS=1: it starts,
+    takes a tenant, a destination and a publish (202), delivers it, and stops cleanly."""
+    redis_cluster.flush()
+    port = devstack.free_port()
+    env = service_env(
+        redis_cluster.redis_url, port, REDIS_CLUSTER_ENABLED="true", REDIS_WAIT_REPLICAS="1"
+    )
+    proc = subprocess.Popen([*OUTPOST, "all"], env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api/v1"
+
+    def call(method: str, path: str, body: Any = None) -> int:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {**AUTH, "Content-Type": "application/json"}
+        request = urllib.request.Request(base + path, data, headers, method=method)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+
+    try:
+        devstack.wait_for_port(port, proc)
+        path = http_receiver.path()
+        assert call("PUT", "/tenants/k") == 201
+        body = {"type": "webhook", "topics": "*", "config": {"url": http_receiver.url + path}}
+        assert call("POST", "/tenants/k/destinations", body) == 201
+        assert (
+            call("POST", "/publish", {"tenant_id": "k", "topic": "t", "id": "e1", "data": {}})
+            == 202
+        )
+        [got] = http_receiver.delivered(path, 1)
+        assert got.event_id == "e1"
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+        redis_cluster.flush()

@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 
 from outpost.queue.connection import RedisConfig, check_redis, connect_redis
 from outpost.queue.keys import Keys, enc
-from outpost.queue.sizes import read_sizes
+from outpost.queue.sizes import outboxed, read_sizes
 
 _ANY = "\x00any\x00"  # an id that stands for every id: its encoding becomes `*`
 SCAN_COUNT = 1000
@@ -55,21 +55,24 @@ class Depth:
     queued: int  # tasks queued or in flight, in every partition
     retrying: int
     dead_letters: int
+    outboxed: int = 0  # stored, not yet known to be in a lane (the promoter's sweep moves them)
 
     @property
     def drained(self) -> bool:
-        return self.queued == 0 and self.retrying == 0
+        return self.queued == 0 and self.retrying == 0 and self.outboxed == 0
 
     def line(self) -> str:
         return (
             f"queued or in flight: {self.queued}, waiting to be retried: {self.retrying}, "
+            f"not yet in a lane: {self.outboxed}, "
             f"dead letters (kept, not drained): {self.dead_letters}"
         )
 
 
 async def depth(redis: Redis, keys: Keys, partitions: int) -> Depth:
     sizes = await read_sizes(redis, keys, partitions)
-    return Depth(sum(sizes.depth.values()), sizes.retries, sizes.dead_letters)
+    owed = await outboxed(redis, keys, partitions)
+    return Depth(sum(sizes.depth.values()), sizes.retries, sizes.dead_letters, owed)
 
 
 async def drain(

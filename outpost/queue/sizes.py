@@ -10,6 +10,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from outpost.queue.calls import Calls, raise_first
 from outpost.queue.keys import Keys
 
 # tenants whose dead letters one refresh counts (their streams are capped; beyond this many
@@ -66,3 +67,18 @@ async def read_sizes(redis: Redis, keys: Keys, partitions: int) -> Sizes:
 
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def outboxed(redis: Any, keys: Keys, partitions: int) -> int:
+    """Events stored but not yet known to be queued in their lanes (the tenants' outboxes,
+    queue/outbox.py): two round trips, the marked tenants, then their outboxes."""
+    calls = Calls()
+    for n in range(partitions):
+        calls.command("SMEMBERS", keys.outboxes(n))
+    marked: set[bytes] = {t for found in raise_first(await calls.run(redis)) for t in found}
+    calls = Calls()
+    for tenant in marked:
+        calls.command(
+            "ZCARD", keys.outbox(tenant.decode() if isinstance(tenant, bytes) else tenant)
+        )
+    return sum(int(n) for n in raise_first(await calls.run(redis)))

@@ -2,6 +2,8 @@
 
 import base64
 import json
+import subprocess
+import sys
 import time
 
 from aiohttp import web
@@ -144,3 +146,14 @@ def test_the_report_prints_a_table_the_missed_targets_and_last_the_json(capsys):
     printed = capsys.readouterr().out.splitlines()
     assert printed[-2].startswith("missed targets: ") and printed[-2] != "missed targets: none"
     assert json.loads(printed[-1])["missed"] == out["missed"] != []
+
+
+def test_bench_help_says_what_it_runs_and_runs_nothing():
+    run = subprocess.run(
+        [sys.executable, "-m", "outpost.dev.bench", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "`make bench`" in run.stdout and "name=value" in run.stdout

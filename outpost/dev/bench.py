@@ -356,6 +356,10 @@ async def _drain_profiled(worker: Any, deps: Any, prof: Any) -> float:
 
 
 def main(argv: list[str]) -> None:
+    if {"-h", "--help"} & set(argv):
+        print(__doc__)
+        print("Arguments: name=value overrides (e.g. seconds=5 backlog=10000), or a part.")
+        return
     if argv and argv[0] == "profile":  # python -m outpost.dev.bench profile [N] [batched]
         n = int(argv[1]) if len(argv) > 1 else 20_000
         asyncio.run(profile(n, batching="batched" in argv))

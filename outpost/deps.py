@@ -178,6 +178,7 @@ class Deps:
             settings.attempts_max_per_destination,
             settings.log_max_per_tenant,
             settings.log_max_total,
+            settings.delivery_ordering_lanes,
         )
         destinations = DestinationCache(registry, cipher)
         telemetry = telemetry or Telemetry(per_tenant=settings.metrics_per_tenant)

@@ -11,7 +11,7 @@ import structlog
 from outpost import filters
 from outpost.destinations.registry import DestinationCache, Registry
 from outpost.errors import DomainError, NotFound
-from outpost.models import Event, iso
+from outpost.models import Event, OrderedBy, iso
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.streams import Queue
 from outpost.store.tenants import Store
@@ -20,7 +20,7 @@ from outpost.tracing import Tracing
 
 log = structlog.get_logger("outpost.ingest")
 # (tasks as (destination, ordering key), disabled destinations, matched ids, their types)
-Plan = tuple[list[tuple[str, str]], list[str], list[str], list[str]]
+Plan = tuple[list[tuple[str, str | OrderedBy]], list[str], list[str], list[str]]
 Outcome = tuple[bool, list[str]] | DomainError | Exception
 
 
@@ -132,7 +132,7 @@ class Ingest:
         hits.sort(key=lambda d: d.id)
         enabled = [d for d in hits if d.enabled]
         held = [d.id for d in hits if not d.enabled]  # kept as dead letters, not lost
-        routes = [(d.id, self.registry.get(d.type).ordering_key(event, d)) for d in enabled]
+        routes = [(d.id, self.registry.get(d.type).lane_key(event, d)) for d in enabled]
         return routes, held, [d.id for d in enabled], [d.type for d in enabled]
 
 

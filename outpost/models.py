@@ -258,6 +258,15 @@ class Event:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class OrderedBy:
+    """A route's lane key for a destination that delivers in order per key
+    (`config.ordering`): its tasks go to the sub-lane of `key` (queue/ordered.py). A
+    plain string key routes to the destination's one lane."""
+
+    key: str
+
+
 @dataclass(frozen=True)
 class Task:
     """One delivery of one event to one destination; what the partition streams carry."""

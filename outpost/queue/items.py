@@ -31,6 +31,7 @@ COMPLETE_KEYS = (
     "tenant_attempts",
     "failures",
     "dead_key",
+    "state",
 )
 
 
@@ -74,10 +75,10 @@ class Outcome:
 
 def publish_item(
     queue_keys: Keys,
-    lane_of: Callable[[str, str], Any],
+    lane_of: Callable[[str, str, Any], Any],
     table: KeyTable,
     tenant: dict[str, int],
-    item: tuple[Event, list[tuple[str, str]], Sequence[str]],
+    item: tuple[Event, list[tuple[str, Any]], Sequence[str]],
 ) -> dict[str, Any]:
     """One event of the publish script, its keys as indexes into the call's KEYS
     (`tenant`: the indexes of its tenant's keys, shared by the tenant's events)."""
@@ -98,7 +99,8 @@ def publish_item(
         "trim": random.random() < TRIM_SHARE,
         "now": f"{now:.3f}",
         "routes": [
-            _route(table, lane_of(event.tenant_id, dest_id), dest_id) for dest_id, _ in routes
+            _route(table, lane_of(event.tenant_id, dest_id, key), dest_id)
+            for dest_id, key in routes
         ],
         "held": list(held),
     }
@@ -152,9 +154,16 @@ def complete_item(
         call["lanes"] = lanes
     if outcome.record_attempt:
         call |= _attempt_fields(queue_keys, attempt_id, task, outcome, attempt_time)
+    state = queue_keys.state_of(entry.stream)
+    if state is not None:  # an ordered sub-lane: a retry stays at its head (ordered.py)
+        call["state"] = state
     if outcome.retry_in is not None:
-        call["retry"] = retry_member(entry, spent=not outcome.held)
         call["retry_at_ms"] = str(int((time.time() + outcome.retry_in) * 1000))
+        if state is None:
+            call["retry"] = retry_member(entry, spent=not outcome.held)
+        else:
+            call["hold"] = True
+            call["next_attempt"] = str(task.attempt if outcome.held else task.attempt + 1)
     if outcome.dead:
         fields = {
             **task.fields(),

@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 
 from outpost import exactjson
 from outpost.errors import DomainError, Invalid, NotFound
-from outpost.models import Event, Task
+from outpost.models import Event, OrderedBy, Task
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.connection import step_failed
 from outpost.queue.items import (
@@ -36,6 +36,7 @@ from outpost.queue.items import (
 from outpost.queue.keys import GROUP, Keys
 from outpost.queue.lanes import BELL_MAXLEN, Lane, Lanes
 from outpost.queue.lua import KeyTable, register
+from outpost.queue.ordered import OrderedLanes
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 COMMIT_BATCH = 500  # completions per script call
@@ -51,6 +52,7 @@ class Queue:
         attempts_cap: int = 10_000,
         log_cap_tenant: int = 100_000,
         log_cap_total: int = 1_000_000,
+        ordering_buckets: int = 64,
     ):
         self.log_cap_tenant = log_cap_tenant
         self.log_cap_total = log_cap_total
@@ -60,19 +62,23 @@ class Queue:
         self.retention = retention_seconds
         self.attempts_cap = attempts_cap
         self.lanes = Lanes(redis, keys, partitions)
+        self.ordered = OrderedLanes(redis, keys, partitions, ordering_buckets)
         self._publish = register(redis, "outpost.queue", "publish")
         self._requeue = register(redis, "outpost.queue", "requeue")
         self._complete = register(redis, "outpost.queue", "complete")
         self._completions = Coalescer(self._complete_many, COMMIT_BATCH)
 
-    def lane_of(self, tenant_id: str, destination_id: str) -> Lane:
+    def lane_of(self, tenant_id: str, destination_id: str, key: str | OrderedBy = "") -> Lane:
         """The lane a destination's tasks go to: every task of a destination in one stream,
-        in the order queued (so the tasks of one ordering key keep their order too)."""
+        in the order queued; or, for a route `OrderedBy` its ordering key, the ordered
+        sub-lane of that key (queue/ordered.py)."""
+        if isinstance(key, OrderedBy):
+            return self.ordered.of(tenant_id, destination_id, key.key)
         return self.lanes.of(tenant_id, destination_id)
 
     # -- producer ---------------------------------------------------------------------
     async def publish(
-        self, event: Event, routes: list[tuple[str, str]], held: Sequence[str] = ()
+        self, event: Event, routes: list[tuple[str, str | OrderedBy]], held: Sequence[str] = ()
     ) -> bool:
         """Store and index the event, add one task per (destination id, ordering key) and
         keep a dead letter for each `held` (disabled) destination, atomically. False when
@@ -83,7 +89,7 @@ class Queue:
         return fresh
 
     async def publish_many(
-        self, items: list[tuple[Event, list[tuple[str, str]], Sequence[str]]]
+        self, items: list[tuple[Event, list[tuple[str, str | OrderedBy]], Sequence[str]]]
     ) -> list[bool | DomainError]:
         """Many publishes in one script call (one command, one JSON argument); each event
         is still its own step, and one whose step failed gets its own Unavailable while the
@@ -220,22 +226,25 @@ class Queue:
         due: Any = await self.redis.zrangebyscore(
             self.keys.retries(), "-inf", now_ms, start=0, num=limit
         )
-        items = []
+        items: list[tuple[str, str, Task, str | OrderedBy]] = []
         for member in due:
             r = json.loads(member)
             task = Task(r["t"], r["e"], r["d"], int(r["a"]), r["m"] == "1")
-            items.append(("retry", _s(member), task))
+            items.append(("retry", _s(member), task, ""))
         return await self._requeue_many(self.keys.retries(), items)
 
-    async def _requeue_many(self, source: str, items: list[tuple[str, str, Task]]) -> int:
-        """Tasks into their lanes, each only if this call takes it from `source` (`take`
-        'retry' or 'dead'; '' takes nothing): one script call."""
+    async def _requeue_many(
+        self, source: str, items: list[tuple[str, str, Task, str | OrderedBy]]
+    ) -> int:
+        """Tasks into their lanes (by their lane key, as at publish), each only if this
+        call takes it from `source` (`take` 'retry' or 'dead'; '' takes nothing): one
+        script call."""
         if not items:
             return 0
         table = KeyTable(source)
         calls = []
-        for take, member, task in items:
-            lane = self.lane_of(task.tenant_id, task.destination_id)
+        for take, member, task, key in items:
+            lane = self.lane_of(task.tenant_id, task.destination_id, key)
             call: dict[str, Any] = {
                 "stream": table.index(lane.stream),
                 "lanes": table.index(lane.index),
@@ -250,7 +259,7 @@ class Queue:
 
     async def depth(self) -> dict[str, int]:
         """Tasks not yet finished: queued or in flight, and waiting to be retried."""
-        queued = await self.lanes.queued()
+        queued = await self.lanes.queued() + await self.ordered.queued()
         retrying: Any = await self.redis.zcard(self.keys.retries())
         return {"queued": queued, "retrying": int(retrying)}
 
@@ -299,21 +308,21 @@ class Queue:
         page = out[:limit]
         return page, (page[-1]["id"] if len(out) > limit else None)
 
-    async def redrive(self, tenant_id: str, items: list[tuple[str, Task, str]]) -> int:
+    async def redrive(self, tenant_id: str, items: list[tuple[str, Task, str | OrderedBy]]) -> int:
         """Put dead letters back in the queue with a fresh retry budget. `items` are
-        (dead-letter id, task, ordering key). Only entries this call removes from the
+        (dead-letter id, task, lane key). Only entries this call removes from the
         dead letters are queued, so concurrent redrives cannot queue one twice."""
         fresh = [
-            ("dead", dead_id, Task(task.tenant_id, task.event_id, task.destination_id))
-            for dead_id, task, _ in items
+            ("dead", dead_id, Task(task.tenant_id, task.event_id, task.destination_id), key)
+            for dead_id, task, key in items
         ]
         return await self._requeue_many(self.keys.dead_letters(tenant_id), fresh)
 
-    async def enqueue(self, task: Task, ordering_key: str) -> None:
-        """One task straight into its lane (manual retry). Every task of a destination
-        shares its lane, so `ordering_key` needs no stream of its own."""
-        lane = self.lane_of(task.tenant_id, task.destination_id)
-        await self._requeue_many(lane.stream, [("", "", task)])
+    async def enqueue(self, task: Task, key: str | OrderedBy = "") -> None:
+        """One task straight into its lane (manual retry): its destination's lane, or the
+        ordered sub-lane of its key (at its tail)."""
+        lane = self.lane_of(task.tenant_id, task.destination_id, key)
+        await self._requeue_many(lane.stream, [("", "", task, key)])
 
     async def event_owners(self, event_id: str) -> list[str]:
         """Tenants that have an event with this id (ids are unique per tenant only)."""

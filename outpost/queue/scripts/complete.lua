@@ -11,10 +11,12 @@
 --   cap (also the dead-letter MAXLEN), [5] tenant cap, [6] total cap, [7] the tasks, a
 --   JSON array of objects:
 --   {tenant_key, generation_key, stream, lanes?, attempt_key, event_attempts, destination_attempts, tenant_attempts,
---    failures, dead_key: indexes into KEYS; entry_id; record: bool (keep an attempt);
+--    failures, dead_key, state?: indexes into KEYS; entry_id; record: bool (keep an attempt);
 --    attempt: the attempt's JSON; attempt_id; time_ms; success: bool; trim: bool;
 --    retry?: the retry member (JSON) and retry_at_ms; dead?: a dead letter's fields as
---    a flat [field, value, ...] array}
+--    a flat [field, value, ...] array; hold?: an ordered sub-lane's head retried in
+--    place (its `state` hash gets `until` = retry_at_ms and `a:<entry_id>` =
+--    next_attempt, and it stays unacked at the head; delivery/ordered.py)}
 -- Returns one entry per task: the destination's consecutive failures after a failed
 --   attempt, -1 otherwise, 'ERR ...' its step failed. A task of a tenant deleted or being
 --   deleted is only acked (no attempt, retry or dead letter). A lane left with no task
@@ -27,6 +29,7 @@ local acks = {}  -- stream's index in KEYS -> entry ids
 local indexes = {}  -- lane's index in KEYS -> its partition's index of lanes (in KEYS)
 local gone_lanes = {}  -- lanes with a task of a deleted tenant: removed once empty
 local cleared = {}  -- failure counters (index in KEYS) already deleted in this call
+local states = {}  -- ordered sub-lane's index in KEYS -> its state hash (in KEYS)
 
 -- A tenant being deleted (its record marked `deleting`) or deleted (no record but a
 -- generation counter) gets no write: what it had is being purged (store/purge.py).
@@ -65,6 +68,14 @@ local function complete(t)
   local failures = -1
   local gone = tenant_gone(t)
   if t.record and not gone then failures = record(t) end
+  if t.hold and not gone then
+    redis.call('HSET', KEYS[t.state], 'until', t.retry_at_ms, 'a:' .. t.entry_id, t.next_attempt)
+    return failures
+  end
+  if t.state then
+    redis.call('HDEL', KEYS[t.state], 'a:' .. t.entry_id)
+    states[t.stream] = t.state
+  end
   if t.retry and not gone then redis.call('ZADD', KEYS[2], t.retry_at_ms, t.retry) end
   if t.dead and not gone then
     redis.call('XADD', KEYS[t.dead_key], 'MAXLEN', '~', caps[1], '*', unpack(t.dead))
@@ -87,6 +98,7 @@ for at, ids in pairs(acks) do
   if indexes[at] and redis.call('XLEN', stream) == 0 then
     local lanes = KEYS[indexes[at]]
     redis.call('SREM', lanes, stream)
+    if states[at] then redis.call('DEL', KEYS[states[at]]) end
     -- (a retry of a deleted tenant queued after its purge made the lane again)
     if gone_lanes[at] then redis.call('DEL', stream) end
   end

@@ -1,0 +1,182 @@
+"""Per-key ordered Kinesis delivery (`config.ordering: "partition_key"`: queue/ordered.py,
+delivery/ordered.py) against the local Kinesis that enforces shard limits and fails a
+key's records on request (tests/servers/kinesis_shards.py): records of one key land in
+publish order across retries and a worker's kill -9, and a failing key holds only its
+own sub-lane."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import signal
+import time
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from outpost.models import Event, OrderedBy
+from outpost.runtime import build_worker
+from tests.conftest import AUTH, kinesis_body
+from tests.test_batching import publish_batch
+from tests.test_delivery import setup_destination
+from tests.test_faults import Stack
+
+BUCKETS = 64  # DELIVERY_ORDERING_LANES' default
+
+
+def distinct_keys(n: int) -> list[str]:
+    """`n` keys in different sub-lanes (a failing key then holds none of the others)."""
+    keys: list[str] = []
+    for i in range(1000):
+        key = f"key-{i}"
+        if zlib.crc32(key.encode()) % BUCKETS not in {
+            zlib.crc32(k.encode()) % BUCKETS for k in keys
+        }:
+            keys.append(key)
+        if len(keys) == n:
+            return keys
+    raise AssertionError("no keys")
+
+
+def landed(records: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """Per partition key, (the event's number, when it landed), in the order they landed."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for r in records:
+        doc = json.loads(base64.b64decode(r["Data"]))
+        out.setdefault(r["PartitionKey"], []).append((doc["data"]["i"], r["at"]))
+    return out
+
+
+def assert_in_order(numbers: list[int], n: int) -> None:
+    """Every one of 0..n-1 landed, and none before all earlier ones of its key had: a
+    duplicate may only be a re-send of what was sent and not acknowledged (it goes back,
+    then on in order)."""
+    highest = -1
+    for x in numbers:
+        assert x <= highest + 1, f"{x} landed before {highest + 1}: {numbers}"
+        highest = max(highest, x)
+    assert sorted(set(numbers)) == list(range(n)), numbers
+
+
+async def wait_for_records(endpoint: Any, count: int, limit: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + limit
+    while True:
+        records = await asyncio.to_thread(endpoint.records)
+        if len({(r["PartitionKey"], r["Data"]) for r in records}) >= count:
+            return records
+        assert time.monotonic() < deadline, f"{len(records)} of {count} records landed"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("batching", [False, True], ids=["putrecord", "putrecords"])
+async def test_a_failing_key_keeps_its_order_and_holds_no_other_key(
+    client, deps, shard_endpoint, batching
+):
+    n = 40
+    keys = distinct_keys(3)
+    await setup_destination(
+        client,
+        "s",
+        shard_endpoint.url,
+        config={"partition_key_template": "data.k", "ordering": "partition_key"}
+        | ({"batching": True} if batching else {}),
+        delivery_overrides={"retry_schedule": [0.5, 0.5, 0.5]},
+    )
+    shard_endpoint.fail(keys[0], 3)  # its first record fails 3 times: 1.5 s of backoff
+    events = [{"id": f"{k}-{i:03d}", "data": {"k": k, "i": i}} for i in range(n) for k in keys]
+    for chunk in range(0, len(events), 30):
+        r = await client.post(
+            "/api/v1/publish/batch",
+            json=[
+                {"tenant_id": "acme", "topic": "orders", **e} for e in events[chunk : chunk + 30]
+            ],
+            headers=AUTH,
+        )
+        assert r.status == 202, await r.text()
+    worker = build_worker(deps, deps.settings)
+    running = asyncio.create_task(worker.run(promote_retries=False))
+    try:
+        records = await wait_for_records(shard_endpoint, 3 * n, limit=30)
+    finally:
+        worker.stop()
+        await running
+    per_key = landed(records)
+    for key in keys:
+        assert_in_order([i for i, _ in per_key[key]], n)
+    failing_first = per_key[keys[0]][0][1]
+    others_done = max(at for k in keys[1:] for _, at in per_key[k])
+    print(
+        f"\nORDERED {'batched' if batching else 'single'}: other keys done "
+        f"{others_done - failing_first:+.3f}s from the failing key's first record"
+    )
+    assert others_done < failing_first  # they all landed while the failing key waited
+    assert (await deps.queue.depth())["queued"] == 0
+    assert not await deps.queue.ordered.with_work()  # every sub-lane left the index
+
+
+async def test_the_ordering_setting_is_validated(client):
+    await client.put("/api/v1/tenants/acme", headers=AUTH)
+    for value, status in (("partition_key", 201), ("none", 201), ("bogus", 422), (True, 422)):
+        body = kinesis_body("s", "http://127.0.0.1:1", ordering=value)
+        r = await client.post("/api/v1/tenants/acme/destinations", json=body, headers=AUTH)
+        assert r.status == status, await r.text()
+        if status == 422:
+            assert "config.ordering" in await r.text()
+
+
+async def test_unordered_destinations_keep_their_one_lane(client, deps, shard_endpoint):
+    """No ordering: one lane, no ordering key computed at publish, no sub-lane."""
+    dest = await setup_destination(client, "s", shard_endpoint.url)
+    await publish_batch(client, ["u1", "u2"])
+    lane = deps.queue.lane_of("acme", dest["id"])
+    assert await deps.redis.xlen(lane.stream) == 2
+    assert not await deps.queue.ordered.with_work()
+
+
+@pytest.mark.parametrize("batching", [False, True], ids=["putrecord", "putrecords"])
+async def test_kill_9_mid_run_keeps_every_key_in_order(tmp_path, shard_endpoint, batching):
+    stack = Stack(tmp_path, shard_endpoint.url, "s")
+    try:
+        config = {"partition_key_template": "data.k", "ordering": "partition_key"}
+        body = kinesis_body("s", shard_endpoint.url, **config, batching=batching)
+        stack.dest = stack.deps.registry.create("acme", body, "d1")
+        await stack.deps.store.upsert_tenant("acme", None)
+        await stack.deps.store.create_destination(stack.dest)
+        n, keys = 300, distinct_keys(3)
+        items = []
+        for i in range(n):
+            for k in keys:
+                ev = Event(
+                    id=f"{k}-{i:04d}",
+                    tenant_id="acme",
+                    topic="orders",
+                    time=datetime.now(UTC),
+                    data={"k": k, "i": i},
+                )
+                items.append((ev, [(stack.dest.id, OrderedBy(k))], ()))
+        assert all(r is True for r in await stack.deps.queue.publish_many(items))
+        shard_endpoint.fail(keys[0], 2)  # and a retried head on the way
+        first = stack.worker_process(tmp_path / "w1.log")
+        try:
+            await wait_for_records(shard_endpoint, 3 * n // 4, limit=60)
+        finally:
+            first.kill()  # SIGKILL: its leases are left to expire, nothing acked
+            first.wait()
+        assert await stack.remaining() > 0
+        second = stack.worker_process(tmp_path / "w2.log")
+        try:
+            await stack.wait_drained(limit=120)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=20) == 0
+        records = await asyncio.to_thread(shard_endpoint.records)
+        per_key = landed(records)
+        dupes = len(records) - 3 * n
+        print(f"\nORDERED kill -9 ({'batched' if batching else 'single'}): re-sent {dupes}")
+        for key in keys:
+            assert_in_order([i for i, _ in per_key[key]], n)
+    finally:
+        await stack.close()

@@ -28,13 +28,12 @@ from outpost.queue.items import Entry
 from outpost.queue.ordered import RELEASED_WITH_WORK
 
 log = structlog.get_logger("outpost.delivery")
-WINDOW = 500  # tasks read from a sub-lane's head at once (a PutRecords call's worth)
+Loaded = tuple[Event | None, bytes | None]
+HEAD = 200  # tasks read from a sub-lane's head at once (a batching destination sends all)
 SENDS = 32  # unbatched sends of one sub-lane at once (distinct keys)
 MAX_OWNED = 256  # sub-lanes one worker delivers at once
 POLL_SECONDS = 1.0  # the indexes are looked at this often; the bell wakes a worker sooner
 CRASH_PAUSE_SECONDS = 1.0  # after an unexpected error, before the sub-lane is let go
-
-Item = tuple[Entry, Event | None, bytes | None]
 
 
 class OrderedRunner:
@@ -87,9 +86,10 @@ class OrderedRunner:
             await asyncio.gather(*list(self._owned.values()), return_exceptions=True)
 
     async def _own(self, lane: str) -> None:
+        keys: dict[str, str] = {}  # entry id -> ordering key, of the entries at the head
         try:
             while not self.stopping.is_set():
-                head = await self.lanes.head(lane, WINDOW, self.name, self.lease_ms)
+                head = await self.lanes.head(lane, HEAD, self.name, self.lease_ms)
                 if not head.held:
                     log.warning("ordered_lane_lost", lane=lane)  # its lease expired
                     return
@@ -98,7 +98,7 @@ class OrderedRunner:
                 if head.wait > 0:  # the head waits for its retry; the lease is kept
                     await self._pause(min(head.wait, self.lease_ms / 3000))
                     continue
-                await self._renewing(lane, self._deliver(head.entries))
+                await self._renewing(lane, self._deliver(head.entries, keys))
         except Exception:
             log.exception("ordered_lane_failed", lane=lane)  # its head is read again later
             await self._pause(CRASH_PAUSE_SECONDS)
@@ -128,36 +128,38 @@ class OrderedRunner:
                 if not await self.lanes.lease("renew", lane, self.name, self.lease_ms):
                     log.warning("ordered_lane_lost", lane=lane)
 
-    async def _deliver(self, entries: list[Entry]) -> None:
-        """One batch: the first task of each ordering key in the head, all sent, every
-        outcome completed before the next read."""
+    async def _deliver(self, entries: list[Entry], keys: dict[str, str]) -> None:
+        """One batch: the first task of each ordering key in the head (up to SENDS, or
+        the whole head for a batching destination), all sent, every outcome completed
+        before the next read. `keys`: the ordering key of each entry id seen at the head
+        before (kept by the owner: an event is loaded for its key once, and again only
+        when it is sent)."""
         d = self.deliverer
-        loaded = await d.queue.load_work(entries)
-        raw = next((r for _, r in loaded if r is not None), None)
+        loaded: dict[str, Loaded] = {}
+        await self._load([e for e in entries if e.entry_id not in keys], loaded)
+        for entry_id, (event, raw) in loaded.items():
+            keys[entry_id] = self._key(event, raw) or f"\0{entry_id}"
+        for gone in set(keys) - {e.entry_id for e in entries}:
+            del keys[gone]  # completed: no longer at the head
+        chosen = _window(entries, keys, SENDS)
+        await self._load(chosen, loaded)
+        raw = next((loaded[e.entry_id][1] for e in chosen if loaded[e.entry_id][1]), None)
         dest = None if raw is None else d.destinations.parse(raw)
-        batched = dest is not None and d.registry.get(dest.type).batching(dest)
-        items = self._window(entries, loaded, WINDOW if batched else SENDS)
-        if batched:
-            await d.process_group(items)
+        if dest is None or not d.registry.get(dest.type).batching(dest):
+            items = [(e, *loaded[e.entry_id]) for e in chosen]
+            await asyncio.gather(*(d.process(e, ev, r, loaded=True) for e, ev, r in items))
             return
-        await asyncio.gather(*(d.process(e, ev, r, loaded=True) for e, ev, r in items))
+        if len(chosen) == SENDS:  # a PutRecords call's worth
+            chosen = _window(entries, keys, len(entries))
+            await self._load(chosen, loaded)
+        await d.process_group([(e, *loaded[e.entry_id]) for e in chosen])
 
-    def _window(
-        self, entries: list[Entry], loaded: list[tuple[Event | None, bytes | None]], limit: int
-    ) -> list[Item]:
-        """The head's first task of each ordering key (a task whose event or destination
-        is gone has no key: it is only completed), up to `limit`."""
-        seen: set[str] = set()
-        out: list[Item] = []
-        for entry, (event, raw) in zip(entries, loaded, strict=True):
-            key = self._key(event, raw) or f"\0{entry.entry_id}"
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append((entry, event, raw))
-            if len(out) == limit:
-                break
-        return out
+    async def _load(self, entries: list[Entry], loaded: dict[str, Loaded]) -> None:
+        """What `entries` name, into `loaded` (by entry id), for those not there yet."""
+        wanted = [e for e in entries if e.entry_id not in loaded]
+        if wanted:
+            work = await self.deliverer.queue.load_work(wanted)
+            loaded.update(zip((e.entry_id for e in wanted), work, strict=True))
 
     def _key(self, event: Event | None, raw: bytes | None) -> str | None:
         if event is None or raw is None:
@@ -167,3 +169,19 @@ class OrderedRunner:
             return None
         provider: Any = self.deliverer.registry.get(dest.type)
         return str(provider.ordering_key(event, dest))
+
+
+def _window(entries: list[Entry], keys: dict[str, str], limit: int) -> list[Entry]:
+    """The head's first entry of each ordering key (an entry whose event or destination is
+    gone has a key of its own: it is only completed), up to `limit`."""
+    seen: set[str] = set()
+    out: list[Entry] = []
+    for entry in entries:
+        key = keys[entry.entry_id]
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(entry)
+        if len(out) == limit:
+            break
+    return out

@@ -276,6 +276,7 @@ class Task:
     destination_id: str
     attempt: int = 1
     manual: bool = False
+    key: str = ""  # its ordering key, in an ordered sub-lane (queued there beside `fields`)
 
     def fields(self) -> dict[str, str]:
         return {
@@ -288,4 +289,4 @@ class Task:
 
     @classmethod
     def from_fields(cls, f: dict[str, str]) -> Task:
-        return cls(f["t"], f["e"], f["d"], int(f.get("a", "1")), f.get("m") == "1")
+        return cls(f["t"], f["e"], f["d"], int(f.get("a", "1")), f.get("m") == "1", f.get("k", ""))

@@ -17,18 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
-from typing import Any
+from dataclasses import replace
 
 import structlog
 
 from outpost.delivery.deliverer import Deliverer
-from outpost.models import Event
 from outpost.queue.connection import REDIS_DOWN
-from outpost.queue.items import Entry
+from outpost.queue.items import Entry, Outcome
 from outpost.queue.ordered import RELEASED_WITH_WORK
 
 log = structlog.get_logger("outpost.delivery")
-Loaded = tuple[Event | None, bytes | None]
 HEAD = 200  # tasks read from a sub-lane's head at once (a batching destination sends all)
 SENDS = 32  # unbatched sends of one sub-lane at once (distinct keys)
 MAX_OWNED = 256  # sub-lanes one worker delivers at once
@@ -86,19 +84,26 @@ class OrderedRunner:
             await asyncio.gather(*list(self._owned.values()), return_exceptions=True)
 
     async def _own(self, lane: str) -> None:
-        keys: dict[str, str] = {}  # entry id -> ordering key, of the entries at the head
+        """Deliver the sub-lane until it is empty. Its head is kept here as read (only
+        this owner takes tasks off it): each read asks only for the tasks after it."""
+        pending: list[Entry] = []  # the head, in order
         try:
             while not self.stopping.is_set():
-                head = await self.lanes.head(lane, HEAD, self.name, self.lease_ms)
+                after = pending[-1].entry_id if pending else None
+                head = await self.lanes.head(
+                    lane, HEAD - len(pending), after, self.name, self.lease_ms
+                )
                 if not head.held:
                     log.warning("ordered_lane_lost", lane=lane)  # its lease expired
                     return
-                if not head.entries:
+                pending = _at_attempts(pending + head.entries, head.attempts)
+                if not pending:
                     return
                 if head.wait > 0:  # the head waits for its retry; the lease is kept
                     await self._pause(min(head.wait, self.lease_ms / 3000))
                     continue
-                await self._renewing(lane, self._deliver(head.entries, keys))
+                done = await self._renewing(lane, self._deliver(pending))
+                pending = [e for e in pending if e.entry_id not in done]
         except Exception:
             log.exception("ordered_lane_failed", lane=lane)  # its head is read again later
             await self._pause(CRASH_PAUSE_SECONDS)
@@ -117,7 +122,7 @@ class OrderedRunner:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)
 
-    async def _renewing(self, lane: str, work: Awaitable[None]) -> None:
+    async def _renewing(self, lane: str, work: Awaitable[set[str]]) -> set[str]:
         """Run one batch, renewing the lease while it lasts."""
         task = asyncio.ensure_future(work)
         while True:
@@ -128,56 +133,49 @@ class OrderedRunner:
                 if not await self.lanes.lease("renew", lane, self.name, self.lease_ms):
                     log.warning("ordered_lane_lost", lane=lane)
 
-    async def _deliver(self, entries: list[Entry], keys: dict[str, str]) -> None:
+    async def _deliver(self, entries: list[Entry]) -> set[str]:
         """One batch: the first task of each ordering key in the head (up to SENDS, or
         the whole head for a batching destination), all sent, every outcome completed
-        before the next read. `keys`: the ordering key of each entry id seen at the head
-        before (kept by the owner: an event is loaded for its key once, and again only
-        when it is sent)."""
+        before the next read. Returns the entry ids that left the sub-lane (acked: not
+        retried in place)."""
         d = self.deliverer
-        loaded: dict[str, Loaded] = {}
-        await self._load([e for e in entries if e.entry_id not in keys], loaded)
-        for entry_id, (event, raw) in loaded.items():
-            keys[entry_id] = self._key(event, raw) or f"\0{entry_id}"
-        for gone in set(keys) - {e.entry_id for e in entries}:
-            del keys[gone]  # completed: no longer at the head
-        chosen = _window(entries, keys, SENDS)
-        await self._load(chosen, loaded)
-        raw = next((loaded[e.entry_id][1] for e in chosen if loaded[e.entry_id][1]), None)
+        chosen = _window(entries, SENDS)
+        loaded = await d.queue.load_work(chosen)
+        raw = next((r for _, r in loaded if r is not None), None)
         dest = None if raw is None else d.destinations.parse(raw)
         if dest is None or not d.registry.get(dest.type).batching(dest):
-            items = [(e, *loaded[e.entry_id]) for e in chosen]
-            await asyncio.gather(*(d.process(e, ev, r, loaded=True) for e, ev, r in items))
-            return
+            sends = (d.process(e, *w, loaded=True) for e, w in zip(chosen, loaded, strict=True))
+            return _left(chosen, await asyncio.gather(*sends))
         if len(chosen) == SENDS:  # a PutRecords call's worth
-            chosen = _window(entries, keys, len(entries))
-            await self._load(chosen, loaded)
-        await d.process_group([(e, *loaded[e.entry_id]) for e in chosen])
-
-    async def _load(self, entries: list[Entry], loaded: dict[str, Loaded]) -> None:
-        """What `entries` name, into `loaded` (by entry id), for those not there yet."""
-        wanted = [e for e in entries if e.entry_id not in loaded]
-        if wanted:
-            work = await self.deliverer.queue.load_work(wanted)
-            loaded.update(zip((e.entry_id for e in wanted), work, strict=True))
-
-    def _key(self, event: Event | None, raw: bytes | None) -> str | None:
-        if event is None or raw is None:
-            return None
-        dest = self.deliverer.destinations.parse(raw)
-        if dest.type not in self.deliverer.registry:
-            return None
-        provider: Any = self.deliverer.registry.get(dest.type)
-        return str(provider.ordering_key(event, dest))
+            more = _window(entries, len(entries))[SENDS:]
+            chosen, loaded = chosen + more, loaded + await d.queue.load_work(more)
+        items = [(e, *w) for e, w in zip(chosen, loaded, strict=True)]
+        return _left(chosen, await d.process_group(items))
 
 
-def _window(entries: list[Entry], keys: dict[str, str], limit: int) -> list[Entry]:
-    """The head's first entry of each ordering key (an entry whose event or destination is
-    gone has a key of its own: it is only completed), up to `limit`."""
+def _left(entries: list[Entry], outcomes: list[Outcome]) -> set[str]:
+    """The entries whose outcome took them off the sub-lane (no retry in place)."""
+    return {e.entry_id for e, o in zip(entries, outcomes, strict=True) if o.retry_in is None}
+
+
+def _at_attempts(entries: list[Entry], attempts: dict[str, int]) -> list[Entry]:
+    """The entries, each retried in place at the attempt its sub-lane's state says."""
+    out = []
+    for e in entries:
+        at = attempts.get(e.entry_id)
+        if at is not None and at != e.task.attempt:
+            e = replace(e, task=replace(e.task, attempt=at))
+        out.append(e)
+    return out
+
+
+def _window(entries: list[Entry], limit: int) -> list[Entry]:
+    """The head's first entry of each ordering key (the key it was queued with; an entry
+    without one is a key of its own), up to `limit`."""
     seen: set[str] = set()
     out: list[Entry] = []
     for entry in entries:
-        key = keys[entry.entry_id]
+        key = entry.task.key or f"\0{entry.entry_id}"
         if key in seen:
             continue
         seen.add(key)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from outpost import exactjson
-from outpost.models import Event, Task, iso
+from outpost.models import Event, OrderedBy, Task, iso
 from outpost.queue.keys import Keys
 from outpost.queue.lua import KeyTable
 
@@ -99,7 +99,7 @@ def publish_item(
         "trim": random.random() < TRIM_SHARE,
         "now": f"{now:.3f}",
         "routes": [
-            _route(table, lane_of(event.tenant_id, dest_id, key), dest_id)
+            _route(table, lane_of(event.tenant_id, dest_id, key), dest_id, key)
             for dest_id, key in routes
         ],
         "held": list(held),
@@ -109,14 +109,18 @@ def publish_item(
     return call
 
 
-def _route(table: KeyTable, lane: Any, destination_id: str) -> dict[str, Any]:
-    """One task of a publish: its lane's keys (queue/lanes.Lane) as indexes into KEYS."""
-    return {
+def _route(table: KeyTable, lane: Any, destination_id: str, key: Any) -> dict[str, Any]:
+    """One task of a publish: its lane's keys (queue/lanes.Lane) as indexes into KEYS, and
+    the ordering key it carries in an ordered sub-lane (`key` an OrderedBy)."""
+    route = {
         "stream": table.index(lane.stream),
         "lanes": table.index(lane.index),
         "bell": table.index(lane.bell),
         "destination_id": destination_id,
     }
+    if isinstance(key, OrderedBy):
+        route["key"] = key.key
+    return route
 
 
 def publish_tenant(queue_keys: Keys, table: KeyTable, tenant_id: str) -> dict[str, int]:

@@ -32,7 +32,8 @@ RELEASED_WITH_WORK = 2  # lease.lua: released, and the sub-lane holds tasks agai
 class Head:
     """What a sub-lane's owner reads before each batch."""
 
-    entries: list[Entry]
+    entries: list[Entry]  # the tasks after the ones asked after
+    attempts: dict[str, int]  # entry id -> the attempt a task retried in place is at
     wait: float  # seconds its head still waits for its retry
     held: bool  # the owner still holds the lease (renewed by this read)
 
@@ -65,29 +66,29 @@ class OrderedLanes:
         keys = [self.keys.lane_lease(lane), lane, index, self.keys.lane_state(lane)]
         return int(await self._lease(keys=keys, args=[op, owner, ms]))
 
-    async def head(self, lane: str, count: int, owner: str, ms: int) -> Head:
-        """The sub-lane's first `count` tasks (each at the attempt it is at), how many
-        seconds its head must still wait for its retry (0: none), and whether `owner`
-        still holds its lease (renewed for `ms` in the same round trip)."""
+    async def head(self, lane: str, count: int, after: str | None, owner: str, ms: int) -> Head:
+        """The sub-lane's next `count` tasks after entry id `after` (None: its first),
+        the attempt each task retried in place is at, how many seconds its head must
+        still wait for its retry (0: none), and whether `owner` still holds its lease
+        (renewed for `ms` in the same round trip)."""
         index = self.keys.lanes_of(lane)
         assert index is not None
         state_key = self.keys.lane_state(lane)
         pipe = self.redis.pipeline(transaction=False)
         keys = [self.keys.lane_lease(lane), lane, index, state_key]
         await self._lease(keys=keys, args=["renew", owner, ms], client=pipe)
-        pipe.xrange(lane, count=count)
         pipe.hgetall(state_key)
-        held, rows, raw_state = await pipe.execute()
+        if count > 0:
+            pipe.xrange(lane, min="-" if after is None else f"({after}", count=count)
+        held, raw_state, *rows = await pipe.execute()
         state = {_s(k): _s(v) for k, v in raw_state.items()}
+        attempts = {k[2:]: int(v) for k, v in state.items() if k.startswith("a:")}
         entries = []
-        for raw_id, fields in rows:
-            entry_id = _s(raw_id)
-            f = {_s(k): _s(v) for k, v in fields.items()}
-            if f"a:{entry_id}" in state:
-                f["a"] = state[f"a:{entry_id}"]
-            entries.append(Entry(lane, entry_id, Task.from_fields(f)))
+        for raw_id, fields in rows[0] if rows else []:
+            task = Task.from_fields({_s(k): _s(v) for k, v in fields.items()})
+            entries.append(Entry(lane, _s(raw_id), task))
         wait = int(state.get("until", 0)) / 1000 - time.time()
-        return Head(entries, max(0.0, wait), bool(held))
+        return Head(entries, attempts, max(0.0, wait), bool(held))
 
     async def queued(self) -> int:
         """Tasks in the ordered sub-lanes: two round trips."""

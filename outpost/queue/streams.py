@@ -251,6 +251,8 @@ class Queue:
                 "bell": table.index(lane.bell),
                 **task.fields(),
             }
+            if isinstance(key, OrderedBy):
+                call["k"] = key.key  # carried in its ordered sub-lane
             if take:
                 call |= {"take": take, "member": member}
             calls.append(call)

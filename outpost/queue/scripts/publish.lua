@@ -8,7 +8,8 @@
 --   MAXLEN, [5] the events, a JSON array of objects:
 --   {tenant_key, generation_key, event_key, owners_key, index_key, dead_key?: index into KEYS;
 --    record: the event's JSON; tenant_id, event_id; time_ms; trim: bool; now: seconds;
---    routes: [{stream, lanes, bell: indexes into KEYS; destination_id}];
+--    routes: [{stream, lanes, bell: indexes into KEYS; destination_id; key?: the
+--    ordering key, kept as the task's `k` in an ordered sub-lane}];
 --    held: [destination id]}, [6] the consumer group, [7] the bell's MAXLEN.
 -- Returns one entry per event: 1 stored and queued, 0 the tenant already had an event
 --   with this id (nothing queued), -1 the tenant is deleted or being deleted (nothing
@@ -49,8 +50,9 @@ local function publish(e)
   end
   for _, r in ipairs(e.routes) do
     wake(r)
-    redis.call('XADD', KEYS[r.stream], '*', 't', e.tenant_id, 'e', e.event_id,
-               'd', r.destination_id, 'a', '1', 'm', '0')
+    local task = {'t', e.tenant_id, 'e', e.event_id, 'd', r.destination_id, 'a', '1', 'm', '0'}
+    if r.key then table.insert(task, 'k'); table.insert(task, r.key) end
+    redis.call('XADD', KEYS[r.stream], '*', unpack(task))
   end
   for _, d in ipairs(e.held) do
     redis.call('XADD', KEYS[e.dead_key], 'MAXLEN', '~', dead_maxlen, '*',

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import signal
 import time
 import zlib
 from datetime import UTC, datetime
@@ -159,19 +158,10 @@ async def test_kill_9_mid_run_keeps_every_key_in_order(tmp_path, shard_endpoint,
                 items.append((ev, [(stack.dest.id, OrderedBy(k))], ()))
         assert all(r is True for r in await stack.deps.queue.publish_many(items))
         shard_endpoint.fail(keys[0], 2)  # and a retried head on the way
-        first = stack.worker_process(tmp_path / "w1.log")
-        try:
-            await wait_for_records(shard_endpoint, 3 * n // 4, limit=60)
-        finally:
-            first.kill()  # SIGKILL: its leases are left to expire, nothing acked
-            first.wait()
-        assert await stack.remaining() > 0
-        second = stack.worker_process(tmp_path / "w2.log")
-        try:
-            await stack.wait_drained(limit=120)
-        finally:
-            second.send_signal(signal.SIGTERM)
-            assert second.wait(timeout=20) == 0
+        # the first worker's leases are left to expire (DELIVERY_RECLAIM_IDLE_SECONDS 6)
+        await stack.kill_mid_run(
+            tmp_path, lambda: wait_for_records(shard_endpoint, 3 * n // 4, limit=60)
+        )
         records = await asyncio.to_thread(shard_endpoint.records)
         per_key = landed(records)
         dupes = len(records) - 3 * n
@@ -180,3 +170,42 @@ async def test_kill_9_mid_run_keeps_every_key_in_order(tmp_path, shard_endpoint,
             assert_in_order([i for i, _ in per_key[key]], n)
     finally:
         await stack.close()
+
+
+async def test_a_dead_lettered_head_is_skipped_and_its_key_goes_on_in_order(
+    client, deps, shard_endpoint
+):
+    """Retries used up: the head is dead-lettered and leaves the sub-lane, the key's next
+    records go on in order; redriven, the dead one goes to its key's sub-lane again."""
+    n, [key] = 10, distinct_keys(1)
+    dest = await setup_destination(
+        client,
+        "s",
+        shard_endpoint.url,
+        config={"partition_key_template": "data.k", "ordering": "partition_key"},
+        delivery_overrides={"retry_schedule": [0.05, 0.05]},
+    )
+    shard_endpoint.fail(key, 3)  # its first record: 3 attempts, all failed
+    events = [{"id": f"{key}-{i:03d}", "data": {"k": key, "i": i}} for i in range(n)]
+    r = await client.post(
+        "/api/v1/publish/batch",
+        json=[{"tenant_id": "acme", "topic": "orders", **e} for e in events],
+        headers=AUTH,
+    )
+    assert r.status == 202, await r.text()
+    worker = build_worker(deps, deps.settings)
+    await worker.run_until_empty(limit=30)
+    numbers = [i for i, _ in landed(shard_endpoint.records())[key]]
+    assert numbers == list(range(1, n))
+    [dead] = await deps.queue.dead_letters("acme")
+    assert dead["e"] == f"{key}-000" and dead["code"] == "server_error"
+    assert "k" not in dead  # the ordering key is the sub-lane's, not the dead letter's
+    r = await client.post(
+        f"/api/v1/tenants/acme/destinations/{dest['id']}/replay",
+        json={"since": "2000-01-01T00:00:00Z"},
+        headers=AUTH,
+    )
+    assert r.status < 300, await r.text()
+    await worker.run_until_empty(limit=30)
+    numbers = [i for i, _ in landed(shard_endpoint.records())[key]]
+    assert numbers == [*range(1, n), 0], await r.text()

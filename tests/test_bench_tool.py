@@ -130,3 +130,17 @@ async def test_the_fairness_run_prints_its_figures(redis_server, aiohttp_server)
     assert out["fair_b_arrived_idle"] > 0 and out["fair_b_arrived_with_backlog"] > 0
     assert out["fair_a_drain_alone_per_s"] > 0 and out["fair_a_drain_shared_per_s"] > 0
     assert out["fair_a_backlog_left"] > 0
+
+
+def test_the_report_prints_a_table_the_missed_targets_and_last_the_json(capsys):
+    from outpost.dev.bench_report import report
+
+    report({"fair_a_backlog_left": 3, "fair_b_p99_ms": 1.25}, with_targets=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["figure", "value"] and "fair_b_p99_ms" in lines[3]
+    assert json.loads(lines[-1]) == {"fair_a_backlog_left": 3, "fair_b_p99_ms": 1.25}
+    out = {"ceiling_putrecord_per_s": 100.0}
+    report(out, with_targets=True)  # every other figure is missing: all those targets missed
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2].startswith("missed targets: ") and printed[-2] != "missed targets: none"
+    assert json.loads(printed[-1])["missed"] == out["missed"] != []

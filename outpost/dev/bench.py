@@ -6,8 +6,8 @@ Every server binds 127.0.0.1 and is stopped at the end. Parts, each its own proc
   also measures publish → receive latency from a timestamp in each record's data;
 - `load`: single-event `POST /publish` from a separate process (fixed rate or flat out).
 The fairness run (bench_fair.py) ends it. `python -m outpost.dev.bench fair` runs only
-that (`fair_backlog=20000` and the like scale it down). The last line printed is one JSON
-object with the figures.
+that (`fair_backlog=20000` and the like scale it down). The report (bench_report.py): a
+table, the targets missed, and last one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from typing import Any
 from aiohttp import ClientSession, web
 
 from outpost.dev import bench_ceilings, bench_shards
-from outpost.dev.bench_ceilings import cpu_seconds, verdicts
+from outpost.dev.bench_ceilings import cpu_seconds
 from outpost.dev.bench_fair import endpoint_process, fair_only, fairness
 from outpost.dev.bench_parts import KEY, endpoint_app, load
+from outpost.dev.bench_report import publish_report, report
 
 SECRET = "bench-aes-secret"
 # the overload run: this many clients flat out against one API process, which sheds
@@ -283,27 +284,10 @@ async def publish_figures(
                 p.terminate()
                 p.wait(timeout=30)
     return {
-        **_figures(flat, batched, lat),
+        **publish_report(flat, batched, lat),
         "overload_accepted_p99_ms": overload["p99_ms"],
         "overload_shed_share": overload["shed_share"],
         "overload_errors": overload["errors"],
-    }
-
-
-def _figures(flat: dict[str, Any], batched: dict[str, Any], lat: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "publish_per_s": flat["per_s"],
-        "publish_p99_ms": flat["p99_ms"],
-        "publish_batch_per_s": batched["per_s"],
-        "latency_rate_per_s": lat["half"]["rate"],
-        "latency_p50_ms": lat["half"]["p50"],
-        "latency_p99_ms": lat["half"]["p99"],
-        "latency_publish_call_p99_ms": lat["half"]["api"],  # of that, the POST itself
-        # the same at a tenth of the rate: what the pipeline adds when the 2 cores are not
-        # shared by load generator, API, worker, endpoint and Redis all at once
-        "latency_tenth_rate_per_s": lat["tenth"]["rate"],
-        "latency_tenth_p50_ms": lat["tenth"]["p50"],
-        "latency_tenth_p99_ms": lat["tenth"]["p99"],
     }
 
 
@@ -314,11 +298,6 @@ def _load_process(
     stdout, _ = proc.communicate(timeout=seconds + 60)
     result: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
     return result
-
-
-def table(out: dict[str, Any]) -> str:
-    rows = [f"{k:<28} {f'{v:.1f}' if isinstance(v, float) else v}" for k, v in out.items()]
-    return "\n".join(["figure                       value", "-" * 40, *rows])
 
 
 async def profile(n: int, batching: bool, top: int = 25) -> None:
@@ -406,14 +385,7 @@ def main(argv: list[str]) -> None:
         args[key.lstrip("-").replace("-", "_")] = type(args[key.lstrip("-").replace("-", "_")])(
             value
         )
-    out = asyncio.run(fair_only(args) if only_fair else run(args))
-    if not only_fair:
-        out["targets"] = verdicts(out)
-        out["missed"] = bench_ceilings.missed(out["targets"])
-    print(table({k: v for k, v in out.items() if k not in ("targets", "missed")}))
-    if not only_fair:
-        print("missed targets:", ", ".join(out["missed"]) or "none")
-    print(json.dumps(out))
+    report(asyncio.run(fair_only(args) if only_fair else run(args)), with_targets=not only_fair)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from azure.servicebus import parse_connection_string
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outpost.destinations.base import NonBlank
@@ -46,7 +45,7 @@ class ServiceBusCredentials(BaseModel):
     @classmethod
     def _connection_string(cls, v: str) -> str:
         try:
-            parse_connection_string(v)
+            _parse(v)
         except ValueError as exc:  # the SDK's own parser, its own words
             raise ValueError(
                 f"is not a Service Bus connection string ({exc}); expected "
@@ -58,7 +57,15 @@ class ServiceBusCredentials(BaseModel):
 
 def namespace_endpoint(connection_string: str) -> str:
     """`sb://<namespace host>/`: where the client connects (what the SSRF guard checks)."""
-    return str(parse_connection_string(connection_string).endpoint)
+    return str(_parse(connection_string).endpoint)
+
+
+def _parse(connection_string: str) -> Any:
+    """The SDK's own parser: azure-servicebus loads at the type's first use (its first
+    create, update or send), not in every process that builds the registry."""
+    from azure.servicebus import parse_connection_string
+
+    return parse_connection_string(connection_string)
 
 
 CONFIG_FIELDS: list[dict[str, Any]] = [

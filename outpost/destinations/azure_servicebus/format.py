@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from azure.servicebus import ServiceBusMessage
-
 from outpost.envelope import event_document, record_bytes
 from outpost.models import Destination, Event
 
@@ -33,13 +31,4 @@ def record(event: Event, destination: Destination) -> Record:
         data=record_bytes(doc, False),
         properties=tuple(doc["metadata"].items()),
         message_id=event.id if len(event.id) <= MAX_MESSAGE_ID else None,
-    )
-
-
-def message(record: Record) -> ServiceBusMessage:
-    """The SDK's message for a record (built at send: it is a mutable SDK object)."""
-    return ServiceBusMessage(
-        body=record.data,
-        application_properties=dict(record.properties),
-        message_id=record.message_id,
     )

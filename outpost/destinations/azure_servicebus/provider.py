@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from outpost.destinations.azure_servicebus import errors
 from outpost.destinations.azure_servicebus import format as fmt
 from outpost.destinations.azure_servicebus.config import (
     DEFAULT_BATCH_LINGER_MS,
@@ -18,11 +17,15 @@ from outpost.destinations.azure_servicebus.config import (
 )
 from outpost.destinations.azure_servicebus.format import Record
 from outpost.destinations.azure_servicebus.schema import SCHEMA
-from outpost.destinations.azure_servicebus.sender import Batcher, Opener, Senders, open_sdk
 from outpost.destinations.base import DestinationType, Failure, Result
+from outpost.destinations.batcher import Answer, Batcher
 from outpost.destinations.endpoints import EndpointPolicy, ForbiddenEndpoint, forbidden
+from outpost.destinations.lazy import Lazy
 from outpost.errors import PermanentError, ValidationFailed
 from outpost.models import Destination, Event
+
+if TYPE_CHECKING:
+    from outpost.destinations.azure_servicebus.sender import Handle, Opener, Senders
 
 
 class ServiceBusProvider(DestinationType):
@@ -32,14 +35,19 @@ class ServiceBusProvider(DestinationType):
         self,
         timeout: float = 5.0,
         policy: EndpointPolicy | None = None,
-        opener: Opener = open_sdk,
+        opener: Opener | None = None,
     ):
         """`policy`: the SSRF guard for the namespace host (by default private addresses
-        are refused); `opener`: builds a sender."""
+        are refused); `opener`: builds a sender (the SDK's by default)."""
         self.timeout = timeout
         self.policy = policy or EndpointPolicy()
-        self.senders = Senders(opener)
-        self.batcher = Batcher(timeout)
+        self._senders = Lazy(lambda: _senders(timeout, opener))
+        self.batcher: Batcher[Record] = Batcher(self._send_batch, MAX_BATCH_MESSAGES)
+
+    @property
+    def senders(self) -> Senders:
+        """azure-servicebus loads at the first send (`destinations.lazy`)."""
+        return self._senders.get()
 
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("name", ""))
@@ -68,7 +76,7 @@ class ServiceBusProvider(DestinationType):
     async def send(self, record: Record, destination: Destination) -> Result:
         """One message, sent alone (`SendMessage`, as Outpost)."""
         _, handle = await self._handle(destination)
-        await handle.sender.send_messages(fmt.message(record), timeout=self.timeout)
+        await self.senders.send(handle, record)
         return {"entity": destination.config["name"]}
 
     def batching(self, destination: Destination) -> bool:
@@ -80,13 +88,17 @@ class ServiceBusProvider(DestinationType):
         cfg = destination.config
         key, handle = await self._handle(destination)
         linger = cfg.get("batch_linger_ms")
-        limits = (
-            cfg.get("batch_max_messages") or MAX_BATCH_MESSAGES,
-            (DEFAULT_BATCH_LINGER_MS if linger is None else linger) / 1000,
-        )
-        return [self.batcher.add(key, handle, cfg["name"], r, limits) for r in records]
+        linger = (DEFAULT_BATCH_LINGER_MS if linger is None else linger) / 1000
+        limit = cfg.get("batch_max_messages")
+        context = (handle, cfg["name"])
+        return [self.batcher.add(key, context, r, 0, linger, limit) for r in records]
 
-    async def _handle(self, destination: Destination) -> Any:
+    async def _send_batch(
+        self, context: tuple[Handle, str], records: Sequence[Record]
+    ) -> list[Answer]:
+        return await self.senders.send_batch(context, records)
+
+    async def _handle(self, destination: Destination) -> tuple[str, Handle]:
         connection_string = destination.credentials["connection_string"]
         try:
             await self.policy.check(namespace_endpoint(connection_string), at_send=True)
@@ -95,11 +107,19 @@ class ServiceBusProvider(DestinationType):
         return self.senders.get(connection_string, destination.config["name"])
 
     def classify(self, exc: BaseException) -> Failure:
+        from outpost.destinations.azure_servicebus import errors  # the SDK's exception types
+
         return errors.classify(exc)
 
     async def close(self) -> None:
         await self.batcher.close()
-        await self.senders.close()
+        await self._senders.close()
+
+
+def _senders(timeout: float, opener: Opener | None) -> Senders:
+    from outpost.destinations.azure_servicebus.sender import Senders  # azure-servicebus
+
+    return Senders(timeout, opener)
 
 
 def literal_private(url: str) -> bool:

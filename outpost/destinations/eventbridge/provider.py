@@ -1,7 +1,7 @@
 """The AWS EventBridge destination type (Outpost's `aws_eventbridge`): PutEvents with one
 entry per event, or, for destinations with `config.batching`, up to 10 entries (256 KiB)
 per call, each entry failing alone. Its parts: `config`, `format` (entries, pure),
-`aws.clients` (aiobotocore clients per credentials), `aws.batcher`, `aws.errors`."""
+`aws.clients` (aiobotocore clients per credentials), `destinations.batcher`, `aws.errors`."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from urllib.parse import quote_plus
 
 from outpost.destinations.aws import errors
 from outpost.destinations.aws.auth import resource_arn
-from outpost.destinations.aws.batcher import Answer, Batcher
 from outpost.destinations.aws.client_type import AwsClientType
 from outpost.destinations.aws.clients import Identity
 from outpost.destinations.aws.fields import DEFAULT_BATCH_LINGER_MS
 from outpost.destinations.aws.roles import Roles
 from outpost.destinations.base import Failure, Result
+from outpost.destinations.batcher import Answer, Batcher
 from outpost.destinations.eventbridge import format as fmt
 from outpost.destinations.eventbridge.config import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, SCHEMA
 from outpost.destinations.eventbridge.format import Entry

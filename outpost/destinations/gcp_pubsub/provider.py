@@ -8,18 +8,21 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from outpost.destinations.base import DestinationType, Failure, Result
+from outpost.destinations.batcher import Answer, Batcher
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.destinations.gcp_pubsub import format as fmt
-from outpost.destinations.gcp_pubsub.batcher import Batcher
 from outpost.destinations.gcp_pubsub.config import (
     DEFAULT_BATCH_LINGER_MS,
     DEFAULT_BATCH_RECORDS,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
     SCHEMA,
     endpoint_address,
     service_account_problem,
 )
 from outpost.destinations.gcp_pubsub.format import Record
-from outpost.errors import ValidationFailed
+from outpost.destinations.lazy import Lazy
+from outpost.errors import RetryableError, ValidationFailed
 from outpost.models import Destination, Event
 
 if TYPE_CHECKING:
@@ -30,19 +33,14 @@ class PubSubProvider(DestinationType):
     schema = SCHEMA
 
     def __init__(self, timeout: float = 5.0, policy: EndpointPolicy | None = None):
-        self._options = (timeout, policy)
-        self._publishers: Publishers | None = None
-        self.batcher = Batcher()
+        self._publishers = Lazy(lambda: _publishers(timeout, policy))
+        self.batcher: Batcher[Record] = Batcher(_publish, MAX_BATCH_RECORDS, MAX_BATCH_BYTES)
 
     @property
     def publishers(self) -> Publishers:
-        """Google's client libraries (about 50 MiB with grpc) load at the first send, not
-        in every process that builds the registry (the API, the source reader)."""
-        if self._publishers is None:
-            from outpost.destinations.gcp_pubsub.writer import Publishers
-
-            self._publishers = Publishers(*self._options)
-        return self._publishers
+        """Google's client libraries (about 50 MiB with grpc) load at the first send
+        (`destinations.lazy`)."""
+        return self._publishers.get()
 
     def validate(
         self, config: dict[str, Any], credentials: dict[str, Any]
@@ -90,11 +88,9 @@ class PubSubProvider(DestinationType):
         linger = cfg.get("batch_linger_ms")
         linger = (DEFAULT_BATCH_LINGER_MS if linger is None else linger) / 1000
 
-        async def publish(batch: list[Record]) -> list[str]:
-            return await self.publishers.publish(batch, destination)
-
         key = f"{id(client)}/{cfg['project_id']}/{cfg['topic']}"
-        sent = [self.batcher.add(key, r, publish, limit, linger) for r in records]
+        context = (self.publishers, destination)
+        sent = [self.batcher.add(key, context, r, r.size, linger, limit) for r in records]
         return [_answered(s, destination) for s in sent]
 
     def classify(self, exc: BaseException) -> Failure:
@@ -104,8 +100,13 @@ class PubSubProvider(DestinationType):
 
     async def close(self) -> None:
         await self.batcher.close()
-        if self._publishers is not None:
-            await self._publishers.close()
+        await self._publishers.close()
+
+
+def _publishers(timeout: float, policy: EndpointPolicy | None) -> Publishers:
+    from outpost.destinations.gcp_pubsub.writer import Publishers  # Google's libraries
+
+    return Publishers(timeout, policy)
 
 
 def answer(message_id: str, destination: Destination, batch_size: int | None) -> Result:
@@ -116,6 +117,17 @@ def answer(message_id: str, destination: Destination, batch_size: int | None) ->
     return out
 
 
-async def _answered(sent: Awaitable[tuple[str, int]], destination: Destination) -> Result:
-    message_id, batch_size = await sent
-    return answer(message_id, destination, batch_size)
+async def _publish(
+    context: tuple[Publishers, Destination], records: Sequence[Record]
+) -> list[Answer]:
+    """One Publish call; a record its answer has no message id for is retried."""
+    publishers, destination = context
+    ids = (await publishers.publish(list(records), destination))[: len(records)]
+    missing = range(len(records) - len(ids))
+    fewer = [RetryableError("server_error", "Publish answered fewer message ids") for _ in missing]
+    return [*({"message_id": i} for i in ids), *fewer]
+
+
+async def _answered(sent: Awaitable[Result], destination: Destination) -> Result:
+    done = await sent
+    return answer(done["message_id"], destination, done["batch_size"])

@@ -6,25 +6,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Coroutine, Sequence
-from typing import Any
-
-from aiokafka.structs import RecordMetadata
+from typing import TYPE_CHECKING, Any
 
 from outpost.destinations.base import DestinationType, Failure, Result
 from outpost.destinations.endpoints import EndpointPolicy
-from outpost.destinations.kafka import errors
 from outpost.destinations.kafka import format as fmt
 from outpost.destinations.kafka.config import SCHEMA, parse_brokers
 from outpost.destinations.kafka.format import Record
-from outpost.destinations.kafka.writer import Producers
+from outpost.destinations.lazy import Lazy
 from outpost.models import Destination, Event
+
+if TYPE_CHECKING:
+    from aiokafka.structs import RecordMetadata
+
+    from outpost.destinations.kafka.writer import Producers
 
 
 class KafkaProvider(DestinationType):
     schema = SCHEMA
 
     def __init__(self, timeout: float = 5.0, policy: EndpointPolicy | None = None):
-        self.producers = Producers(timeout, policy)
+        self._producers = Lazy(lambda: _producers(timeout, policy))
+
+    @property
+    def producers(self) -> Producers:
+        """aiokafka loads at the first send (`destinations.lazy`)."""
+        return self._producers.get()
 
     def target(self, config: dict[str, Any]) -> str:
         brokers = parse_brokers(str(config.get("brokers", "")))
@@ -65,10 +72,18 @@ class KafkaProvider(DestinationType):
         return out
 
     def classify(self, exc: BaseException) -> Failure:
+        from outpost.destinations.kafka import errors  # aiokafka's exception types
+
         return errors.classify(exc)
 
     async def close(self) -> None:
-        await self.producers.close()
+        await self._producers.close()
+
+
+def _producers(timeout: float, policy: EndpointPolicy | None) -> Producers:
+    from outpost.destinations.kafka.writer import Producers  # aiokafka
+
+    return Producers(timeout, policy)
 
 
 def answer(md: RecordMetadata, record: Record, batch_size: int | None) -> Result:

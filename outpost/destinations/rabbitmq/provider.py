@@ -6,22 +6,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outpost.destinations.base import DestinationType, Failure, Result
-from outpost.destinations.rabbitmq import errors
+from outpost.destinations.lazy import Lazy
 from outpost.destinations.rabbitmq import format as fmt
 from outpost.destinations.rabbitmq.config import SCHEMA, amqp_url, endpoint
 from outpost.destinations.rabbitmq.format import Record
-from outpost.destinations.rabbitmq.publisher import Publisher
 from outpost.models import Destination, Event
+
+if TYPE_CHECKING:
+    from outpost.destinations.rabbitmq.publisher import Publisher
 
 
 class RabbitMQProvider(DestinationType):
     schema = SCHEMA
 
     def __init__(self, timeout: float = 5.0):
-        self.publisher = Publisher(timeout)
+        self._publisher = Lazy(lambda: _publisher(timeout))
+
+    @property
+    def publisher(self) -> Publisher:
+        """aio-pika loads at the first send (`destinations.lazy`)."""
+        return self._publisher.get()
 
     def target(self, config: dict[str, Any]) -> str:
         return str(config.get("exchange") or "(AMQP default)")
@@ -53,7 +60,15 @@ class RabbitMQProvider(DestinationType):
         return {**await self.send(record, destination), "batch_size": size}
 
     def classify(self, exc: BaseException) -> Failure:
+        from outpost.destinations.rabbitmq import errors  # aiormq's exception types
+
         return errors.classify(exc)
 
     async def close(self) -> None:
-        await self.publisher.close()
+        await self._publisher.close()
+
+
+def _publisher(timeout: float) -> Publisher:
+    from outpost.destinations.rabbitmq.publisher import Publisher  # aio-pika
+
+    return Publisher(timeout)

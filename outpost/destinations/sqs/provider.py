@@ -1,7 +1,7 @@
 """The AWS SQS destination type (Outpost's `aws_sqs`): SendMessage for one event, and
 SendMessageBatch (10 messages, 256 KiB per call) for destinations with `config.batching`,
 each message failing alone. Its parts: `config`, `format` (messages, pure), `aws.clients`
-(aiobotocore clients per credentials), `aws.batcher`, `aws.errors` (what a failure means).
+(aiobotocore clients per credentials), `destinations.batcher`, `aws.errors` (what a failure means).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from urllib.parse import quote_plus, urlparse
 
 from outpost.destinations.aws import errors
 from outpost.destinations.aws.auth import resource_arn
-from outpost.destinations.aws.batcher import Answer, Batcher
 from outpost.destinations.aws.client_type import AwsClientType
 from outpost.destinations.aws.clients import Identity
 from outpost.destinations.aws.fields import DEFAULT_BATCH_LINGER_MS
 from outpost.destinations.aws.roles import Roles
 from outpost.destinations.base import Failure, Result
+from outpost.destinations.batcher import Answer, Batcher
 from outpost.destinations.sqs import format as fmt
 from outpost.destinations.sqs.config import (
     DEFAULT_REGION,

@@ -1,12 +1,13 @@
-"""Batch calls for the AWS types whose service takes several entries per call
-(SQS SendMessageBatch, EventBridge PutEvents: 10 entries, 256 KiB).
+"""Batch calls for the types whose service takes several records per call (SQS
+SendMessageBatch, EventBridge PutEvents, Pub/Sub Publish, Service Bus batch sends).
 
-A batch gathers the entries bound for one target (same client, same queue or bus): it is
-sent when it holds `max_items`, when the next entry would take it past `max_bytes`, or
-`linger` seconds after its first entry. The type's `send(context, items)` answers one
-result per item, in order: a dict (delivered) or an exception (that entry alone failed);
-if the call itself fails, every entry of the batch fails with its exception. Each caller
-awaits the future of its own entry.
+A batch gathers the records bound for one target (same client, same queue, bus, topic or
+entity): it is sent when it holds `max_items`, when the next record would take it past
+`max_bytes`, or `linger` seconds after its first record. The type's `send(context, items)`
+answers one result per item, in order: a dict (delivered) or an exception (that record
+alone failed); if the call itself fails, every record of the batch fails with its
+exception. Each caller awaits the future of its own record, whose result carries
+`batch_size` (the records of its call, unless `send` says otherwise).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class _Batch(Generic[Item]):
 
 
 class Batcher(Generic[Item]):
-    def __init__(self, send: Send[Item], max_items: int, max_bytes: int):
+    def __init__(self, send: Send[Item], max_items: int, max_bytes: int | None = None):
+        """`max_bytes`: None when the service's size limit is the type's to apply."""
         self._send_call = send
         self.max_items = max_items
         self.max_bytes = max_bytes
@@ -41,13 +43,20 @@ class Batcher(Generic[Item]):
         self._sending: set[asyncio.Task[None]] = set()
 
     def add(
-        self, key: Hashable, context: Any, item: Item, size: int, linger: float
+        self,
+        key: Hashable,
+        context: Any,
+        item: Item,
+        size: int,
+        linger: float,
+        max_items: int | None = None,
     ) -> asyncio.Future[dict[str, Any]]:
         """`key` names the target (batches never mix targets); `context` is what `send`
-        needs to reach it (client, queue URL), taken from the batch's first entry."""
+        needs to reach it (client, queue URL), taken from the batch's first record;
+        `max_items`: the destination's own limit, below the type's."""
         loop = asyncio.get_running_loop()
         batch = self._open.get(key)
-        if batch is not None and batch.size + size > self.max_bytes:
+        if batch is not None and batch.size + size > (self.max_bytes or float("inf")):
             self._flush(key)
             batch = None
         if batch is None:
@@ -57,7 +66,7 @@ class Batcher(Generic[Item]):
         batch.items.append(item)
         batch.waiters.append(done)
         batch.size += size
-        if len(batch.items) >= self.max_items:
+        if len(batch.items) >= min(max_items or self.max_items, self.max_items):
             self._flush(key)
         return done
 
@@ -101,4 +110,4 @@ def _settle(
         if isinstance(answer, BaseException):
             done.set_exception(answer)
         else:
-            done.set_result({**answer, "batch_size": size})
+            done.set_result({**answer, "batch_size": answer.get("batch_size", size)})

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
+import re
 import time
 import zlib
 from datetime import UTC, datetime
@@ -17,11 +19,13 @@ from typing import Any
 import pytest
 
 from outpost.models import Event, OrderedBy
+from outpost.queue.keys import Keys
 from outpost.runtime import build_worker
 from tests.conftest import AUTH, kinesis_body
 from tests.test_batching import publish_batch
 from tests.test_delivery import setup_destination
 from tests.test_faults import Stack
+from tests.test_keys import TRICKY
 
 BUCKETS = 64  # DELIVERY_ORDERING_LANES' default
 
@@ -209,3 +213,36 @@ async def test_a_dead_lettered_head_is_skipped_and_its_key_goes_on_in_order(
     await worker.run_until_empty(limit=30)
     numbers = [i for i, _ in landed(shard_endpoint.records())[key]]
     assert numbers == [*range(1, n), 0], await r.text()
+
+
+def _glob(pattern: str) -> str:
+    return re.escape(pattern).replace(r"\*", ".*")
+
+
+@pytest.mark.parametrize("deployment", ["", "d{e}p"])
+def test_an_ordered_sub_lane_names_its_destination_and_shares_its_partition_slot(deployment):
+    keys = Keys(deployment)
+    for a, b in itertools.product(TRICKY, repeat=2):
+        lane = keys.ordered_lane(5, 17, a, b)
+        assert keys.lane_owner(lane) == (a, b)
+        assert keys.lanes_of(lane) == keys.ordered_lanes(5)
+        assert keys.state_of(lane) == keys.lane_state(lane) != lane
+        assert keys.state_of(keys.lane(5, a, b)) is None
+        assert re.fullmatch(_glob(keys.ordered_lane_pattern(a)), lane)
+        assert not re.fullmatch(_glob(keys.lane_pattern(a)), lane)
+        related = [lane, keys.lane_lease(lane), keys.lane_state(lane), keys.ordered_lanes(5)]
+        assert len({re.findall(r"\{[^}]*\}", k)[0] for k in [*related, keys.bell(5)]}) == 1
+        assert len(set(related)) == 4
+
+
+async def test_a_purged_tenant_leaves_no_ordered_sub_lane(client, deps, redis, shard_endpoint):
+    await setup_destination(client, "s", shard_endpoint.url, config={"ordering": "partition_key"})
+    await publish_batch(client, ["o1", "o2"])
+    lanes = await deps.queue.ordered.with_work()
+    assert len(lanes) == 2  # no template: the event id is the key (o1, o2: two buckets)
+    assert await deps.queue.ordered.lease("take", lanes[0], "w1", 60_000) == 1
+    await redis.hset(deps.keys.lane_state(lanes[0]), "until", "1")
+    assert (await client.delete("/api/v1/tenants/acme", headers=AUTH)).status == 200
+    left = [k.decode() async for k in redis.scan_iter(match="*")]
+    assert [k for k in left if "acme" in k] == [deps.keys.tenant_generation("acme")]
+    assert not await deps.queue.ordered.with_work()

@@ -74,6 +74,17 @@ def test_token_bucket_backs_off_and_says_how_long_to_wait():
     assert bucket.take(1, 10, 0.26)
 
 
+def test_a_take_counts_from_when_its_call_was_answered():
+    # Kinesis counts a record when it arrives: a 1 MiB record answered at 0.4 s still
+    # fills the shard's second until 1.4 s, not 1.0 s after it was taken
+    bucket = sh.TokenBucket(at=0.0)
+    assert bucket.take(1, 1_040_000, 0.0)
+    bucket.arrived(0.0, 0.4)
+    assert not bucket.take(1, 20_000, 1.2)
+    assert bucket.wait(1, 20_000, 1.2) == pytest.approx(0.2)
+    assert bucket.take(1, 20_000, 1.41)
+
+
 def _target(url: str) -> sigv4.Target:
     return sigv4.target(url, "us-east-1", "AKIDEXAMPLE", "secret", None)
 

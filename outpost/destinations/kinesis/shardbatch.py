@@ -100,10 +100,11 @@ class StreamBatcher:
             self._list_if_due()
             delay = None
             if self.inflight < MAX_INFLIGHT:
-                batch, delay = self._take(time.monotonic())
+                taken_at = time.monotonic()
+                batch, delay = self._take(taken_at)
                 if batch:
                     self.inflight += 1
-                    self._spawn(self._send(batch))
+                    self._spawn(self._send(batch, taken_at))
                     continue
             if delay is not None:  # shards at their limit: gather a burst's worth, not one
                 await asyncio.sleep(max(delay, MIN_PACE_S))
@@ -198,7 +199,7 @@ class StreamBatcher:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _send(self, units: list[Unit]) -> None:
+    async def _send(self, units: list[Unit], taken_at: float) -> None:
         """One PutRecords call (`inflight` was counted when it was spawned)."""
         body = sigv4.put_records_body(
             self.stream,
@@ -207,6 +208,7 @@ class StreamBatcher:
         )
         try:
             resp = await self.http.call(self.target, "PutRecords", body)
+            self._arrived({entries[0].shard for _, entries in units}, taken_at)
             results = put_records_results(resp, len(units))
             for (_, entries), result in zip(units, results, strict=True):
                 self._settle(entries, result, len(units))
@@ -218,6 +220,12 @@ class StreamBatcher:
             self.inflight -= 1
             _fail([e for _, entries in units for e in entries], stopped())
             self._wake.set()
+
+    def _arrived(self, shards: set[str | None], taken_at: float) -> None:
+        now = time.monotonic()
+        for shard in shards:
+            if shard in self.buckets:
+                self.buckets[shard].arrived(taken_at, now)
 
     def _settle(self, entries: list[Entry], result: dict[str, Any], n: int) -> None:
         """One PutRecords entry's result, for the user record(s) it carried."""

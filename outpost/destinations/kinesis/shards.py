@@ -5,7 +5,11 @@ partition key (read as a 128-bit big-endian integer), or its ExplicitHashKey whe
 `ShardMap` holds the open shards of one stream from ListShards; `TokenBucket` paces one
 shard's records and bytes so that no rolling second ever takes more than the shard's limit:
 the bucket (refilled at `rate`, holding at most `burst`) spreads the sends, and a log of
-the last second's takes holds every rolling second to WINDOW_SHARE of the limit.
+the last second's takes holds every rolling second to WINDOW_SHARE of the limit. Kinesis
+counts a record from when it arrives, later than its take: when a call's answer comes, its
+takes are logged again at that time (`arrived`), so the log forgets them no sooner than
+Kinesis does (a log that forgot them a second after the take let the next second's records
+in while Kinesis still counted a 1 MiB record, and they were throttled, under load).
 """
 
 from __future__ import annotations
@@ -149,6 +153,18 @@ class TokenBucket:
             excess_b -= taken_b
             window = at + 1.0 - now
         return max(refill, window, self.paused_until - now)
+
+    def arrived(self, taken_at: float, now: float | None = None) -> None:
+        """The call that carried the takes made at `taken_at` was answered: they count from
+        now. (Takes of one moment sit together in the log; moved to its end, now being the
+        latest time, the log stays in time order.)"""
+        now = time.monotonic() if now is None else now
+        moved = [entry for entry in self.log if entry[0] == taken_at]
+        if not moved:
+            return
+        kept = [entry for entry in self.log if entry[0] != taken_at]
+        self.log = deque(kept)
+        self.log.extend((now, records, size) for _, records, size in moved)
 
     def back_off(self, seconds: float, now: float | None = None) -> None:
         """The shard answered ProvisionedThroughputExceeded: nothing for it for a while,

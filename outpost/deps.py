@@ -169,7 +169,9 @@ class Deps:
         keys = Keys(settings.deployment_id)
         cipher = Cipher(settings.aes_encryption_secret, settings.aes_encryption_secret_previous)
         registry = build_registry(settings, extra_types)
-        store = Store(redis, keys, cipher, settings.max_destinations_per_tenant)
+        store = Store(
+            redis, keys, cipher, settings.max_destinations_per_tenant, settings.delivery_partitions
+        )
         queue = Queue(
             redis,
             keys,
@@ -192,7 +194,7 @@ class Deps:
             store=store,
             queue=queue,
             destinations=destinations,
-            history=History(redis, keys),
+            history=History(redis, keys, settings.delivery_partitions),
             tokens=Tokens(settings.api_jwt_secret, settings.api_jwt_ttl_seconds),
             endpoints=EndpointPolicy(settings.destinations_allow_private_endpoints),
             flows=FlowStore(redis, keys, cipher),

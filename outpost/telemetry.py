@@ -165,12 +165,13 @@ class Telemetry:
             child = self._children[key] = metric.labels(*values) if values else metric
         return child
 
-    def on_publish(self, tenant_id: str, types: list[str]) -> None:
-        """One event stored, with a task queued for each destination type in `types`."""
+    def on_publish(self, tenant_id: str, types: list[str], events: int = 1) -> None:
+        """`events` events stored, each with a task queued for each destination type in
+        `types` (a batch counts its events alike once)."""
         tenant = self._t(tenant_id)
-        self.of(self.published, *tenant).inc()
+        self.of(self.published, *tenant).inc(events)
         for dtype in types:
-            self.of(self.queued, dtype, *tenant).inc()
+            self.of(self.queued, dtype, *tenant).inc(events)
 
     def on_outcome(
         self, dtype: str, tenant_id: str, status: str, code: str, *, retry: bool, dead: bool

@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from outpost.delivery.worker import Worker
 from outpost.deps import Deps
 from outpost.dev import devstack
 from outpost.runtime import build_worker, create_app
 from outpost.settings import Settings
+from tests import slots
 
 ADMIN_KEY = "test-admin-key"
 AES_SECRET = "test-aes-secret-of-16+-bytes"
@@ -37,6 +39,7 @@ pytest_plugins: list[str] = [
     "tests.servers.rabbitmq",
     "tests.servers.s3_objects",
     "tests.servers.kinesis_shards",
+    "tests.servers.redis_cluster",
 ]
 NODE_CACHE = Path(os.environ.get("OUTPOST_NODE_CACHE", Path.home() / ".cache" / "outpost-node"))
 
@@ -49,10 +52,26 @@ def redis_server() -> Iterator[devstack.RedisServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_slot_per_script_call() -> Iterator[None]:
+    """Every script call of the session keeps the cluster's rule (tests/slots.py)."""
+    with slots.one_slot_per_call() as broken:
+        yield
+    assert not broken, f"script calls spanning slots: {broken[:3]}"
+
+
 @pytest.fixture
-async def redis(redis_server: devstack.RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.redis_url)
-    await client.flushdb()
+async def redis(request: pytest.FixtureRequest, topology: str) -> AsyncIterator[Any]:
+    """A flushed client of the test's topology: the private redis-server, or (modules
+    that run on both, tests/servers/redis_cluster.py) the local Redis Cluster."""
+    if topology == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        client: Any = RedisCluster(host="127.0.0.1", port=cluster.port)
+    else:
+        server = request.getfixturevalue("redis_server")
+        client = Redis.from_url(server.redis_url)
+        await client.flushdb()
     yield client
     await client.aclose()
 

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from outpost.deps import Deps
 from outpost.runtime import create_app
 from tests.conftest import AUTH, FAKE_CREDS, make_settings
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 SEED_BODY = {
     "type": "aws_kinesis",
@@ -418,29 +419,38 @@ async def test_publish_without_redis_is_a_clear_503(settings, aiohttp_client):
 async def test_an_event_whose_step_fails_gets_its_own_503_and_the_others_are_stored(
     client, deps, redis
 ):
-    """One event's publish step failing inside the shared script call must not turn the
-    answers of the events stored beside it into errors."""
+    """One event's publish step failing inside a batch (here: its tenant's event index
+    is of the wrong type) must not turn the answers of the events stored beside it into
+    errors; a key written after the event is stored (the owners set, outbox.py) failing
+    does not fail the publish."""
     await client.put("/api/v1/tenants/acme", headers=AUTH)
-    await redis.set(deps.keys.event_owners("bad"), "wrong type for SADD")
+    await client.put("/api/v1/tenants/bad", headers=AUTH)
+    await redis.set(deps.keys.events_index("bad"), "wrong type for ZADD")
+    owners = deps.keys.event_owners("b", deps.queue.lanes.owners_partition("b"))
+    await redis.set(owners, "wrong type for SADD")
     r = await client.post(
         "/api/v1/publish/batch",
-        json=[{"tenant_id": "acme", "topic": "t", "id": i, "data": {}} for i in ("a", "bad", "b")],
+        json=[
+            {"tenant_id": t, "topic": "t", "id": i, "data": {}}
+            for t, i in (("acme", "a"), ("bad", "x"), ("acme", "b"))
+        ],
         headers=AUTH,
     )
     assert r.status == 202
     statuses = [item["status"] for item in (await r.json())["results"]]
     assert statuses == [202, 503, 202]
-    assert await redis.exists(deps.keys.event("acme", "a"), deps.keys.event("acme", "b")) == 2
+    assert await redis.exists(deps.keys.event("acme", "a")) == 1
+    assert await redis.exists(deps.keys.event("acme", "b")) == 1
+    assert await redis.zcard(deps.keys.outbox("acme")) == 0  # drained all the same
     r = await client.post(
         "/api/v1/publish",
         json={"tenant_id": "acme", "topic": "t", "id": "bad2", "data": {}},
         headers=AUTH,
     )
     assert r.status == 202  # an unpoisoned single publish is unaffected
-    await redis.set(deps.keys.event_owners("bad3"), "wrong type")
     r = await client.post(
         "/api/v1/publish",
-        json={"tenant_id": "acme", "topic": "t", "id": "bad3", "data": {}},
+        json={"tenant_id": "bad", "topic": "t", "id": "bad3", "data": {}},
         headers=AUTH,
     )
     assert r.status == 503

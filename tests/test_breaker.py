@@ -242,8 +242,7 @@ async def test_the_deadline_ends_a_send_whose_transport_ignores_its_timeout(
 
 # -- the breaker in the worker ------------------------------------------------------------
 async def _retry_members(redis: Redis, deps: Deps) -> list[dict[str, str]]:
-    raw = await redis.zrange(deps.queue.keys.retries(), 0, -1)
-    return [json.loads(m) for m in raw]
+    return [json.loads(m) for m, _ in await deps.queue.retry_schedule()]
 
 
 @tuned(delivery_circuit_breaker_failures=2, delivery_circuit_breaker_cooldown_seconds=60)

@@ -3,6 +3,7 @@
 from outpost.dev import devstack
 from tests.conftest import AUTH, kinesis_body
 from tests.faults import KinesisProxy
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 BASE = "/api/v1/tenants/acme"
 
@@ -55,7 +56,7 @@ async def test_permanent_failures_dead_letter_at_once_and_redrive_after_the_fix(
             ("rejected", "validation_error"),
         }
         assert all(d["attempt_number"] == 1 for d in letters)  # not retried
-        assert await deps.redis.zcard(deps.keys.retries()) == 0
+        assert (await deps.queue.depth())["retrying"] == 0
         # fix the destination (and the upstream problem), then redrive everything
         r = await client.patch(
             f"{BASE}/destinations/{dest}",

@@ -16,6 +16,7 @@ from outpost.retry import RetryPolicy
 from outpost.runtime import build_worker
 from tests.conftest import AUTH, kinesis_body
 from tests.faults import KinesisProxy
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 
 async def setup_destination(client, stream, endpoint, tenant="acme", config=(), **body_extra):
@@ -115,7 +116,7 @@ async def test_key_too_long_goes_to_dead_letters_at_once(client, worker, deps, k
     assert (dead["e"], dead["code"]) == ("evt_long", "partition_key_too_long")
     failed = [a for a in await deps.queue.attempts("acme", dest["id"]) if a["status"] == "failed"]
     assert len(failed) == 1  # not retried
-    assert await deps.redis.zcard(deps.keys.retries()) == 0
+    assert (await deps.queue.depth())["retrying"] == 0
 
 
 async def test_oversized_record_is_permanent(client, worker, deps, moto, moto_stream):
@@ -265,6 +266,7 @@ async def test_rotated_credentials_are_used_on_the_next_send(
     import boto3
 
     url = kinesis_local_server.url
+    name = f"rotation-{uuid.uuid4().hex[:8]}"  # (one stream per run: per topology)
     owner = boto3.client(
         "kinesis",
         endpoint_url=url,
@@ -272,13 +274,13 @@ async def test_rotated_credentials_are_used_on_the_next_send(
         aws_access_key_id="111111111111",
         aws_secret_access_key="x",
     )
-    owner.create_stream(StreamName="rotation", ShardCount=1)
+    owner.create_stream(StreamName=name, ShardCount=1)
     owner.get_waiter("stream_exists").wait(
-        StreamName="rotation", WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
+        StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
     )
     dest = await setup_destination(
         client,
-        "rotation",
+        name,
         url,
         credentials={"key": "222222222222", "secret": "wrong-account-secret"},
     )
@@ -300,7 +302,7 @@ async def test_rotated_credentials_are_used_on_the_next_send(
     assert r.status == 202 and (await r.json())["redriven"] == 1
     await worker.run_until_empty()
     it = owner.get_shard_iterator(
-        StreamName="rotation", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
+        StreamName=name, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
     )["ShardIterator"]
     assert [r["PartitionKey"] for r in owner.get_records(ShardIterator=it)["Records"]] == [
         "evt_rot"

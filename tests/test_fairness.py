@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 
 from outpost.models import Event, Task, parse_iso
+from outpost.queue import lanes as lanes_module
 from outpost.queue.items import Outcome
 from outpost.queue.keys import GROUP
 from outpost.runtime import build_worker
@@ -152,7 +153,7 @@ async def test_a_retry_promoted_after_its_tenant_was_purged_leaves_no_lane(clien
     await deps.queue.complete(again, Outcome("failed", "x", retry_in=0), 1.0)
     left = [k.decode() async for k in redis.scan_iter(match="*")]
     assert [k for k in left if "acme" in k] == [deps.keys.tenant_generation("acme")]
-    assert await redis.zcard(deps.keys.retries()) == 0
+    assert (await deps.queue.depth())["retrying"] == 0
 
 
 async def test_the_read_after_a_bell_names_the_new_lane(deps):
@@ -165,3 +166,66 @@ async def test_the_read_after_a_bell_names_the_new_lane(deps):
     await deps.queue.publish(event("beta", 0), [("b", "k")])
     then = [e for _ in range(2) for e in await deps.queue.read("c1", count=5, block_ms=100)]
     assert "b" in {e.task.destination_id for e in then}
+
+
+async def test_a_lane_that_just_had_work_is_read_by_the_next_read(deps, monkeypatch):
+    """b's lane left the index with its last task acked; with a 1,000 tasks behind, b's
+    next task is in the very next read. Before the lanes lingered, that read named a's
+    lane alone (b's was read only after the bell and a refresh: two more round trips, each
+    behind a's deliveries on a busy worker)."""
+    monkeypatch.setattr(lanes_module, "REFRESH_SECONDS", 60.0)  # no periodic refresh here
+    await deps.queue.publish_many([(event("acme", i), [("a", "k")], ()) for i in range(1000)])
+    await deps.queue.publish(event("beta", 0), [("b", "k")])
+    await deps.queue.lanes.refresh()
+    first = await deps.queue.read("c1", count=10, block_ms=100)
+    [b] = [e for e in first if e.task.destination_id == "b"]
+    await deps.queue.complete(b, Outcome("success"), 1.0)
+    await deps.queue.lanes.refresh()  # the index now holds a's lane only
+    await deps.queue.publish(event("beta", 1), [("b", "k")])
+    then = await deps.queue.read("c1", count=10, block_ms=100)
+    assert "beta-1" in {e.task.event_id for e in then}
+
+
+async def test_a_watch_read_waits_for_other_lanes_while_one_has_no_room(deps):
+    """The worker's read while it waits for a lane's room (`watch`): it leaves that lane
+    out and still blocks, so another destination's new task wakes it at once; a plain
+    read in that state does not block (the worker is waiting for its own deliveries)."""
+    await deps.queue.publish_many([(event("acme", i), [("a", "k")], ()) for i in range(10)])
+    a_lane = deps.queue.lane_of("acme", "a").stream
+    room = {a_lane: 0}.get
+    started = time.monotonic()
+    assert await deps.queue.read("c1", count=10, block_ms=3000, room=room) == []
+    assert time.monotonic() - started < 1.0
+    watching = asyncio.create_task(
+        deps.queue.read("c1", count=10, block_ms=5000, room=lambda s: room(s, 10), watch=True)
+    )
+    await asyncio.sleep(0.2)
+    assert not watching.done()
+    started = time.monotonic()
+    await deps.queue.publish(event("beta", 0), [("b", "k")])
+    entries = await watching
+    assert [e.task.event_id for e in entries] == ["beta-0"]
+    assert time.monotonic() - started < 2.5  # the bell woke it, not the 5 s block
+
+
+async def test_a_batching_lane_alone_may_use_the_batched_allowance(
+    client, deps, settings, moto, moto_stream
+):
+    """The share divides the batched allowance between lanes with work: a batching lane
+    alone may take all of it but a quarter of its share (with its share alone, the batched
+    drain was ~12 % lower); once another lane has work it is back to its share."""
+    body = kinesis_body(moto_stream, moto.url, batching=True, batch_linger_ms=5)
+    a = await destination(client, "acme", body)
+    worker = build_worker(deps, settings)
+    await published(client, "acme", ["a0"], 0)
+    await worker.run_until_empty(limit=20)  # the worker has seen that a's lane batches
+    lane = deps.queue.lane_of("acme", a).stream
+    conc = settings.delivery_max_concurrency
+    per_destination = min(settings.delivery_max_inflight_per_destination, conc)
+    share = settings.delivery_batch_max_inflight * per_destination // conc
+    await published(client, "acme", ["a1"], 0)
+    await deps.queue.lanes.refresh()
+    assert worker.room(lane) == settings.delivery_batch_max_inflight - share // 4
+    await deps.queue.publish(event("beta", 0), [("b", "k")])
+    await deps.queue.lanes.refresh()
+    assert worker.room(lane) == share

@@ -9,6 +9,7 @@ import pytest
 
 from outpost.queue.keys import Keys
 from tests.conftest import AUTH, kinesis_body
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 TRICKY = [
     "X",
@@ -41,6 +42,7 @@ def every_key(keys: Keys, a: str, b: str) -> dict[str, tuple[str, ...]]:
         ("event", a, b): keys.event(a, b),
         ("event_owners", a): keys.event_owners(a),
         ("events_index", a): keys.events_index(a),
+        ("outbox", a): keys.outbox(a),
         ("attempt", a): keys.attempt(a),
         ("attempts", a, b): keys.attempts(a, b),
         ("tenant_attempts", a): keys.tenant_attempts(a),
@@ -64,8 +66,8 @@ def test_key_builders_are_injective_over_tricky_ids(deployment):
     for a, b in itertools.product(TRICKY, repeat=2):
         for key, made in every_key(keys, a, b).items():
             assert seen.setdefault(key, made) == made, f"{made} and {seen[key]} share {key}"
-    fixed = [keys.tenants(), keys.events_index(), keys.all_attempts(), keys.flow_index()]
-    fixed += [keys.retries(), keys.partition(0), keys.lanes(0), keys.bell(0)]
+    fixed = [keys.tenants(), keys.admin_events(0), keys.admin_attempts(0), keys.flow_index()]
+    fixed += [keys.retries(0), keys.partition(0), keys.lanes(0), keys.bell(0), keys.outboxes(0)]
     assert not set(fixed) & set(seen)
 
 

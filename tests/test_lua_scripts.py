@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 import outpost
@@ -21,7 +22,9 @@ from outpost.deps import Deps
 from outpost.models import Event, Task
 from outpost.queue import lua
 from outpost.queue.items import Outcome
+from tests import slots
 from tests.conftest import kinesis_body
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 SCRIPTS = sorted(Path(outpost.__file__).parent.glob("*/scripts/*.lua"))
 # (XGROUP names its key after the subcommand: `redis.call('XGROUP', 'CREATE', key, ...)`)
@@ -172,3 +175,29 @@ async def run_every_queue_and_store_script(deps: Deps) -> None:
     record = {"id": "c1", "imsOrgId": "acme", "sandboxName": "prod", "etag": '"1"'}
     await deps.flows.create("connections", record, set())
     assert await deps.flows.replace("connections", {**record, "etag": '"2"'}, '"1"', set()) == 1
+
+
+async def test_a_script_call_spanning_two_slots_is_refused(redis):
+    """The session-wide check (tests/slots.py) can fail: two tenants' keys in one call."""
+    script = redis.register_script("return #KEYS")
+    keys = ["{t:a}:x", "{t:b}:x"]
+    with pytest.raises(slots.CrossSlot):
+        await script(keys=keys)
+    assert slots.BROKEN.pop() == keys  # (deliberate: not a failure of the session)
+    assert await script(keys=["{t:a}:x", "{t:a}:y"]) == 2
+
+
+async def test_every_script_call_keeps_to_one_slot(deps, monkeypatch):
+    """Every queue and store script, as the code calls it: each call's KEYS hash to one
+    slot (on the cluster the call would be refused otherwise, and is run there too)."""
+    seen: list[list[str]] = []
+    checked = AsyncScript.__call__
+
+    async def record(self, keys=(), args=(), client=None):
+        seen.append([k if isinstance(k, str) else k.decode() for k in keys])
+        return await checked(self, keys, args, client)
+
+    monkeypatch.setattr(AsyncScript, "__call__", record)
+    await run_every_queue_and_store_script(deps)
+    assert len(seen) >= 12
+    assert [keys for keys in seen if len(slots.slots_of(keys)) != 1] == []

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from outpost.models import Event, OrderedBy
+from outpost.models import Event, OrderedBy, Task
+from outpost.queue.items import Entry, Outcome
 from outpost.queue.keys import Keys
 from outpost.runtime import build_worker
 from tests.conftest import AUTH, kinesis_body
@@ -26,6 +27,7 @@ from tests.test_batching import publish_batch
 from tests.test_delivery import setup_destination
 from tests.test_faults import Stack
 from tests.test_keys import TRICKY
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 BUCKETS = 64  # DELIVERY_ORDERING_LANES' default
 
@@ -246,3 +248,49 @@ async def test_a_purged_tenant_leaves_no_ordered_sub_lane(client, deps, redis, s
     left = [k.decode() async for k in redis.scan_iter(match="*")]
     assert [k for k in left if "acme" in k] == [deps.keys.tenant_generation("acme")]
     assert not await deps.queue.ordered.with_work()
+
+
+async def test_an_ordering_key_travels_through_the_outbox_and_a_redrive(deps, redis):
+    """The slot-safe publish: the key goes from the tenant step's outbox member to the
+    partition step that queues the task in its sub-lane (`k`); a redriven dead letter's
+    too. A plain route gets no key and its destination's lane."""
+    queue, ordered = deps.queue, OrderedBy("k-1")
+    event = Event(id="e1", tenant_id="acme", topic="t", time=datetime.now(UTC), data={})
+    assert await queue.publish_many([(event, [("d1", ordered), ("d2", "")], ())]) == [True]
+    sub_lane = queue.lane_of("acme", "d1", ordered).stream
+    [(_, fields)] = await redis.xrange(sub_lane)
+    assert fields[b"k"] == b"k-1" and fields[b"d"] == b"d1"
+    [(_, plain)] = await redis.xrange(queue.lane_of("acme", "d2").stream)
+    assert b"k" not in plain
+    assert not await redis.zcard(deps.keys.outbox("acme"))  # drained
+    dead_id = await redis.xadd(
+        deps.keys.dead_letters("acme"), {"t": "acme", "e": "e1", "d": "d1", "a": "3", "m": "0"}
+    )
+    task = Task("acme", "e1", "d1")
+    assert await queue.redrive("acme", [(dead_id.decode(), task, ordered)]) == 1
+    *_, (_, again) = await redis.xrange(sub_lane)
+    assert again[b"k"] == b"k-1" and again[b"a"] == b"1"
+
+
+async def test_a_held_head_stays_unless_its_tenant_is_gone(deps, redis):
+    """A failed head of a sub-lane is held in place by the partition step (ack.lua): not
+    acked, its state set, the attempt recorded by the tenant step; once the tenant is
+    being deleted the tenant step answers it gone and the head is acked instead."""
+    queue, ordered = deps.queue, OrderedBy("k-1")
+    await deps.store.upsert_tenant("acme", None)
+    event = Event(id="e1", tenant_id="acme", topic="t", time=datetime.now(UTC), data={})
+    assert await queue.publish_many([(event, [("d1", ordered)], ())]) == [True]
+    lane = queue.lane_of("acme", "d1", ordered)
+    [(raw_id, _)] = await redis.xrange(lane.stream)
+    entry = Entry(lane.stream, raw_id.decode(), Task("acme", "e1", "d1"))
+    await queue.complete(entry, Outcome("failed", "x", retry_in=5), time.time())
+    state = await redis.hgetall(deps.keys.lane_state(lane.stream))
+    assert state[f"a:{entry.entry_id}".encode()] == b"2" and int(state[b"until"]) > 0
+    assert await redis.xlen(lane.stream) == 1  # not acked
+    assert len(await queue.attempts("acme", "d1")) == 1
+    assert not await redis.zcard(deps.keys.retries(lane.partition))  # no retry set entry
+    await redis.hset(deps.keys.tenant("acme"), "deleting", "1")
+    await queue.complete(entry, Outcome("failed", "x", retry_in=5), time.time())
+    assert await redis.xlen(lane.stream) == 0  # acked: no hold for a tenant being deleted
+    assert not await redis.exists(deps.keys.lane_state(lane.stream))
+    assert not await redis.sismember(lane.index, lane.stream)

@@ -8,7 +8,7 @@ import json
 from outpost.dev import devstack
 from outpost.flow.preview import infer_schema, rows_of
 from outpost.flow.specs import S3
-from tests.servers.s3_objects import BIG_KEY, BUCKET
+from tests.servers.s3_objects import BIG_KEY, BUCKET, PARQUET_KEY, PARQUET_ROWS
 from tests.test_source import BASE, H, make_flow, put
 
 
@@ -88,6 +88,35 @@ async def test_s3_previews_are_parsed_typed_and_bounded(client, deps, moto, s3_f
         assert status == 400 and body["report"]["detailed-message"], (bad, body)
 
 
+async def test_a_parquet_preview_has_rows_and_the_files_schema(client, deps, moto, s3_files):
+    await client.put("/api/v1/tenants/acme", headers=H)
+    conn = await s3_connection(client, moto.url)
+    query = {"object": f"{BUCKET}/{PARQUET_KEY}", "preview": "true", "fileType": "parquet"}
+    status, body = await explore(client, conn, **query, previewRows="3")
+    assert status == 200 and body["format"] == "parquet" and body["truncated"] is True, body
+    assert [r["id"] for r in body["data"]] == [0, 1, 2]
+    assert body["data"][1]["price"] == 1.1 and body["data"][1]["raw"] == "Af8="
+    assert body["data"][1]["at_ns"] == "2023-11-14T22:13:21.123456789Z"
+    columns = {c["name"]: c["type"] for c in body["schema"]["columns"]}
+    assert columns == {
+        "id": "integer",
+        "name": "string",
+        "price": "number",
+        "at_ns": "string",
+        "at_s": "string",
+        "day": "string",
+        "raw": "string",
+        "tags": "object",
+        "score": "number",
+        "ok": "boolean",
+    }
+    status, body = await explore(client, conn, **query, previewRows="100")
+    assert status == 200 and len(body["data"]) == PARQUET_ROWS and body["truncated"] is False
+    assert "_error" in body["data"][7]  # the row that cannot be read is shown, not fatal
+    status, body = await explore(client, conn, **{**query, "object": f"{BUCKET}/pq/broken.parquet"})
+    assert status == 400 and "not a readable parquet file" in body["report"]["detailed-message"]
+
+
 async def test_a_kinesis_preview_shows_the_latest_records(client, deps, moto):
     await client.put("/api/v1/tenants/acme", headers=H)
     stream = "in-preview"
@@ -102,3 +131,15 @@ async def test_a_kinesis_preview_shows_the_latest_records(client, deps, moto):
     assert [r["n"] for r in body["data"]] == [25, 26, 27, 28, 29]
     assert body["schema"] == {"columns": [{"name": "n", "type": "integer"}]}
     assert json.dumps(body).count("secret") == 0
+
+
+def test_a_parquet_preview_fetches_no_byte_past_its_budget():
+    import pytest
+
+    from outpost.flow.parquet import RangedObject, TooMuch
+
+    file = RangedObject(None, {"Size": 100, "Key": "k"}, None, budget=40)
+    file.seek(-8, 2)
+    assert file.tell() == 92 and file.seek(0) == 0
+    with pytest.raises(TooMuch):  # 50 bytes of a budget of 40: refused before any GET
+        file.read(50)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from outpost.models import Event
 from outpost.queue.items import Outcome
 from outpost.queue.keys import GROUP
+from tests.topologies import command_calls, topology  # noqa: F401  (topology: both)
 
 
 async def queued(deps, n: int, dest: str = "d1", start: int = 0):
@@ -22,11 +23,11 @@ async def queued(deps, n: int, dest: str = "d1", start: int = 0):
 
 async def test_concurrent_completions_each_get_their_own_answer(deps, redis):
     entries = await queued(deps, 120)
-    before = (await redis.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+    before = await command_calls(redis, "evalsha")
     results = await asyncio.gather(
         *(deps.queue.complete(e, Outcome("failed", "x"), 1.0) for e in entries)
     )
-    scripts = (await redis.info("commandstats"))["cmdstat_evalsha"]["calls"] - before
+    scripts = await command_calls(redis, "evalsha") - before
     # the failure counter of the one destination went 1..120: each caller got its own INCR
     assert sorted(f for _, f in results) == list(range(1, 121))
     assert len({a for a, _ in results}) == 120

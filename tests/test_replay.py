@@ -23,6 +23,7 @@ from outpost.runtime import build_worker, create_app
 from outpost.settings import Settings
 from tests.conftest import AUTH, kinesis_body
 from tests.faults import KinesisProxy
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 T = "2026-06-01T12:00:00Z"  # "since T"
 BEFORE, AFTER = "2026-06-01T11:00:00Z", "2026-06-01T12:30:00Z"
@@ -167,7 +168,7 @@ async def test_undelivered_lists_pending_and_failed_with_filters(
     r = await api.get(f"{DESTS}/{dest}/undelivered?status=lost", headers=AUTH)
     assert r.status == 422 and "status" in (await r.json())["data"][0]
     # the retry waits on the destination's own schedule (an hour), not the deployment's
-    [member] = await memory_deps.redis.zrange(memory_deps.keys.retries(), 0, -1, withscores=True)
+    [member] = await memory_deps.queue.retry_schedule()
     delay = member[1] / 1000 - time.time()
     assert 0.7 * 3600 < delay < 1.3 * 3600
 

@@ -3,6 +3,7 @@
 import pytest
 
 from outpost.retry import MAX_DELAY_SECONDS, RetryPolicy
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 
 def test_exponential_doubling_without_jitter():

@@ -4,6 +4,7 @@ later run ingests only new or changed objects, and a reader killed with -9 mid-r
 no object and publishes no row twice."""
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -17,7 +18,16 @@ import pytest
 from outpost.flow.s3source import due, format_of, rows
 from outpost.flow.specs import BATCH_FLOW, PIPELINE, S3
 from tests.conftest import ADMIN_KEY, AES_SECRET, AUTH
-from tests.servers.s3_objects import BUCKET, SMALL_COUNTS, rows_in_big, s3_client
+from tests.servers.s3_objects import (
+    BUCKET,
+    PARQUET_COUNTS,
+    PARQUET_KEY,
+    PARQUET_ROWS,
+    SMALL_COUNTS,
+    parquet_bytes,
+    rows_in_big,
+    s3_client,
+)
 from tests.test_source import BASE, H, flow_status, reader_for, wait_for
 
 
@@ -118,6 +128,75 @@ async def test_each_row_is_one_event_and_bad_rows_are_failed_records(client, dep
     r = await client.get(f"{BASE}/runs", headers=H, params={"property": f"flowId=={flow}"})
     [run] = (await r.json())["items"]
     assert run["metrics"]["recordSummary"]["inputRecordCount"] == events + failed
+
+
+async def test_parquet_rows_are_events_and_bad_rows_or_files_are_failed_records(
+    client, deps, moto, s3_files
+):
+    flow = await s3_flow(client, moto.url, f"{BUCKET}/pq/", fmt="parquet")
+    events, failed = PARQUET_COUNTS
+    metrics = await read(deps, client, flow, events + failed)
+    assert metrics == {
+        "recordsRead": events + failed,
+        "eventsPublished": events,
+        "failedRecords": failed,
+    }
+    got = await (await client.get("/api/v1/events?tenant_id=acme&limit=100", headers=AUTH)).json()
+    rows = {e["data"]["id"]: e for e in got["models"]}
+    assert sorted(rows) == [i for i in range(PARQUET_ROWS) if i != 7]
+    one = rows[1]
+    assert one["data"]["tags"] == {"k": "1"} and one["data"]["day"] == "2024-01-02"
+    assert one["metadata"]["source-key"] == PARQUET_KEY and one["metadata"]["source-row"] == "1"
+    assert rows[3]["data"]["score"] is None  # NaN: JSON has none
+    raw = await deps.redis.get(deps.keys.event("acme", one["id"]))
+    assert b'"price":1.10' in raw  # the decimal's digits, exactly
+    status = await flow_status(client, flow)
+    reasons = {
+        (f["object"], f["row"], f["code"]) for f in status["lastRunDetails"]["failedRecords"]
+    }
+    assert reasons == {
+        (PARQUET_KEY, "7", "SOURCE-1007-400"),
+        ("pq/broken.parquet", "0", "SOURCE-1007-400"),
+    }
+
+
+def test_a_parquet_resume_starts_at_the_row_group_of_the_first_row_not_done():
+    import pyarrow.parquet as pq
+
+    from outpost.flow.parquet import _batches
+
+    parquet = pq.ParquetFile(io.BytesIO(parquet_bytes()))  # row groups of 10
+    for skip, first in ((0, 0), (9, 0), (10, 10), (15, 10), (24, 20), (25, 25), (30, 25)):
+        start, batches = _batches(parquet, 4, skip)
+        ids = [i for b in batches for i in b.column("id").to_pylist()]
+        assert start == first and ids == list(range(first, PARQUET_ROWS)), skip
+
+
+async def test_a_failed_parquet_get_fails_the_run_not_the_file(
+    moto, s3_files, stalling, monkeypatch
+):
+    """A ranged GET refused (the object's ETag is not the listed one any more, as after
+    a rewrite) or unanswered (a hanging endpoint) is the run's failure, retried from the
+    checkpoint: never a bad file."""
+    from botocore.exceptions import ClientError
+
+    from outpost.flow import parquet
+    from outpost.flow.connectors import _client
+
+    params = {"s3AccessKey": "testing", "s3SecretKey": "testing", "serviceUrl": moto.url}
+    obj = {"Bucket": BUCKET, "Key": PARQUET_KEY, "Size": len(parquet_bytes())}
+    async with _client(S3, params) as s3:
+        got = [row async for _, row in parquet.indexed_rows(s3, obj, 10)]
+        assert len(got) == PARQUET_ROWS  # the same object, read whole
+        with pytest.raises(ClientError) as refused:
+            async for _ in parquet.indexed_rows(s3, {**obj, "ETag": '"stale"'}, 10):
+                pass
+    assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
+    monkeypatch.setattr(parquet, "GET_SECONDS", 0.5)
+    async with _client(S3, {**params, "serviceUrl": stalling.url}) as s3:
+        with pytest.raises(TimeoutError):  # an OSError, like pyarrow's own read errors
+            async for _ in parquet.indexed_rows(s3, obj, 10):
+                pass
 
 
 async def test_later_runs_take_new_and_changed_objects_only(client, deps, moto):

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -16,6 +17,7 @@ from outpost.dev import devstack
 from outpost.flow.source import SourceReader
 from outpost.flow.specs import KINESIS, PIPELINE, STREAMING_FLOW
 from tests.conftest import ADMIN_KEY, AES_SECRET, AUTH, kinesis_body
+from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
 BASE = "/data/foundation/flowservice"
 H = {"Authorization": f"Bearer {ADMIN_KEY}", "x-gw-ims-org-id": "acme", "x-sandbox-name": "prod"}
@@ -111,7 +113,8 @@ def reader_for(deps, **kw):
 async def test_earliest_and_latest_flow_through_to_a_destination(
     client, deps, worker, moto, tenant
 ):
-    early, late = "in-early", "in-late"
+    run = uuid.uuid4().hex[:8]  # (streams of their own per run: per topology)
+    early, late = f"in-early-{run}", f"in-late-{run}"
     for s in (early, late):
         devstack.create_stream(moto.url, s, shards=2)
     put(moto.url, early, [{"n": i, "s": "early"} for i in range(3)])
@@ -149,7 +152,7 @@ async def test_earliest_and_latest_flow_through_to_a_destination(
 
 
 async def test_bad_records_are_kept_and_never_block_the_shard(client, deps, moto, tenant):
-    stream = "in-mixed"
+    stream = f"in-mixed-{uuid.uuid4().hex[:8]}"  # (a stream per run: per topology)
     devstack.create_stream(moto.url, stream, shards=1)
     put(
         moto.url,
@@ -187,7 +190,7 @@ async def test_bad_records_are_kept_and_never_block_the_shard(client, deps, moto
 
 
 async def test_disabled_flow_stops_reading(client, deps, moto, tenant):
-    stream = "in-toggle"
+    stream = f"in-toggle-{uuid.uuid4().hex[:8]}"  # (a stream per run: per topology)
     devstack.create_stream(moto.url, stream, shards=1)
     flow = await make_flow(client, moto.url, stream)
     r = await client.post(f"{BASE}/flows/{flow}/action?op=disable", headers=H)
@@ -209,10 +212,13 @@ async def test_disabled_flow_stops_reading(client, deps, moto, tenant):
         await task
 
 
+# a reader process of its own, on the single node (a process reaches a cluster through
+# REDIS_CLUSTER_ENABLED's client, built on the i18-ops branch)
+@pytest.mark.parametrize("topology", ["single"])
 async def test_kill_9_reader_mid_stream_loses_nothing_and_publishes_once(
     client, deps, worker, moto, tenant, redis_server
 ):
-    stream = "in-crash"
+    stream = f"in-crash-{uuid.uuid4().hex[:8]}"  # (a stream per run: per topology)
     devstack.create_stream(moto.url, stream, shards=2)
     put(moto.url, stream, [{"n": i} for i in range(400)])
     flow = await make_flow(client, moto.url, stream)
@@ -280,7 +286,7 @@ async def test_split_while_reading_parents_before_children(
     """On kinesis-local (LocalStack's engine): closed parents keep their records, as on AWS.
     moto moves a parent's records into its children, so it cannot show this."""
     url = kinesis_local_server.url
-    stream = "in-split"
+    stream = f"in-split-{uuid.uuid4().hex[:8]}"  # (a stream per run: per topology)
     devstack.create_stream(url, stream, shards=2)
     kc = devstack.kinesis_client(url)
     put(url, stream, [{"n": i, "phase": "before"} for i in range(40)])

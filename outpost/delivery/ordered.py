@@ -4,7 +4,7 @@
 A sub-lane's owner reads its head, sends at most one task of each ordering key in one go
 (a PutRecords call does not stop at a failed entry, so two records of one key in one call
 could land out of order; one in flight per key keeps them in order), waits for every
-outcome, and reads the head again. A failed task stays at the head (complete.lua `hold`)
+outcome, and reads the head again. A failed task stays at the head (ack.lua `hold`)
 and the sub-lane waits for its backoff while the other sub-lanes flow; a task dead-lettered
 (retries exhausted, a permanent error) leaves the sub-lane and the next one of its key goes
 on: order of the remaining records is kept, the dead one skipped. A worker that dies

@@ -6,13 +6,17 @@ once what is in flight is done.
 Reads are fair across destinations (queue/lanes.py: a share of each destination's lane
 per read) and each destination holds at most its share of the worker's slots
 (`max_inflight_per_destination`): a lane at its share is not read until a quarter of the
-share is free again, so a hanging endpoint ties up its share and no more.
+share is free again, so a hanging endpoint ties up its share and no more. While the
+worker waits for such a lane's room, a blocking read watches the other lanes (and the
+bells): another destination's new task is read at once, not when the busy lane has room.
+A batching destination alone (no other lane with work) may use the batched allowance but a
+quarter of its share (kept for a newcomer's first read): its share is there to divide the
+allowance, not to idle half of it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
 import uuid
@@ -37,6 +41,7 @@ READ_AHEAD = 2  # reads whose events are being loaded while the next read waits
 GROUP_MAX = 250  # batched deliveries run together in one coroutine; groups overlap
 LANES_REMEMBERED = 10_000  # lanes whose batching this worker remembers (for their share)
 CAPPED_POLL_SECONDS = 0.02  # with a lane at its share, how often other lanes are looked at
+WATCH_BLOCK_MS = 200  # the watch's blocking read (see the module's docstring)
 
 
 @dataclass(frozen=True)
@@ -91,19 +96,14 @@ class Worker(Deliverer):
         self._held: dict[str, int] = {}  # lane -> its entries held
         self._lane_batched: dict[str, bool] = {}
         self._freed = asyncio.Event()  # a lane left out for want of room has room again
+        self._watch: asyncio.Task[None] | None = None  # the other lanes' read while capped
         # ordered destinations' sub-lanes, each read by the worker holding its lease
         self.ordered = OrderedRunner(self, self.name, config.reclaim_idle_seconds)
         self.queue.lanes.on_ordered = self.ordered.wake
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self, promote_retries: bool = True) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.queue.ensure_groups()
-                break
-            except REDIS_DOWN as exc:
-                log.warning("redis_unavailable", error=str(exc))
-                await asyncio.sleep(0.5)
+        await self._ensure_groups()
         side = [asyncio.create_task(self._reclaim_loop())]
         ordered = asyncio.create_task(self.ordered.run())  # stopped, not cancelled: drains
         if promote_retries:
@@ -125,7 +125,7 @@ class Worker(Deliverer):
                     continue
                 if not entries:
                     self._loading.release()
-                    await self._wait_capped()
+                    await self._wait_capped(free)
                     continue
                 self._reserved += len(entries)
                 self._start(self._load_and_dispatch(entries))
@@ -133,10 +133,22 @@ class Worker(Deliverer):
             for t in side:
                 t.cancel()
             await asyncio.gather(*side, return_exceptions=True)
+            if self._watch is not None:
+                await asyncio.gather(self._watch, return_exceptions=True)
             self.ordered.stop()
             await asyncio.gather(ordered, return_exceptions=True)
             await self._wait_inflight()
             log.info("worker_stopped", worker=self.name)
+
+    async def _ensure_groups(self) -> None:
+        """The lanes' consumer groups, waiting for Redis (or until stopped)."""
+        while not self._stopping.is_set():
+            try:
+                await self.queue.ensure_groups()
+                return
+            except REDIS_DOWN as exc:
+                log.warning("redis_unavailable", error=str(exc))
+                await asyncio.sleep(0.5)
 
     async def _load_and_dispatch(self, entries: list[Entry]) -> None:
         try:
@@ -153,8 +165,10 @@ class Worker(Deliverer):
             self._release_unstarted(entries)
 
     # -- the per-destination share ----------------------------------------------------------
-    async def _read(self, count: int, block_ms: int) -> list[Entry]:
-        entries = await self.queue.read(self.name, count=count, block_ms=block_ms, room=self.room)
+    async def _read(self, count: int, block_ms: int, watch: bool = False) -> list[Entry]:
+        entries = await self.queue.read(
+            self.name, count=count, block_ms=block_ms, room=self.room, watch=watch
+        )
         self._hold(entries)
         return entries
 
@@ -164,9 +178,23 @@ class Worker(Deliverer):
         chunks, not one task a time); -1 while `accepts(lane)` says no."""
         if not self.accepts(lane):
             return -1  # left out, but not for want of room: nothing to wait for here
-        share = self._share[self._lane_batched.get(lane, False)]
-        free = share - self._held.get(lane, 0)
-        return free if free >= max(1, share // 4) else 0
+        free = self._lane_share(lane) - self._held.get(lane, 0)
+        return free if free >= self._chunk(lane) else 0
+
+    def _chunk(self, lane: str) -> int:
+        """The least room a lane is read with: a quarter of its share."""
+        return max(1, self._share[self._lane_batched.get(lane, False)] // 4)
+
+    def _lane_share(self, lane: str) -> int:
+        """A lane's share of the slots; a batching lane alone (no other lane with work
+        here or in the indexes) all of the batched allowance but a quarter of its share."""
+        if not self._lane_batched.get(lane, False):
+            return self._share[0]
+        share = self._share[1]
+        others = self.queue.lanes.working | self._held.keys()
+        if others <= {lane}:
+            return self.batch_inflight - share // 4
+        return share
 
     def accepts(self, lane: str) -> bool:
         """Whether to read `lane` at all (False leaves its tasks waiting in the lane): the
@@ -192,8 +220,7 @@ class Worker(Deliverer):
             self._held[lane] = left
         else:
             del self._held[lane]
-        share = self._share[self._lane_batched.get(lane, False)]
-        if share - left == max(1, share // 4) or not left:  # readable again (see `room`)
+        if not left or self._lane_share(lane) - left >= self._chunk(lane):  # see `room`
             self._freed.set()
 
     def _release_unstarted(self, entries: list[Entry]) -> None:
@@ -203,13 +230,34 @@ class Worker(Deliverer):
             if entry.entry_id not in self._inflight_ids:
                 self._release(entry)
 
-    async def _wait_capped(self) -> None:
+    async def _wait_capped(self, count: int) -> None:
         """After an empty read that left a lane out for want of room: wait until that lane
-        may be read again (or a short while, for the other lanes' new tasks)."""
+        may be read again (or a short while), the watch reading the other lanes meanwhile."""
         if not self.queue.lanes.capped:
             return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._freed.wait(), CAPPED_POLL_SECONDS)
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.create_task(self._watch_others(count))
+        freed = asyncio.create_task(self._freed.wait())
+        await asyncio.wait(
+            (freed, self._watch), timeout=CAPPED_POLL_SECONDS, return_when="FIRST_COMPLETED"
+        )
+        freed.cancel()
+
+    async def _watch_others(self, count: int) -> None:
+        """One blocking read of the lanes with room and the bells (a lane at its share is
+        left out by `room`): what it finds is dispatched like the loop's reads."""
+        try:
+            entries = await self._read(count, WATCH_BLOCK_MS, watch=True)
+        except REDIS_DOWN as exc:
+            log.warning("redis_unavailable", error=str(exc))
+            return
+        except Exception:  # the loop's own next read meets it too (and ends the loop)
+            log.exception("watch_read_failed")
+            return
+        if entries:
+            await self._loading.acquire()
+            self._reserved += len(entries)
+            self._start(self._load_and_dispatch(entries))
 
     async def _wait_for_slot(self) -> int:
         """How many tasks to read next: free unbatched slots (less what reads being loaded

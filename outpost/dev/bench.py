@@ -5,9 +5,10 @@ Every server binds 127.0.0.1 and is stopped at the end. Parts, each its own proc
 - `endpoint`: a minimal Kinesis PutRecord/PutRecords server (the client's ceiling), which
   also measures publish → receive latency from a timestamp in each record's data;
 - `load`: single-event `POST /publish` from a separate process (fixed rate or flat out).
-The fairness run (bench_fair.py) ends it. `python -m outpost.dev.bench fair` runs only
-that (`fair_backlog=20000` and the like scale it down). The report (bench_report.py): a
-table, the targets missed, and last one JSON object with the figures.
+The fairness run (bench_fair.py), then the cluster beside the single node (bench_cluster.py)
+end it. `python -m outpost.dev.bench fair` runs only the fairness run (`fair_backlog=20000`
+and the like scale it down). The report (bench_report.py): a table, the targets missed, and
+last one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from outpost.dev import bench_ceilings, bench_shards
+from outpost.dev import bench_ceilings, bench_cluster, bench_shards
 from outpost.dev.bench_ceilings import cpu_seconds
-from outpost.dev.bench_fair import endpoint_process, fair_only, fairness
+from outpost.dev.bench_fair import FAIR_ARGS, endpoint_process, fair_only, fairness
 from outpost.dev.bench_parts import KEY, endpoint_app, load
 from outpost.dev.bench_report import publish_report, report
 
@@ -220,6 +221,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         await deps.redis.aclose()
         out.update(await source_figures(out))
         out.update(await fair_beside(redis.redis_url, ep.url, env, args))
+        out.update(await bench_cluster.figures())  # its own servers: single and cluster
     finally:
         ep.stop()
         redis.stop()
@@ -242,12 +244,11 @@ async def source_figures(out: dict[str, Any]) -> dict[str, Any]:
     of the two drain rates: at 1 or more, the source is not the pipeline's bottleneck."""
     from outpost.dev import bench_source
 
-    got = await bench_source.run({"records": 60_000, "shards": 8, "batch": 1000})
+    got = await bench_source.run({"records": 60_000, "shards": 8, "batch": 1000, "baseline": 1})
     drain = max(out["pipeline_putrecord_per_s"], out["pipeline_batched_per_s"]) or 1.0
-    return {
-        "source_records_per_s": got["source_records_per_s"],
-        "source_vs_drain": got["source_records_per_s"] / drain,
-    }
+    keep: tuple[str, ...] = ("source_record_by_record_per_s", "source_records_per_s")
+    keep += ("source_cpu_us_per_record", "source_cpu_ratio")
+    return {**{k: got[k] for k in keep}, "source_vs_drain": got["source_records_per_s"] / drain}
 
 
 async def publish_figures(
@@ -375,9 +376,7 @@ def main(argv: list[str]) -> None:
         "backlog": 10_000,
         "rss_backlog": 200_000,
         "rss_seconds": 240.0,
-        "fair_backlog": 100_000,  # A's backlog in the fairness run
-        "fair_seconds": 8.0,  # each phase of it
-        "fair_rate": 50.0,  # B's publishes per second
+        **FAIR_ARGS,
     }
     only_fair = bool(argv) and argv[0] == "fair"
     for item in argv[only_fair:]:

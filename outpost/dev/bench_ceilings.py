@@ -48,6 +48,19 @@ TARGETS: list[tuple[str, str, str | None, str, float]] = [
     ("ratio_shard_limit", "shard_limited_per_s", "shard_limit_per_s", ">=", 0.9),
     ("shard_throttled_share", "shard_throttled_share", None, "<=", 0.01),
     ("worker_rss_mib", "worker_rss_mib", None, "<=", 150.0),
+    # issue 20: the batched source reader against the record-by-record one, same run
+    (
+        "ratio_source_record_by_record",
+        "source_records_per_s",
+        "source_record_by_record_per_s",
+        ">=",
+        5.0,
+    ),
+    ("source_vs_drain", "source_vs_drain", None, ">=", 0.8),
+    # the queue on the local Redis Cluster beside the single node (bench_cluster.py)
+    ("cluster_drain_vs_single", "cluster_drain_1w_per_s", "single_drain_1w_per_s", ">=", 0.8),
+    ("cluster_drain_2w_vs_1w", "cluster_drain_2w_per_s", "cluster_drain_1w_per_s", ">=", 1.6),
+    ("cluster_publish_vs_single", "cluster_publish_per_s", "single_publish_per_s", ">=", 0.8),
 ]
 
 

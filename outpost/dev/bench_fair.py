@@ -2,20 +2,27 @@
 
 Two tenants, each with an unbatched Kinesis destination on a bench endpoint of its own (as
 two destinations' endpoints are; B's then measures B's publish -> receive latency alone),
-one API and one worker process:
-1. B alone: B publishes at `fair_rate`/s for `fair_seconds`; B's p99 (idle).
+one API and one worker process. A round:
+1. B alone: B publishes at `fair_rate`/s for `fair_seconds`; B's latencies (idle).
 2. A's backlog: the worker stopped, `fair_backlog` events queued for A at once, the worker
    started again; A's drain rate alone over `fair_seconds`.
-3. Shared: B publishes as in 1 while A drains; B's p99 and A's drain rate over the same
-   seconds.
-The figures: B's p99 idle and with A's backlog, and their ratio (the goal: <= 2); A's
-drain rate alone and shared, and their ratio (the goal: >= 0.9); how much of A's backlog
-was left at the end (it must not have run out).
+3. Shared: B publishes as in 1 while A drains; B's latencies and A's drain rate over the
+   same seconds.
+`fair_rounds` rounds (each on a flushed Redis, fresh processes), pooled: B's p99 idle and
+with A's backlog over every round's events, and their ratio (the goal: <= 2); A's drain
+rate alone and shared, and their ratio (the goal: >= 0.9); how much of A's backlog was
+left at the end of the last round (it must not have run out). Rounds put idle and shared
+windows close together in time more than once: on a machine shared with other work, a
+burst of that work then falls on both sides more evenly than on one 8-second window.
+How much of the machine others took is printed beside them: the CPUs busy outside this
+run's processes (`fair_foreign_cpus_*`, of `os.cpu_count()`) in B's idle and shared
+windows, so a ratio moved by a neighbour shows as such.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -27,7 +34,15 @@ from typing import Any
 
 from aiohttp import ClientSession
 
+from outpost.dev.bench_parts import pct
+
 TENANTS = ("fair-a", "fair-b")
+FAIR_ARGS = {  # `make bench`'s defaults (name=value on its command line changes one)
+    "fair_backlog": 100_000,  # A's backlog
+    "fair_seconds": 8.0,  # each phase of a round
+    "fair_rate": 50.0,  # B's publishes per second
+    "fair_rounds": 2,  # rounds, pooled
+}
 B_CLIENTS = 4
 
 
@@ -91,37 +106,83 @@ async def _backlog(deps: Any, n: int) -> None:
 
 
 async def _b_p99(url: str, endpoint: str, seconds: float, rate: float) -> dict[str, Any]:
-    """B publishes at `rate` for `seconds`: the p99 of its publish -> receive latency, and
-    how many of its events arrived by a second after the last was published."""
+    """B publishes at `rate` for `seconds`: its publish -> receive latencies (those that
+    arrived by a second after the last was published), and the CPUs busy outside this
+    run's processes while it published."""
+    foreign = Foreign()
     published = await _load(url, seconds, rate, TENANTS[1])
+    cpus = foreign.cpus()
     await asyncio.sleep(1.0)  # the last ones delivered
     async with (
         ClientSession() as http,
-        http.get(f"{endpoint}/stats", params={"stream": TENANTS[1]}) as resp,
+        http.get(f"{endpoint}/stats", params={"stream": TENANTS[1], "samples": "1"}) as resp,
     ):
         stats: dict[str, Any] = await resp.json()
-        return {**stats, "publish_p99": published["p99_ms"]}
+        return {**stats, "publish_p99": published["p99_ms"], "foreign_cpus": cpus}
 
 
 async def _drained(deps: Any, seconds: float, pid: int) -> dict[str, float]:
-    """A's drain over `seconds` (the queue's depth, B's few tasks aside): per second, per
-    second of the worker's CPU time (what other processes on the machine take from the
-    worker does not move it), and the depth at the end."""
+    """A's drain over `seconds` (the queue's depth, B's few tasks aside): how many, in how
+    many seconds and seconds of the worker's CPU time (what other processes on the
+    machine take from the worker does not move a rate per CPU second), and the depth at
+    the end."""
     before, started, cpu = (await deps.queue.depth())["queued"], time.monotonic(), _cpu(pid)
     await asyncio.sleep(seconds)
     after = (await deps.queue.depth())["queued"]
-    used = _cpu(pid) - cpu
     return {
-        "per_s": (before - after) / (time.monotonic() - started),
-        "per_cpu_s": (before - after) / used if used else 0.0,
+        "drained": before - after,
+        "seconds": time.monotonic() - started,
+        "cpu_s": _cpu(pid) - cpu,
         "left": after,
     }
 
 
-def _cpu(pid: int) -> float:
-    """A process's CPU seconds so far (user + system, from /proc)."""
+def _cpu(pid: int, children: bool = False) -> float:
+    """A process's CPU seconds so far (user + system, from /proc); with `children`, those
+    of its children that ended and were waited for too."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    used = sum(int(f) for f in fields[11 : 15 if children else 13])
+    return used / os.sysconf("SC_CLK_TCK")
+
+
+class Foreign:
+    """The CPUs busy outside this process and its descendants since it was made: the
+    machine's busy time (/proc/stat) less ours, over the wall time."""
+
+    def __init__(self) -> None:
+        self.started, self.busy, self.ours = time.monotonic(), _busy(), _ours()
+
+    def cpus(self) -> float:
+        elapsed = time.monotonic() - self.started
+        other = (_busy() - self.busy) - (_ours() - self.ours)
+        return max(0.0, other / elapsed) if elapsed else 0.0
+
+
+def _busy() -> float:
+    """The machine's CPU seconds spent busy so far (all but idle and iowait)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _ours() -> float:
+    """CPU seconds of this process (and its waited-for children) and its live descendants."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # ended meanwhile
+    tree, todo = [os.getpid()], [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        kids = [p for p, ppid in parents.items() if ppid == pid]
+        tree += kids
+        todo += kids
+    total = 0.0
+    for pid in tree:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += _cpu(pid, children=True)
+    return total
 
 
 async def _started(deps: Any, n: int, limit: float = 60.0) -> None:
@@ -136,7 +197,17 @@ async def _started(deps: Any, n: int, limit: float = 60.0) -> None:
 async def fairness(
     redis_url: str, endpoints: tuple[str, str], env: dict[str, str], args: dict[str, Any]
 ) -> dict[str, Any]:
-    """`endpoints`: A's and B's bench endpoints."""
+    """`endpoints`: A's and B's bench endpoints. `fair_rounds` rounds, pooled."""
+    rounds = [
+        await _round(redis_url, endpoints, env, args) for _ in range(args.get("fair_rounds", 1))
+    ]
+    return _figures(rounds)
+
+
+async def _round(
+    redis_url: str, endpoints: tuple[str, str], env: dict[str, str], args: dict[str, Any]
+) -> dict[str, Any]:
+    """One round on a flushed Redis with a fresh API and worker (see the docstring)."""
     from outpost.dev import devstack
 
     seconds, rate, n = args["fair_seconds"], args["fair_rate"], args["fair_backlog"]
@@ -162,31 +233,57 @@ async def fairness(
             p.terminate()
             p.wait(timeout=30)
         await deps.redis.aclose()
-    return _figures(idle, busy, alone, shared)
+    return {"idle": idle, "busy": busy, "alone": alone, "shared": shared}
 
 
-def _figures(
-    idle: dict[str, Any], busy: dict[str, Any], alone: dict[str, float], shared: dict[str, float]
-) -> dict[str, Any]:
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def _round2(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def _figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    def pooled(phase: str) -> list[float]:
+        return sorted(x for r in rounds for x in r[phase].get("samples", []))
+
+    def drain(phase: str, key: str) -> float:
+        done = sum(r[phase]["drained"] for r in rounds)
+        spent = sum(r[phase][key] for r in rounds)
+        return done / spent if spent else 0.0
+
+    def worst(phase: str, key: str) -> Any:
+        return max((r[phase][key] for r in rounds if r[phase][key] is not None), default=None)
+
+    idle, busy = pct(pooled("idle"), 99), pct(pooled("busy"), 99)
+    alone, shared = drain("alone", "seconds"), drain("shared", "seconds")
+    alone_cpu, shared_cpu = drain("alone", "cpu_s"), drain("shared", "cpu_s")
     return {
-        "fair_b_p99_idle_ms": idle["p99"],
-        "fair_b_p99_with_backlog_ms": busy["p99"],  # None: none of B's events arrived
-        "fair_b_p99_ratio": (busy["p99"] / idle["p99"]) if idle["p99"] and busy["p99"] else None,
+        "fair_rounds": len(rounds),
+        "fair_b_p99_idle_ms": idle,
+        "fair_b_p99_with_backlog_ms": busy,  # None: none of B's events arrived
+        "fair_b_p99_ratio": _ratio(busy, idle),
+        # each round's own ratio: how far apart the rounds were
+        "fair_b_p99_ratio_rounds": [
+            _round2(_ratio(r["busy"]["p99"], r["idle"]["p99"])) for r in rounds
+        ],
         # of B's p99, the POST /publish's own (the API shares the cores with the worker)
-        "fair_b_publish_call_p99_idle_ms": idle["publish_p99"],
-        "fair_b_publish_call_p99_with_backlog_ms": busy["publish_p99"],
-        "fair_b_arrived_idle": idle["n"],
-        "fair_b_arrived_with_backlog": busy["n"],
-        "fair_a_drain_alone_per_s": alone["per_s"],
-        "fair_a_drain_shared_per_s": shared["per_s"],
-        "fair_a_drain_ratio": (shared["per_s"] / alone["per_s"]) if alone["per_s"] else None,
+        "fair_b_publish_call_p99_idle_ms": worst("idle", "publish_p99"),
+        "fair_b_publish_call_p99_with_backlog_ms": worst("busy", "publish_p99"),
+        "fair_b_arrived_idle": sum(r["idle"]["n"] for r in rounds),
+        "fair_b_arrived_with_backlog": sum(r["busy"]["n"] for r in rounds),
+        # the CPUs others took meanwhile (most busy round), of os.cpu_count()
+        "fair_foreign_cpus_idle": worst("idle", "foreign_cpus"),
+        "fair_foreign_cpus_with_backlog": worst("busy", "foreign_cpus"),
+        "fair_a_drain_alone_per_s": alone,
+        "fair_a_drain_shared_per_s": shared,
+        "fair_a_drain_ratio": _ratio(shared, alone),
         # the same per second of the worker's CPU: steadier on a shared machine
-        "fair_a_drain_alone_per_cpu_s": alone["per_cpu_s"],
-        "fair_a_drain_shared_per_cpu_s": shared["per_cpu_s"],
-        "fair_a_drain_cpu_ratio": (
-            shared["per_cpu_s"] / alone["per_cpu_s"] if alone["per_cpu_s"] else None
-        ),
-        "fair_a_backlog_left": shared["left"],
+        "fair_a_drain_alone_per_cpu_s": alone_cpu,
+        "fair_a_drain_shared_per_cpu_s": shared_cpu,
+        "fair_a_drain_cpu_ratio": _ratio(shared_cpu, alone_cpu),
+        "fair_a_backlog_left": rounds[-1]["shared"]["left"],
     }
 
 

@@ -57,11 +57,12 @@ def endpoint_app() -> web.Application:
         return web.json_response(out, content_type="application/x-amz-json-1.1")
 
     async def stats(request: web.Request) -> web.Response:
-        """The latencies noted since the last call (of one stream with `?stream=`)."""
-        stream = request.query.get("stream")
-        named = [stream] if stream is not None else list(latencies)
+        """The latencies noted since the last call (of one stream with `?stream=`; each
+        one too, in seconds, with `?samples=1`: rounds pooled by the caller)."""
+        named = [request.query["stream"]] if "stream" in request.query else list(latencies)
         data = sorted(x for name in named for x in latencies.pop(name, []))
-        return web.json_response({"n": len(data), "p50": pct(data, 50), "p99": pct(data, 99)})
+        out = {"n": len(data), "p50": pct(data, 50), "p99": pct(data, 99)}
+        return web.json_response({**out, "samples": data} if "samples" in request.query else out)
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_get("/stats", stats)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -71,7 +72,10 @@ def _records(body: dict[str, Any], total: int, data: str, now: float) -> dict[st
     }
 
 
-def source_app(total_per_shard: int, shards: int) -> web.Application:
+def source_app(
+    total_per_shard: int, shards: int, calls: list[tuple[float, str, dict[str, Any]]] | None = None
+) -> web.Application:
+    """`calls`, if given, gets (monotonic time, operation, body) of each call."""
     data = base64.b64encode(json.dumps({"pad": "x" * 200}).encode()).decode()
     now = time.time()
 
@@ -89,7 +93,10 @@ def source_app(total_per_shard: int, shards: int) -> web.Application:
         op = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
         if op not in ops:
             return web.json_response({"__type": "UnknownOperationException"}, status=400)
-        out = ops[op](json.loads(await request.read()))
+        body = json.loads(await request.read())
+        if calls is not None:
+            calls.append((time.monotonic(), op, body))
+        out = ops[op](body)
         return web.json_response(out, content_type="application/x-amz-json-1.1")
 
     app = web.Application()
@@ -136,11 +143,41 @@ async def setup(redis_url: str, endpoint: str, dest_endpoint: str) -> Any:
     return deps
 
 
-async def measure(deps: Any, total: int, batch: int, limit: float = 300.0) -> dict[str, Any]:
-    """Run a reader until `total` events are published: (records/s, seconds)."""
+def record_by_record(deps: Any, batch: int) -> Any:
+    """The reader as it was before it published in batches, the rate the issue's 5x is
+    held to: each record published alone (ingest.publish; the coalescer still shares a
+    round trip between shards publishing at once), the checkpoint moved per GetRecords
+    page. It reads GetRecords answers the fast way too, so the ratio errs low."""
+    from outpost.flow.source import SourceReader, event_for
+    from outpost.models import Event
+
+    class RecordByRecord(SourceReader):
+        async def _deliver(self, plan: Any, sid: str, records: list[dict[str, Any]]) -> None:
+            failed = 0
+            for record in records:
+                made = event_for(plan, sid, record)
+                if isinstance(made, Event):
+                    await self.deps.ingest.publish(made)
+                else:
+                    failed += 1
+            counts = (len(records), len(records) - failed, failed)
+            await self.mark(plan, sid, records[-1]["SequenceNumber"], counts)
+
+    return RecordByRecord(deps, poll_seconds=0.2, discover_seconds=0.5, batch=batch)
+
+
+async def measure(
+    deps: Any, total: int, batch: int, limit: float = 300.0, single: bool = False
+) -> dict[str, Any]:
+    """Run a reader (`single`: the record-by-record one) until `total` events are
+    published: (records/s, seconds)."""
+    from outpost.dev.bench_ceilings import cpu_seconds
     from outpost.flow.source import SourceReader
 
     reader = SourceReader(deps, poll_seconds=0.2, discover_seconds=0.5, batch=batch)
+    if single:
+        reader = record_by_record(deps, batch)
+    cpu = cpu_seconds(os.getpid())
     task = asyncio.create_task(reader.run())
     metrics = deps.keys.flow_state("f1", "metrics")
     started = first = None
@@ -160,11 +197,20 @@ async def measure(deps: Any, total: int, batch: int, limit: float = 300.0) -> di
     end = time.monotonic()
     t0, n0 = first or (started, 0)
     per_s = (done - n0) / (end - t0) if end > t0 else 0.0
-    return {"source_records_per_s": per_s, "source_records": done, "source_seconds": end - t0}
+    cpu_us = (cpu_seconds(os.getpid()) - cpu) / max(done, 1) * 1e6  # the reader's process
+    return {
+        "source_records_per_s": per_s,
+        "source_records": done,
+        "source_seconds": end - t0,
+        "source_cpu_us_per_record": cpu_us,
+    }
 
 
 async def run(args: dict[str, int]) -> dict[str, Any]:
     from outpost.dev import devstack
+    from outpost.runtime import settle_heap
+
+    await settle_heap()  # as `outpost source` does before it starts its reader
 
     port = devstack.free_port()
     per_shard = args["records"] // args["shards"]
@@ -173,9 +219,19 @@ async def run(args: dict[str, int]) -> dict[str, Any]:
     redis = devstack.redis_server()
     redis.start()
     try:
-        deps = await setup(redis.redis_url, src.url, "http://127.0.0.1:9")  # never delivered
-        out = await measure(deps, per_shard * args["shards"], args["batch"])
-        await deps.redis.aclose()
+        out: dict[str, Any] = {}
+        for single in (True, False) if args.get("baseline", 1) else (False,):
+            deps = await setup(redis.redis_url, src.url, "http://127.0.0.1:9")  # not sent
+            got = await measure(deps, per_shard * args["shards"], args["batch"], single=single)
+            await deps.redis.aclose()
+            if single:
+                out["source_record_by_record_per_s"] = got["source_records_per_s"]
+                out["source_record_by_record_cpu_us"] = got["source_cpu_us_per_record"]
+            else:
+                out.update(got)
+        if "source_record_by_record_cpu_us" in out:  # what each record costs, over the old's
+            old = out["source_record_by_record_cpu_us"]
+            out["source_cpu_ratio"] = old / (out["source_cpu_us_per_record"] or 1.0)
     finally:
         src.stop()
         redis.stop()
@@ -193,7 +249,7 @@ def main(argv: list[str]) -> None:
             access_log=None,
         )
         return
-    args = {"records": 60_000, "shards": 8, "batch": 1000}
+    args = {"records": 60_000, "shards": 8, "batch": 1000, "baseline": 1}
     for item in argv:
         key, _, value = item.partition("=")
         args[key] = int(value)

@@ -132,7 +132,9 @@ SCHEMAS: dict[str, Any] = {
         {
             "data": {
                 "type": "object",
-                "properties": {"format": {"type": "string", "enum": ["json", "delimited"]}},
+                "properties": {
+                    "format": {"type": "string", "enum": ["json", "delimited", "parquet"]}
+                },
             }
         },
     ),
@@ -226,7 +228,7 @@ SCHEMAS: dict[str, Any] = {
         "object) and the schema inferred from them; truncated when there is more.",
         "required": ["format", "schema", "data"],
         "properties": {
-            "format": {"type": "string", "enum": ["json", "delimited"]},
+            "format": {"type": "string", "enum": ["json", "delimited", "parquet"]},
             "schema": {
                 "type": "object",
                 "properties": {
@@ -330,7 +332,9 @@ _OPERATIONS: dict[str, tuple[str, list[Any], str | None, dict[str, Any]]] = {
             _param("object", "query", _STR),
             _param("startAfter", "query", _STR),  # S3: go on after a continuation's key
             _param("preview", "query", {"type": "boolean"}),
-            _param("fileType", "query", {"type": "string", "enum": ["json", "delimited"]}),
+            _param(
+                "fileType", "query", {"type": "string", "enum": ["json", "delimited", "parquet"]}
+            ),
             _param("previewRows", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
         ],
         None,

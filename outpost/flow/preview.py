@@ -1,5 +1,5 @@
-"""Explore's `preview=true`: the first rows of an S3 object (JSON, JSON lines or
-delimited) or the latest records of a Kinesis stream, parsed, with an inferred schema.
+"""Explore's `preview=true`: the first rows of an S3 object (JSON, JSON lines, CSV or
+parquet) or the latest records of a Kinesis stream, parsed, with an inferred schema.
 Bounded: at most `max_bytes` of the object are fetched (a ranged GET), at most 100 rows
 kept, and a Kinesis preview stops after `max_pages` GetRecords calls or `seconds`."""
 
@@ -20,11 +20,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost.destinations.endpoints import EndpointPolicy
 from outpost.errors import Invalid
+from outpost.flow import parquet
 from outpost.flow.connectors import _client, describe_shards, guard
 from outpost.flow.specs import KINESIS
 
 MAX_ROWS = 100
-FILE_TYPES = ("json", "delimited")
+FILE_TYPES = ("json", "delimited", "parquet")
 _INT = re.compile(r"^-?\d{1,18}$")
 _NUM = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
 
@@ -115,10 +116,12 @@ async def s3_preview(
 ) -> dict[str, Any]:
     """A ranged GET of the object's first `max_bytes`; the rows in them."""
     if file_type not in FILE_TYPES:
-        raise Invalid("fileType must be json or delimited")
+        raise Invalid("fileType must be json, delimited or parquet")
     bucket, _, key = path.lstrip("/").partition("/")
     if not bucket or not key:
         raise Invalid("object must be bucket/key of a file")
+    if file_type == "parquet":
+        return await _parquet_preview(client, bucket, key, limits)
     got = await client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limits.max_bytes - 1}")
     async with got["Body"] as body:
         raw = await body.read(limits.max_bytes)
@@ -126,6 +129,25 @@ async def s3_preview(
     truncated = size is not None and size > len(raw)
     rows = rows_of(raw, file_type, limits.rows, truncated)
     return preview_body(file_type, rows, truncated or len(rows) >= limits.rows)
+
+
+async def _parquet_preview(
+    client: Any, bucket: str, key: str, limits: PreviewLimits
+) -> dict[str, Any]:
+    """The footer, then the first rows' pages (ranged GETs, at most `max_bytes` in all);
+    the schema is the file's own."""
+    head = await client.head_object(Bucket=bucket, Key=key)
+    obj = {"Bucket": bucket, "Key": key, "ETag": head.get("ETag"), "Size": head["ContentLength"]}
+    try:
+        rows, schema, more = await parquet.preview(client, obj, limits.rows, limits.max_bytes)
+    except parquet.TooMuch:
+        raise Invalid(
+            f"the first {limits.rows} rows need more than FLOW_PREVIEW_MAX_BYTES "
+            f"({limits.max_bytes}) of the object"
+        ) from None
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    return {"format": "parquet", "schema": schema, "data": rows, "truncated": more}
 
 
 def _total_size(got: dict[str, Any]) -> int | None:

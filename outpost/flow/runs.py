@@ -24,6 +24,7 @@ NOT_OBJECT = "SOURCE-1003-400"
 PUBLISH_REFUSED = "SOURCE-1004-404"
 BAD_ROW = "SOURCE-1005-400"
 TOO_BIG = "SOURCE-1006-413"
+BAD_PARQUET = "SOURCE-1007-400"
 ERROR_CODES = {
     BAD_ROW: "a delimited row whose field count differs from the header's",
     TOO_BIG: "too big to read: a line over 1 MiB, or a JSON array over 16 MiB",
@@ -31,6 +32,7 @@ ERROR_CODES = {
     NOT_XDM: "not valid xdm: an object with header and body is required",
     NOT_OBJECT: "the data must be a JSON object",
     PUBLISH_REFUSED: "the event could not be published (the tenant or its routing)",
+    BAD_PARQUET: "not readable as parquet: a corrupt file or part of one, or a value",
 }
 
 

@@ -23,7 +23,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from outpost import exactjson
 from outpost.errors import DomainError, Unavailable
+from outpost.flow import parquet
 from outpost.flow.connectors import _client, guard
+from outpost.flow.parquet import Row
 from outpost.flow.runs import BAD_ROW, ERROR_CODES, NOT_JSON, NOT_OBJECT, PUBLISH_REFUSED, TOO_BIG
 from outpost.flow.specs import FREQUENCIES, S3
 from outpost.models import Event, utcnow
@@ -35,7 +37,6 @@ log = structlog.get_logger("outpost.source.s3")
 CHUNK = 64 * 1024
 MAX_LINE = 1 << 20
 MAX_ARRAY = 16 << 20
-Row = dict[str, Any] | tuple[str, str, bytes]  # a row, or (code, reason, raw) of a bad one
 
 
 class LeaseLost(Exception):
@@ -53,11 +54,14 @@ def due(schedule: dict[str, Any], last_due: int | None, now_s: float) -> int | N
 
 
 def format_of(key: str, default: str) -> str:
-    """An object's extension decides (.csv, .tsv: delimited; .json, .jsonl, .ndjson: json),
-    so a folder may mix them; otherwise the source connection's `data.format`."""
+    """An object's extension decides (.csv, .tsv: delimited; .json, .jsonl, .ndjson: json;
+    .parquet: parquet), so a folder may mix them; otherwise the source connection's
+    `data.format`."""
     ext = key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
     if ext in ("csv", "tsv"):
         return "delimited"
+    if ext == "parquet":
+        return "parquet"
     return "json" if ext in ("json", "jsonl", "ndjson") else default
 
 
@@ -162,19 +166,33 @@ class S3Source:
                 await self._ingest(plan, client, obj, skip)
 
     async def _ingest(self, plan: Plan, client: Any, obj: dict[str, Any], skip: int) -> None:
-        bucket = plan.path.lstrip("/").partition("/")[0]
-        got = await client.get_object(Bucket=bucket, Key=obj["Key"], IfMatch=obj["ETag"])
         batch: list[tuple[int, Row]] = []
-        index = 0
-        async with got["Body"] as body:
-            async for row in rows(body, format_of(obj["Key"], plan.fmt), int(obj.get("Size", 0))):
-                if index >= skip:
-                    batch.append((index, row))
-                index += 1
-                if len(batch) >= self.reader.batch:
-                    await self._flush(plan, obj, batch, f"{obj['ETag']}|{index}")
-                    batch = []
+        async for index, row in self._rows(plan, client, obj, skip):
+            if index >= skip:
+                batch.append((index, row))
+            if len(batch) >= self.reader.batch:
+                await self._flush(plan, obj, batch, f"{obj['ETag']}|{index + 1}")
+                batch = []
         await self._flush(plan, obj, batch, f"{obj['ETag']}|done")
+
+    async def _rows(
+        self, plan: Plan, client: Any, obj: dict[str, Any], skip: int
+    ) -> AsyncIterator[tuple[int, Row]]:
+        """(row index, row) of the object: a parquet object from the row group holding
+        row `skip` on (ranged GETs), any other read from its start in one streamed GET."""
+        bucket = plan.path.lstrip("/").partition("/")[0]
+        fmt = format_of(obj["Key"], plan.fmt)
+        if fmt == "parquet":
+            found = {**obj, "Bucket": bucket}
+            async for pair in parquet.indexed_rows(client, found, self.reader.batch, skip):
+                yield pair
+            return
+        got = await client.get_object(Bucket=bucket, Key=obj["Key"], IfMatch=obj["ETag"])
+        async with got["Body"] as body:
+            index = 0
+            async for row in rows(body, fmt, int(obj.get("Size", 0))):
+                yield index, row
+                index += 1
 
     async def _flush(
         self, plan: Plan, obj: dict[str, Any], batch: list[tuple[int, Row]], position: str

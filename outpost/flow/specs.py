@@ -128,8 +128,8 @@ SPECS: dict[str, dict[str, Any]] = {
             }
         },
         # json: a JSON array, or JSON lines (one object per line); delimited: CSV with a
-        # header row. (parquet is not read.)
-        "dataFormats": ["json", "delimited"],
+        # header row; parquet: one event per row (flow/parquet.py)
+        "dataFormats": ["json", "delimited", "parquet"],
         "exploreSpec": {"name": "Buckets", "type": "FileSystem"},
     },
     PIPELINE: {

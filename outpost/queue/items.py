@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from outpost import exactjson
 from outpost.models import Event, OrderedBy, Task, iso
@@ -19,20 +21,8 @@ from outpost.queue.keys import Keys
 from outpost.queue.lua import KeyTable
 
 TRIM_SHARE = 0.02  # share of writes that also trim the log indexes
-# the fields of a publish / completion item that name a key (an index into KEYS once sent)
-COMPLETE_KEYS = (
-    "tenant_key",
-    "generation_key",
-    "stream",
-    "lanes",
-    "attempt_key",
-    "event_attempts",
-    "destination_attempts",
-    "tenant_attempts",
-    "failures",
-    "dead_key",
-    "state",
-)
+# the fields of a completion's tenant step that name a key (an index into KEYS once sent)
+COMPLETE_KEYS = ("event_attempts", "destination_attempts", "failures")
 
 
 # what a stored event carries beside its fields (never shown by the API): the publish
@@ -73,64 +63,52 @@ class Outcome:
     broken: bool = False  # the destination itself is wrong: alert (and disable) at once
 
 
+def publish_call(
+    queue_keys: Keys,
+    tenant_id: str,
+    items: list[tuple[Event, list[tuple[str, Any]], Sequence[str]]],
+    caps: tuple[int, int, int],
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of the tenant step of publishing (publish.lua) for one tenant's
+    events; `caps`: retention seconds, the tenant's log cap, the dead letters' MAXLEN."""
+    table = KeyTable(
+        *tenant_fence(queue_keys, tenant_id).values(),
+        queue_keys.events_index(tenant_id),
+        queue_keys.outbox(tenant_id),
+        queue_keys.dead_letters(tenant_id),
+    )
+    events = [publish_item(queue_keys, table, item) for item in items]
+    now_ms = int(time.time() * 1000)
+    return table.keys, [*caps, now_ms, orjson.dumps(events)]
+
+
 def publish_item(
     queue_keys: Keys,
-    lane_of: Callable[[str, str, Any], Any],
     table: KeyTable,
-    tenant: dict[str, int],
     item: tuple[Event, list[tuple[str, Any]], Sequence[str]],
 ) -> dict[str, Any]:
-    """One event of the publish script, its keys as indexes into the call's KEYS
-    (`tenant`: the indexes of its tenant's keys, shared by the tenant's events)."""
+    """One event of the publish script, its record's key as an index into KEYS."""
     event, routes, held = item
     now = time.time()
     record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
     record[PUBLISHED] = round(now, 3)
     if event.traceparent:
         record[TRACE] = event.traceparent
-    call: dict[str, Any] = {
-        **tenant,
+    call = {
         "event_key": table.index(queue_keys.event(event.tenant_id, event.id)),
-        "owners_key": table.index(queue_keys.event_owners(event.id)),
         "record": exactjson.dumps_stored(record).decode(),
         "tenant_id": event.tenant_id,
         "event_id": event.id,
         "time_ms": str(int(event.time.timestamp() * 1000)),
         "trim": random.random() < TRIM_SHARE,
         "now": f"{now:.3f}",
-        "routes": [
-            _route(table, lane_of(event.tenant_id, dest_id, key), dest_id, key)
-            for dest_id, key in routes
-        ],
+        "routes": [dest_id for dest_id, _ in routes],
         "held": list(held),
     }
-    if not held:
-        call.pop("dead_key")
+    ordered = {dest_id: key.key for dest_id, key in routes if isinstance(key, OrderedBy)}
+    if ordered:  # the ordering keys travel in the outbox member to the ordered sub-lanes
+        call["keys"] = ordered
     return call
-
-
-def _route(table: KeyTable, lane: Any, destination_id: str, key: Any) -> dict[str, Any]:
-    """One task of a publish: its lane's keys (queue/lanes.Lane) as indexes into KEYS, and
-    the ordering key it carries in an ordered sub-lane (`key` an OrderedBy)."""
-    route = {
-        "stream": table.index(lane.stream),
-        "lanes": table.index(lane.index),
-        "bell": table.index(lane.bell),
-        "destination_id": destination_id,
-    }
-    if isinstance(key, OrderedBy):
-        route["key"] = key.key
-    return route
-
-
-def publish_tenant(queue_keys: Keys, table: KeyTable, tenant_id: str) -> dict[str, int]:
-    """The indexes of the keys every publish item of one tenant names."""
-    named = {
-        **tenant_fence(queue_keys, tenant_id),
-        "index_key": queue_keys.events_index(tenant_id),
-        "dead_key": queue_keys.dead_letters(tenant_id),
-    }
-    return {name: table.index(key) for name, key in named.items()}
 
 
 def tenant_fence(queue_keys: Keys, tenant_id: str) -> dict[str, str]:
@@ -145,14 +123,11 @@ def tenant_fence(queue_keys: Keys, tenant_id: str) -> dict[str, str]:
 def complete_item(
     queue_keys: Keys, attempt_id: str, entry: Entry, outcome: Outcome, attempt_time: float
 ) -> dict[str, Any]:
-    """One task of the completion script, its keys by name (`indexed` turns
-    them into indexes into KEYS)."""
+    """One task of a completion: what its tenant step (complete.lua) and its partition
+    step (ack.lua) need, keys by name (`indexed` turns them into indexes into KEYS)."""
     task = entry.task
-    call: dict[str, Any] = {
-        **tenant_fence(queue_keys, task.tenant_id),
-        "stream": entry.stream,
-        "entry_id": entry.entry_id,
-    }
+    call: dict[str, Any] = {"tenant_id": task.tenant_id, "stream": entry.stream}
+    call["entry_id"] = entry.entry_id
     lanes = queue_keys.lanes_of(entry.stream)
     if lanes is not None:
         call["lanes"] = lanes
@@ -175,7 +150,6 @@ def complete_item(
             "message": outcome.message[:1000],
             "time": f"{attempt_time:.3f}",
         }
-        call["dead_key"] = queue_keys.dead_letters(task.tenant_id)
         call["dead"] = [x for pair in fields.items() for x in pair]
     return call
 
@@ -183,7 +157,7 @@ def complete_item(
 def _attempt_fields(
     queue_keys: Keys, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
 ) -> dict[str, Any]:
-    """What the completion script needs to keep the attempt and count failures."""
+    """What the completion needs to keep the attempt and count failures."""
     record = attempt_record(attempt_id, task, outcome, attempt_time)
     return {
         "record": True,
@@ -195,7 +169,6 @@ def _attempt_fields(
         "trim": random.random() < TRIM_SHARE,
         "event_attempts": queue_keys.event_attempts(task.tenant_id, task.event_id),
         "destination_attempts": queue_keys.attempts(task.tenant_id, task.destination_id),
-        "tenant_attempts": queue_keys.tenant_attempts(task.tenant_id),
         "failures": queue_keys.failures(task.tenant_id, task.destination_id),
     }
 

@@ -60,19 +60,27 @@ class Keys:
     def event(self, tenant_id: str, event_id: str) -> str:
         return f"{self.prefix}{{t:{enc(tenant_id)}}}:event:{enc(event_id)}"
 
-    def event_owners(self, event_id: str) -> str:
-        """Set of tenant ids that published an event with this id (admin lookups)."""
-        return f"{self.prefix}{{e:{enc(event_id)}}}:owners"
+    def event_owners(self, event_id: str, n: int | None = None) -> str:
+        """Set of tenant ids that published an event with this id (admin lookups), in
+        partition `n` (crc32 of the id: Lanes.owners_partition), so one call writes the
+        owners of a batch's events of one partition. Without `n`: the key of before."""
+        if n is None:
+            return f"{self.prefix}{{e:{enc(event_id)}}}:owners"
+        return f"{self.prefix}{{p:{n}}}:owners:{enc(event_id)}"
 
-    def events_index(self, tenant_id: str | None = None) -> str:
-        """Sorted set, score = event time ms: a tenant's event ids, or (None) every
-        `tenant/event` for admin listings."""
-        if tenant_id is None:
-            return f"{self.prefix}events"
+    def events_index(self, tenant_id: str) -> str:
+        """Sorted set, score = event time ms: a tenant's event ids."""
         return f"{self.prefix}{{t:{enc(tenant_id)}}}:events"
 
+    def outbox(self, tenant_id: str) -> str:
+        """Sorted set, score = publish time ms: the tenant's events stored but not yet
+        known to be queued in their lanes (queue/outbox.py), each member a JSON
+        `{e, r, ms, ttl}` (event id, destination ids, event time, retention)."""
+        return f"{self.prefix}{{t:{enc(tenant_id)}}}:outbox"
+
     def attempt(self, attempt_id: str) -> str:
-        """One attempt's record (JSON, with its tenant); attempt ids are global."""
+        """One attempt's record (JSON, with its tenant); attempt ids are global, so the
+        record is written by a command of its own (no script touches it)."""
         return f"{self.prefix}attempt:{enc(attempt_id)}"
 
     def attempts(self, tenant_id: str, destination_id: str) -> str:
@@ -84,9 +92,6 @@ class Keys:
 
     def event_attempts(self, tenant_id: str, event_id: str) -> str:
         return f"{self.prefix}{{t:{enc(tenant_id)}}}:event:{enc(event_id)}:attempts"
-
-    def all_attempts(self) -> str:
-        return f"{self.prefix}attempts"
 
     def dead_letters(self, tenant_id: str) -> str:
         return f"{self.prefix}{{t:{enc(tenant_id)}}}:dead"
@@ -186,5 +191,32 @@ class Keys:
         on the lanes it knows wakes and looks for the new one."""
         return f"{self.prefix}{{p:{n}}}:bell"
 
-    def retries(self) -> str:
-        return f"{self.prefix}retries"
+    def retries(self, n: int) -> str:
+        """Sorted set of partition `n`'s retries (score = when ms), members JSON tasks of
+        lanes of this partition: promoting one is one call on this partition's slot."""
+        return f"{self.prefix}{{p:{n}}}:retries"
+
+    def admin_events(self, n: int) -> str:
+        """Partition `n`'s share of the admin listing of every event: a sorted set of
+        `tenant/event` (score = event time ms) of the tenants whose home partition is `n`
+        (Lanes.home); the listing merges the partitions (scatter-gather)."""
+        return f"{self.prefix}{{p:{n}}}:events"
+
+    def admin_attempts(self, n: int) -> str:
+        """Partition `n`'s share of the admin listing of every attempt: attempt ids of
+        its lanes' tasks (score = attempt time ms)."""
+        return f"{self.prefix}{{p:{n}}}:attempts"
+
+    def outboxes(self, n: int) -> str:
+        """Set of the tenants of home partition `n` that have published: the outbox
+        sweep looks in their outboxes (queue/outbox.py)."""
+        return f"{self.prefix}{{p:{n}}}:outboxes"
+
+    @staticmethod
+    def partition_of(key: str) -> int | None:
+        """`n` of a key under the hash tag `{p:<n>}` (None for any other key)."""
+        start = key.find("{p:")
+        if start < 0:
+            return None
+        end = key.find("}", start)
+        return int(key[start + 3 : end])

@@ -10,21 +10,25 @@ stream), `q` being the caller's free room spread over the lanes: a destination 1
 tasks behind takes its share of a read, not the whole of it, and a lane whose destination
 has no room (the worker's per-destination cap, `room`) is not read at all. Lanes are
 taken round-robin, at most MAX_READ_LANES per read. The partitions' bells are read with
-the lanes, so a worker blocked on the lanes it knows wakes for a new one.
+the lanes, so a worker blocked on the lanes it knows wakes for a new one. A lane that had
+work stays among the lanes read for LINGER_SECONDS after it left the index: a destination
+whose few tasks each leave the index when acked (a tenant sending now and then, beside
+another's backlog) has its next task read by the next read, not a read and a refresh later.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from outpost.models import Task
+from outpost.queue.calls import Client, is_cluster
 from outpost.queue.items import Entry
 from outpost.queue.keys import GROUP, Keys
 
@@ -32,6 +36,9 @@ MAX_READ_LANES = 256  # lanes named in one read; more are taken in turns
 REFRESH_SECONDS = 0.25  # the lanes with work are read again at least this often
 BELL_MAXLEN = 1000  # rings kept (approximately) when no worker reads them
 RECLAIM_COUNT = 100  # entries claimed per lane and pass
+LINGER_SECONDS = 2.0  # a lane that had work is still read this long after it left the index
+LANES_KEPT = 10_000  # (tenant, destination) lanes kept computed per process
+CLUSTER_POLL_MS = 50  # on a cluster reads do not block: an idle reader looks this often
 
 
 @dataclass(frozen=True)
@@ -42,10 +49,11 @@ class Lane:
     stream: str
     index: str
     bell: str
+    partition: int = 0
 
 
 class Lanes:
-    def __init__(self, redis: Redis, keys: Keys, partitions: int):
+    def __init__(self, redis: Client, keys: Keys, partitions: int):
         self.redis = redis
         self.keys = keys
         self.partitions = partitions
@@ -54,16 +62,37 @@ class Lanes:
         self._bell_set = set(self.bells)
         self.capped = False  # the last read left out a lane that had no room
         self._known: list[str] = []  # the lanes with work, as last read from the indexes
+        self.working: set[str] = set()  # of those, the ones in an index (not lingering)
+        self._seen: dict[str, float] = {}  # lane -> when it last had work (for LINGER_SECONDS)
         self._legacy: list[str] = []  # partition streams of before the lanes, not yet empty
         self._fresh_at = 0.0
         self._rings: dict[str, list[str]] = {}  # bell -> rings read, acked at the next refresh
         self._turn = 0
+        self._lanes: dict[tuple[str, str], Lane] = {}  # (tenant, destination) -> its lane
         self.on_ordered: Callable[[], None] | None = None  # rung for an ordered sub-lane
 
     def of(self, tenant_id: str, destination_id: str) -> Lane:
-        """Stable across processes and restarts (crc32, not Python's salted hash)."""
-        n = partition_of(tenant_id, destination_id, self.partitions)
-        return Lane(self.keys.lane(n, tenant_id, destination_id), self.indexes[n], self.bells[n])
+        """Stable across processes and restarts (crc32, not Python's salted hash); kept
+        for the next events of the destination (a publish batch names it once per event)."""
+        lane = self._lanes.get((tenant_id, destination_id))
+        if lane is None:
+            if len(self._lanes) >= LANES_KEPT:
+                self._lanes.clear()
+            n = partition_of(tenant_id, destination_id, self.partitions)
+            lane = Lane(
+                self.keys.lane(n, tenant_id, destination_id), self.indexes[n], self.bells[n], n
+            )
+            self._lanes[tenant_id, destination_id] = lane
+        return lane
+
+    def owners_partition(self, event_id: str) -> int:
+        """The partition of an event id's owners set (Keys.event_owners)."""
+        return zlib.crc32(event_id.encode()) % self.partitions
+
+    def home(self, tenant_id: str) -> int:
+        """The tenant's home partition: where its share of the admin listings and its
+        outbox marker sit (stable as `of`)."""
+        return zlib.crc32(tenant_id.encode()) % self.partitions
 
     async def ensure_groups(self) -> None:
         """The bells' consumer groups, and the partition streams of before the lanes that
@@ -86,17 +115,21 @@ class Lanes:
         count: int,
         block_ms: int | None,
         room: Callable[[str], int] | None = None,
+        *,
+        watch: bool = False,
     ) -> list[Entry]:
         """Up to about `count` tasks, a fair share from each lane with room (`room(lane)`:
         how many more tasks that lane may have read; 0 leaves it out for want of room, a
         negative number for another reason). Blocks up to `block_ms` for work unless a
         lane was left out for want of room (`capped`): the caller then waits for its own
-        deliveries to finish and reads again."""
+        deliveries to finish and reads again. `watch`: block all the same (a read for the
+        other lanes' new tasks while the caller waits for room)."""
         for _ in range(2):  # a read that only heard the bell looks again at once
             if time.monotonic() - self._fresh_at > REFRESH_SECONDS:
                 await self.refresh()
             lanes, q = self._choose(count, room)
-            reply = await self._read(consumer, lanes, q, None if self.capped else block_ms)
+            block = block_ms if watch or not self.capped else None
+            reply = await self._read(consumer, lanes, q, block)
             entries, rang = self._split(reply)
             if rang:  # a lane joined: the next read names it (this one, if it found nothing)
                 self._fresh_at = 0.0
@@ -127,7 +160,7 @@ class Lanes:
     async def _read(self, consumer: str, lanes: list[str], q: int, block: int | None) -> Any:
         streams: dict[Any, Any] = {s: ">" for s in [*lanes, *self.bells]}
         try:
-            return await self.redis.xreadgroup(GROUP, consumer, streams, count=q, block=block)
+            return await self._xread(consumer, streams, q, block)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc) and "no longer exists" not in str(exc):
                 raise
@@ -135,7 +168,26 @@ class Lanes:
         # Redis lost its data: the groups again, then the lanes with work as they are now
         await self.repair()
         streams = {s: ">" for s in [*self._known, *self.bells] if s in lanes or s in self.bells}
-        return await self.redis.xreadgroup(GROUP, consumer, streams, count=q, block=None)
+        return await self._xread(consumer, streams, q, None)
+
+    async def _xread(
+        self, consumer: str, streams: dict[Any, Any], q: int, block: int | None
+    ) -> Any:
+        """One XREADGROUP; on a cluster one per partition (a command's keys must share a
+        slot), sent together without BLOCK, then a short sleep when all found nothing."""
+        if not is_cluster(self.redis):
+            return await self.redis.xreadgroup(GROUP, consumer, streams, count=q, block=block)
+        by_slot: dict[int | None, dict[Any, Any]] = {}
+        for stream, at in streams.items():
+            by_slot.setdefault(self.keys.partition_of(stream), {})[stream] = at
+        await self.redis.initialize()  # (as calls.Calls.run)
+        replies = await asyncio.gather(
+            *(self.redis.xreadgroup(GROUP, consumer, s, count=q) for s in by_slot.values())
+        )
+        found = [item for reply in replies for item in reply or []]
+        if not found and block:
+            await asyncio.sleep(min(block, CLUSTER_POLL_MS) / 1000)
+        return found
 
     def _split(self, reply: Any) -> tuple[list[Entry], bool]:
         entries: list[Entry] = []
@@ -149,6 +201,7 @@ class Lanes:
                     self.on_ordered()  # an ordered sub-lane got work (delivery/ordered.py)
                 continue
             entries.extend(_entry(stream, i, f) for i, f in items if f)
+            self._seen[stream] = time.monotonic()
         return entries, rang
 
     async def refresh(self) -> None:
@@ -167,13 +220,29 @@ class Lanes:
         results = (await pipe.execute())[acks:]
         members = results[: self.partitions]
         lengths = results[self.partitions :]
-        self._known = sorted(_s(m) for ms in members for m in ms)
+        self.working = {_s(m) for ms in members for m in ms}
+        self._known = self._lingering(self.working)
         self._legacy = [s for s, n in zip(self._legacy, lengths, strict=True) if n]
         self._fresh_at = time.monotonic()
 
+    def _lingering(self, working: set[str]) -> list[str]:
+        """The lanes to read: those with work, and those that had work within
+        LINGER_SECONDS (their next task is read without waiting for a refresh)."""
+        now = time.monotonic()
+        for lane in working:
+            self._seen[lane] = now
+        self._seen = {
+            lane: at
+            for lane, at in sorted(self._seen.items(), key=lambda item: -item[1])[:MAX_READ_LANES]
+            if now - at <= LINGER_SECONDS
+        }
+        return sorted(working | self._seen.keys())
+
     async def repair(self) -> None:
         """After a NOGROUP: the bells' groups again, and a group on each lane with work
-        that has none (a lane whose stream was made without one)."""
+        that has none (a lane whose stream was made without one). Lingering lanes are
+        forgotten: one may be gone (a tenant purged), and a group would make it again."""
+        self._seen.clear()
         await self.refresh()
         for stream in [*self.bells, *self._known]:
             await _create_group(self.redis, stream)
@@ -216,7 +285,7 @@ def partition_of(tenant_id: str, destination_id: str, partitions: int) -> int:
     return zlib.crc32(f"{tenant_id}\0{destination_id}".encode()) % partitions
 
 
-async def _create_group(redis: Redis, stream: str) -> None:
+async def _create_group(redis: Client, stream: str) -> None:
     try:
         await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
     except ResponseError as exc:

@@ -13,8 +13,9 @@ from __future__ import annotations
 from functools import cache
 from importlib.resources import files
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from outpost.queue.calls import Client
 
 
 @cache
@@ -23,7 +24,7 @@ def source(package: str, name: str) -> str:
     return files(package).joinpath("scripts", f"{name}.lua").read_text(encoding="utf-8")
 
 
-def register(redis: Redis, package: str, name: str) -> AsyncScript:
+def register(redis: Client, package: str, name: str) -> AsyncScript:
     """The script bound to this client (EVALSHA, loaded into Redis on first use). The
     component owning the script registers it once, when it is built."""
     return redis.register_script(source(package, name))

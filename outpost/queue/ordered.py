@@ -6,7 +6,7 @@ other's), each a stream in the destination's partition `{p:n}` beside that parti
 index of ordered sub-lanes with work (`olanes`). A sub-lane is read by one worker at a
 time, the holder of its lease (SET PX, renewed while it delivers), always from its head
 (XRANGE, no consumer group): a crashed holder's lease expires and the next one reads the
-same head again, in order. A head whose attempt failed stays at the head (complete.lua
+same head again, in order. A head whose attempt failed stays at the head (ack.lua
 `hold`): the sub-lane's state hash says until when it waits and the attempt it is at.
 """
 
@@ -17,9 +17,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from outpost.models import Task
+from outpost.queue.calls import Calls, Client, raise_first
 from outpost.queue.items import Entry
 from outpost.queue.keys import Keys
 from outpost.queue.lanes import Lane, partition_of
@@ -39,7 +38,7 @@ class Head:
 
 
 class OrderedLanes:
-    def __init__(self, redis: Redis, keys: Keys, partitions: int, buckets: int):
+    def __init__(self, redis: Client, keys: Keys, partitions: int, buckets: int):
         self.redis, self.keys = redis, keys
         self.partitions, self.buckets = partitions, buckets
         self.indexes = [keys.ordered_lanes(n) for n in range(partitions)]
@@ -50,7 +49,7 @@ class OrderedLanes:
         n = partition_of(tenant_id, destination_id, self.partitions)
         bucket = zlib.crc32(key.encode()) % self.buckets
         stream = self.keys.ordered_lane(n, bucket, tenant_id, destination_id)
-        return Lane(stream, self.indexes[n], self.keys.bell(n))
+        return Lane(stream, self.indexes[n], self.keys.bell(n), n)
 
     async def with_work(self) -> list[str]:
         """Every ordered sub-lane that holds tasks: one round trip."""
@@ -74,14 +73,14 @@ class OrderedLanes:
         index = self.keys.lanes_of(lane)
         assert index is not None
         state_key = self.keys.lane_state(lane)
-        pipe = self.redis.pipeline(transaction=False)
         keys = [self.keys.lane_lease(lane), lane, index, state_key]
-        await self._lease(keys=keys, args=["renew", owner, ms], client=pipe)
-        pipe.hgetall(state_key)
+        calls = Calls().script(self._lease, keys, ["renew", owner, ms])
+        calls.command("HGETALL", state_key)
         if count > 0:
-            pipe.xrange(lane, min="-" if after is None else f"({after}", count=count)
-        held, raw_state, *rows = await pipe.execute()
-        state = {_s(k): _s(v) for k, v in raw_state.items()}
+            start = "-" if after is None else f"({after}"
+            calls.command("XRANGE", lane, start, "+", "COUNT", count)
+        held, raw_state, *rows = raise_first(await calls.run(self.redis))
+        state = {_s(k): _s(v) for k, v in _pairs(raw_state)}
         attempts = {k[2:]: int(v) for k, v in state.items() if k.startswith("a:")}
         entries = []
         for raw_id, fields in rows[0] if rows else []:
@@ -97,6 +96,13 @@ class OrderedLanes:
         for lane in lanes:
             pipe.xlen(lane)
         return int(sum(await pipe.execute()))
+
+
+def _pairs(reply: Any) -> list[tuple[Any, Any]]:
+    """HGETALL's answer as pairs: a dict, or (RESP2 through execute_command) a flat list."""
+    if isinstance(reply, dict):
+        return list(reply.items())
+    return list(zip(reply[::2], reply[1::2], strict=True))
 
 
 def _s(v: Any) -> str:

@@ -46,7 +46,8 @@ async def read_sizes(redis: Redis, keys: Keys, partitions: int) -> Sizes:
         for stream in group:
             pipe.xlen(stream)
             pipe.xrange(stream, count=1)
-    pipe.zcard(keys.retries())
+    for n in range(partitions):
+        pipe.zcard(keys.retries(n))
     for member in tenants:
         pipe.xlen(keys.dead_letters(_s(member).split(":", 1)[1]))  # `<created_ms>:<tenant id>`
     answers = iter(await pipe.execute())
@@ -59,7 +60,7 @@ async def read_sizes(redis: Redis, keys: Keys, partitions: int) -> Sizes:
             depth[n] += length
             if first:
                 ages[n] = max(ages[n], entry_age(first[0][0], now))
-    retries = int(next(answers))
+    retries = sum(int(next(answers)) for _ in range(partitions))
     return Sizes(depth, ages, retries, sum(int(x) for x in answers))
 
 

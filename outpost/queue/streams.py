@@ -1,8 +1,11 @@
 """The delivery queue: lanes (lanes.py: one task stream per destination), retries, dead
 letters, attempts.
 
-Publishing, completing a delivery and promoting retries are each one atomic step (Lua or
-MULTI), so a crash between any two steps loses nothing; at worst a task runs twice.
+Every script call touches the keys of one hash tag (a tenant's `{t:..}` or a partition's
+`{p:..}`), so the queue runs on Redis Cluster as on a single node. Publishing
+(outbox.py) and completing a delivery (completion.py) are one call per tag they touch,
+ordered so that a crash between two calls loses nothing: at worst a task runs twice.
+Promoting retries is one call per partition.
 """
 
 from __future__ import annotations
@@ -15,29 +18,23 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+import structlog
 
 from outpost import exactjson
 from outpost.errors import DomainError, Invalid, NotFound
 from outpost.models import Event, OrderedBy, Task
+from outpost.queue.calls import Calls, Client, mget, raise_first
 from outpost.queue.coalesce import Coalescer
-from outpost.queue.connection import step_failed
-from outpost.queue.items import (
-    COMPLETE_KEYS,
-    Entry,
-    Outcome,
-    complete_item,
-    indexed,
-    publish_item,
-    publish_tenant,
-    stored_event,
-)
-from outpost.queue.keys import GROUP, Keys
-from outpost.queue.lanes import BELL_MAXLEN, Lane, Lanes
-from outpost.queue.lua import KeyTable, register
+from outpost.queue.completion import Completion
+from outpost.queue.connection import REDIS_DOWN, step_failed
+from outpost.queue.items import Entry, Outcome, complete_item, publish_call, stored_event
+from outpost.queue.keys import Keys
+from outpost.queue.lanes import Lane, Lanes
+from outpost.queue.lua import register
 from outpost.queue.ordered import OrderedLanes
+from outpost.queue.outbox import Outbox
 
+log = structlog.get_logger("outpost.queue")
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 COMMIT_BATCH = 500  # completions per script call
 
@@ -45,7 +42,7 @@ COMMIT_BATCH = 500  # completions per script call
 class Queue:
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         keys: Keys,
         partitions: int = 16,
         retention_seconds: int = 7 * 24 * 3600,
@@ -63,10 +60,14 @@ class Queue:
         self.attempts_cap = attempts_cap
         self.lanes = Lanes(redis, keys, partitions)
         self.ordered = OrderedLanes(redis, keys, partitions, ordering_buckets)
+        self.outbox = Outbox(redis, keys, self.lanes, log_cap_total, self.lane_of)
         self._publish = register(redis, "outpost.queue", "publish")
         self._requeue = register(redis, "outpost.queue", "requeue")
-        self._complete = register(redis, "outpost.queue", "complete")
-        self._completions = Coalescer(self._complete_many, COMMIT_BATCH)
+        self._redrive = register(redis, "outpost.queue", "redrive")
+        caps = {"retention": retention_seconds, "attempts": attempts_cap}
+        caps |= {"tenant": log_cap_tenant, "total": log_cap_total}
+        self._completion = Completion(redis, keys, self.lanes, caps)
+        self._completions = Coalescer(self._completion.run, COMMIT_BATCH)
 
     def lane_of(self, tenant_id: str, destination_id: str, key: str | OrderedBy = "") -> Lane:
         """The lane a destination's tasks go to: every task of a destination in one stream,
@@ -91,30 +92,36 @@ class Queue:
     async def publish_many(
         self, items: list[tuple[Event, list[tuple[str, str | OrderedBy]], Sequence[str]]]
     ) -> list[bool | DomainError]:
-        """Many publishes in one script call (one command, one JSON argument); each event
-        is still its own step, and one whose step failed gets its own Unavailable while the
-        others keep their answers (their events are stored)."""
+        """Many publishes: one tenant-step call per tenant (each event still its own step,
+        one whose step failed gets its own Unavailable while the others keep their
+        answers), then the stored events' tasks drained into their lanes (outbox.py)."""
         if not items:
             return []
-        table = KeyTable(self.keys.events_index())
-        tenants: dict[str, dict[str, int]] = {}
-        events = []
-        for item in items:
-            tenant_id = item[0].tenant_id
-            if tenant_id not in tenants:
-                tenants[tenant_id] = publish_tenant(self.keys, table, tenant_id)
-            events.append(publish_item(self.keys, self.lane_of, table, tenants[tenant_id], item))
-        args: list[Any] = [
-            self.retention,
-            self.log_cap_tenant,
-            self.log_cap_total,
-            self.attempts_cap,
-            orjson.dumps(events),
-            GROUP,
-            BELL_MAXLEN,
-        ]
-        results = await self._publish(keys=table.keys, args=args)
-        return [_published(r) for r in results]
+        by_tenant: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            by_tenant.setdefault(item[0].tenant_id, []).append(i)
+        await self.outbox.mark(list(by_tenant))
+        calls = Calls()
+        caps = (self.retention, self.log_cap_tenant, self.attempts_cap)
+        for tenant_id, at in by_tenant.items():
+            batch = [items[i] for i in at]
+            calls.script(self._publish, *publish_call(self.keys, tenant_id, batch, caps))
+        answers = await calls.run(self.redis)
+        out: list[Any] = [None] * len(items)
+        owed: list[tuple[str, str]] = []
+        for (tenant_id, at), answer in zip(by_tenant.items(), answers, strict=True):
+            for i, one in zip(
+                at, answer if isinstance(answer, list) else [answer] * len(at), strict=True
+            ):
+                out[i] = _published(one)
+                if isinstance(one, bytes) and one.startswith(b"{"):
+                    owed.append((tenant_id, one.decode()))
+        try:
+            await self.outbox.drain(owed)
+        except REDIS_DOWN as exc:  # stored: the sweep queues their tasks (outbox.py)
+            log.warning("outbox_drain_failed", error=str(exc), events=len(owed))
+        raise_first(answers)  # a whole call failed (Redis went away): as before, raised
+        return out
 
     async def load_event(self, tenant_id: str, event_id: str) -> Event | None:
         [event] = await self.load_events(tenant_id, [event_id])
@@ -124,7 +131,7 @@ class Queue:
         """A tenant's events, None where expired: one MGET."""
         if not event_ids:
             return []
-        raws: Any = await self.redis.mget([self.keys.event(tenant_id, e) for e in event_ids])
+        raws = await mget(self.redis, [self.keys.event(tenant_id, e) for e in event_ids])
         return [None if r is None else stored_event(exactjson.loads_stored(r)) for r in raws]
 
     # -- consumer ---------------------------------------------------------------------
@@ -136,11 +143,11 @@ class Queue:
             events, dests = by_tenant.setdefault(e.task.tenant_id, ({}, {}))
             events[e.task.event_id] = None
             dests[e.task.destination_id] = None
-        pipe = self.redis.pipeline(transaction=False)
+        calls = Calls()
         for tenant, (events, dests) in by_tenant.items():
-            pipe.mget([self.keys.event(tenant, ev) for ev in events])
-            pipe.hmget(self.keys.destinations(tenant), list(dests))
-        raw = iter(await pipe.execute())
+            calls.command("MGET", *[self.keys.event(tenant, ev) for ev in events])
+            calls.command("HMGET", self.keys.destinations(tenant), *dests)
+        raw = iter(raise_first(await calls.run(self.redis)))
         found: dict[tuple[str, str, str], Event | bytes | None] = {}
         for tenant, (events, dests) in by_tenant.items():
             for ev_id, ev in zip(events, next(raw), strict=True):
@@ -166,9 +173,11 @@ class Queue:
         count: int,
         block_ms: int | None,
         room: Callable[[str], int] | None = None,
+        *,
+        watch: bool = False,
     ) -> list[Entry]:
         """Tasks for this consumer, a fair share of each lane with room (lanes.py)."""
-        return await self.lanes.read(consumer, count, block_ms, room)
+        return await self.lanes.read(consumer, count, block_ms, room, watch=watch)
 
     async def reclaim(self, consumer: str, min_idle_ms: int) -> list[Entry]:
         """Take over tasks another consumer read and never acked (it crashed)."""
@@ -201,69 +210,78 @@ class Queue:
         failures = await done
         return attempt_id, None if failures < 0 else int(failures)
 
-    async def _complete_many(self, tasks: list[dict[str, Any]]) -> list[Any]:
-        table = KeyTable(self.keys.all_attempts(), self.keys.retries())
-        args: list[Any] = [
-            GROUP,
-            self.retention,
-            int((time.time() - self.retention) * 1000),
-            self.attempts_cap,
-            self.log_cap_tenant,
-            self.log_cap_total,
-            orjson.dumps([indexed(t, COMPLETE_KEYS, table) for t in tasks]),
-        ]
-        results = await self._complete(keys=table.keys, args=args)
-        # 'ERR ...' (bytes): that task's step failed, and only its caller hears of it
-        return [
-            ResponseError(r.decode(errors="replace")) if isinstance(r, bytes) else r
-            for r in results
-        ]
-
     async def promote_due(self, limit: int = 500) -> int:
-        """Move retries whose time has come back into their lanes: how many this call
-        moved (a retry another promoter moved first is not counted)."""
+        """Move retries whose time has come back into their lanes (one call per partition
+        with any due), and drain outbox members a stopped publisher left (outbox.sweep,
+        now and then): how many this call moved (a retry another promoter moved first is
+        not counted)."""
         now_ms = int(time.time() * 1000)
-        due: Any = await self.redis.zrangebyscore(
-            self.keys.retries(), "-inf", now_ms, start=0, num=limit
-        )
-        items: list[tuple[str, str, Task, str | OrderedBy]] = []
-        for member in due:
-            r = json.loads(member)
-            task = Task(r["t"], r["e"], r["d"], int(r["a"]), r["m"] == "1")
-            items.append(("retry", _s(member), task, ""))
-        return await self._requeue_many(self.keys.retries(), items)
+        calls = Calls()
+        for n in range(self.partitions):
+            calls.command("ZRANGEBYSCORE", self.keys.retries(n), "-inf", now_ms, "LIMIT", 0, limit)
+        moved = 0
+        for n, due in enumerate(raise_first(await calls.run(self.redis))):
+            items: list[tuple[str, str, Task, str | OrderedBy]] = []
+            for member in due:
+                r = json.loads(member)
+                task = Task(r["t"], r["e"], r["d"], int(r["a"]), r["m"] == "1")
+                items.append(("retry", _s(member), task, ""))
+            moved += await self._requeue_many(self.keys.retries(n), items)
+        return moved + await self.outbox.sweep()
 
     async def _requeue_many(
         self, source: str, items: list[tuple[str, str, Task, str | OrderedBy]]
     ) -> int:
         """Tasks into their lanes (by their lane key, as at publish), each only if this
         call takes it from `source` (`take` 'retry' or 'dead'; '' takes nothing): one
-        script call."""
+        script call per partition. A task taken from a source of another slot (a tenant's
+        dead letters, a retry of before the lanes) is queued first and taken after: a
+        crash between queues it twice at most."""
         if not items:
             return 0
-        table = KeyTable(source)
-        calls = []
+        home = self.keys.partition_of(source)
+        calls, after = Calls(), Calls()
+        by_partition: dict[int, list[dict[str, Any]]] = {}
         for take, member, task, key in items:
             lane = self.lane_of(task.tenant_id, task.destination_id, key)
-            call: dict[str, Any] = {
-                "stream": table.index(lane.stream),
-                "lanes": table.index(lane.index),
-                "bell": table.index(lane.bell),
-                **task.fields(),
-            }
+            item: dict[str, Any] = {"lane": lane, **task.fields()}
             if isinstance(key, OrderedBy):
-                call["k"] = key.key  # carried in its ordered sub-lane
-            if take:
-                call |= {"take": take, "member": member}
-            calls.append(call)
-        args: list[Any] = [orjson.dumps(calls), GROUP, BELL_MAXLEN]
-        return int(await self._requeue(keys=table.keys, args=args))
+                item["k"] = key.key  # carried in its ordered sub-lane
+            if take and lane.partition == home:
+                item |= {"take": take, "member": member}
+            elif take:
+                after.command(*_take(take, source, member))
+            by_partition.setdefault(lane.partition, []).append(item)
+        for n, group in by_partition.items():
+            source_n = source if n == home else self.keys.lanes(n)
+            keys, args = self.outbox.requeue_call(source_n, group)
+            calls.script(self._requeue, keys, args)
+        moved = sum(int(r) for r in raise_first(await calls.run(self.redis)))
+        if len(after):
+            taken = raise_first(await after.run(self.redis))
+            moved = sum(1 for r in taken if r)  # (queued again if another took it first)
+        return moved
 
     async def depth(self) -> dict[str, int]:
         """Tasks not yet finished: queued or in flight, and waiting to be retried."""
         queued = await self.lanes.queued() + await self.ordered.queued()
-        retrying: Any = await self.redis.zcard(self.keys.retries())
-        return {"queued": queued, "retrying": int(retrying)}
+        calls = Calls()
+        for n in range(self.partitions):
+            calls.command("ZCARD", self.keys.retries(n))
+        retrying = sum(int(r) for r in raise_first(await calls.run(self.redis)))
+        return {"queued": queued, "retrying": retrying}
+
+    async def retry_schedule(self) -> list[tuple[str, float]]:
+        """Every retry waiting (member JSON, due ms) over the partitions, soonest first."""
+        calls = Calls()
+        for n in range(self.partitions):
+            calls.command("ZRANGE", self.keys.retries(n), 0, -1, "WITHSCORES")
+        found = [
+            (_s(m), float(score))
+            for reply in raise_first(await calls.run(self.redis))
+            for m, score in _pairs(reply)
+        ]
+        return sorted(found, key=lambda pair: pair[1])
 
     async def attempts(
         self, tenant_id: str, destination_id: str, count: int = 100
@@ -274,7 +292,7 @@ class Queue:
         )
         if not ids:
             return []
-        raws: Any = await self.redis.mget([self.keys.attempt(_s(i)) for i in ids])
+        raws = await mget(self.redis, [self.keys.attempt(_s(i)) for i in ids])
         return [json.loads(r) for r in raws if r is not None]
 
     async def dead_letters(self, tenant_id: str, count: int = 100) -> list[dict[str, str]]:
@@ -312,13 +330,19 @@ class Queue:
 
     async def redrive(self, tenant_id: str, items: list[tuple[str, Task, str | OrderedBy]]) -> int:
         """Put dead letters back in the queue with a fresh retry budget. `items` are
-        (dead-letter id, task, lane key). Only entries this call removes from the
-        dead letters are queued, so concurrent redrives cannot queue one twice."""
-        fresh = [
-            ("dead", dead_id, Task(task.tenant_id, task.event_id, task.destination_id), key)
-            for dead_id, task, key in items
-        ]
-        return await self._requeue_many(self.keys.dead_letters(tenant_id), fresh)
+        (dead-letter id, task, lane key: an OrderedBy for an ordered sub-lane). Only
+        entries this call removes from the dead letters are queued (through the tenant's
+        outbox, redrive.lua), so concurrent redrives cannot queue one twice."""
+        if not items:
+            return 0
+        await self.outbox.mark([tenant_id])
+        calls = [_redrive_item(dead_id, task, key) for dead_id, task, key in items]
+        keys = [self.keys.dead_letters(tenant_id), self.keys.outbox(tenant_id)]
+        members: Any = await self._redrive(
+            keys=keys, args=[int(time.time() * 1000), orjson.dumps(calls)]
+        )
+        await self.outbox.drain([(tenant_id, _s(m)) for m in members])
+        return len(members)
 
     async def enqueue(self, task: Task, key: str | OrderedBy = "") -> None:
         """One task straight into its lane (manual retry): its destination's lane, or the
@@ -328,18 +352,44 @@ class Queue:
 
     async def event_owners(self, event_id: str) -> list[str]:
         """Tenants that have an event with this id (ids are unique per tenant only)."""
-        members: Any = await self.redis.smembers(self.keys.event_owners(event_id))
-        return sorted(_s(m) for m in members)
+        n = self.lanes.owners_partition(event_id)
+        calls = Calls().command("SMEMBERS", self.keys.event_owners(event_id, n))
+        calls.command("SMEMBERS", self.keys.event_owners(event_id))  # (the key of before)
+        found = raise_first(await calls.run(self.redis))
+        return sorted({_s(m) for members in found for m in members})
+
+
+def _redrive_item(dead_id: str, task: Task, key: str | OrderedBy) -> dict[str, str]:
+    """One dead letter of redrive.lua: its ordering key (`o`) when it goes to an ordered
+    sub-lane."""
+    item = {"id": dead_id, "e": task.event_id, "d": task.destination_id}
+    if isinstance(key, OrderedBy):
+        item["o"] = key.key
+    return item
 
 
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
+def _pairs(reply: Any) -> list[tuple[Any, Any]]:
+    """ZRANGE WITHSCORES's answer as (member, score) pairs (a flat list or pairs)."""
+    if reply and not isinstance(reply[0], (list, tuple)):
+        return list(zip(reply[::2], reply[1::2], strict=True))
+    return [tuple(p) for p in reply]
+
+
+def _take(take: str, source: str, member: str) -> tuple[str, ...]:
+    """The command that takes a task from a source of another slot than its lane."""
+    return ("ZREM", source, member) if take == "retry" else ("XDEL", source, member)
+
+
 def _published(result: Any) -> bool | DomainError:
-    """One event's answer from the publish script."""
+    """One event's answer from the publish script (an outbox member: stored)."""
+    if isinstance(result, BaseException):
+        return step_failed(str(result).encode())
     if isinstance(result, bytes):
-        return step_failed(result)
+        return True if result.startswith(b"{") else step_failed(result)
     if result == -1:
         return NotFound("tenant")
     return bool(result)

@@ -8,9 +8,8 @@ import json
 import uuid
 from typing import Any
 
-from redis.asyncio import Redis
-
 from outpost.crypto import Cipher
+from outpost.queue.calls import Client
 from outpost.queue.keys import Keys
 from outpost.queue.lua import register
 
@@ -23,7 +22,7 @@ def new_etag() -> str:
 
 
 class FlowStore:
-    def __init__(self, redis: Redis, keys: Keys, cipher: Cipher):
+    def __init__(self, redis: Client, keys: Keys, cipher: Cipher):
         self.redis = redis
         self.keys = keys
         self.cipher = cipher
@@ -51,11 +50,11 @@ class FlowStore:
 
     async def create(self, kind: str, record: dict[str, Any], secrets: set[str]) -> None:
         key = self._key(record["imsOrgId"], record["sandboxName"], kind)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, record["id"], self._seal(record, secrets))
-            if kind == "flows":
-                pipe.sadd(self.keys.flow_index(), _member(record))
-            await pipe.execute()
+        # the readers' index is a slot of its own: a flow joins it first (a reader skips
+        # a member whose flow is not stored), then is stored
+        if kind == "flows":
+            await self.redis.sadd(self.keys.flow_index(), _member(record))
+        await self.redis.hset(key, record["id"], self._seal(record, secrets))
 
     async def get(self, kind: str, org: str, sandbox: str, rid: str) -> dict[str, Any] | None:
         raw = await self.redis.hget(self._key(org, sandbox, kind), rid)
@@ -77,11 +76,9 @@ class FlowStore:
         )
 
     async def delete(self, kind: str, org: str, sandbox: str, rid: str) -> bool:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._key(org, sandbox, kind), rid)
-            if kind == "flows":
-                pipe.srem(self.keys.flow_index(), f"{org}/{sandbox}/{rid}")
-            removed, *_ = await pipe.execute()
+        removed = await self.redis.hdel(self._key(org, sandbox, kind), rid)
+        if kind == "flows":  # (the index after the flow: as in `create`)
+            await self.redis.srem(self.keys.flow_index(), f"{org}/{sandbox}/{rid}")
         return bool(removed)
 
     async def flow_status(self, flow_id: str) -> dict[str, Any]:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
-
 from outpost import exactjson
 from outpost.errors import Invalid, ValidationFailed
+from outpost.queue.calls import Client, mget
 from outpost.queue.keys import Keys
+from outpost.store.merge import walk_all
 
 MAX_SCAN = 20_000
 BATCH = 200
@@ -82,7 +82,7 @@ def time_bounds(query: Any) -> tuple[float, float]:
 
 
 async def walk(
-    redis: Redis, key: str, descending: bool, after: tuple[float, str] | None, lo: float, hi: float
+    redis: Client, key: str, descending: bool, after: tuple[float, str] | None, lo: float, hi: float
 ) -> AsyncIterator[tuple[float, str]]:
     """Index entries in order, strictly after the cursor, within [lo, hi]."""
     offset = 0
@@ -113,13 +113,14 @@ async def walk(
 
 
 async def page(
-    redis: Redis,
-    index: str,
+    redis: Client,
+    index: str | list[str],
     req: PageRequest,
     load: Callable[[list[str]], Any],
     keep: Callable[[dict[str, Any]], bool],
 ) -> Page:
-    """A page of records from `index`. `load` fetches records for members (None where
+    """A page of records from `index` (several: merged in order, scatter-gather). `load`
+    fetches records for members (None where
     expired); `keep` is the filter."""
     backwards = req.prev is not None
     raw_cursor = req.prev or req.next
@@ -128,7 +129,10 @@ async def page(
     found: list[tuple[float, str, dict[str, Any]]] = []
     scanned, batch = 0, []
     more = False
-    async for score, member in walk(redis, index, order, cursor, req.since_ms, req.until_ms):
+    indexes = [index] if isinstance(index, str) else index
+    async for score, member in walk_all(
+        [walk(redis, i, order, cursor, req.since_ms, req.until_ms) for i in indexes], order
+    ):
         batch.append((score, member))
         scanned += 1
         if len(batch) >= BATCH or scanned >= MAX_SCAN:
@@ -169,14 +173,13 @@ Load = Callable[[list[str]], Awaitable[list[dict[str, Any] | None]]]
 class History:
     """Reads of the log. Writes happen inside the publish and complete steps (queue)."""
 
-    def __init__(self, redis: Redis, keys: Keys):
+    def __init__(self, redis: Client, keys: Keys, partitions: int = 16):
         self.redis = redis
         self.keys = keys
+        self.partitions = partitions
 
     async def _load(self, keys: list[str]) -> list[dict[str, Any] | None]:
-        if not keys:
-            return []
-        raws: Any = await self.redis.mget(keys)
+        raws = await mget(self.redis, keys)
         return [None if r is None else exactjson.loads_stored(r) for r in raws]
 
     async def load_events(
@@ -202,17 +205,26 @@ class History:
 
     def _attempts_index(
         self, tenant_id: str | None, event_id: str | None, destination_id: str | None
-    ) -> str:
-        """The narrowest attempt index that holds every attempt asked for."""
+    ) -> str | list[str]:
+        """The narrowest attempt index that holds every attempt asked for (the admin's
+        listing: every partition's share)."""
         if tenant_id and event_id:
             return self.keys.event_attempts(tenant_id, event_id)
         if tenant_id and destination_id:
             return self.keys.attempts(tenant_id, destination_id)
-        return self.keys.tenant_attempts(tenant_id) if tenant_id else self.keys.all_attempts()
+        if tenant_id:
+            return self.keys.tenant_attempts(tenant_id)
+        return [self.keys.admin_attempts(n) for n in range(self.partitions)]
+
+    def _events_index(self, tenant_id: str | None) -> str | list[str]:
+        """A tenant's event index, or every partition's share of the admin's listing."""
+        if tenant_id is not None:
+            return self.keys.events_index(tenant_id)
+        return [self.keys.admin_events(n) for n in range(self.partitions)]
 
     async def events_page(self, tenant_id: str | None, req: PageRequest, keep: Keep) -> Page:
         """A page of one tenant's events (every tenant's when None), `keep` filtering."""
-        index = self.keys.events_index(tenant_id)
+        index = self._events_index(tenant_id)
         return await page(self.redis, index, req, self._events_of(tenant_id), keep)
 
     async def attempts_page(
@@ -231,7 +243,7 @@ class History:
         self, tenant_id: str | None, start_ms: float, end_ms: float, limit: int
     ) -> tuple[list[dict[str, Any]], bool]:
         """Events in [start, end), at most `limit`; True when more were there."""
-        index = self.keys.events_index(tenant_id)
+        index = self._events_index(tenant_id)
         return await self._rows(index, start_ms, end_ms, limit, self._events_of(tenant_id))
 
     async def attempt_rows(
@@ -287,11 +299,14 @@ class History:
         return lambda members: self.load_events(members, tenant_id)
 
     async def _rows(
-        self, index: str, start_ms: float, end_ms: float, limit: int, load: Load
+        self, index: str | list[str], start_ms: float, end_ms: float, limit: int, load: Load
     ) -> tuple[list[dict[str, Any]], bool]:
-        members: Any = await self.redis.zrangebyscore(
-            index, start_ms, f"({end_ms}", start=0, num=limit + 1
-        )
+        indexes = [index] if isinstance(index, str) else index
+        pipe = self.redis.pipeline(transaction=False)
+        for one in indexes:
+            pipe.zrangebyscore(one, start_ms, f"({end_ms}", start=0, num=limit + 1, withscores=True)
+        found = sorted((s, m) for rows in await pipe.execute() for m, s in rows)
+        members = [m for _, m in found[: limit + 1]]
         names = [m.decode() for m in members[:limit]]
         records = []
         for i in range(0, len(names), 500):

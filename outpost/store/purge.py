@@ -11,40 +11,47 @@ a crash half way leaves the tenant in place, and deleting it again finishes the 
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 from urllib.parse import unquote
 
-from redis.asyncio import Redis
-
+from outpost.queue.calls import Calls, Client, raise_first
 from outpost.queue.keys import Keys
 
 SCAN_COUNT = 500
 
 
-async def purge_tenant(redis: Redis, keys: Keys, tenant_id: str) -> None:
+async def purge_tenant(redis: Client, keys: Keys, tenant_id: str, partitions: int) -> None:
     keep = {keys.tenant(tenant_id), keys.tenant_generation(tenant_id)}
     async for raw in redis.scan_iter(match=keys.tenant_pattern(tenant_id), count=SCAN_COUNT):
         key = raw.decode() if isinstance(raw, bytes) else str(raw)
         if key not in keep:
-            await _purge_key(redis, keys, tenant_id, key)
+            await _purge_key(redis, keys, tenant_id, key, partitions)
     await _purge_flows(redis, keys, tenant_id)
     await _purge_lanes(redis, keys, tenant_id)
+    # (its member of the outboxes set stays: a publisher that marked it once does not
+    # mark it again should the id be created anew; the sweep finds its outbox empty)
 
 
-async def _purge_key(redis: Redis, keys: Keys, tenant_id: str, key: str) -> None:
-    """One key of the tenant, with what outside the tenant's tag points back to it."""
-    pipe = redis.pipeline(transaction=False)
+async def _purge_key(redis: Client, keys: Keys, tenant_id: str, key: str, partitions: int) -> None:
+    """One key of the tenant, with what outside the tenant's tag points back to it (each
+    a command of one slot: the admin listings' shares are per partition)."""
+    calls = Calls()
     kind, event_id = _kind(keys, tenant_id, key)
     if kind == "attempts":
         attempt_ids: Any = await redis.zrange(key, 0, -1)
-        if attempt_ids:
-            pipe.delete(*[keys.attempt(_text(a)) for a in attempt_ids])
-            pipe.zrem(keys.all_attempts(), *attempt_ids)
+        for a in attempt_ids:
+            calls.command("DEL", keys.attempt(_text(a)))
+        for n in range(partitions if attempt_ids else 0):
+            calls.command("ZREM", keys.admin_attempts(n), *attempt_ids)
     if kind == "event":
-        pipe.srem(keys.event_owners(event_id), tenant_id)
-        pipe.zrem(keys.events_index(), f"{tenant_id}/{event_id}")
-    pipe.delete(key)
-    await pipe.execute()
+        calls.command("SREM", keys.event_owners(event_id), tenant_id)  # (the key of before)
+        owners_n = zlib.crc32(event_id.encode()) % partitions  # (Lanes.owners_partition)
+        calls.command("SREM", keys.event_owners(event_id, owners_n), tenant_id)
+        home = zlib.crc32(tenant_id.encode()) % partitions
+        calls.command("ZREM", keys.admin_events(home), f"{tenant_id}/{event_id}")
+    calls.command("DEL", key)
+    raise_first(await calls.run(redis))
 
 
 def _kind(keys: Keys, tenant_id: str, key: str) -> tuple[str, str]:
@@ -61,21 +68,22 @@ def _kind(keys: Keys, tenant_id: str, key: str) -> tuple[str, str]:
     return "", ""
 
 
-async def _purge_flows(redis: Redis, keys: Keys, tenant_id: str) -> None:
+async def _purge_flows(redis: Client, keys: Keys, tenant_id: str) -> None:
     """The tenant's flows leave the readers' index, with their reader state."""
     members: Any = await redis.smembers(keys.flow_index())
     mine = [m for m in map(_text, members) if m.split("/", 1)[0] == tenant_id]
     if not mine:
         return
-    pipe = redis.pipeline(transaction=False)
-    pipe.srem(keys.flow_index(), *mine)
+    calls = Calls().command("SREM", keys.flow_index(), *mine)
     for member in mine:
         flow_id = member.split("/", 2)[2]
-        pipe.delete(*[keys.flow_state(flow_id, w) for w in ("metrics", "checkpoints", "failed")])
-    await pipe.execute()
+        calls.command(
+            "DEL", *[keys.flow_state(flow_id, w) for w in ("metrics", "checkpoints", "failed")]
+        )
+    raise_first(await calls.run(redis))
 
 
-async def _purge_lanes(redis: Redis, keys: Keys, tenant_id: str) -> None:
+async def _purge_lanes(redis: Client, keys: Keys, tenant_id: str) -> None:
     """Each lane (and ordered sub-lane, with its lease and state) leaves its partition's
     index and goes, in one MULTI (one slot)."""
     for pattern in (keys.lane_pattern(tenant_id), keys.ordered_lane_pattern(tenant_id)):

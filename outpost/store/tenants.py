@@ -7,12 +7,11 @@ import json
 import time
 from typing import Any
 
-from redis.asyncio import Redis
-
 from outpost.codec import seal, unseal
 from outpost.crypto import Cipher
 from outpost.errors import AlreadyExists, Conflict, Invalid, LimitReached, NotFound
 from outpost.models import Destination, iso, utcnow
+from outpost.queue.calls import Client
 from outpost.queue.keys import Keys
 from outpost.queue.lua import register
 from outpost.store.purge import purge_tenant
@@ -21,11 +20,13 @@ from outpost.store.purge import purge_tenant
 class Store:
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         keys: Keys,
         cipher: Cipher,
         max_destinations: int = 20,
+        partitions: int = 16,
     ):
+        self.partitions = partitions
         self.redis = redis
         self.keys = keys
         self.cipher = cipher
@@ -43,18 +44,17 @@ class Store:
         retention in seconds (None: the deployment's; -1: unchanged)."""
         now = utcnow()
         index = f"{int(now.timestamp() * 1000):015d}:{tenant_id}"
-        created = await self._upsert_tenant(
-            keys=[
-                self.keys.tenant(tenant_id),
-                self.keys.tenants(),
-                self.keys.tenant_generation(tenant_id),
-            ],
+        created, member = await self._upsert_tenant(
+            keys=[self.keys.tenant(tenant_id), self.keys.tenant_generation(tenant_id)],
             args=[tenant_id, json.dumps(metadata), iso(now), index, retention or 0],
         )
         if created == -1:
             raise Conflict(
                 "the tenant is being deleted (a delete stopped half way): DELETE it to finish"
             )
+        # the tenants index is a slot of its own: listed after the tenant is stored (every
+        # upsert lists it again, so one that stopped between the two is listed by the next)
+        await self.redis.zadd(self.keys.tenants(), {member: 0})
         return bool(created)
 
     async def tenant_exists(self, tenant_id: str) -> bool:
@@ -93,10 +93,10 @@ class Store:
         if index is None:
             return False
         await self.redis.hset(key, "deleting", "1")
-        await purge_tenant(self.redis, self.keys, tenant_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        await purge_tenant(self.redis, self.keys, tenant_id, self.partitions)
+        await self.redis.zrem(self.keys.tenants(), index)  # (its own slot: before the record)
+        async with self.redis.pipeline(transaction=True) as pipe:  # one slot: the tenant's
             pipe.delete(key)
-            pipe.zrem(self.keys.tenants(), index)
             pipe.set(self.keys.tenant_generation(tenant_id), int(generation or 1))
             await pipe.execute()
         return True

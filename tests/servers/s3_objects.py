@@ -1,7 +1,8 @@
 """S3 objects of each file type on the session's moto server, for the S3 source and
-preview tests: JSON (an array), JSON lines and CSV, each with malformed rows, and a 50 MB
-JSON-lines object written by a multipart upload from a generator (never whole in memory,
-here or in the code that reads it)."""
+preview tests: JSON (an array), JSON lines and CSV, each with malformed rows, parquet
+(several row groups and value types, a row with a value JSON cannot carry, and a file that
+is not parquet), and a 50 MB JSON-lines object written by a multipart upload from a
+generator (never whole in memory, here or in the code that reads it)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,42 @@ SMALL = {
 }
 # what an S3 source reading `in/` makes of them: (events, failed records)
 SMALL_COUNTS = (2 + 2 + 2, 0 + 2 + 1)
+PARQUET_KEY = "pq/rows.parquet"
+PARQUET_ROWS = 25  # in row groups of 10; row 7's timestamp is past year 9999
+# what an S3 source reading `pq/` makes of them: rows.parquet and broken.parquet
+PARQUET_COUNTS = (PARQUET_ROWS - 1, 1 + 1)
+
+
+def parquet_bytes() -> bytes:
+    """PARQUET_ROWS rows of the types a parquet file holds, in row groups of 10."""
+    import datetime as dt
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = range(PARQUET_ROWS)
+    seconds = [1_700_000_000 + i if i != 7 else 10**12 for i in n]  # 10**12 s: year 33658
+    table = pa.table(
+        {
+            "id": pa.array(list(n), pa.int64()),
+            "name": pa.array([f"row {i}" for i in n]),
+            "price": pa.array([Decimal(f"{i}.10") for i in n], pa.decimal128(12, 2)),
+            "at_ns": pa.array(
+                [s * 10**9 + 123456789 for s in seconds[:7]] + [0] * 18,
+                pa.timestamp("ns", tz="UTC"),
+            ),
+            "at_s": pa.array(seconds, pa.timestamp("s")),
+            "day": pa.array([dt.date(2024, 1, 1 + i % 28) for i in n]),
+            "raw": pa.array([bytes([i, 255]) for i in n], pa.binary()),
+            "tags": pa.array([{"k": str(i)} for i in n], pa.map_(pa.string(), pa.string())),
+            "score": pa.array([float("nan") if i == 3 else i / 4 for i in n]),
+            "ok": pa.array([i % 2 == 0 for i in n]),
+        }
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out, row_group_size=10)
+    return out.getvalue()
 
 
 class RowStream(io.RawIOBase):
@@ -66,5 +103,7 @@ def s3_files(moto: devstack.Server) -> Iterator[str]:
     s3.create_bucket(Bucket=BUCKET)
     for key, body in SMALL.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    s3.put_object(Bucket=BUCKET, Key=PARQUET_KEY, Body=parquet_bytes())
+    s3.put_object(Bucket=BUCKET, Key="pq/broken.parquet", Body=b"PAR1 not really parquet PAR1")
     s3.upload_fileobj(io.BufferedReader(RowStream(BIG_BYTES)), BUCKET, BIG_KEY)
     yield BUCKET

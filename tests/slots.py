@@ -1,7 +1,9 @@
 """The slot rule, checked on every script call the tests make: all KEYS of one call hash
 to one Redis Cluster slot (redis-py's own key_slot), as a cluster requires. Installed for
 the whole session by tests/conftest.py; a call that breaks it fails with CrossSlot, and is
-recorded too (so code that catches errors cannot hide it)."""
+recorded too (so code that catches errors cannot hide it). Script calls reach Redis two
+ways: a script object's call (AsyncScript) and a pipelined EVALSHA (queue/calls.py):
+both are checked, and `SEEN`, while a test holds it, gathers the KEYS of each call."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
@@ -18,26 +21,41 @@ class CrossSlot(AssertionError):
 
 
 BROKEN: list[list[str]] = []  # every call that broke the rule, this session
+SEEN: list[list[list[str]]] = []  # lists a test put here gather every call's KEYS
 
 
 def slots_of(keys: list[Any]) -> set[int]:
     return {key_slot(k.encode() if isinstance(k, str) else k) for k in keys}
 
 
+def check(keys: list[Any]) -> None:
+    names = [k if isinstance(k, str) else k.decode() for k in keys]
+    for seen in SEEN:
+        seen.append(names)
+    if len(slots_of(keys)) > 1:
+        BROKEN.append(names)
+        raise CrossSlot(f"one script call spans {len(slots_of(keys))} slots: {names[:6]}")
+
+
 @contextmanager
 def one_slot_per_call() -> Iterator[list[list[str]]]:
-    """While open, every AsyncScript call checks its KEYS first."""
+    """While open, every AsyncScript call and pipelined EVALSHA checks its KEYS first."""
     original = AsyncScript.__call__
+    queued = Pipeline.execute_command
 
     async def checked(self: AsyncScript, keys: Any = (), args: Any = (), client: Any = None) -> Any:
-        keys = list(keys)
-        if len(slots_of(keys)) > 1:
-            BROKEN.append([str(k) for k in keys])
-            raise CrossSlot(f"one script call spans {len(slots_of(keys))} slots: {keys[:6]}")
+        check(list(keys))
         return await original(self, keys, args, client)
 
+    def pipelined(self: Pipeline, *args: Any, **options: Any) -> Any:
+        if args and args[0] == "EVALSHA" and not self.scripts:  # (not AsyncScript's own)
+            check(list(args[3 : 3 + int(args[2])]))
+        return queued(self, *args, **options)
+
     AsyncScript.__call__ = checked  # type: ignore[method-assign]
+    Pipeline.execute_command = pipelined  # type: ignore[method-assign]
     try:
         yield BROKEN
     finally:
         AsyncScript.__call__ = original  # type: ignore[method-assign]
+        Pipeline.execute_command = queued  # type: ignore[method-assign]

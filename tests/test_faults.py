@@ -205,9 +205,9 @@ async def test_kinesis_endpoint_away_for_ten_seconds(tmp_path, moto, moto_stream
     await stack.destination()
     policy = RetryPolicy(schedule=(0.5, 1, 2, 4, 4, 4, 4, 4))
     worker = build_worker(stack.deps, stack.settings, policy=policy, concurrency=32)
-    runner = asyncio.create_task(worker.run())
+    ids = await stack.backlog(600)  # queued before the worker starts: it cannot finish
+    runner = asyncio.create_task(worker.run())  # them all while they are being published
     try:
-        ids = await stack.backlog(600)
         await stack.wait_until_delivered(len(ids), 100)
         await proxy.stop()
         await asyncio.sleep(10)

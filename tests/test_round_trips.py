@@ -12,7 +12,9 @@ import pytest
 from redis.asyncio.connection import AbstractConnection
 
 from outpost.models import Event
+from outpost.queue.calls import Calls
 from outpost.queue.items import Outcome
+from outpost.queue.lua import register
 from tests.conftest import AUTH, kinesis_body
 
 
@@ -111,3 +113,18 @@ async def test_redrive_loads_a_page_of_dead_letters_at_once(client, deps, trips)
     assert await redriven(2, 1) == await redriven(30, 3)
     assert (await deps.queue.depth())["queued"] == 33
     assert await deps.queue.dead_letters("acme") == []
+
+
+async def test_a_pipelined_script_call_costs_no_script_exists_and_survives_a_flush(redis, trips):
+    script = register(redis, "outpost.queue", "owners")  # (a fresh client: not loaded)
+    first, _ = await trips.of(_owners_call(script).run(redis))  # loads the script once
+    again, answer = await trips.of(_owners_call(script).run(redis))
+    assert again == 1 < first  # no SCRIPT EXISTS before each pipeline
+    await redis.script_flush()  # as a restarted Redis: it forgot every script
+    lost, answer_after = await trips.of(_owners_call(script).run(redis))
+    assert lost == 3  # the pipeline, the SCRIPT LOAD, the failed call again
+    assert answer_after == answer and not isinstance(answer[0], BaseException)
+
+
+def _owners_call(script):  # type: ignore[no-untyped-def]
+    return Calls().script(script, ["{p:0}:owners:e1"], ["[]"])

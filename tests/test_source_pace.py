@@ -42,7 +42,7 @@ async def test_a_batch_costs_the_same_round_trips_whatever_its_size(redis_server
     assert plan is not None
     trips = RoundTrips(monkeypatch)
     costs = []
-    for n, shard in ((1, "shardId-1"), (500, "shardId-2")):
+    for n, shard in ((1, "shardId-0"), (1, "shardId-1"), (500, "shardId-2")):  # (a warm-up)
         assert await deps.sources.lease(plan.flow_id, shard, "me", 10_000)
         records = [
             {
@@ -57,4 +57,6 @@ async def test_a_batch_costs_the_same_round_trips_whatever_its_size(redis_server
         costs.append(spent)
     metrics = await deps.redis.hgetall(deps.keys.flow_state("f1", "metrics"))
     await deps.redis.aclose()
-    assert costs == [3, 3] and int(metrics[b"events_published"]) == 501, (costs, metrics)
+    # the destinations, the publish's tenant step, its partition step, the outbox's
+    # release (queue/outbox.py: one call per hash tag), the checkpoint
+    assert costs[1:] == [5, 5] and int(metrics[b"events_published"]) == 502, (costs, metrics)

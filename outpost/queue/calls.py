@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 Client: TypeAlias = "Redis | RedisCluster"
 # calls of one round trip in flight at once on a cluster (its client keeps a bounded pool
@@ -52,12 +53,27 @@ class Calls:
             # (first: concurrent calls on a client not yet initialized race its setup,
             # which closes connections under them: redis-py 8.1)
             return await self._on_cluster(redis)
+        scripts = {script for script, _, _ in self.items if script is not None}
+        await _load(redis, scripts - _LOADED.setdefault(id(redis), set()))
+        answers = await self._pipelined(redis, range(len(self.items)))
+        lost = [i for i, a in enumerate(answers) if isinstance(a, NoScriptError)]
+        if lost:  # Redis restarted and forgot the scripts: every script call failed, alone
+            _LOADED[id(redis)].clear()
+            await _load(redis, {self.items[i][0] for i in lost})  # type: ignore[misc]
+            for i, answer in zip(lost, await self._pipelined(redis, lost), strict=True):
+                answers[i] = answer
+        return answers
+
+    async def _pipelined(self, redis: Redis, which: Sequence[int]) -> list[Any]:
+        """The calls `which` in one pipeline, scripts by EVALSHA alone (redis-py's own
+        pipeline would ask SCRIPT EXISTS first: one more round trip every time)."""
         pipe = redis.pipeline(transaction=False)
-        for script, keys, args in self.items:
+        for i in which:
+            script, keys, args = self.items[i]
             if script is None:
                 pipe.execute_command(*keys)
             else:
-                await script(keys=keys, args=args, client=pipe)
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))
 
     async def _on_cluster(self, redis: RedisCluster) -> list[Any]:
@@ -81,6 +97,18 @@ class Calls:
         for script, _, _ in self.items:
             out.append(next(scripts) if script is not None else next(commands))
         return out
+
+
+# per client (by id: a process has a few, for its life), the scripts it has loaded
+_LOADED: dict[int, set[AsyncScript]] = {}
+
+
+async def _load(redis: Redis, scripts: set[AsyncScript]) -> None:
+    """SCRIPT LOAD each script not yet loaded through this client (once per process, and
+    again after Redis lost them)."""
+    for script in scripts:
+        script.sha = await redis.script_load(script.script)
+        _LOADED.setdefault(id(redis), set()).add(script)
 
 
 async def _one(

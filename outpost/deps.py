@@ -173,16 +173,7 @@ class Deps:
         store = Store(
             redis, keys, cipher, settings.max_destinations_per_tenant, settings.delivery_partitions
         )
-        queue = Queue(
-            redis,
-            keys,
-            settings.delivery_partitions,
-            settings.event_retention_seconds,
-            settings.attempts_max_per_destination,
-            settings.log_max_per_tenant,
-            settings.log_max_total,
-            ReplicaWait(settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
-        )
+        queue = _queue(settings, redis, keys)
         destinations = DestinationCache(registry, cipher)
         telemetry = telemetry or Telemetry(per_tenant=settings.metrics_per_tenant)
         tracing = tracing or Tracing.from_env(os.environ)
@@ -210,3 +201,17 @@ class Deps:
 
 
 DEPS = web.AppKey("deps", Deps)
+
+
+def _queue(settings: Settings, redis: Redis, keys: Keys) -> Queue:
+    return Queue(
+        redis,
+        keys,
+        settings.delivery_partitions,
+        settings.event_retention_seconds,
+        settings.attempts_max_per_destination,
+        settings.log_max_per_tenant,
+        settings.log_max_total,
+        ReplicaWait(settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
+        settings.delivery_ordering_lanes,
+    )

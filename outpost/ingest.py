@@ -12,7 +12,7 @@ import structlog
 from outpost import filters
 from outpost.destinations.registry import DestinationCache, Registry
 from outpost.errors import DomainError, NotFound
-from outpost.models import Destination, Event, iso
+from outpost.models import Destination, Event, OrderedBy, iso
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.streams import Queue
 from outpost.store.tenants import Store
@@ -21,7 +21,7 @@ from outpost.tracing import Tracing
 
 log = structlog.get_logger("outpost.ingest")
 # (tasks as (destination, ordering key), disabled destinations, matched ids, their types)
-Plan = tuple[list[tuple[str, str]], list[str], list[str], list[str]]
+Plan = tuple[list[tuple[str, str | OrderedBy]], list[str], list[str], list[str]]
 Outcome = tuple[bool, list[str]] | DomainError | Exception
 
 
@@ -141,7 +141,7 @@ class _Routes:
         enabled = [d for d in hits if d.enabled]
         held = [d.id for d in hits if not d.enabled]  # kept as dead letters, not lost
         get = self.ingest.registry.get
-        routes = [(d.id, get(d.type).ordering_key(event, d)) for d in enabled]
+        routes = [(d.id, get(d.type).lane_key(event, d)) for d in enabled]
         return routes, held, [d.id for d in enabled], [d.type for d in enabled]
 
     def _select(self, event: Event) -> list[Destination]:

@@ -258,6 +258,15 @@ class Event:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class OrderedBy:
+    """A route's lane key for a destination that delivers in order per key
+    (`config.ordering`): its tasks go to the sub-lane of `key` (queue/ordered.py). A
+    plain string key routes to the destination's one lane."""
+
+    key: str
+
+
 @dataclass(frozen=True)
 class Task:
     """One delivery of one event to one destination; what the partition streams carry."""
@@ -267,6 +276,7 @@ class Task:
     destination_id: str
     attempt: int = 1
     manual: bool = False
+    key: str = ""  # its ordering key, in an ordered sub-lane (queued there beside `fields`)
 
     def fields(self) -> dict[str, str]:
         return {
@@ -279,4 +289,4 @@ class Task:
 
     @classmethod
     def from_fields(cls, f: dict[str, str]) -> Task:
-        return cls(f["t"], f["e"], f["d"], int(f.get("a", "1")), f.get("m") == "1")
+        return cls(f["t"], f["e"], f["d"], int(f.get("a", "1")), f.get("m") == "1", f.get("k", ""))

@@ -146,6 +146,10 @@ class Settings(BaseSettings):
     # tasks of batching destinations a worker holds at once (they wait to fill PutRecords)
     delivery_batch_max_inflight: int = Field(2000, ge=1, le=100_000)
     delivery_partitions: int = Field(16, ge=1, le=1024)
+    # sub-lanes of a destination that delivers in order per key (`config.ordering`): keys
+    # in one share a lane, so a failing head holds 1/N of the keys. Changing it moves keys
+    # to other sub-lanes: change it with the ordered destinations drained
+    delivery_ordering_lanes: int = Field(64, ge=1, le=4096)
     # one destination's unbatched deliveries in flight per worker (batched: the same share
     # of DELIVERY_BATCH_MAX_INFLIGHT), so a hanging endpoint cannot take every slot
     delivery_max_inflight_per_destination: int = Field(32, ge=1, le=4096)

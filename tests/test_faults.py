@@ -65,6 +65,23 @@ class Stack:
             assert time.monotonic() < deadline, "deliveries did not start"
             await asyncio.sleep(0.05)
 
+    async def kill_mid_run(self, log_dir, started):
+        """A worker process killed -9 once `started()` returns (nothing drained, nothing
+        acked), then a second one drains what is left and exits 0 on SIGTERM."""
+        first = self.worker_process(log_dir / "w1.log")
+        try:
+            await started()
+        finally:
+            first.kill()  # SIGKILL: no drain, no ack of what it held
+            first.wait()
+        assert await self.remaining() > 0
+        second = self.worker_process(log_dir / "w2.log")
+        try:
+            await self.wait_drained(limit=120)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=20) == 0
+
     def restart_redis(self, kill=False):
         (self.server.kill if kill else self.server.stop)()
         self.server = devstack.redis_server(self.port, self.dir, aof=True, fsync=self.fsync).start()
@@ -135,19 +152,7 @@ async def stack(tmp_path, moto, moto_stream):
 
 async def test_kill_9_worker_mid_run(stack, moto, tmp_path):
     ids = await stack.backlog(2000)
-    first = stack.worker_process(tmp_path / "w1.log")
-    try:
-        await stack.wait_until_delivered(len(ids), 400)
-    finally:
-        first.kill()  # SIGKILL: no drain, no ack of what it held
-        first.wait()
-    assert await stack.remaining() > 0
-    second = stack.worker_process(tmp_path / "w2.log")
-    try:
-        await stack.wait_drained(limit=120)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(timeout=20) == 0
+    await stack.kill_mid_run(tmp_path, lambda: stack.wait_until_delivered(len(ids), 400))
     counts = tally(ids, await read_all(moto.url, stack.stream, len(ids)))
     report("kill-9 worker", counts)
     assert counts["missing"] == 0 and counts["delivered"] == len(ids)

@@ -27,6 +27,7 @@ import structlog
 
 from outpost.delivery.alerts import Alerts
 from outpost.delivery.deliverer import Deliverer
+from outpost.delivery.ordered import OrderedRunner
 from outpost.delivery.promoter import promote_loop
 from outpost.deps import Deps
 from outpost.destinations.endpoints import EndpointPolicy
@@ -96,17 +97,15 @@ class Worker(Deliverer):
         self._lane_batched: dict[str, bool] = {}
         self._freed = asyncio.Event()  # a lane left out for want of room has room again
         self._watch: asyncio.Task[None] | None = None  # the other lanes' read while capped
+        # ordered destinations' sub-lanes, each read by the worker holding its lease
+        self.ordered = OrderedRunner(self, self.name, config.reclaim_idle_seconds)
+        self.queue.lanes.on_ordered = self.ordered.wake
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self, promote_retries: bool = True) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.queue.ensure_groups()
-                break
-            except REDIS_DOWN as exc:
-                log.warning("redis_unavailable", error=str(exc))
-                await asyncio.sleep(0.5)
+        await self._ensure_groups()
         side = [asyncio.create_task(self._reclaim_loop())]
+        ordered = asyncio.create_task(self.ordered.run())  # stopped, not cancelled: drains
         if promote_retries:
             side.append(asyncio.create_task(promote_loop(self.queue, self._stopping)))
         log.info("worker_started", worker=self.name, concurrency=self.concurrency)
@@ -136,8 +135,20 @@ class Worker(Deliverer):
             await asyncio.gather(*side, return_exceptions=True)
             if self._watch is not None:
                 await asyncio.gather(self._watch, return_exceptions=True)
+            self.ordered.stop()
+            await asyncio.gather(ordered, return_exceptions=True)
             await self._wait_inflight()
             log.info("worker_stopped", worker=self.name)
+
+    async def _ensure_groups(self) -> None:
+        """The lanes' consumer groups, waiting for Redis (or until stopped)."""
+        while not self._stopping.is_set():
+            try:
+                await self.queue.ensure_groups()
+                return
+            except REDIS_DOWN as exc:
+                log.warning("redis_unavailable", error=str(exc))
+                await asyncio.sleep(0.5)
 
     async def _load_and_dispatch(self, entries: list[Entry]) -> None:
         try:
@@ -351,6 +362,7 @@ class Worker(Deliverer):
 
     def stop(self) -> None:
         self._stopping.set()
+        self.ordered.stop()
 
     async def run_until_empty(self, limit: float = 30.0) -> None:
         """Test helper: deliver until no task is queued, in flight or due for retry."""
@@ -358,6 +370,7 @@ class Worker(Deliverer):
         await self.queue.ensure_groups()
         while time.monotonic() < deadline:
             await self.queue.promote_due()
+            await self.ordered.step()
             count = self.concurrency + (self.batch_inflight if self._batching_seen else 0)
             entries = await self._read(count, block_ms=50)
             if entries:
@@ -366,6 +379,7 @@ class Worker(Deliverer):
                 continue
             depth = await self.queue.depth()
             if depth["queued"] == 0 and depth["retrying"] == 0 and not self._inflight:
+                await self.ordered.settle()
                 return
             await asyncio.sleep(0.05)
         raise TimeoutError("queue did not drain")

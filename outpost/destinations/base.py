@@ -23,7 +23,7 @@ import structlog
 from pydantic import AfterValidator, BaseModel, ValidationError
 
 from outpost.errors import DeliveryError, ValidationFailed
-from outpost.models import Destination, Event
+from outpost.models import Destination, Event, OrderedBy
 
 log = structlog.get_logger("outpost.destinations")
 Result = dict[str, Any]  # what a successful send answered, kept on the attempt
@@ -205,9 +205,23 @@ class DestinationType:
         return [("endpoint", endpoint)] if isinstance(endpoint, str) and endpoint else []
 
     def ordering_key(self, event: Event, destination: Destination) -> str:
-        """Events with the same key are delivered in order (publish picks the task's
-        partition with it). Must be cheap: it runs at publish time."""
+        """Events with the same key are delivered in order when the destination is
+        `ordered` (publish picks the task's sub-lane with it). Must be cheap: it runs at
+        publish time."""
         return event.id
+
+    def ordered(self, destination: Destination) -> bool:
+        """Whether this destination delivers the events of one ordering key in publish
+        order, across retries and crashes (a failing head holds its key's sub-lane)."""
+        return False
+
+    def lane_key(self, event: Event, destination: Destination) -> str | OrderedBy:
+        """What picks the task's lane at publish, replay and manual retry: the ordering
+        key for an `ordered` destination, else "" (the destination's one lane; no key is
+        computed, so an unordered destination pays no template at publish)."""
+        if self.ordered(destination):
+            return OrderedBy(self.ordering_key(event, destination))
+        return ""
 
     def format(self, event: Event, destination: Destination) -> Any:
         """The record to send. Pure; raises PermanentError for an event that can never

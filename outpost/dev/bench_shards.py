@@ -1,6 +1,7 @@
 """`make bench`'s shard figures: the batched worker against a Kinesis endpoint that
 enforces per-shard limits (outpost.dev.kinesis_shards), and the aggregated drain
-(KPL aggregation) against the bench endpoint, in user records/s."""
+(KPL aggregation) against the bench endpoint, in user records/s; and the ordering figures
+(bench_ordered.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import ClientSession
+
+from outpost.dev import bench_ordered
 
 SHARDS = 2
 SHARD_RECORDS_PER_S = 1000
@@ -48,4 +51,4 @@ async def measure(
     sent = stats["accepted"] + stats["throttled"]
     out["shard_throttled_share"] = stats["throttled"] / sent if sent else None
     out["shard_busiest_second"] = max(stats["busiest"].values())
-    return out
+    return out | await bench_ordered.measure(prefill, drain, redis_url, env, bench_endpoint)

@@ -6,7 +6,8 @@ the MD5 of its partition key (or its ExplicitHashKey), as in Kinesis. Each shard
 most RECORDS_PER_S records and 1 MiB in any rolling second: an entry past either is
 answered ProvisionedThroughputExceededException. Speaks ListShards, PutRecord,
 PutRecords and SplitShard; `GET /records` lists what was accepted, in order; `GET /stats`
-the accepted and throttled counts and each shard's busiest rolling second.
+the accepted and throttled counts and each shard's busiest rolling second; `POST /faults`
+`{"key": K, "times": N}` fails the next N records of partition key K (InternalFailure).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Stream:
         ]
         self.accepted: list[dict[str, Any]] = []
         self.throttled = 0
+        self.faults: dict[str, int] = {}  # partition key -> its next records that fail
 
     def route(self, entry: dict[str, Any]) -> Shard:
         key = entry.get("ExplicitHashKey")
@@ -78,6 +80,9 @@ class Stream:
     def put(self, entry: dict[str, Any], now: float) -> dict[str, Any]:
         shard = self.route(entry)
         data = base64.b64decode(entry["Data"])
+        if self.faults.get(entry["PartitionKey"], 0) > 0:
+            self.faults[entry["PartitionKey"]] -= 1
+            return {"ErrorCode": "InternalFailure", "ErrorMessage": "injected failure"}
         if not shard.admit(
             len(data) + len(entry["PartitionKey"].encode()), now, self.records_per_s
         ):
@@ -124,8 +129,8 @@ def app(shards: int = 2, records_per_s: int = 1000) -> web.Application:
             out = _operation(stream, op, body, now)
         except LookupError as exc:
             return _error("UnknownOperationException", str(exc))
-        if "ErrorCode" in out:  # a PutRecord past its shard's limit
-            return _error(THROTTLED, out["ErrorMessage"])
+        if "ErrorCode" in out:  # a PutRecord past its shard's limit (or failed on purpose)
+            return _error(out["ErrorCode"], out["ErrorMessage"])
         return web.json_response(out, content_type="application/x-amz-json-1.1")
 
     async def records(request: web.Request) -> web.Response:
@@ -149,9 +154,19 @@ def app(shards: int = 2, records_per_s: int = 1000) -> web.Application:
     application = web.Application(client_max_size=16 * 1024 * 1024)
     application.router.add_post("/reset", _reset(streams, shards, records_per_s))
     application.router.add_get("/records", records)
+    application.router.add_post("/faults", _faults(streams))
     application.router.add_get("/stats", stats)
     application.router.add_post("/{tail:.*}", kinesis)
     return application
+
+
+def _faults(streams: dict[str, Stream]) -> Any:
+    async def faults(request: web.Request) -> web.Response:
+        body = await request.json()
+        streams[""].faults[str(body["key"])] = int(body["times"])
+        return web.json_response({})
+
+    return faults
 
 
 def _reset(streams: dict[str, Stream], shards: int, records_per_s: int) -> Any:

@@ -5,7 +5,8 @@
    live and whether the tenant is gone;
 2. the attempt records (plain SETs: attempt ids are global, looked up by id alone), then
    the partition step (ack.lua, one call per partition): the retry, the admin listing's
-   entry, XACK/XDEL, the lane's index.
+   entry, XACK/XDEL, the lane's index; for an ordered sub-lane its state hash (a head
+   retried in place is `hold`: not acked, unless the tenant step answered it gone).
 
 The ack comes last: a crash between the steps delivers the task again (a second attempt
 recorded), never loses it. On a single node each step is one pipelined round trip.
@@ -26,7 +27,11 @@ from outpost.queue.lanes import Lanes
 from outpost.queue.lua import KeyTable, register
 
 # the fields of a completion the partition step reads
-PARTITION_FIELDS = ("attempt_id", "time_ms", "trim", "retry", "retry_at_ms")
+# (`hold`, `next_attempt`: an ordered sub-lane's head retried in place, queue/ordered.py)
+PARTITION_FIELDS = (
+    *("attempt_id", "time_ms", "trim", "retry", "retry_at_ms"),
+    *("hold", "next_attempt"),
+)
 
 
 class Completion:
@@ -75,7 +80,7 @@ class Completion:
             _, ttl, gone = answer
             item = {k: task[k] for k in PARTITION_FIELDS if k in task and not gone}
             item |= {"entry_id": task["entry_id"], "gone": bool(gone)}
-            item |= {"stream": task["stream"], "lanes": task.get("lanes")}
+            item |= {k: task.get(k) for k in ("stream", "lanes", "state")}
             if "attempt" in task and not gone:
                 records.command("SET", task["attempt_key"], task["attempt"], "EX", int(ttl))
             n = self._partition(task)
@@ -107,7 +112,7 @@ class Completion:
     ) -> tuple[list[str], list[Any]]:
         table = KeyTable(self.keys.retries(n), self.keys.admin_attempts(n))
         for item in items:
-            for name in ("stream", "lanes"):
+            for name in ("stream", "lanes", "state"):
                 if item.get(name) is None:
                     item.pop(name, None)
                 else:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from outpost import exactjson
-from outpost.models import Event, Task, iso
+from outpost.models import Event, OrderedBy, Task, iso
 from outpost.queue.keys import Keys
 from outpost.queue.lua import KeyTable
 
@@ -66,7 +66,7 @@ class Outcome:
 def publish_call(
     queue_keys: Keys,
     tenant_id: str,
-    items: list[tuple[Event, list[tuple[str, str]], Sequence[str]]],
+    items: list[tuple[Event, list[tuple[str, Any]], Sequence[str]]],
     caps: tuple[int, int, int],
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of the tenant step of publishing (publish.lua) for one tenant's
@@ -85,7 +85,7 @@ def publish_call(
 def publish_item(
     queue_keys: Keys,
     table: KeyTable,
-    item: tuple[Event, list[tuple[str, str]], Sequence[str]],
+    item: tuple[Event, list[tuple[str, Any]], Sequence[str]],
 ) -> dict[str, Any]:
     """One event of the publish script, its record's key as an index into KEYS."""
     event, routes, held = item
@@ -94,7 +94,7 @@ def publish_item(
     record[PUBLISHED] = round(now, 3)
     if event.traceparent:
         record[TRACE] = event.traceparent
-    return {
+    call = {
         "event_key": table.index(queue_keys.event(event.tenant_id, event.id)),
         "record": exactjson.dumps_stored(record).decode(),
         "tenant_id": event.tenant_id,
@@ -105,6 +105,10 @@ def publish_item(
         "routes": [dest_id for dest_id, _ in routes],
         "held": list(held),
     }
+    ordered = {dest_id: key.key for dest_id, key in routes if isinstance(key, OrderedBy)}
+    if ordered:  # the ordering keys travel in the outbox member to the ordered sub-lanes
+        call["keys"] = ordered
+    return call
 
 
 def tenant_fence(queue_keys: Keys, tenant_id: str) -> dict[str, str]:
@@ -129,9 +133,16 @@ def complete_item(
         call["lanes"] = lanes
     if outcome.record_attempt:
         call |= _attempt_fields(queue_keys, attempt_id, task, outcome, attempt_time)
+    state = queue_keys.state_of(entry.stream)
+    if state is not None:  # an ordered sub-lane: a retry stays at its head (ordered.py)
+        call["state"] = state
     if outcome.retry_in is not None:
-        call["retry"] = retry_member(entry, spent=not outcome.held)
         call["retry_at_ms"] = str(int((time.time() + outcome.retry_in) * 1000))
+        if state is None:
+            call["retry"] = retry_member(entry, spent=not outcome.held)
+        else:
+            call["hold"] = True
+            call["next_attempt"] = str(task.attempt if outcome.held else task.attempt + 1)
     if outcome.dead:
         fields = {
             **task.fields(),

@@ -134,13 +134,47 @@ class Keys:
         """A SCAN pattern for every lane of the tenant, in any partition."""
         return f"{self.prefix}{{p:*}}:lane:{enc(tenant_id)}:*"
 
+    def ordered_lane(self, n: int, bucket: int, tenant_id: str, destination_id: str) -> str:
+        """One of an ordered destination's sub-lanes (`config.ordering`): the stream of the
+        tasks whose ordering key falls in `bucket`, in the destination's partition `n`,
+        read by one worker at a time (its lease) and never through the consumer group."""
+        return f"{self.prefix}{{p:{n}}}:olane:{bucket}:{enc(tenant_id)}:{enc(destination_id)}"
+
+    def ordered_lane_pattern(self, tenant_id: str) -> str:
+        """A SCAN pattern for every ordered sub-lane of the tenant, in any partition."""
+        return f"{self.prefix}{{p:*}}:olane:*:{enc(tenant_id)}:*"
+
+    def ordered_lanes(self, n: int) -> str:
+        """Set of partition `n`'s ordered sub-lanes that hold tasks."""
+        return f"{self.prefix}{{p:{n}}}:olanes"
+
+    def lane_lease(self, ordered_lane: str) -> str:
+        """Who reads an ordered sub-lane now: the owning worker's name (SET NX PX)."""
+        return ordered_lane.replace("}:olane:", "}:olease:", 1)
+
+    def lane_state(self, ordered_lane: str) -> str:
+        """An ordered sub-lane's hash: `until` (ms: its head waits for its retry until
+        then) and `a:<entry id>` (the attempt a head retried in place is at)."""
+        return ordered_lane.replace("}:olane:", "}:ostate:", 1)
+
     def lanes_of(self, stream: str) -> str | None:
-        """The index of lanes of the partition a lane sits in; None for a stream that is
-        not a lane (a partition stream of before the lanes)."""
+        """The index of lanes of the partition a lane (or an ordered sub-lane) sits in;
+        None for a stream that is neither (a partition stream of before the lanes)."""
         tag_end = stream.find("}", len(self.prefix)) + 1
-        if not tag_end or not stream.startswith(":lane:", tag_end):
+        if not tag_end:
             return None
-        return f"{stream[:tag_end]}:lanes"
+        if stream.startswith(":lane:", tag_end):
+            return f"{stream[:tag_end]}:lanes"
+        if stream.startswith(":olane:", tag_end):
+            return f"{stream[:tag_end]}:olanes"
+        return None
+
+    def state_of(self, stream: str) -> str | None:
+        """An ordered sub-lane's state hash (`lane_state`); None for any other stream."""
+        tag_end = stream.find("}", len(self.prefix)) + 1
+        if not tag_end or not stream.startswith(":olane:", tag_end):
+            return None
+        return self.lane_state(stream)
 
     @staticmethod
     def lane_owner(lane: str) -> tuple[str, str]:

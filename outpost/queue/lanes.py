@@ -69,6 +69,7 @@ class Lanes:
         self._rings: dict[str, list[str]] = {}  # bell -> rings read, acked at the next refresh
         self._turn = 0
         self._lanes: dict[tuple[str, str], Lane] = {}  # (tenant, destination) -> its lane
+        self.on_ordered: Callable[[], None] | None = None  # rung for an ordered sub-lane
 
     def of(self, tenant_id: str, destination_id: str) -> Lane:
         """Stable across processes and restarts (crc32, not Python's salted hash); kept
@@ -77,7 +78,7 @@ class Lanes:
         if lane is None:
             if len(self._lanes) >= LANES_KEPT:
                 self._lanes.clear()
-            n = zlib.crc32(f"{tenant_id}\0{destination_id}".encode()) % self.partitions
+            n = partition_of(tenant_id, destination_id, self.partitions)
             lane = Lane(
                 self.keys.lane(n, tenant_id, destination_id), self.indexes[n], self.bells[n], n
             )
@@ -196,6 +197,8 @@ class Lanes:
             if stream in self._bell_set:
                 self._rings.setdefault(stream, []).extend(_s(i) for i, _ in items)
                 rang = True
+                if self.on_ordered and any(b"}:olane:" in f.get(b"l", b"") for _, f in items):
+                    self.on_ordered()  # an ordered sub-lane got work (delivery/ordered.py)
                 continue
             entries.extend(_entry(stream, i, f) for i, f in items if f)
             self._seen[stream] = time.monotonic()
@@ -275,6 +278,11 @@ class Lanes:
         for stream in [*self._legacy, *self._known]:
             pipe.xlen(stream)
         return sum(await pipe.execute())
+
+
+def partition_of(tenant_id: str, destination_id: str, partitions: int) -> int:
+    """The partition of a destination's lane (and of its ordered sub-lanes)."""
+    return zlib.crc32(f"{tenant_id}\0{destination_id}".encode()) % partitions
 
 
 async def _create_group(redis: Client, stream: str) -> None:

@@ -9,7 +9,8 @@ slots of the partitions its tasks go to. No single call may span both on Redis C
    event and, in the same atomic call, an outbox member naming the tasks it owes;
    the 202 may be answered from here on: the event is stored and its tasks are owed;
 2. `drain`: per partition one requeue.lua call queues the tasks of the batch into their
-   lanes, with the admin listing's entries and the owners sets (one round trip);
+   lanes (a task with an ordering key, the member's `o`, into its ordered sub-lane),
+   with the admin listing's entries and the owners sets (one round trip);
 3. the drained members leave their outboxes (one round trip).
 
 A crash after step 1 leaves the member in the outbox; `sweep` (run by every promoter)
@@ -21,15 +22,17 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import structlog
 
+from outpost.models import OrderedBy
 from outpost.queue import items
 from outpost.queue.calls import Calls, Client, raise_first
 from outpost.queue.keys import GROUP, Keys
-from outpost.queue.lanes import BELL_MAXLEN, Lanes
+from outpost.queue.lanes import BELL_MAXLEN, Lane, Lanes
 from outpost.queue.lua import KeyTable, register
 
 log = structlog.get_logger("outpost.outbox")
@@ -39,10 +42,20 @@ SWEEP_BATCH = 500  # members per tenant and sweep
 
 
 class Outbox:
-    def __init__(self, redis: Client, keys: Keys, lanes: Lanes, log_cap_total: int):
+    def __init__(
+        self,
+        redis: Client,
+        keys: Keys,
+        lanes: Lanes,
+        log_cap_total: int,
+        lane_of: Callable[[str, str, Any], Lane] | None = None,
+    ):
+        """`lane_of(tenant, destination, key)`: a task's lane, by its ordering key (an
+        OrderedBy: an ordered sub-lane, Queue.lane_of); by default the destination's."""
         self.redis = redis
         self.keys = keys
         self.lanes = lanes
+        self.lane_of = lane_of or (lambda tenant_id, dest_id, _: lanes.of(tenant_id, dest_id))
         self.cap = max(1, log_cap_total // lanes.partitions)  # per partition share
         self._requeue = register(redis, "outpost.queue", "requeue")
         self._owners = register(redis, "outpost.queue", "owners")
@@ -93,10 +106,8 @@ class Outbox:
         calls = Calls()
         for tenant_id, member in owed:
             o = orjson.loads(member)
-            for dest_id in o["r"] or ():  # (Lua encodes an empty array as {})
-                lane = self.lanes.of(tenant_id, dest_id)
-                item = {"t": tenant_id, "e": o["e"], "d": dest_id, "a": "1", "m": "0"}
-                tasks.setdefault(lane.partition, []).append({"lane": lane, **item})
+            for item in self._tasks(tenant_id, o):
+                tasks.setdefault(item["lane"].partition, []).append(item)
             if "ms" not in o:
                 continue  # a redriven dead letter: its event is listed and owned already
             home = listed.setdefault(self.lanes.home(tenant_id), [])
@@ -112,6 +123,20 @@ class Outbox:
             if random.random() < items.TRIM_SHARE:
                 calls.command("ZREMRANGEBYRANK", self.keys.admin_events(n), 0, -(self.cap + 1))
         return calls
+
+    def _tasks(self, tenant_id: str, o: dict[str, Any]) -> list[dict[str, Any]]:
+        """The tasks an outbox member owes, each with its lane; a route with an ordering
+        key (`o`: destination id -> key) goes to its ordered sub-lane, the key as `k`."""
+        keys = o.get("o") or {}
+        out = []
+        for dest_id in o["r"] or ():  # (Lua encodes an empty array as {})
+            key = keys.get(dest_id)
+            lane = self.lane_of(tenant_id, dest_id, "" if key is None else OrderedBy(key))
+            item = {"lane": lane, "t": tenant_id, "e": o["e"], "d": dest_id, "a": "1", "m": "0"}
+            if key is not None:
+                item["k"] = key
+            out.append(item)
+        return out
 
     def _owners_call(
         self, n: int, owned: list[tuple[str, str, Any]]

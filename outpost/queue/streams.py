@@ -22,7 +22,7 @@ import structlog
 
 from outpost import exactjson
 from outpost.errors import DomainError, Invalid, NotFound
-from outpost.models import Event, Task
+from outpost.models import Event, OrderedBy, Task
 from outpost.queue.calls import Calls, Client, mget, raise_first
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.completion import Completion
@@ -32,6 +32,7 @@ from outpost.queue.items import Entry, Outcome, complete_item, publish_call, sto
 from outpost.queue.keys import Keys
 from outpost.queue.lanes import Lane, Lanes
 from outpost.queue.lua import register
+from outpost.queue.ordered import OrderedLanes
 from outpost.queue.outbox import Outbox
 
 log = structlog.get_logger("outpost.queue")
@@ -50,6 +51,7 @@ class Queue:
         log_cap_tenant: int = 100_000,
         log_cap_total: int = 1_000_000,
         wait: ReplicaWait = NO_WAIT,
+        ordering_buckets: int = 64,
     ):
         self.log_cap_tenant = log_cap_tenant
         self.log_cap_total = log_cap_total
@@ -60,7 +62,8 @@ class Queue:
         self.retention = retention_seconds
         self.attempts_cap = attempts_cap
         self.lanes = Lanes(redis, keys, partitions)
-        self.outbox = Outbox(redis, keys, self.lanes, log_cap_total)
+        self.ordered = OrderedLanes(redis, keys, partitions, ordering_buckets)
+        self.outbox = Outbox(redis, keys, self.lanes, log_cap_total, self.lane_of)
         self._publish = register(redis, "outpost.queue", "publish")
         self._requeue = register(redis, "outpost.queue", "requeue")
         self._redrive = register(redis, "outpost.queue", "redrive")
@@ -69,14 +72,17 @@ class Queue:
         self._completion = Completion(redis, keys, self.lanes, caps)
         self._completions = Coalescer(self._completion.run, COMMIT_BATCH)
 
-    def lane_of(self, tenant_id: str, destination_id: str) -> Lane:
+    def lane_of(self, tenant_id: str, destination_id: str, key: str | OrderedBy = "") -> Lane:
         """The lane a destination's tasks go to: every task of a destination in one stream,
-        in the order queued (so the tasks of one ordering key keep their order too)."""
+        in the order queued; or, for a route `OrderedBy` its ordering key, the ordered
+        sub-lane of that key (queue/ordered.py)."""
+        if isinstance(key, OrderedBy):
+            return self.ordered.of(tenant_id, destination_id, key.key)
         return self.lanes.of(tenant_id, destination_id)
 
     # -- producer ---------------------------------------------------------------------
     async def publish(
-        self, event: Event, routes: list[tuple[str, str]], held: Sequence[str] = ()
+        self, event: Event, routes: list[tuple[str, str | OrderedBy]], held: Sequence[str] = ()
     ) -> bool:
         """Store and index the event, add one task per (destination id, ordering key) and
         keep a dead letter for each `held` (disabled) destination, atomically. False when
@@ -87,7 +93,7 @@ class Queue:
         return fresh
 
     async def publish_many(
-        self, items: list[tuple[Event, list[tuple[str, str]], Sequence[str]]]
+        self, items: list[tuple[Event, list[tuple[str, str | OrderedBy]], Sequence[str]]]
     ) -> list[bool | DomainError]:
         """Many publishes: one tenant-step call per tenant (each event still its own step,
         one whose step failed gets its own Unavailable while the others keep their
@@ -221,27 +227,32 @@ class Queue:
             calls.command("ZRANGEBYSCORE", self.keys.retries(n), "-inf", now_ms, "LIMIT", 0, limit)
         moved = 0
         for n, due in enumerate(raise_first(await calls.run(self.redis))):
-            items = []
+            items: list[tuple[str, str, Task, str | OrderedBy]] = []
             for member in due:
                 r = json.loads(member)
                 task = Task(r["t"], r["e"], r["d"], int(r["a"]), r["m"] == "1")
-                items.append(("retry", _s(member), task))
+                items.append(("retry", _s(member), task, ""))
             moved += await self._requeue_many(self.keys.retries(n), items)
         return moved + await self.outbox.sweep()
 
-    async def _requeue_many(self, source: str, items: list[tuple[str, str, Task]]) -> int:
-        """Tasks into their lanes, each only if this call takes it from `source` (`take`
-        'retry' or 'dead'; '' takes nothing): one script call per partition. A task taken
-        from a source of another slot (a tenant's dead letters, a retry of before the
-        lanes) is queued first and taken after: a crash between queues it twice at most."""
+    async def _requeue_many(
+        self, source: str, items: list[tuple[str, str, Task, str | OrderedBy]]
+    ) -> int:
+        """Tasks into their lanes (by their lane key, as at publish), each only if this
+        call takes it from `source` (`take` 'retry' or 'dead'; '' takes nothing): one
+        script call per partition. A task taken from a source of another slot (a tenant's
+        dead letters, a retry of before the lanes) is queued first and taken after: a
+        crash between queues it twice at most."""
         if not items:
             return 0
         home = self.keys.partition_of(source)
         calls, after = Calls(), Calls()
         by_partition: dict[int, list[dict[str, Any]]] = {}
-        for take, member, task in items:
-            lane = self.lane_of(task.tenant_id, task.destination_id)
+        for take, member, task, key in items:
+            lane = self.lane_of(task.tenant_id, task.destination_id, key)
             item: dict[str, Any] = {"lane": lane, **task.fields()}
+            if isinstance(key, OrderedBy):
+                item["k"] = key.key  # carried in its ordered sub-lane
             if take and lane.partition == home:
                 item |= {"take": take, "member": member}
             elif take:
@@ -259,7 +270,7 @@ class Queue:
 
     async def depth(self) -> dict[str, int]:
         """Tasks not yet finished: queued or in flight, and waiting to be retried."""
-        queued = await self.lanes.queued()
+        queued = await self.lanes.queued() + await self.ordered.queued()
         calls = Calls()
         for n in range(self.partitions):
             calls.command("ZCARD", self.keys.retries(n))
@@ -323,15 +334,15 @@ class Queue:
         page = out[:limit]
         return page, (page[-1]["id"] if len(out) > limit else None)
 
-    async def redrive(self, tenant_id: str, items: list[tuple[str, Task, str]]) -> int:
+    async def redrive(self, tenant_id: str, items: list[tuple[str, Task, str | OrderedBy]]) -> int:
         """Put dead letters back in the queue with a fresh retry budget. `items` are
-        (dead-letter id, task, ordering key). Only entries this call removes from the
-        dead letters are queued (through the tenant's outbox, redrive.lua), so concurrent
-        redrives cannot queue one twice."""
+        (dead-letter id, task, lane key: an OrderedBy for an ordered sub-lane). Only
+        entries this call removes from the dead letters are queued (through the tenant's
+        outbox, redrive.lua), so concurrent redrives cannot queue one twice."""
         if not items:
             return 0
         await self.outbox.mark([tenant_id])
-        calls = [{"id": dead_id, "e": t.event_id, "d": t.destination_id} for dead_id, t, _ in items]
+        calls = [_redrive_item(dead_id, task, key) for dead_id, task, key in items]
         keys = [self.keys.dead_letters(tenant_id), self.keys.outbox(tenant_id)]
         members: Any = await self._redrive(
             keys=keys, args=[int(time.time() * 1000), orjson.dumps(calls)]
@@ -339,11 +350,11 @@ class Queue:
         await self.outbox.drain([(tenant_id, _s(m)) for m in members])
         return len(members)
 
-    async def enqueue(self, task: Task, ordering_key: str) -> None:
-        """One task straight into its lane (manual retry). Every task of a destination
-        shares its lane, so `ordering_key` needs no stream of its own."""
-        lane = self.lane_of(task.tenant_id, task.destination_id)
-        await self._requeue_many(lane.stream, [("", "", task)])
+    async def enqueue(self, task: Task, key: str | OrderedBy = "") -> None:
+        """One task straight into its lane (manual retry): its destination's lane, or the
+        ordered sub-lane of its key (at its tail)."""
+        lane = self.lane_of(task.tenant_id, task.destination_id, key)
+        await self._requeue_many(lane.stream, [("", "", task, key)])
 
     async def event_owners(self, event_id: str) -> list[str]:
         """Tenants that have an event with this id (ids are unique per tenant only)."""
@@ -352,6 +363,15 @@ class Queue:
         calls.command("SMEMBERS", self.keys.event_owners(event_id))  # (the key of before)
         found = raise_first(await calls.run(self.redis))
         return sorted({_s(m) for members in found for m in members})
+
+
+def _redrive_item(dead_id: str, task: Task, key: str | OrderedBy) -> dict[str, str]:
+    """One dead letter of redrive.lua: its ordering key (`o`) when it goes to an ordered
+    sub-lane."""
+    item = {"id": dead_id, "e": task.event_id, "d": task.destination_id}
+    if isinstance(key, OrderedBy):
+        item["o"] = key.key
+    return item
 
 
 def _s(v: bytes | str) -> str:

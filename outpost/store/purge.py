@@ -84,16 +84,20 @@ async def _purge_flows(redis: Client, keys: Keys, tenant_id: str) -> None:
 
 
 async def _purge_lanes(redis: Client, keys: Keys, tenant_id: str) -> None:
-    """Each lane leaves its partition's index and goes, in one MULTI (one slot)."""
-    async for raw in redis.scan_iter(match=keys.lane_pattern(tenant_id), count=SCAN_COUNT):
-        lane = _text(raw)
-        index = keys.lanes_of(lane)
-        if index is None:
-            continue
-        pipe = redis.pipeline(transaction=True)
-        pipe.srem(index, lane)
-        pipe.delete(lane)
-        await pipe.execute()
+    """Each lane (and ordered sub-lane, with its lease and state) leaves its partition's
+    index and goes, in one MULTI (one slot)."""
+    for pattern in (keys.lane_pattern(tenant_id), keys.ordered_lane_pattern(tenant_id)):
+        async for raw in redis.scan_iter(match=pattern, count=SCAN_COUNT):
+            lane = _text(raw)
+            index = keys.lanes_of(lane)
+            if index is None:
+                continue
+            pipe = redis.pipeline(transaction=True)
+            pipe.srem(index, lane)
+            pipe.delete(lane)
+            if keys.state_of(lane) is not None:
+                pipe.delete(keys.lane_state(lane), keys.lane_lease(lane))
+            await pipe.execute()
 
 
 def _text(raw: bytes | str) -> str:

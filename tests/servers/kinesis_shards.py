@@ -29,6 +29,10 @@ class ShardEndpoint:
     def reset(self, shards: int = 2, records_per_s: int = 1000) -> None:
         self._call("POST", "/reset", {"shards": shards, "records_per_s": records_per_s})
 
+    def fail(self, key: str, times: int) -> None:
+        """The next `times` records of partition key `key` fail (InternalFailure)."""
+        self._call("POST", "/faults", {"key": key, "times": times})
+
     def records(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", "/records")
         return result

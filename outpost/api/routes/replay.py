@@ -62,7 +62,7 @@ async def redeliver(
     found = await _dead(deps, dest, lo, hi, codes)
     provider = deps.registry.get(dest.type)
     batch = [
-        (item["id"], task, provider.ordering_key(event, dest))
+        (item["id"], task, provider.lane_key(event, dest))
         for item, task, event in found
         if event is not None
     ]

@@ -88,7 +88,7 @@ async def redrive_dead_letters(request: web.Request) -> web.Response:
                 )
                 continue
             assert dest is not None and event is not None
-            batch.append((item["id"], task, deps.registry.get(dest.type).ordering_key(event, dest)))
+            batch.append((item["id"], task, deps.registry.get(dest.type).lane_key(event, dest)))
         redriven += await deps.queue.redrive(tenant_id, batch)
         if cursor is None:
             break
@@ -124,5 +124,5 @@ async def retry(request: web.Request) -> web.Response:
     if not dest.matches(event.topic or None):
         raise Invalid("destination does not match the event's topic")
     task = Task(tenant_id, event.id, dest.id, attempt=1, manual=True)
-    await deps.queue.enqueue(task, deps.registry.get(dest.type).ordering_key(event, dest))
+    await deps.queue.enqueue(task, deps.registry.get(dest.type).lane_key(event, dest))
     return web.json_response({"success": True}, status=202)

@@ -87,13 +87,18 @@ def stream_member(stream: str) -> str:
     return "StreamARN" if stream.startswith("arn:") else "StreamName"
 
 
-def put_record_body(stream: str, data: bytes, partition_key: str) -> bytes:
-    """botocore's serialization of PutRecord (member order as aiobotocore is called)."""
+def put_record_body(
+    stream: str, data: bytes, partition_key: str, after: str | None = None
+) -> bytes:
+    """botocore's serialization of PutRecord (member order as aiobotocore is called);
+    `after`: SequenceNumberForOrdering (the previous record of this key)."""
     body = {
         stream_member(stream): stream,
         "Data": base64.b64encode(data).decode(),
         "PartitionKey": partition_key,
     }
+    if after is not None:
+        body["SequenceNumberForOrdering"] = after
     return json.dumps(body).encode()
 
 

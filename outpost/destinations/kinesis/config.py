@@ -4,7 +4,7 @@ and the form `GET /destination-types` shows."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -44,6 +44,9 @@ class KinesisConfig(BaseModel):
     # opt-in: batched records of a shard put as KPL aggregated records (consumers read them
     # with the KCL or the AWS deaggregation libraries); implies batching
     aggregation: bool | None = None
+    # opt-in: records of one partition key arrive in publish order, across retries and
+    # worker crashes (delivery/ordered.py); "none" or absent: no order kept
+    ordering: Literal["partition_key", "none"] | None = None
 
     @field_validator("stream_name")
     @classmethod
@@ -204,6 +207,21 @@ CONFIG_FIELDS: list[dict[str, Any]] = [
         "sensitive": False,
         "description": "Put a shard's batched records as KPL aggregated records (read "
         "them with the KCL or the AWS deaggregation libraries). Implies batching.",
+    },
+    {
+        "key": "ordering",
+        "type": "select",
+        "label": "Ordering",
+        "required": False,
+        "sensitive": False,
+        "default": "none",
+        "options": [
+            {"label": "None", "value": "none"},
+            {"label": "Per partition key", "value": "partition_key"},
+        ],
+        "description": "partition_key: the records of one partition key arrive in "
+        "publish order, across retries and worker crashes; a failing record holds only "
+        "its key's lane (and the keys sharing it).",
     },
     {
         "key": "metadata_in_payload",

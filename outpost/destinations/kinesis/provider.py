@@ -5,6 +5,7 @@ PutRecords batching on `aws.sigv4`'s signed path), `aws.errors` (what a failure 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -27,6 +28,8 @@ from outpost.destinations.kinesis.format import Record
 from outpost.destinations.kinesis.writer import Writer, stream_id
 from outpost.models import Destination, Event
 
+CHAINS_KEPT = 100_000  # partition keys whose last sequence number is remembered
+
 
 class KinesisProvider(RoleAuth, DestinationType):
     schema = SCHEMA
@@ -44,6 +47,9 @@ class KinesisProvider(RoleAuth, DestinationType):
         self.max_connections = max_connections
         self.writer = Writer(timeout, max_connections, connect_timeout)
         self.roles = self.writer.roles = roles or Roles()
+        # (stream, partition key) -> the sequence number of its last record put by PutRecord
+        # from this process, for an ordered destination's next SequenceNumberForOrdering
+        self.chains: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     async def explore(
         self, destination: Destination, stream: str | None, limit: int
@@ -90,6 +96,9 @@ class KinesisProvider(RoleAuth, DestinationType):
     def ordering_key(self, event: Event, destination: Destination) -> str:
         return fmt.ordering_key(event, destination)
 
+    def ordered(self, destination: Destination) -> bool:
+        return destination.config.get("ordering") == "partition_key"
+
     def format(self, event: Event, destination: Destination) -> Record:
         return fmt.record(event, destination, self.metadata_in_payload)
 
@@ -102,7 +111,22 @@ class KinesisProvider(RoleAuth, DestinationType):
         target = await self.writer.target(destination)
         if fmt.size(record) > MAX_RECORD_BYTES:  # every stream takes 1 MiB: ask only past it
             fmt.check_size(record, await self.writer.record_limit(destination, target))
+        if self.ordered(destination):
+            return await self._put_chained(record, destination)
         return await self.writer.put_record(record, destination)
+
+    async def _put_chained(self, record: Record, destination: Destination) -> Result:
+        """PutRecord with SequenceNumberForOrdering the key's previous record (one record
+        of a key in flight at a time: delivery/ordered.py). The chain lives in memory: a
+        key's first record after a restart, or on another worker, starts a new one."""
+        chain = (stream_id(destination), record.partition_key)
+        result = await self.writer.put_record(record, destination, self.chains.get(chain))
+        if result.get("sequence_number"):
+            self.chains[chain] = str(result["sequence_number"])
+            self.chains.move_to_end(chain)
+            while len(self.chains) > CHAINS_KEPT:
+                self.chains.popitem(last=False)
+        return result
 
     def batching(self, destination: Destination) -> bool:
         cfg = destination.config

@@ -46,9 +46,13 @@ class Writer:
         # shard maps: (region, endpoint, stream) -> (limit, monotonic time)
         self.limits: dict[tuple[str, str, str], tuple[asyncio.Future[int | None], float]] = {}
 
-    async def put_record(self, record: Record, destination: Destination) -> dict[str, Any]:
+    async def put_record(
+        self, record: Record, destination: Destination, after: str | None = None
+    ) -> dict[str, Any]:
+        """PutRecord; `after`: its SequenceNumberForOrdering."""
         target = await self.target(destination)
-        body = sigv4.put_record_body(stream_id(destination), record.data, record.partition_key)
+        stream = stream_id(destination)
+        body = sigv4.put_record_body(stream, record.data, record.partition_key, after)
         resp = await self.http.call(target, "PutRecord", body)
         return {
             "shard_id": resp.get("ShardId"),

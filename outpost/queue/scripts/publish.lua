@@ -6,7 +6,9 @@
 -- ARGV: [1] retention seconds, [2] tenant log cap, [3] dead-letter MAXLEN, [4] now ms,
 --   [5] the events, a JSON array of objects:
 --   {event_key: index into KEYS; record: the event's JSON; event_id; time_ms; trim: bool;
---    now: seconds; routes: [destination id]; held: [destination id]}.
+--    now: seconds; routes: [destination id]; held: [destination id]; keys?: {destination
+--    id: ordering key} for the routes to ordered sub-lanes (kept in the member as `o`,
+--    the tasks' `k`)}.
 -- Returns one entry per event: its outbox member (a JSON string: the event is stored and
 --   its tasks are owed to their lanes), 0 the tenant already had an event with this id
 --   (nothing queued), -1 the tenant is deleted or being deleted (nothing stored),
@@ -35,7 +37,8 @@ local function publish(e)
                'message', 'the destination was disabled when the event was published',
                'time', e.now)
   end
-  local member = cjson.encode({e = e.event_id, r = e.routes, ms = e.time_ms, ttl = ttl})
+  local member = cjson.encode({e = e.event_id, r = e.routes, o = e.keys, ms = e.time_ms,
+                               ttl = ttl})
   redis.call('ZADD', outbox_key, now_ms, member)
   return member
 end

@@ -8,7 +8,8 @@
 --   lanes with work and that partition's bell, each key once.
 -- ARGV: [1] the items, a JSON array of objects:
 --   {take?: 'retry' (ZREM `member` from the source) | 'dead' (XDEL `member`), member?;
---    stream, lanes, bell: indexes into KEYS; t, e, d, a, m: the task's fields},
+--    stream, lanes, bell: indexes into KEYS; t, e, d, a, m: the task's fields; k?: its
+--    ordering key, in an ordered sub-lane},
 --   [2] the consumer group, [3] the bell's MAXLEN.
 -- Returns how many were queued.
 local source = KEYS[1]
@@ -35,8 +36,9 @@ for _, item in ipairs(cjson.decode(ARGV[1])) do
   if taken(item) then
     wake(item)
     local lane = KEYS[item.stream]
-    redis.call('XADD', lane, '*', 't', item.t, 'e', item.e, 'd', item.d, 'a', item.a,
-               'm', item.m)
+    local task = {'t', item.t, 'e', item.e, 'd', item.d, 'a', item.a, 'm', item.m}
+    if item.k then table.insert(task, 'k'); table.insert(task, item.k) end
+    redis.call('XADD', lane, '*', unpack(task))
     n = n + 1
   end
 end

@@ -99,7 +99,9 @@ def test_keys_of_safe_ids_are_unchanged():
     assert keys.event("acme", "evt_1.a-b") == "prod:{t:acme}:event:evt_1.a-b"
     assert keys.event_attempts("acme", "e1") == "prod:{t:acme}:event:e1:attempts"
     assert keys.attempts("acme", "des_1") == "prod:{t:acme}:attempts:des_1"
-    assert keys.attempt("att_9") == "prod:attempt:att_9"
+    assert keys.attempt("att_9") == "prod:attempt:att_9"  # an id of before
+    assert keys.attempt(keys.attempt_id(12, "9f")) == "prod:{p:12}:attempt:att_12_9f"
+    assert keys.attempt("att_12_9f:x") == "prod:attempt:att_12_9f%3Ax"  # not one of ours
     assert keys.event_owners("e1") == "prod:{e:e1}:owners"
     assert keys.flow_resources("acme", "prod", "connections") == "prod:{t:acme}:fs:prod:connections"
     assert keys.flow_state("f-1", "checkpoints") == "prod:{f:f-1}:checkpoints"

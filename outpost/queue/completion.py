@@ -3,10 +3,11 @@
 1. the tenant step (complete.lua, one call per tenant of the batch): the attempt's
    indexes, the failure counter, a dead letter; it answers the attempt record's time to
    live and whether the tenant is gone;
-2. the attempt records (plain SETs: attempt ids are global, looked up by id alone), then
-   the partition step (ack.lua, one call per partition): the retry, the admin listing's
-   entry, XACK/XDEL, the lane's index; for an ordered sub-lane its state hash (a head
-   retried in place is `hold`: not acked, unless the tenant step answered it gone).
+2. the partition step (ack.lua, one call per partition): the attempt records (under the
+   partition's tag: an attempt id names its partition, Keys.attempt), the retry, the
+   admin listing's entry, XACK/XDEL, the lane's index; for an ordered sub-lane its state
+   hash (a head retried in place is `hold`: not acked, unless the tenant step answered it
+   gone).
 
 The ack comes last: a crash between the steps delivers the task again (a second attempt
 recorded), never loses it. On a single node each step is one pipelined round trip.
@@ -71,7 +72,7 @@ class Completion:
     async def _partition_step(
         self, tasks: list[dict[str, Any]], tenant: list[Any], cutoff: int
     ) -> None:
-        records, early, late = Calls(), Calls(), Calls()
+        early, late = Calls(), Calls()
         groups: dict[int, list[dict[str, Any]]] = {}
         retries_elsewhere: dict[int, list[dict[str, Any]]] = {}
         for task, answer in zip(tasks, tenant, strict=True):
@@ -81,8 +82,9 @@ class Completion:
             item = {k: task[k] for k in PARTITION_FIELDS if k in task and not gone}
             item |= {"entry_id": task["entry_id"], "gone": bool(gone)}
             item |= {k: task.get(k) for k in ("stream", "lanes", "state")}
-            if "attempt" in task and not gone:
-                records.command("SET", task["attempt_key"], task["attempt"], "EX", int(ttl))
+            if "attempt" in task and not gone:  # (its key is in the task's partition)
+                item |= {"attempt_key": task["attempt_key"], "attempt": task["attempt"]}
+                item["ttl"] = int(ttl)
             n = self._partition(task)
             retry_n = self._retry_partition(task, item, n)
             if retry_n != n:  # a partition stream of before the lanes
@@ -94,7 +96,7 @@ class Completion:
             early.script(self._ack, *self._ack_call(n, items, cutoff))
         for n, items in groups.items():
             late.script(self._ack, *self._ack_call(n, items, cutoff))
-        await self._in_order(records, early, late)
+        await self._in_order(early, late)
 
     async def _in_order(self, *steps: Calls) -> None:
         """Each step's calls after the previous step's: one pipeline on a single node
@@ -112,7 +114,7 @@ class Completion:
     ) -> tuple[list[str], list[Any]]:
         table = KeyTable(self.keys.retries(n), self.keys.admin_attempts(n))
         for item in items:
-            for name in ("stream", "lanes", "state"):
+            for name in ("stream", "lanes", "state", "attempt_key"):
                 if item.get(name) is None:
                     item.pop(name, None)
                 else:

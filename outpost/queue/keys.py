@@ -24,6 +24,7 @@ from urllib.parse import unquote
 GROUP = "outpost-workers"
 SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _ALL_SAFE = re.compile(r"[A-Za-z0-9_.\-]*")  # the hot path: one C-level match per id
+_ATTEMPT_PARTITION = re.compile(r"att_(\d{1,5})_[0-9a-f]+\Z")  # Keys.attempt_id
 
 
 def enc(raw: str) -> str:
@@ -79,9 +80,19 @@ class Keys:
         return f"{self.prefix}{{t:{enc(tenant_id)}}}:outbox"
 
     def attempt(self, attempt_id: str) -> str:
-        """One attempt's record (JSON, with its tenant); attempt ids are global, so the
-        record is written by a command of its own (no script touches it)."""
-        return f"{self.prefix}attempt:{enc(attempt_id)}"
+        """One attempt's record (JSON, with its tenant). An attempt id names the partition
+        whose step wrote it (`att_<n>_<random>`, `attempt_id`): the record sits under that
+        partition's tag, written in the same script call that acks the task. An id of
+        before (`att_<random>`) keeps its untagged key."""
+        n = _ATTEMPT_PARTITION.match(attempt_id)
+        if n is None:
+            return f"{self.prefix}attempt:{enc(attempt_id)}"
+        return f"{self.prefix}{{p:{n.group(1)}}}:attempt:{enc(attempt_id)}"
+
+    @staticmethod
+    def attempt_id(n: int, random_hex: str) -> str:
+        """A new attempt's id, in partition `n` (see `attempt`)."""
+        return f"att_{n}_{random_hex}"
 
     def attempts(self, tenant_id: str, destination_id: str) -> str:
         """Sorted set of a destination's attempt ids, score = attempt time ms."""

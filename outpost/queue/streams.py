@@ -207,7 +207,8 @@ class Queue:
     ) -> Awaitable[tuple[str, int | None]]:
         """`complete`, queued now and awaited later: a caller completing many tasks queues
         them all first, so they share a batch."""
-        attempt_id = f"att_{os.urandom(16).hex()}"  # 128 random bits, as uuid4 but cheaper
+        n = self.keys.partition_of(entry.stream) or 0  # (its record is written in its step)
+        attempt_id = self.keys.attempt_id(n, os.urandom(16).hex())  # 128 random bits
         task = complete_item(self.keys, attempt_id, entry, outcome, attempt_time)
         return self._completed(attempt_id, self._completions.submit_soon(task))
 

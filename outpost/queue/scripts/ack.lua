@@ -5,11 +5,12 @@
 -- KEYS: [1] the partition's retries, [2] its share of the admin attempt listing, then
 --   per task its lane (or a partition stream of before the lanes, or an ordered sub-lane)
 --   and the lane's partition index of lanes with work, and an ordered sub-lane's state
---   hash, each once.
+--   hash, and each attempt record's key (Keys.attempt: in this partition), each once.
 -- ARGV: [1] consumer group, [2] log cut-off ms, [3] the listing's cap, [4] the tasks, a
 --   JSON array of objects:
---   {stream?, lanes?: indexes into KEYS; entry_id? (ack it); attempt_id? and time_ms (list
---    it); trim: bool; retry? (the retry member, JSON) and retry_at_ms; gone: bool (the
+--   {stream?, lanes?: indexes into KEYS; entry_id? (ack it); attempt_key?: index into
+--    KEYS, attempt (the attempt's record) and ttl (seconds): keep it; attempt_id? and
+--    time_ms (list it); trim: bool; retry? (the retry member, JSON) and retry_at_ms; gone: bool (the
 --    tenant is deleted: its emptied lane goes); state?: index into KEYS (an ordered
 --    sub-lane's); hold?: its head retried in place, not acked (`state` gets `until` =
 --    retry_at_ms and `a:<entry_id>` = next_attempt; delivery/ordered.py)}
@@ -26,6 +27,7 @@ local n = 0
 
 for _, t in ipairs(cjson.decode(ARGV[4])) do
   if t.retry then redis.call('ZADD', retries, t.retry_at_ms, t.retry) end
+  if t.attempt_key then redis.call('SET', KEYS[t.attempt_key], t.attempt, 'EX', t.ttl) end
   if t.attempt_id then
     redis.call('ZADD', listing, t.time_ms, t.attempt_id)
     if t.trim then

@@ -174,12 +174,7 @@ class Outbox:
         if not force and now - self._swept_at < SWEEP_EVERY_SECONDS:
             return 0
         self._swept_at = now
-        calls = Calls()
-        for n in range(self.lanes.partitions):
-            calls.command("SMEMBERS", self.keys.outboxes(n))
-        tenants = sorted(
-            {_s(t) for found in raise_first(await calls.run(self.redis)) for t in found}
-        )
+        tenants = await marked_tenants(self.redis, self.keys, self.lanes.partitions)
         cutoff = int((time.time() - age) * 1000)
         calls = Calls()
         for tenant_id in tenants:
@@ -189,6 +184,14 @@ class Outbox:
         owed = [(t, _s(m)) for t, found in zip(tenants, answers, strict=True) for m in found]
         await self.drain(owed)
         return len(owed)
+
+
+async def marked_tenants(redis: Client, keys: Keys, partitions: int) -> list[str]:
+    """The tenants whose outboxes may hold events (every partition's marks), sorted."""
+    calls = Calls()
+    for n in range(partitions):
+        calls.command("SMEMBERS", keys.outboxes(n))
+    return sorted({_s(t) for found in raise_first(await calls.run(redis)) for t in found})
 
 
 def _s(v: bytes | str) -> str:

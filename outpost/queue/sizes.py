@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from outpost.queue.calls import Calls, raise_first
 from outpost.queue.keys import Keys
+from outpost.queue.outbox import marked_tenants
 
 # tenants whose dead letters one refresh counts (their streams are capped; beyond this many
 # tenants the gauge counts the first ones by creation)
@@ -73,12 +74,6 @@ async def outboxed(redis: Any, keys: Keys, partitions: int) -> int:
     """Events stored but not yet known to be queued in their lanes (the tenants' outboxes,
     queue/outbox.py): two round trips, the marked tenants, then their outboxes."""
     calls = Calls()
-    for n in range(partitions):
-        calls.command("SMEMBERS", keys.outboxes(n))
-    marked: set[bytes] = {t for found in raise_first(await calls.run(redis)) for t in found}
-    calls = Calls()
-    for tenant in marked:
-        calls.command(
-            "ZCARD", keys.outbox(tenant.decode() if isinstance(tenant, bytes) else tenant)
-        )
+    for tenant in await marked_tenants(redis, keys, partitions):
+        calls.command("ZCARD", keys.outbox(tenant))
     return sum(int(n) for n in raise_first(await calls.run(redis)))

@@ -27,7 +27,7 @@ from aiohttp import ClientSession, web
 from outpost.dev import bench_ceilings, bench_cluster, bench_shards, bench_wait
 from outpost.dev.bench_ceilings import cpu_seconds
 from outpost.dev.bench_fair import FAIR_ARGS, endpoint_process, fair_only, fairness
-from outpost.dev.bench_parts import KEY, endpoint_app, load
+from outpost.dev.bench_parts import KEY, endpoint_app, load, outpost_process
 from outpost.dev.bench_report import publish_report, report
 
 SECRET = "bench-aes-secret"
@@ -37,15 +37,6 @@ OVERLOAD_CONCURRENCY = 2000
 
 
 # -- the run --------------------------------------------------------------------------------
-def _outpost(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "outpost", command],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "outpost.dev.bench", *args],
@@ -57,20 +48,11 @@ def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pop
 
 async def ceiling(endpoint: str, seconds: float, concurrency: int) -> float:
     """Bare aiobotocore PutRecord calls/s from this process: the client's own ceiling."""
-    from aiobotocore.config import AioConfig
     from aiobotocore.session import AioSession
 
     count = 0
     deadline = time.monotonic() + seconds
-    config = AioConfig(max_pool_connections=concurrency, retries={"total_max_attempts": 1})
-    async with AioSession().create_client(
-        "kinesis",
-        region_name="us-east-1",
-        endpoint_url=endpoint,
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-        config=config,
-    ) as c:
+    async with bench_ceilings.kinesis_client(AioSession(), endpoint, concurrency) as c:
 
         async def worker() -> None:
             nonlocal count
@@ -157,7 +139,7 @@ async def drain(
 ) -> tuple[float, float, float]:
     """An `outpost worker` process drains the backlog: (events/s, peak RSS MiB, done);
     `cpu` gets the worker's CPU µs per event, counted from its first event on."""
-    proc = _outpost("worker", env)
+    proc = outpost_process("worker", env)
     try:
         started, left, cpu0 = None, n, 0.0
         deadline = time.monotonic() + limit
@@ -262,7 +244,7 @@ async def publish_figures(
     port = devstack.free_port()
     env = service_env(redis_url, port, conc)
     url = f"http://127.0.0.1:{port}/api/v1/publish"
-    api = _outpost("api", env)
+    api = outpost_process("api", env)
     worker = None
     try:
         devstack.wait_for_port(port, api)
@@ -271,7 +253,7 @@ async def publish_figures(
         overload = _load_process(url, seconds, OVERLOAD_CONCURRENCY, 0)
         deps = await prefill(redis_url, ep.url, 0)  # an empty queue, the same destination
         await deps.redis.aclose()
-        worker = _outpost("worker", env)
+        worker = outpost_process("worker", env)
         await asyncio.sleep(1.5)
         top = min(flat["per_s"], pipeline_per_s)
         lat: dict[str, Any] = {}

@@ -89,7 +89,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _client(session: Any, endpoint: str, concurrency: int) -> Any:
+def kinesis_client(session: Any, endpoint: str, concurrency: int) -> Any:
     from aiobotocore.config import AioConfig
 
     config = AioConfig(max_pool_connections=concurrency, retries={"total_max_attempts": 1})
@@ -110,7 +110,7 @@ async def ceiling_batched(endpoint: str, seconds: float, concurrency: int = 4) -
     count = 0
     deadline = time.monotonic() + seconds
     entries = [{"Data": PAYLOAD, "PartitionKey": f"k{i}"} for i in range(BATCH)]
-    async with _client(AioSession(), endpoint, concurrency) as c:
+    async with kinesis_client(AioSession(), endpoint, concurrency) as c:
 
         async def worker() -> None:
             nonlocal count
@@ -166,7 +166,7 @@ async def naive_batcher(redis_url: str, endpoint: str, concurrency: int = 4) -> 
 
     redis = Redis.from_url(redis_url)
     count, started, cpu0 = 0, time.monotonic(), time.process_time()
-    async with _client(AioSession(), endpoint, concurrency) as c:
+    async with kinesis_client(AioSession(), endpoint, concurrency) as c:
 
         async def worker() -> None:
             nonlocal count

@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from outpost.dev.bench_parts import pct
+from outpost.dev.bench_parts import outpost_process, pct
 
 TENANTS = ("fair-a", "fair-b")
 FAIR_ARGS = {  # `make bench`'s defaults (name=value on its command line changes one)
@@ -44,15 +44,6 @@ FAIR_ARGS = {  # `make bench`'s defaults (name=value on its command line changes
     "fair_rounds": 2,  # rounds, pooled
 }
 B_CLIENTS = 4
-
-
-def _outpost(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "outpost", command],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 async def _load(url: str, seconds: float, rate: float, tenant: str) -> dict[str, Any]:
@@ -214,7 +205,7 @@ async def _round(
     deps = await _setup(redis_url, endpoints, env["API_KEY"], env["AES_ENCRYPTION_SECRET"])
     endpoint = endpoints[1]
     url = f"http://127.0.0.1:{env['API_PORT']}/api/v1/publish"
-    api, worker = _outpost("api", env), _outpost("worker", env)
+    api, worker = outpost_process("api", env), outpost_process("worker", env)
     try:
         devstack.wait_for_port(int(env["API_PORT"]), api)
         await asyncio.sleep(1.5)
@@ -222,7 +213,7 @@ async def _round(
         worker.terminate()
         worker.wait(timeout=30)
         await _backlog(deps, n)
-        worker = _outpost("worker", env)
+        worker = outpost_process("worker", env)
         await _started(deps, n)
         alone = await _drained(deps, seconds, worker.pid)
         shared_b = asyncio.create_task(_b_p99(url, endpoint, seconds, rate))

@@ -8,6 +8,8 @@ import asyncio
 import base64
 import contextlib
 import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -68,6 +70,16 @@ def endpoint_app() -> web.Application:
     app.router.add_get("/stats", stats)
     app.router.add_post("/{tail:.*}", kinesis)
     return app
+
+
+def outpost_process(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`python -m outpost <command>` with `env`, its output dropped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "outpost", command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def pct(data: list[float], p: float) -> float | None:

@@ -2,8 +2,9 @@
 to one Redis Cluster slot (redis-py's own key_slot), as a cluster requires. Installed for
 the whole session by tests/conftest.py; a call that breaks it fails with CrossSlot, and is
 recorded too (so code that catches errors cannot hide it). Script calls reach Redis two
-ways: a script object's call (AsyncScript) and a pipelined EVALSHA (queue/calls.py):
-both are checked, and `SEEN`, while a test holds it, gathers the KEYS of each call."""
+ways: a script object's call (AsyncScript) and a pipelined EVALSHA (queue/calls.py: a
+pipeline of a single node, or of one cluster node): all are checked, and `SEEN`, while a
+test holds it, gathers the KEYS of each call."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterNode
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
@@ -52,10 +54,19 @@ def one_slot_per_call() -> Iterator[list[list[str]]]:
             check(list(args[3 : 3 + int(args[2])]))
         return queued(self, *args, **options)
 
+    async def on_node(self: ClusterNode, commands: Any) -> Any:
+        for command in commands:
+            if command.args[0] == "EVALSHA":
+                check(list(command.args[3 : 3 + int(command.args[2])]))
+        return await node_pipeline(self, commands)
+
+    node_pipeline = ClusterNode.execute_pipeline
     AsyncScript.__call__ = checked  # type: ignore[method-assign]
     Pipeline.execute_command = pipelined  # type: ignore[method-assign]
+    ClusterNode.execute_pipeline = on_node  # type: ignore[method-assign]
     try:
         yield BROKEN
     finally:
         AsyncScript.__call__ = original  # type: ignore[method-assign]
         Pipeline.execute_command = queued  # type: ignore[method-assign]
+        ClusterNode.execute_pipeline = node_pipeline  # type: ignore[method-assign]

@@ -28,7 +28,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from outpost.models import Task
-from outpost.queue.calls import Client, is_cluster
+from outpost.queue.calls import Calls, Client, is_cluster, raise_first
 from outpost.queue.items import Entry
 from outpost.queue.keys import GROUP, Keys
 
@@ -174,16 +174,18 @@ class Lanes:
         self, consumer: str, streams: dict[Any, Any], q: int, block: int | None
     ) -> Any:
         """One XREADGROUP; on a cluster one per partition (a command's keys must share a
-        slot), sent together without BLOCK, then a short sleep when all found nothing."""
+        slot), each node's in one pipeline (calls.py), without BLOCK, then a short sleep when
+        all found nothing."""
         if not is_cluster(self.redis):
             return await self.redis.xreadgroup(GROUP, consumer, streams, count=q, block=block)
         by_slot: dict[int | None, dict[Any, Any]] = {}
         for stream, at in streams.items():
             by_slot.setdefault(self.keys.partition_of(stream), {})[stream] = at
-        await self.redis.initialize()  # (as calls.Calls.run)
-        replies = await asyncio.gather(
-            *(self.redis.xreadgroup(GROUP, consumer, s, count=q) for s in by_slot.values())
-        )
+        calls = Calls()
+        for group in by_slot.values():
+            args = ["GROUP", GROUP, consumer, "COUNT", q, "STREAMS", *group, *group.values()]
+            calls.command("XREADGROUP", *args, key=next(iter(group)))
+        replies = raise_first(await calls.run(self.redis))  # (one pipeline per node)
         found = [item for reply in replies for item in reply or []]
         if not found and block:
             await asyncio.sleep(min(block, CLUSTER_POLL_MS) / 1000)

@@ -1,11 +1,12 @@
 """REDIS_WAIT_REPLICAS: a write acknowledged only once replicas have it.
 
 Redis's `WAIT n timeout` counts the replicas that have every write *of the connection it
-runs on*; so a script call and its WAIT go on one connection, in one round trip: a
-pipeline on a single node; on a cluster, the two commands on one connection of the node
-owning the call's slot (every key of one call shares one hash tag; redis-py's cluster
-pipeline refuses scripts). One WAIT per script call (a publish batch's tenant step),
-never per event.
+runs on*; so script calls and their WAIT go on one connection, in one round trip: a
+publish batch's tenant steps in one pipeline then one WAIT on a single node; on a cluster
+each node's share of them in one pipeline then one WAIT, on a connection of that node
+(calls.py). One WAIT per connection, never per event. A retry of a stored event writes
+too (publish.lua), so its WAIT covers the first write: a 202 for a retry never comes
+before the event is replicated.
 """
 
 from __future__ import annotations
@@ -47,24 +48,46 @@ class ReplicaWait:
             raise result
         if isinstance(acked, BaseException):
             raise acked
-        if int(acked) < self.replicas:
-            raise Unavailable(
-                f"stored on the Redis master, but {acked} of {self.replicas} replica(s) "
-                f"confirmed it within {self.timeout_ms} ms (REDIS_WAIT_REPLICAS): not "
-                "acknowledged; retry with the same id (it will not be stored twice)"
-            )
-        return result
+        confirmed = self._confirmed(acked, result)
+        if isinstance(confirmed, Unavailable):
+            raise confirmed
+        return confirmed
 
     async def run_all(self, redis: Client, calls: Calls) -> list[Any]:
-        """Each script call of `calls` (one per tag: a publish batch's tenant steps) with its
-        own WAIT on the node that ran it, concurrently: one answer or exception per call."""
-        if isinstance(redis, RedisCluster):
-            await redis.initialize()  # before concurrent calls (they would race its setup)
-        runs = []
-        for script, keys, args in calls.items:
+        """The script calls of `calls` (one per tag: a publish batch's tenant steps), each
+        answered once `replicas` replicas have its write: one round trip, one WAIT per
+        connection that ran some (per node on a cluster), after them. One answer or
+        exception per call. A call a cluster node did not run, made again alone (a moved
+        slot, a failover), is made once more with its own WAIT: the publish script is
+        idempotent, and a duplicate writes (publish.lua), so that WAIT covers the first."""
+        answers = await calls.run(redis, then=("WAIT", self.replicas, self.timeout_ms))
+        out: list[Any] = []
+        for (script, keys, args), answer, acked in zip(
+            calls.items, answers, calls.after, strict=True
+        ):
             assert script is not None  # plain commands are not waited for
-            runs.append(self.run(redis, script, keys, args))
-        return list(await asyncio.gather(*runs, return_exceptions=True))
+            if isinstance(answer, BaseException):
+                out.append(answer)
+            elif acked is None:
+                try:
+                    await self.run(redis, script, keys, args)
+                    out.append(answer)
+                except Exception as exc:
+                    out.append(exc)
+            else:
+                failed = isinstance(acked, BaseException)
+                out.append(acked if failed else self._confirmed(acked, answer))
+        return out
+
+    def _confirmed(self, acked: Any, answer: Any) -> Any:
+        """The call's answer if its WAIT saw enough replicas; else Unavailable."""
+        if int(acked) >= self.replicas:
+            return answer
+        return Unavailable(
+            f"stored on the Redis master, but {acked} of {self.replicas} replica(s) "
+            f"confirmed it within {self.timeout_ms} ms (REDIS_WAIT_REPLICAS): not "
+            "acknowledged; retry with the same id (it will not be stored twice)"
+        )
 
     async def _once(
         self, redis: Client, script: AsyncScript, keys: Sequence[str], args: list[Any]

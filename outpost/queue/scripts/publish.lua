@@ -27,7 +27,14 @@ local ttl = redis.call('HGET', tenant_key, 'retention') or retention  -- the ten
 local function publish(e)
   if gone then return -1 end
   local event_key = KEYS[e.event_key]
-  if not redis.call('SET', event_key, e.record, 'NX', 'EX', ttl) then return 0 end
+  if not redis.call('SET', event_key, e.record, 'NX', 'EX', ttl) then
+    -- the event is stored already (a retry): a write all the same (its expiry set again
+    -- to itself), so a WAIT after this call (REDIS_WAIT_REPLICAS) waits for the replicas
+    -- to hold the first write too, never answering a retry before its event is replicated
+    local left = redis.call('PTTL', event_key)
+    if left > 0 then redis.call('PEXPIRE', event_key, left) end
+    return 0
+  end
   redis.call('ZADD', index_key, e.time_ms, e.event_id)
   if e.trim then redis.call('ZREMRANGEBYRANK', index_key, 0, -(tonumber(tenant_cap) + 1)) end
   for _, d in ipairs(e.held) do

@@ -10,10 +10,11 @@
 --    now: seconds; routes: [destination id]; held: [destination id]; keys?: {destination
 --    id: ordering key} for the routes to ordered sub-lanes (kept in the member as `o`,
 --    the tasks' `k`)}.
--- Returns one entry per event: its outbox member (a JSON string: the event is stored and
---   its tasks are owed to their lanes), 0 the tenant already had an event with this id
---   (nothing queued), -1 the tenant is deleted or being deleted (nothing stored),
---   'ERR ...' its step failed (the others still ran).
+-- Returns one entry per event: 1 stored (its tasks are owed to their lanes), 0 the tenant
+--   already had an event with this id (nothing queued), -1 the tenant is deleted or being
+--   deleted (nothing stored), 'ERR ...' its step failed (the others still ran); then one
+--   more: the call's outbox member (a JSON string {b: [what each stored event owes], ttl}),
+--   or 0 when no event was stored.
 local tenant_key, generation_key, index_key = KEYS[1], KEYS[2], KEYS[3]
 local outbox_key, dead_key = KEYS[4], KEYS[5]
 local retention, tenant_cap, dead_maxlen, now_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -39,14 +40,23 @@ local function publish(e, record)
                'message', 'the destination was disabled when the event was published',
                'time', e.now)
   end
-  local member = cjson.encode({e = e.event_id, r = e.routes, o = e.keys, ms = e.time_ms,
-                               ttl = ttl})
-  redis.call('ZADD', outbox_key, now_ms, member)
-  return member
+  return 1
 end
 
-for i, e in ipairs(cjson.decode(ARGV[6])) do
+-- one outbox member for the whole call: what each stored event owes
+local owed = {}
+local events = cjson.decode(ARGV[6])
+for i, e in ipairs(events) do
   local ok, res = pcall(publish, e, ARGV[6 + i])
   if ok then out[i] = res else out[i] = 'ERR ' .. tostring(res) end
+  if res == 1 then
+    owed[#owed + 1] = {e = e.event_id, r = e.routes, o = e.keys, ms = e.time_ms}
+  end
+end
+out[#events + 1] = 0
+if #owed > 0 then
+  local member = cjson.encode({b = owed, ttl = ttl})
+  redis.call('ZADD', outbox_key, now_ms, member)
+  out[#events + 1] = member
 end
 return out

@@ -13,11 +13,11 @@ its own exception comes back in order.
 A cluster call that a node did not run is made again, alone, through the cluster client
 (which maps the slots again and follows MOVED/ASK), after the others of its pipeline: a
 redirect (MOVED, ASK, TRYAGAIN, CLUSTERDOWN), NOSCRIPT (a failed-over or restarted node
-that never loaded it), or a node that could not be reached to send it (a failover). A call sent whose answer was lost (the
-connection broke after the send) is answered with that error, never sent again here: it
-may have run, and our steps are not all safe to repeat (complete.lua counts a failure and
-may keep a dead letter; an outbox drain queues its tasks: a repeat would do it twice).
-"""
+that never loaded it), or a node that could not be reached to send it (a failover). A
+call sent whose answer was lost (the connection broke after the send) is answered with
+that error, never sent again here: it may have run, and our steps are not all safe to
+repeat (complete.lua counts a failure and may keep a dead letter; an outbox drain queues
+its tasks: a repeat would do it twice)."""
 
 from __future__ import annotations
 

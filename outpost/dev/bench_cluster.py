@@ -6,8 +6,11 @@ success: the tenant step, the attempt records, the partition step), by one worke
 process and by two. No destination is called: this measures what the layout costs.
 
 Beside each rate, the CPU it took per 1,000 events or tasks: the publisher's or the
-workers', and the redis-servers' (on the cluster also its replicas' share): on a small
-machine the cluster's six servers and the workers share the cores.
+workers', and the redis-servers' (on the cluster also its replicas' share), and how busy
+the machine was: on a small machine the cluster's six servers and the workers share the
+cores. `cluster_drain_cpu_ceiling_per_s` is what the workers and the cluster could reach
+if every core of the machine were theirs (the cores over the CPU a task takes): no number
+of workers goes above it on this machine.
 
 `python -m outpost.dev.bench_cluster [single|cluster|both] [events] [rounds]` prints a table
 and one JSON line; `make bench` runs it as one of its parts.
@@ -110,6 +113,7 @@ def drain(target: str, workers: int, servers: dict[str, list[int]]) -> dict[str,
     tasks/s, and the CPU milliseconds per
     1,000 tasks of the workers and of each group of `servers` (name: redis-server pids)."""
     before = {name: server_cpu(group) for name, group in servers.items()}
+    machine = machine_cpu()
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "outpost.dev.bench_cluster", "drain", target, f"w{i}", "go"],
@@ -125,16 +129,26 @@ def drain(target: str, workers: int, servers: dict[str, list[int]]) -> dict[str,
         p.stdin.write(b"go\n")
         p.stdin.flush()
     results = [json.loads(p.communicate(timeout=600)[0].splitlines()[-1]) for p in procs]
+    busy, total = (now - then for now, then in zip(machine_cpu(), machine, strict=True))
     done = sum(r["done"] for r in results)
     span = max(r["last"] for r in results) - min(r["first"] for r in results if r["first"])
     per_1k = 1000_000 / max(done, 1)
     out = {
         "per_s": done / span if span > 0 else 0.0,
         "worker_cpu_ms_per_1k": sum(r["cpu"] for r in results) * per_1k,
+        "machine_busy_pct": 100 * busy / max(total, 1),  # every process's, ours or not
     }
     for name, group in servers.items():
         out[f"{name}_cpu_ms_per_1k"] = (server_cpu(group) - before[name]) * per_1k
     return out
+
+
+def machine_cpu() -> tuple[int, int]:
+    """The machine's CPU time so far (/proc/stat, in ticks): busy, and in all."""
+    with open("/proc/stat", encoding="ascii") as f:
+        ticks = [int(t) for t in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
 
 
 def server_cpu(pids: list[int]) -> float:
@@ -208,10 +222,20 @@ async def figures(n: int = 20_000, which: str = "both", rounds: int = ROUNDS) ->
             out["cluster_drain_1w_per_s"] / out["single_drain_1w_per_s"]
         )
         out["cluster_2w_vs_1w"] = out["cluster_drain_2w_per_s"] / out["cluster_drain_1w_per_s"]
+        out["cluster_drain_cpu_ceiling_per_s"] = cpu_ceiling(out)
         out["cluster_vs_single_publish"] = (
             out["cluster_publish_per_s"] / out["single_publish_per_s"]
         )
     return out
+
+
+def cpu_ceiling(out: dict[str, float]) -> float:
+    """Tasks/s the workers and the cluster could reach if every core of the machine were
+    theirs: the cores over the CPU a task takes (workers' and redis-servers', as two
+    workers took it)."""
+    per_task_ms = out["cluster_drain_2w_worker_cpu_ms_per_1k"] / 1000
+    per_task_ms += out["cluster_drain_2w_redis_cpu_ms_per_1k"] / 1000
+    return (os.cpu_count() or 1) * 1000 / per_task_ms
 
 
 def main(argv: list[str]) -> None:

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
 
 async def run_ops(settings: Settings, args: argparse.Namespace) -> bool:
     """`outpost drain` and `outpost migrate-redis` (ops.py); True when it succeeded."""
-    keys = Keys(settings.deployment_id)
+    keys = Keys(settings.deployment_id, spread=settings.redis_cluster_enabled)
     if args.command == "migrate-redis":
         urls = (args.source, args.target)
         config = redis_config(settings)

@@ -30,6 +30,7 @@ from outpost.destinations.webhook.format import Style
 from outpost.destinations.webhook.provider import WebhookProvider
 from outpost.destinations.webhook.signature import Scheme
 from outpost.ingest import Ingest
+from outpost.queue.calls import is_cluster
 from outpost.queue.durable import ReplicaWait
 from outpost.queue.keys import Keys
 from outpost.queue.streams import Queue
@@ -167,7 +168,7 @@ class Deps:
     ) -> Deps:
         """`tracing`: else as the OTEL_* variables say (off unless they ask); `telemetry`:
         the metrics the Redis client already counts its errors into, else new ones."""
-        keys = Keys(settings.deployment_id)
+        keys = Keys(settings.deployment_id, spread=is_cluster(redis))
         cipher = Cipher(settings.aes_encryption_secret, settings.aes_encryption_secret_previous)
         registry = build_registry(settings, extra_types)
         store = Store(

@@ -3,11 +3,13 @@ can move a hash tag; ids of safe characters keep the keys they always had."""
 
 import itertools
 import re
+from collections import Counter
 from urllib.parse import quote
 
 import pytest
+from redis.crc import key_slot
 
-from outpost.queue.keys import Keys
+from outpost.queue.keys import Keys, partition_tag
 from tests.conftest import AUTH, kinesis_body
 from tests.topologies import topology  # noqa: F401  (single node and cluster)
 
@@ -161,3 +163,20 @@ async def test_ids_outside_the_id_pattern_are_a_clear_400(client, bad):
     assert r.status in (400, 422), await r.text()
     r = await client.get("/api/v1/events", headers=AUTH, params={"tenant_id": "acme"})
     assert (await r.json())["models"] == []
+
+
+def test_partition_tags_spread_evenly_over_the_slots():
+    """A cluster whose masters split the 16,384 slots evenly (redis-cli --cluster create)
+    gets its share of partitions: with P a power of two, each 1/P of the slots holds
+    exactly one partition; the default 16 over three masters is 6/5/5 (`{p:<n>}` alone
+    was 10/3/3). A single node keeps `{p:<n>}`."""
+    for partitions in (2, 16, 64, 1024):
+        ranges = Counter(
+            key_slot(partition_tag(n).encode()) * partitions // 16384 for n in range(partitions)
+        )
+        assert sorted(ranges) == list(range(partitions)), partitions
+    thirds = Counter(key_slot(partition_tag(n).encode()) * 3 // 16384 for n in range(16))
+    assert sorted(thirds.values()) == [5, 5, 6]
+    keys = Keys("prod", spread=True)
+    assert keys.lanes(5) == f"prod:{{{partition_tag(5)}}}:lanes" != Keys("prod").lanes(5)
+    assert Keys.partition_of(keys.lanes(5)) == 5 and Keys.partition_of(keys.retries(300)) == 300

@@ -1,7 +1,8 @@
 """Every Redis key the service uses, in one place.
 
 Keys of one tenant share the hash tag `{t:<tenant>}` and each delivery partition has its
-own `{p:<n>}`, so that on Redis Cluster a tenant's keys and a partition's keys each sit in
+own `{p:<n>}` (on a Redis Cluster `{p:<n>:<k>}`: `partition_tag` spreads them over the
+slots), so that on Redis Cluster a tenant's keys and a partition's keys each sit in
 one slot. A destination's delivery lane (its task stream) sits in the partition its
 (tenant, destination) hashes to, beside that partition's index of lanes with work and its
 bell, so one script call that queues a task touches one slot's keys for it.
@@ -19,12 +20,40 @@ encoding, so the keys of every id the API accepted before without `:` are unchan
 from __future__ import annotations
 
 import re
+from functools import cache
+from itertools import count
 from urllib.parse import unquote
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 GROUP = "outpost-workers"
 SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _ALL_SAFE = re.compile(r"[A-Za-z0-9_.\-]*")  # the hot path: one C-level match per id
 _ATTEMPT_PARTITION = re.compile(r"att_(\d{1,5})_[0-9a-f]+\Z")  # Keys.attempt_id
+
+
+SPREAD = 1024  # the most delivery partitions (DELIVERY_PARTITIONS): see partition_tag
+
+
+@cache
+def partition_tag(n: int) -> str:
+    """The hash tag of partition `n` on a Redis Cluster (inside its braces): `p:<n>`, or
+    `p:<n>:<k>` with the smallest `k` that puts it in its slot range. Partition n's range
+    is the bit-reversed n (10 bits) times 16 slots, 16 wide: partitions 0..P-1 then lie
+    evenly over the 16,384 slots for any P (a power of two exactly, others nearly), so a
+    cluster whose masters split the slots evenly splits the partitions evenly too
+    (`{p:<n>}` alone put 10 of 16 partitions in the first third of the slots)."""
+    width = REDIS_CLUSTER_HASH_SLOTS // SPREAD
+    start = int(f"{n % SPREAD:010b}"[::-1], 2) * width
+    for k in count():
+        tag = f"p:{n}" if k == 0 else f"p:{n}:{k}"
+        if start <= key_slot(tag.encode()) < start + width:
+            return tag
+    raise AssertionError("unreachable")  # (count() does not end)
+
+
+def _plain_tag(n: int) -> str:
+    return f"p:{n}"
 
 
 def enc(raw: str) -> str:
@@ -35,8 +64,11 @@ def enc(raw: str) -> str:
 
 
 class Keys:
-    def __init__(self, deployment_id: str = ""):
+    def __init__(self, deployment_id: str = "", spread: bool = False):
+        """`spread`: partition tags spread over the slots (`partition_tag`; on a Redis
+        Cluster); otherwise `{p:<n>}` (a single node: its keys as they always were)."""
         self.prefix = f"{enc(deployment_id)}:" if deployment_id else ""
+        self._tag = partition_tag if spread else _plain_tag
 
     def tenants(self) -> str:
         """Sorted set (all scores 0) of `<created_ms>:<tenant id>`, ordered by lex."""
@@ -67,7 +99,7 @@ class Keys:
         owners of a batch's events of one partition. Without `n`: the key of before."""
         if n is None:
             return f"{self.prefix}{{e:{enc(event_id)}}}:owners"
-        return f"{self.prefix}{{p:{n}}}:owners:{enc(event_id)}"
+        return f"{self.prefix}{{{self._tag(n)}}}:owners:{enc(event_id)}"
 
     def events_index(self, tenant_id: str) -> str:
         """Sorted set, score = event time ms: a tenant's event ids."""
@@ -87,7 +119,7 @@ class Keys:
         n = _ATTEMPT_PARTITION.match(attempt_id)
         if n is None:
             return f"{self.prefix}attempt:{enc(attempt_id)}"
-        return f"{self.prefix}{{p:{n.group(1)}}}:attempt:{enc(attempt_id)}"
+        return f"{self.prefix}{{{self._tag(int(n.group(1)))}}}:attempt:{enc(attempt_id)}"
 
     @staticmethod
     def attempt_id(n: int, random_hex: str) -> str:
@@ -134,12 +166,12 @@ class Keys:
 
     def partition(self, n: int) -> str:
         """A partition's task stream of before the lanes: read until empty after an upgrade."""
-        return f"{self.prefix}{{p:{n}}}:tasks"
+        return f"{self.prefix}{{{self._tag(n)}}}:tasks"
 
     def lane(self, n: int, tenant_id: str, destination_id: str) -> str:
         """A destination's delivery lane: the stream of its tasks (consumer group GROUP),
         in partition `n` (Queue.partition_number of the pair)."""
-        return f"{self.prefix}{{p:{n}}}:lane:{enc(tenant_id)}:{enc(destination_id)}"
+        return f"{self.prefix}{{{self._tag(n)}}}:lane:{enc(tenant_id)}:{enc(destination_id)}"
 
     def lane_pattern(self, tenant_id: str) -> str:
         """A SCAN pattern for every lane of the tenant, in any partition."""
@@ -149,7 +181,9 @@ class Keys:
         """One of an ordered destination's sub-lanes (`config.ordering`): the stream of the
         tasks whose ordering key falls in `bucket`, in the destination's partition `n`,
         read by one worker at a time (its lease) and never through the consumer group."""
-        return f"{self.prefix}{{p:{n}}}:olane:{bucket}:{enc(tenant_id)}:{enc(destination_id)}"
+        return (
+            f"{self.prefix}{{{self._tag(n)}}}:olane:{bucket}:{enc(tenant_id)}:{enc(destination_id)}"
+        )
 
     def ordered_lane_pattern(self, tenant_id: str) -> str:
         """A SCAN pattern for every ordered sub-lane of the tenant, in any partition."""
@@ -157,7 +191,7 @@ class Keys:
 
     def ordered_lanes(self, n: int) -> str:
         """Set of partition `n`'s ordered sub-lanes that hold tasks."""
-        return f"{self.prefix}{{p:{n}}}:olanes"
+        return f"{self.prefix}{{{self._tag(n)}}}:olanes"
 
     def lane_lease(self, ordered_lane: str) -> str:
         """Who reads an ordered sub-lane now: the owning worker's name (SET NX PX)."""
@@ -195,39 +229,40 @@ class Keys:
 
     def lanes(self, n: int) -> str:
         """Set of partition `n`'s lanes that hold tasks (queued or in flight)."""
-        return f"{self.prefix}{{p:{n}}}:lanes"
+        return f"{self.prefix}{{{self._tag(n)}}}:lanes"
 
     def bell(self, n: int) -> str:
         """Stream rung when a lane of partition `n` gets its first task: a worker waiting
         on the lanes it knows wakes and looks for the new one."""
-        return f"{self.prefix}{{p:{n}}}:bell"
+        return f"{self.prefix}{{{self._tag(n)}}}:bell"
 
     def retries(self, n: int) -> str:
         """Sorted set of partition `n`'s retries (score = when ms), members JSON tasks of
         lanes of this partition: promoting one is one call on this partition's slot."""
-        return f"{self.prefix}{{p:{n}}}:retries"
+        return f"{self.prefix}{{{self._tag(n)}}}:retries"
 
     def admin_events(self, n: int) -> str:
         """Partition `n`'s share of the admin listing of every event: a sorted set of
         `tenant/event` (score = event time ms) of the tenants whose home partition is `n`
         (Lanes.home); the listing merges the partitions (scatter-gather)."""
-        return f"{self.prefix}{{p:{n}}}:events"
+        return f"{self.prefix}{{{self._tag(n)}}}:events"
 
     def admin_attempts(self, n: int) -> str:
         """Partition `n`'s share of the admin listing of every attempt: attempt ids of
         its lanes' tasks (score = attempt time ms)."""
-        return f"{self.prefix}{{p:{n}}}:attempts"
+        return f"{self.prefix}{{{self._tag(n)}}}:attempts"
 
     def outboxes(self, n: int) -> str:
         """Set of the tenants of home partition `n` that have published: the outbox
         sweep looks in their outboxes (queue/outbox.py)."""
-        return f"{self.prefix}{{p:{n}}}:outboxes"
+        return f"{self.prefix}{{{self._tag(n)}}}:outboxes"
 
     @staticmethod
     def partition_of(key: str) -> int | None:
-        """`n` of a key under the hash tag `{p:<n>}` (None for any other key)."""
+        """`n` of a key under a partition's hash tag (`{p:<n>}` or `{p:<n>:<k>}`,
+        `partition_tag`; None for any other key)."""
         start = key.find("{p:")
         if start < 0:
             return None
         end = key.find("}", start)
-        return int(key[start + 3 : end])
+        return int(key[start + 3 : end].partition(":")[0])

@@ -132,6 +132,10 @@ async def test_the_fairness_run_prints_its_figures(redis_server, aiohttp_server)
     assert out["fair_b_arrived_idle"] > 0 and out["fair_b_arrived_with_backlog"] > 0
     assert out["fair_a_drain_alone_per_s"] > 0 and out["fair_a_drain_shared_per_s"] > 0
     assert out["fair_a_backlog_left"] > 0
+    # publish -> send start comes before publish -> receive (times to the millisecond)
+    for phase in ("idle", "with_backlog"):
+        start, receive = out[f"fair_b_send_start_p99_{phase}_ms"], out[f"fair_b_p99_{phase}_ms"]
+        assert start is not None and 0 < start <= receive + 1.0, (phase, start, receive)
 
 
 def test_the_report_prints_a_table_the_missed_targets_and_last_the_json(capsys):

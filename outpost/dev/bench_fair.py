@@ -9,7 +9,9 @@ one API and one worker process. A round:
 3. Shared: B publishes as in 1 while A drains; B's latencies and A's drain rate over the
    same seconds.
 `fair_rounds` rounds (each on a flushed Redis, fresh processes), pooled: B's p99 idle and
-with A's backlog over every round's events, and their ratio (the goal: <= 2); A's drain
+with A's backlog over every round's events, and their ratio (the goal: <= 2), with where
+B's p99 went (the publish call's own p99, and publish -> the send's start from B's attempt
+records: what is left to the p99 is the send); A's drain
 rate alone and shared, and their ratio (the goal: >= 0.9); how much of A's backlog was
 left at the end of the last round (it must not have run out). Rounds put idle and shared
 windows close together in time more than once: on a machine shared with other work, a
@@ -96,10 +98,10 @@ async def _backlog(deps: Any, n: int) -> None:
         await deps.queue.publish_many(chunk)
 
 
-async def _b_p99(url: str, endpoint: str, seconds: float, rate: float) -> dict[str, Any]:
+async def _b_p99(deps: Any, url: str, endpoint: str, seconds: float, rate: float) -> dict[str, Any]:
     """B publishes at `rate` for `seconds`: its publish -> receive latencies (those that
-    arrived by a second after the last was published), and the CPUs busy outside this
-    run's processes while it published."""
+    arrived by a second after the last was published), its publish -> send start ones
+    (`_started_after`), and the CPUs busy outside this run's processes while it published."""
     foreign = Foreign()
     published = await _load(url, seconds, rate, TENANTS[1])
     cpus = foreign.cpus()
@@ -109,7 +111,23 @@ async def _b_p99(url: str, endpoint: str, seconds: float, rate: float) -> dict[s
         http.get(f"{endpoint}/stats", params={"stream": TENANTS[1], "samples": "1"}) as resp,
     ):
         stats: dict[str, Any] = await resp.json()
-        return {**stats, "publish_p99": published["p99_ms"], "foreign_cpus": cpus}
+    started = await _started_after(deps, stats["n"])
+    return {**stats, "publish_p99": published["p99_ms"], "foreign_cpus": cpus, "sent": started}
+
+
+async def _started_after(deps: Any, n: int) -> list[float]:
+    """Of B's last `n` deliveries, publish -> send start (the attempt's time, to the
+    millisecond) in seconds: the part of B's latency spent before the worker sends (the
+    publish call, the lane, the read, the load), the rest being the send itself."""
+    from outpost.models import parse_iso
+
+    attempts = await deps.queue.attempts(TENANTS[1], "d1", count=max(n, 1))
+    events = await deps.queue.load_events(TENANTS[1], [a["event_id"] for a in attempts])
+    return sorted(
+        parse_iso(a["time"]).timestamp() - ev.data["sent_at"]
+        for a, ev in zip(attempts, events, strict=True)
+        if ev is not None and isinstance(ev.data, dict) and "sent_at" in ev.data
+    )
 
 
 async def _drained(deps: Any, seconds: float, pid: int) -> dict[str, float]:
@@ -209,14 +227,14 @@ async def _round(
     try:
         devstack.wait_for_port(int(env["API_PORT"]), api)
         await asyncio.sleep(1.5)
-        idle = await _b_p99(url, endpoint, seconds, rate)
+        idle = await _b_p99(deps, url, endpoint, seconds, rate)
         worker.terminate()
         worker.wait(timeout=30)
         await _backlog(deps, n)
         worker = outpost_process("worker", env)
         await _started(deps, n)
         alone = await _drained(deps, seconds, worker.pid)
-        shared_b = asyncio.create_task(_b_p99(url, endpoint, seconds, rate))
+        shared_b = asyncio.create_task(_b_p99(deps, url, endpoint, seconds, rate))
         shared = await _drained(deps, seconds, worker.pid)
         busy = await shared_b
     finally:
@@ -236,22 +254,38 @@ def _round2(x: float | None) -> float | None:
 
 
 def _figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    def pooled(phase: str) -> list[float]:
-        return sorted(x for r in rounds for x in r[phase].get("samples", []))
-
     def drain(phase: str, key: str) -> float:
         done = sum(r[phase]["drained"] for r in rounds)
         spent = sum(r[phase][key] for r in rounds)
         return done / spent if spent else 0.0
 
-    def worst(phase: str, key: str) -> Any:
-        return max((r[phase][key] for r in rounds if r[phase][key] is not None), default=None)
-
-    idle, busy = pct(pooled("idle"), 99), pct(pooled("busy"), 99)
     alone, shared = drain("alone", "seconds"), drain("shared", "seconds")
     alone_cpu, shared_cpu = drain("alone", "cpu_s"), drain("shared", "cpu_s")
     return {
         "fair_rounds": len(rounds),
+        **_b_figures(rounds),
+        "fair_a_drain_alone_per_s": alone,
+        "fair_a_drain_shared_per_s": shared,
+        "fair_a_drain_ratio": _ratio(shared, alone),
+        # the same per second of the worker's CPU: steadier on a shared machine
+        "fair_a_drain_alone_per_cpu_s": alone_cpu,
+        "fair_a_drain_shared_per_cpu_s": shared_cpu,
+        "fair_a_drain_cpu_ratio": _ratio(shared_cpu, alone_cpu),
+        "fair_a_backlog_left": rounds[-1]["shared"]["left"],
+    }
+
+
+def _b_figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """B's figures, and the CPUs others took meanwhile."""
+
+    def pooled(phase: str, key: str = "samples") -> list[float]:
+        return sorted(x for r in rounds for x in r[phase].get(key, []))
+
+    def worst(phase: str, key: str) -> Any:
+        return max((r[phase][key] for r in rounds if r[phase][key] is not None), default=None)
+
+    idle, busy = pct(pooled("idle"), 99), pct(pooled("busy"), 99)
+    return {
         "fair_b_p99_idle_ms": idle,
         "fair_b_p99_with_backlog_ms": busy,  # None: none of B's events arrived
         "fair_b_p99_ratio": _ratio(busy, idle),
@@ -262,19 +296,14 @@ def _figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         # of B's p99, the POST /publish's own (the API shares the cores with the worker)
         "fair_b_publish_call_p99_idle_ms": worst("idle", "publish_p99"),
         "fair_b_publish_call_p99_with_backlog_ms": worst("busy", "publish_p99"),
+        # of B's p99, publish -> the send's start (what waits before the worker sends)
+        "fair_b_send_start_p99_idle_ms": pct(pooled("idle", "sent"), 99),
+        "fair_b_send_start_p99_with_backlog_ms": pct(pooled("busy", "sent"), 99),
         "fair_b_arrived_idle": sum(r["idle"]["n"] for r in rounds),
         "fair_b_arrived_with_backlog": sum(r["busy"]["n"] for r in rounds),
         # the CPUs others took meanwhile (most busy round), of os.cpu_count()
         "fair_foreign_cpus_idle": worst("idle", "foreign_cpus"),
         "fair_foreign_cpus_with_backlog": worst("busy", "foreign_cpus"),
-        "fair_a_drain_alone_per_s": alone,
-        "fair_a_drain_shared_per_s": shared,
-        "fair_a_drain_ratio": _ratio(shared, alone),
-        # the same per second of the worker's CPU: steadier on a shared machine
-        "fair_a_drain_alone_per_cpu_s": alone_cpu,
-        "fair_a_drain_shared_per_cpu_s": shared_cpu,
-        "fair_a_drain_cpu_ratio": _ratio(shared_cpu, alone_cpu),
-        "fair_a_backlog_left": rounds[-1]["shared"]["left"],
     }
 
 

@@ -80,6 +80,8 @@ DATA = '{"metadata":{"event-id":"évt_1"},"data":{"n":1,"s":"ünï ✓"}}'.encod
         ("eu-west-1", None, "FwoGZXIvYXdzEXAMPLE//token=="),
         ("us-east-1", "http://127.0.0.1:4566", None),
         ("ap-southeast-2", "https://vpce-1.kinesis.ap-southeast-2.vpce.amazonaws.com", "t"),
+        # the signer's own canonical host and path: a default port, a path to quote
+        ("us-east-1", "https://Kinesis.Example.com:443/a b/~c/", None),
     ],
 )
 async def test_put_record_is_signed_byte_identically(region, endpoint, token):

@@ -209,6 +209,15 @@ def retry_member(entry: Entry, spent: bool = True) -> str:
     )
 
 
+def redrive_item(dead_id: str, task: Task, key: str | OrderedBy) -> dict[str, str]:
+    """One dead letter of redrive.lua: its ordering key (`o`) when it goes to an ordered
+    sub-lane."""
+    item = {"id": dead_id, "e": task.event_id, "d": task.destination_id}
+    if isinstance(key, OrderedBy):
+        item["o"] = key.key
+    return item
+
+
 def indexed(item: dict[str, Any], fields: Sequence[str], table: KeyTable) -> dict[str, Any]:
     """The item with each key it names (in `fields`) replaced by that key's index in the
     call's KEYS."""

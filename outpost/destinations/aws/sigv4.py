@@ -4,8 +4,9 @@ aiobotocore spends most of a PutRecord's CPU on things a delivery worker does no
 call: the event hooks, user-agent building, endpoint rules, retry bookkeeping. Here the
 request is built once by hand in botocore's own wire format, signed with botocore's own
 `SigV4Auth` (`Signer`: its canonical request for this one shape of call built directly,
-the day's signing key derived once), and sent on one shared aiohttp session. The endpoint URL is still resolved by
-aiobotocore (once per region/endpoint), so `AWS_ENDPOINT_URL*` and partitions behave the same.
+the day's signing key derived once), and sent on one shared aiohttp session. The endpoint
+URL is still resolved by aiobotocore (once per region/endpoint), so `AWS_ENDPOINT_URL*`
+and partitions behave the same.
 A test signs the same request with both paths at the same time and compares the bytes.
 
 Errors are returned to the caller as botocore `ClientError`s, the same shape aiobotocore

@@ -218,8 +218,10 @@ class Queue:
         """`complete_soon` of many tasks, one future for all: for each, (attempt id,
         consecutive-failure count) or its own exception."""
         ids = [self._attempt_id(entry) for entry, _ in done]
-        at = attempt_time
-        tasks = [complete_item(self.keys, i, *d, at) for i, d in zip(ids, done, strict=True)]
+        at, shared = attempt_time, qi.Shared(self.keys, attempt_time)
+        tasks = [
+            complete_item(self.keys, i, *d, at, shared) for i, d in zip(ids, done, strict=True)
+        ]
         return self._completed_many(ids, self._completions.submit_many(tasks))
 
     def _attempt_id(self, entry: Entry) -> str:

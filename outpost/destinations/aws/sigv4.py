@@ -25,9 +25,11 @@ import io
 import json
 import os
 import ssl
+from binascii import b2a_base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import sha256
+from json.encoder import encode_basestring_ascii
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -158,13 +160,21 @@ def put_record_body(
 def put_records_body(
     stream: str, records: Sequence[tuple[bytes, str]], hash_keys: Sequence[str | None] = ()
 ) -> bytes:
-    entries: list[dict[str, str]] = [
-        {"Data": base64.b64encode(data).decode(), "PartitionKey": key} for data, key in records
-    ]
-    for entry, hash_key in zip(entries, hash_keys, strict=False):
-        if hash_key:
-            entry["ExplicitHashKey"] = hash_key
-    return json.dumps({"Records": entries, stream_member(stream): stream}).encode()
+    """botocore's serialization of PutRecords (`json.dumps` of the same members, as
+    tests/test_sigv4.py checks), written out directly: a batch of 500 records is one
+    join, not a dict per record walked by the json encoder."""
+    quote = encode_basestring_ascii  # json.dumps's own escaping of a string
+    hashes = list(hash_keys) + [None] * (len(records) - len(hash_keys))
+    entries = []
+    for (data, key), hash_key in zip(records, hashes, strict=False):
+        entry = (
+            f'{{"Data": "{b2a_base64(data, newline=False).decode()}", "PartitionKey": {quote(key)}'
+        )
+        entries.append(
+            f'{entry}, "ExplicitHashKey": {quote(hash_key)}}}' if hash_key else f"{entry}}}"
+        )
+    member = f"{quote(stream_member(stream))}: {quote(stream)}"
+    return f'{{"Records": [{", ".join(entries)}], {member}}}'.encode()
 
 
 def signed_headers(t: Target, operation: str, body: bytes) -> dict[str, str]:

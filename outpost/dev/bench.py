@@ -294,7 +294,7 @@ async def profile(n: int, batching: bool, out: str | None = None, top: int = 25)
     from outpost import logs
     from outpost.deps import Deps
     from outpost.dev import devstack
-    from outpost.runtime import build_worker
+    from outpost.runtime import build_worker, settle_heap
     from outpost.settings import Settings
 
     logs.configure("error")
@@ -312,6 +312,7 @@ async def profile(n: int, batching: bool, out: str | None = None, top: int = 25)
             destinations_allow_private_endpoints=True,
         )
         worker = build_worker(Deps.build(settings, deps.redis), settings)
+        await settle_heap()  # as `outpost worker` does before it starts
         prof = cProfile.Profile()
         elapsed = await _drain_profiled(worker, deps, prof)
         stats = pstats.Stats(prof)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -301,3 +302,20 @@ class Task:
             get(b"m") == b"1",
             get(b"k", b"").decode(),
         )
+
+
+ID_BLOCK = 256  # ids drawn per system call
+_ids: list[str] = []
+
+
+def new_event_id() -> str:
+    """`evt_` and 96 random bits (24 hex digits), from os.urandom in blocks of ID_BLOCK
+    ids: one system call per block, not one per event."""
+    if not _ids:
+        block = os.urandom(12 * ID_BLOCK).hex()
+        _ids.extend(f"evt_{block[i : i + 24]}" for i in range(0, len(block), 24))
+    return _ids.pop()
+
+
+# a forked child must not hand out its parent's ids
+os.register_at_fork(after_in_child=_ids.clear)

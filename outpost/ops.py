@@ -55,7 +55,9 @@ class Depth:
     queued: int  # tasks queued or in flight, in every partition
     retrying: int
     dead_letters: int
-    outboxed: int = 0  # stored, not yet known to be in a lane (the promoter's sweep moves them)
+    # outbox entries (a publish call's stored events, or a redriven dead letter) not yet
+    # known to be in a lane (the promoter's sweep moves them)
+    outboxed: int = 0
 
     @property
     def drained(self) -> bool:
@@ -64,7 +66,7 @@ class Depth:
     def line(self) -> str:
         return (
             f"queued or in flight: {self.queued}, waiting to be retried: {self.retrying}, "
-            f"not yet in a lane: {self.outboxed}, "
+            f"outbox entries not yet in a lane: {self.outboxed}, "
             f"dead letters (kept, not drained): {self.dead_letters}"
         )
 

@@ -241,3 +241,60 @@ async def test_a_tenant_edits_keeping_its_secret_filters_events_and_deletes(
     await expect(page.get_by_text("No destinations yet.")).to_be_visible()
     async with aiohttp.ClientSession(headers=AUTH) as http:
         assert (await http.get(url)).status == 404
+
+
+async def test_a_late_answer_to_an_older_filter_is_not_shown(service, browser, moto):
+    """The attempt list shows the answer to the latest filter: the unfiltered list's answer,
+    held back in the browser until the filtered one is shown, does not replace it."""
+    stream = f"late-{os.urandom(4).hex()}"  # not created yet: the first event fails
+    page = await open_portal(service, browser)
+    await create_kinesis(page, stream, moto.url)
+    failed = await publish_one(service, {"n": 1})
+    await until_attempts(service, failed, 1)
+    await asyncio.to_thread(devstack.create_stream, moto.url, stream, 1)
+    ok = await publish_one(service, {"n": 2})
+    await until_attempts(service, ok, 1)
+
+    held = asyncio.Event()
+
+    async def hold_unfiltered(route):
+        if "status=" in route.request.url:
+            await route.continue_()
+            return
+        await held.wait()  # answered only after the filtered list is on the page
+        await route.continue_()
+
+    await page.route("**/api/v1/attempts*", hold_unfiltered)
+    async with page.expect_response(lambda r: "/attempts" in r.url and "status=" not in r.url):
+        await page.get_by_role("link", name="Attempts").click()
+        await page.select_option("select[name=status]", "success")
+        rows = page.locator("tr.attempt")
+        await expect(rows).to_have_count(1)
+        held.set()
+    await page.wait_for_timeout(500)  # the late answer has arrived: give it time to render
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-event", ok)
+
+
+async def publish_one(service, data: dict) -> str:
+    """The operator publishes one `orders` event for acme: its id."""
+    async with aiohttp.ClientSession() as http:
+        r = await http.post(
+            service.make_url("/api/v1/publish"),
+            json={"tenant_id": "acme", "topic": "orders", "data": data},
+            headers=AUTH,
+        )
+        assert r.status == 202, await r.text()
+        return str((await r.json())["id"])
+
+
+async def until_attempts(service, event_id: str, n: int) -> None:
+    """Wait until the event's attempt log holds `n` attempts (the worker runs beside)."""
+    url = service.make_url("/api/v1/attempts").with_query(tenant_id="acme", event_id=event_id)
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            got = await (await http.get(url, headers=AUTH)).json()
+            if len(got["models"]) >= n:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{event_id}: fewer than {n} attempts after 10 s")

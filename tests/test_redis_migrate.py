@@ -54,19 +54,19 @@ async def test_drain_reports_then_says_drained(client, deps, worker, settings, h
     keys, partitions = deps.keys, settings.delivery_partitions
     assert not await ops.drain(deps.redis, keys, partitions, False, 0, said.append)
     assert said == [
-        "queued or in flight: 3, waiting to be retried: 0, not yet in a lane: 0, "
+        "queued or in flight: 3, waiting to be retried: 0, outbox entries not yet in a lane: 0, "
         "dead letters (kept, not drained): 0"
     ]
     run = cli("drain", url=settings.redis_url)
     assert run.returncode == 1 and "queued or in flight: 3" in run.stdout, run
     await worker.run_until_empty()
-    # an event its publisher stored but did not get into a lane (stopped half way): owed
-    owed = orjson.dumps({"e": "e0", "r": ["x"], "ms": "1", "ttl": "60"})
+    # events their publisher stored but did not get into a lane (stopped half way): owed
+    owed = orjson.dumps({"b": [{"e": "e0", "r": ["x"], "ms": "1"}], "ttl": "60"})
     await deps.queue.outbox.mark(["d"])
     await deps.redis.zadd(keys.outbox("d"), {owed: 1})
     said.clear()
     assert not await ops.drain(deps.redis, keys, partitions, False, 0, said.append)
-    assert "not yet in a lane: 1" in said[0]
+    assert "outbox entries not yet in a lane: 1" in said[0]
     await deps.redis.zrem(keys.outbox("d"), owed)  # (as the promoter's sweep does)
     run = cli("drain", "--wait", "--timeout", "5", url=settings.redis_url)
     assert run.returncode == 0, run

@@ -77,17 +77,22 @@ def publish_call(
         queue_keys.outbox(tenant_id),
         queue_keys.dead_letters(tenant_id),
     )
-    events = [publish_item(queue_keys, table, item) for item in items]
+    events, records = [], []
+    for item in items:
+        call, record = publish_item(queue_keys, table, item)
+        events.append(call)
+        records.append(record)
     now_ms = int(time.time() * 1000)
-    return table.keys, [*caps, now_ms, orjson.dumps(events)]
+    return table.keys, [*caps, now_ms, tenant_id, orjson.dumps(events), *records]
 
 
 def publish_item(
     queue_keys: Keys,
     table: KeyTable,
     item: tuple[Event, list[tuple[str, Any]], Sequence[str]],
-) -> dict[str, Any]:
-    """One event of the publish script, its record's key as an index into KEYS."""
+) -> tuple[dict[str, Any], bytes]:
+    """One event of the publish script, its record's key as an index into KEYS, and its
+    record (an argument of its own: JSON inside the items' JSON would be escaped)."""
     event, routes, held = item
     now = time.time()
     record = {**event.to_json(), "matched_destination_ids": [d for d, _ in routes]}
@@ -96,8 +101,6 @@ def publish_item(
         record[TRACE] = event.traceparent
     call = {
         "event_key": table.index(queue_keys.event(event.tenant_id, event.id)),
-        "record": exactjson.dumps_stored(record).decode(),
-        "tenant_id": event.tenant_id,
         "event_id": event.id,
         "time_ms": str(int(event.time.timestamp() * 1000)),
         "trim": random.random() < TRIM_SHARE,
@@ -108,7 +111,7 @@ def publish_item(
     ordered = {dest_id: key.key for dest_id, key in routes if isinstance(key, OrderedBy)}
     if ordered:  # the ordering keys travel in the outbox member to the ordered sub-lanes
         call["keys"] = ordered
-    return call
+    return call, exactjson.dumps_stored(record)
 
 
 def tenant_fence(queue_keys: Keys, tenant_id: str) -> dict[str, str]:

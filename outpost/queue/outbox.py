@@ -6,7 +6,8 @@ slots of the partitions its tasks go to. No single call may span both on Redis C
 0. the first time this process sees a tenant, the tenant joins its home partition's set of
    outboxes (`{p:n}:outboxes`) before anything of it enters its outbox;
 1. the tenant step (publish.lua, one call per tenant of a coalesced batch) stores each
-   event and, in the same atomic call, an outbox member naming the tasks it owes;
+   event and, in the same atomic call, one outbox member naming the tasks the call's
+   stored events owe (one member per call, not per event: one ZADD and one ZREM);
    the 202 may be answered from here on: the event is stored and its tasks are owed;
 2. `drain`: per partition one requeue.lua call queues the tasks of the batch into their
    lanes (a task with an ordering key, the member's `o`, into its ordered sub-lane),
@@ -105,15 +106,15 @@ class Outbox:
         owners: dict[int, list[tuple[str, str, Any]]] = {}
         calls = Calls()
         for tenant_id, member in owed:
-            o = orjson.loads(member)
-            for item in self._tasks(tenant_id, o):
-                tasks.setdefault(item["lane"].partition, []).append(item)
-            if "ms" not in o:
-                continue  # a redriven dead letter: its event is listed and owned already
-            home = listed.setdefault(self.lanes.home(tenant_id), [])
-            home += [int(o["ms"]), f"{tenant_id}/{o['e']}"]
-            n = self.lanes.owners_partition(o["e"])
-            owners.setdefault(n, []).append((o["e"], tenant_id, o["ttl"]))
+            for o in _owed(orjson.loads(member)):
+                for item in self._tasks(tenant_id, o):
+                    tasks.setdefault(item["lane"].partition, []).append(item)
+                if "ms" not in o:
+                    continue  # a redriven dead letter: its event is listed and owned already
+                home = listed.setdefault(self.lanes.home(tenant_id), [])
+                home += [int(o["ms"]), f"{tenant_id}/{o['e']}"]
+                n = self.lanes.owners_partition(o["e"])
+                owners.setdefault(n, []).append((o["e"], tenant_id, o["ttl"]))
         for n, group in tasks.items():
             calls.script(self._requeue, *self.requeue_call(self.keys.lanes(n), group))
         for n, owned in owners.items():
@@ -184,6 +185,16 @@ class Outbox:
         owed = [(t, _s(m)) for t, found in zip(tenants, answers, strict=True) for m in found]
         await self.drain(owed)
         return len(owed)
+
+
+def _owed(member: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events an outbox member owes tasks for: a publish call's member holds its
+    stored events (`b`, their retention `ttl` once); a redriven dead letter's (and one
+    written before members were per call) is one event."""
+    if "b" not in member:
+        return [member]
+    ttl = member["ttl"]
+    return [{**o, "ttl": ttl} for o in member["b"]]
 
 
 async def marked_tenants(redis: Client, keys: Keys, partitions: int) -> list[str]:

@@ -71,8 +71,9 @@ def _s(value: bytes | str) -> str:
 
 
 async def outboxed(redis: Any, keys: Keys, partitions: int) -> int:
-    """Events stored but not yet known to be queued in their lanes (the tenants' outboxes,
-    queue/outbox.py): two round trips, the marked tenants, then their outboxes."""
+    """Outbox entries not yet known to be queued in their lanes (queue/outbox.py: one per
+    publish call that stored events, one per redriven dead letter): two round trips, the
+    marked tenants, then their outboxes."""
     calls = Calls()
     for tenant in await marked_tenants(redis, keys, partitions):
         calls.command("ZCARD", keys.outbox(tenant))

@@ -117,12 +117,13 @@ class Queue:
         out: list[Any] = [None] * len(items)
         owed: list[tuple[str, str]] = []
         for (tenant_id, at), answer in zip(by_tenant.items(), answers, strict=True):
-            for i, one in zip(
-                at, answer if isinstance(answer, list) else [answer] * len(at), strict=True
-            ):
+            each = [answer] * len(at)
+            if isinstance(answer, list):  # per event, then the call's outbox member
+                *each, member = answer
+                if isinstance(member, bytes):
+                    owed.append((tenant_id, member.decode()))
+            for i, one in zip(at, each, strict=True):
                 out[i] = _published(one)
-                if isinstance(one, bytes) and one.startswith(b"{"):
-                    owed.append((tenant_id, one.decode()))
         try:
             await self.outbox.drain(owed)
         except REDIS_DOWN as exc:  # stored: the sweep queues their tasks (outbox.py)
@@ -408,11 +409,11 @@ def _take(take: str, source: str, member: str) -> tuple[str, ...]:
 
 
 def _published(result: Any) -> bool | DomainError:
-    """One event's answer from the publish script (an outbox member: stored)."""
+    """One event's answer from the publish script (1: stored, 0: a duplicate)."""
     if isinstance(result, BaseException):
         return step_failed(str(result).encode())
     if isinstance(result, bytes):
-        return True if result.startswith(b"{") else step_failed(result)
+        return step_failed(result)
     if result == -1:
         return NotFound("tenant")
     return bool(result)

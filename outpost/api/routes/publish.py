@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +13,7 @@ from outpost.api.routes.common import _deps, parse_body
 from outpost.deps import Deps
 from outpost.destinations.registry import problems
 from outpost.errors import DomainError, RateLimited, ValidationFailed
-from outpost.models import Event, PublishRequest, utcnow
+from outpost.models import Event, PublishRequest, new_event_id, utcnow
 from outpost.surface import read_json, status_of
 
 
@@ -38,7 +37,7 @@ async def publish(request: web.Request) -> web.Response:
 
 def _event_of(req: PublishRequest) -> Event:
     return Event(
-        id=req.id or f"evt_{uuid.uuid4().hex[:24]}",
+        id=req.id or new_event_id(),
         tenant_id=req.tenant_id,
         topic=req.topic or "",
         time=_event_time(req),

@@ -15,7 +15,7 @@ from outpost.destinations.aws.client_type import AwsClientType
 from outpost.destinations.aws.clients import Identity
 from outpost.destinations.aws.fields import DEFAULT_BATCH_LINGER_MS
 from outpost.destinations.aws.roles import Roles
-from outpost.destinations.base import Failure, Result
+from outpost.destinations.base import Result
 from outpost.destinations.batcher import Answer, Batcher
 from outpost.destinations.eventbridge import format as fmt
 from outpost.destinations.eventbridge.config import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, SCHEMA
@@ -106,18 +106,6 @@ class EventBridgeProvider(AwsClientType):
             else resource_arn("events", cfg["region"], destination, f"event-bus/{bus}")
         )
         return ["events:PutEvents"], arn
-
-    async def preflight(self, destination: Destination) -> list[dict[str, Any]]:
-        """AssumeRole when the destination has a role; no other checks for this type."""
-        role = await self.role_check(destination)
-        return [role] if role is not None else await super().preflight(destination)
-
-    def classify(self, exc: BaseException) -> Failure:
-        return errors.classify(exc)
-
-    async def close(self) -> None:
-        await self.batches.close()
-        await super().close()
 
 
 def _answer(entry: Entry, result: Any) -> Answer:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outpost.destinations.base import NonBlank, Schema
-from outpost.destinations.kinesis.partition_key import check_cost, compile_template
+from outpost.destinations.kinesis.partition_key import check_template
 
 TYPE = "kafka"
 MECHANISMS = ("plain", "scram-sha-256", "scram-sha-512")
@@ -68,13 +68,7 @@ class KafkaConfig(BaseModel):
             return "false"
         return v
 
-    @field_validator("partition_key_template")
-    @classmethod
-    def _template(cls, v: str | None) -> str | None:
-        if v in (None, ""):
-            return None
-        check_cost(compile_template(v))
-        return v
+    _template = field_validator("partition_key_template")(check_template)
 
 
 class KafkaCredentials(BaseModel):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from outpost.destinations.aws import fields
 from outpost.destinations.aws.auth import ROLE_FIELDS
-from outpost.destinations.base import NonBlank, Schema
-from outpost.destinations.kinesis.partition_key import check_cost, compile_template
+from outpost.destinations.base import Schema
+from outpost.destinations.kinesis.partition_key import check_template
 
 TYPE = "aws_kinesis"
 MAX_RECORD_BYTES = 1024 * 1024  # a stream's default record limit (MaxRecordSizeInKiB 1024)
@@ -22,7 +22,6 @@ MAX_BATCH_RECORDS = 500  # PutRecords: at most 500 records ...
 MAX_BATCH_BYTES = 5 * 1024 * 1024  # ... and 5 MiB, partition keys included
 DEFAULT_BATCH_LINGER_MS = 50
 STREAM_NAME_RE = r"^[a-zA-Z0-9_.-]{1,128}$"
-REGION_RE = r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$"
 STREAM_ARN_RE = (
     r"^arn:aws[a-z-]*:kinesis:(?P<region>[a-z]{2,4}(-[a-z]+)+-\d{1,2}):(?P<account>\d{12})"
     r":stream/(?P<name>[a-zA-Z0-9_.-]{1,128})$"
@@ -55,30 +54,9 @@ class KinesisConfig(BaseModel):
             raise ValueError("must be 1-128 characters of letters, digits, '_', '.' or '-'")
         return v
 
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str) -> str:
-        if not re.fullmatch(REGION_RE, v):
-            raise ValueError("must be an AWS region such as us-east-1 or us-gov-west-1")
-        return v
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, v: str | None) -> str | None:
-        if v in (None, ""):
-            return None
-        parsed = urlparse(v)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError("must be an http(s) URL such as http://localhost:4566")
-        return v.rstrip("/")
-
-    @field_validator("partition_key_template")
-    @classmethod
-    def _template(cls, v: str | None) -> str | None:
-        if v in (None, ""):
-            return None
-        check_cost(compile_template(v))
-        return v
+    _region = field_validator("region")(fields.check_region)
+    _endpoint = field_validator("endpoint")(fields.check_endpoint)
+    _template = field_validator("partition_key_template")(check_template)
 
 
 class KinesisArnConfig(KinesisConfig):
@@ -109,13 +87,6 @@ class KinesisArnConfig(KinesisConfig):
         assert found is not None
         self.region, self.stream_name = found.group("region"), found.group("name")
         return self
-
-
-class KinesisCredentials(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    key: NonBlank
-    secret: NonBlank
-    session: str | None = None
 
 
 CONFIG_FIELDS: list[dict[str, Any]] = [
@@ -258,7 +229,7 @@ SCHEMA = Schema(
     label="AWS Kinesis",
     description="Put events on an Amazon Kinesis data stream (kinesis:PutRecord).",
     config_model=KinesisConfig,
-    credentials_model=KinesisCredentials,
+    credentials_model=fields.Credentials,
     config_fields=CONFIG_FIELDS,
     credential_fields=CREDENTIAL_FIELDS,
 )

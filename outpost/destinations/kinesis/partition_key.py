@@ -94,6 +94,16 @@ def check_cost(expression: ParsedResult) -> None:
         raise ValueError(f"is too complex: {nodes} expression nodes (at most {MAX_TEMPLATE_NODES})")
 
 
+def check_template(value: str | None) -> str | None:
+    """A config's template field (the Kinesis partition key, Kafka's message key): blank
+    means none; otherwise it must compile and stay within the cost bounds."""
+    if value in (None, ""):
+        return None
+    assert value is not None
+    check_cost(compile_template(value))
+    return value
+
+
 def partition_key(expression: ParsedResult | None, document: dict[str, Any], event_id: str) -> str:
     """The key for one record.
 

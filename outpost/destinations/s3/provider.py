@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from outpost.destinations.aws import errors
 from outpost.destinations.aws.client_type import AwsClientType
 from outpost.destinations.aws.clients import Identity
-from outpost.destinations.base import Failure, Result
+from outpost.destinations.base import Result
 from outpost.destinations.s3 import format as fmt
 from outpost.destinations.s3.config import SCHEMA
 from outpost.destinations.s3.format import CONTENT_TYPE, S3Object
@@ -55,11 +54,3 @@ class S3Provider(AwsClientType):
 
     def role_permissions(self, destination: Destination) -> tuple[list[str], str]:
         return ["s3:PutObject"], f"arn:aws:s3:::{destination.config['bucket']}/*"
-
-    async def preflight(self, destination: Destination) -> list[dict[str, Any]]:
-        """AssumeRole when the destination has a role; no other checks for this type."""
-        role = await self.role_check(destination)
-        return [role] if role is not None else await super().preflight(destination)
-
-    def classify(self, exc: BaseException) -> Failure:
-        return errors.classify(exc)

@@ -16,7 +16,7 @@ from outpost.destinations.aws.client_type import AwsClientType
 from outpost.destinations.aws.clients import Identity
 from outpost.destinations.aws.fields import DEFAULT_BATCH_LINGER_MS
 from outpost.destinations.aws.roles import Roles
-from outpost.destinations.base import Failure, Result
+from outpost.destinations.base import Result
 from outpost.destinations.batcher import Answer, Batcher
 from outpost.destinations.sqs import format as fmt
 from outpost.destinations.sqs.config import (
@@ -130,18 +130,6 @@ class SQSProvider(AwsClientType):
         if len(parts) == 2 and parts[0].isdigit():  # the queue's own account
             arn = f"arn:aws:sqs:{region}:{parts[0]}:{parts[1]}"
         return ["sqs:SendMessage"], arn
-
-    async def preflight(self, destination: Destination) -> list[dict[str, Any]]:
-        """AssumeRole when the destination has a role; no other checks for this type."""
-        role = await self.role_check(destination)
-        return [role] if role is not None else await super().preflight(destination)
-
-    def classify(self, exc: BaseException) -> Failure:
-        return errors.classify(exc)
-
-    async def close(self) -> None:
-        await self.batches.close()
-        await super().close()
 
 
 def _answer(entry: str, done: dict[Any, Any], failed: dict[Any, Any]) -> Answer:

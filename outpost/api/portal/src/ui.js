@@ -1,16 +1,21 @@
 // Small shared pieces: html (htm bound to preact), a loader hook, an error line, a time.
 import { html } from "htm/preact";
-import { useEffect, useState, useCallback } from "preact/hooks";
+import { useEffect, useState, useCallback, useRef } from "preact/hooks";
 
 export { html };
 
+// Only the answer of the latest request is shown: an answer that arrives after a newer
+// request was sent (a filter changed while the old list was loading) is dropped.
 export function useLoad(fn, deps) {
   const [state, set] = useState({ data: null, error: null, loading: true });
+  const latest = useRef(0);
   const reload = useCallback(() => {
+    const ticket = ++latest.current;
+    const settle = (next) => ticket === latest.current && set(next);
     set((s) => ({ ...s, loading: true }));
     fn().then(
-      (data) => set({ data, error: null, loading: false }),
-      (error) => set({ data: null, error, loading: false })
+      (data) => settle({ data, error: null, loading: false }),
+      (error) => settle({ data: null, error, loading: false })
     );
   }, deps);
   useEffect(reload, [reload]);

@@ -292,6 +292,17 @@ class Task:
     def from_fields(cls, f: dict[str, str]) -> Task:
         return cls(f["t"], f["e"], f["d"], int(f.get("a", "1")), f.get("m") == "1", f.get("k", ""))
 
+    @classmethod
+    def from_entry(cls, f: dict[bytes, bytes]) -> Task:
+        """`from_fields` of a stream entry as Redis answers it (bytes): only these decoded."""
+        get = f.get
+        return cls(
+            *(f[b"t"].decode(), f[b"e"].decode(), f[b"d"].decode()),
+            int(get(b"a", b"1")),
+            get(b"m") == b"1",
+            get(b"k", b"").decode(),
+        )
+
 
 ID_BLOCK = 256  # ids drawn per system call
 _ids: list[str] = []

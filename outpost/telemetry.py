@@ -11,6 +11,7 @@ refresh sets (delivery/gauges.py), never a scrape's own Redis calls."""
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -27,6 +28,19 @@ THROTTLE_CODES = frozenset({"throughput_exceeded"})  # aws/errors.py's throttled
 _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
 _DIGITS = re.compile(r"(?<=\d)\d")  # all but the first digit of a number
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def observe_many(histogram: Any, amount: float, count: int) -> None:
+    """`count` observations of `amount` at once (a batch's attempts share their time):
+    prometheus-client's own steps of `observe` (the sum; the first bucket whose bound the
+    amount is within), each taking the count; one by one for any other kind of child."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    if bounds is None or count == 1:
+        for _ in range(count):
+            histogram.observe(amount)
+        return
+    histogram._sum.inc(amount * count)
+    histogram._buckets[bisect_left(bounds, amount)].inc(count)
 
 
 def code_class(code: str, known: set[str] | None = None) -> str:
@@ -174,20 +188,29 @@ class Telemetry:
             self.of(self.queued, dtype, *tenant).inc(events)
 
     def on_outcome(
-        self, dtype: str, tenant_id: str, status: str, code: str, *, retry: bool, dead: bool
+        self,
+        dtype: str,
+        tenant_id: str,
+        status: str,
+        code: str,
+        *,
+        retry: bool,
+        dead: bool,
+        count: int = 1,
     ) -> None:
-        """One attempt's outcome, counted once (held tasks were not sent)."""
+        """`count` attempts' like outcome, counted once each (held tasks were not sent): a
+        batch counts its like outcomes in one call."""
         tenant = self._t(tenant_id)
         if status == "success":
-            self.of(self.delivered, dtype, *tenant).inc()
+            self.of(self.delivered, dtype, *tenant).inc(count)
         elif status == "held":
-            self.of(self.held, dtype, *tenant).inc()
+            self.of(self.held, dtype, *tenant).inc(count)
             return
         else:
-            self.of(self.failed, dtype, code_class(code, self._codes), *tenant).inc()
+            self.of(self.failed, dtype, code_class(code, self._codes), *tenant).inc(count)
             if code in THROTTLE_CODES:
-                self.of(self.throttles, dtype).inc()
+                self.of(self.throttles, dtype).inc(count)
         if retry:
-            self.of(self.retried, dtype, *tenant).inc()
+            self.of(self.retried, dtype, *tenant).inc(count)
         if dead:
-            self.of(self.dead, dtype, *tenant).inc()
+            self.of(self.dead, dtype, *tenant).inc(count)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import structlog
+
 from outpost.dev import devstack
 from outpost.retry import RetryPolicy
 from outpost.runtime import build_worker
@@ -179,3 +181,38 @@ async def test_aggregation_puts_kpl_records_whose_user_records_are_the_events(
     attempts = await deps.queue.attempts("acme", dest["id"], count=100)
     assert sorted(a["event_id"] for a in attempts) == ids
     assert all(a["status"] == "success" for a in attempts)
+
+
+def test_a_batch_logs_its_successes_in_one_line_and_each_failure_in_its_own(monkeypatch):
+    """At info, a batched group's successes are one `deliveries` line per destination;
+    at debug each delivery has its own line, as a failure always has."""
+    from outpost.delivery import deliverer, group
+    from outpost.models import Task
+    from outpost.queue.items import Entry, Outcome
+
+    def done(n_ok: int, n_failed: int) -> list[tuple[Entry, Outcome]]:
+        out = []
+        for i in range(n_ok + n_failed):
+            entry = Entry("lane", f"{i}-0", Task("acme", f"e{i}", "d1", 0))
+            ok = i < n_ok
+            out.append((entry, Outcome("success") if ok else Outcome("failed", "throttled")))
+        return out
+
+    for level, expected in ((20, ["deliveries", "delivery"]), (10, ["delivery"] * 4)):
+        lines: list[dict] = []
+
+        def keep(_logger, method, event_dict, lines=lines):
+            lines.append({**event_dict, "level": method})
+            raise structlog.DropEvent
+
+        wrapper = structlog.make_filtering_bound_logger(level)
+        logger = structlog.wrap_logger(None, processors=[keep], wrapper_class=wrapper)
+        monkeypatch.setattr(group, "log", logger)
+        monkeypatch.setattr(deliverer, "log", logger)
+        group.log_group(done(3, 1), 0.0)
+        assert sorted(line["event"] for line in lines) == sorted(expected)
+        if level == 20:
+            [summary] = [line for line in lines if line["event"] == "deliveries"]
+            assert summary["count"] == 3 and summary["destination_id"] == "d1"
+            [failure] = [line for line in lines if line["event"] == "delivery"]
+            assert failure["status"] == "failed" and failure["level"] == "warning"

@@ -51,3 +51,25 @@ async def test_a_failed_batch_fails_every_caller_in_it_and_the_next_batch_runs()
         with pytest.raises(ConnectionError):
             await t
     assert await c.submit(9) == 9
+
+
+async def test_many_items_share_one_future_across_batches_with_each_own_result():
+    batches: list[list[int]] = []
+
+    async def run_many(items: list[int]) -> list[object]:
+        batches.append(items)
+        await asyncio.sleep(0.01)
+        if 7 in items:
+            raise ConnectionError("gone")  # this whole batch fails
+        return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
+
+    c: Coalescer[int] = Coalescer(run_many, max_batch=4)
+    alone = c.submit_soon(100)
+    many = c.submit_many([2, 3, 4, 5, 6, 7])  # split over two batches: [100, 2, 3, 4], [5, 6, 7]
+    results = await many
+    assert await alone == 1000
+    assert results[0] == 20 and results[2] == 40
+    assert isinstance(results[1], ValueError) and str(results[1]) == "odd 3"
+    assert [type(r) for r in results[3:]] == [ConnectionError] * 3
+    assert batches == [[100, 2, 3, 4], [5, 6, 7]]
+    assert await c.submit_many([]) == []

@@ -25,7 +25,7 @@ from outpost.queue.connection import connect_redis
 from outpost.queue.sizes import entry_age
 from outpost.runtime import build_worker, create_app
 from outpost.settings import Settings
-from outpost.telemetry import MAX_CODES, Telemetry, code_class
+from outpost.telemetry import MAX_CODES, Telemetry, code_class, observe_many
 from tests.conftest import AUTH
 
 DASHBOARD = Path(__file__).parent.parent / "deploy" / "grafana" / "outpost-dashboard.json"
@@ -77,6 +77,26 @@ def test_no_tenant_label_unless_asked():
         t.on_outcome("memory", "acme", "success", "", retry=False, dead=False)
     assert "acme" not in bounded.render().decode()
     assert 'tenant="acme"' in per_tenant.render().decode()
+
+
+def test_counts_and_observations_taken_together_equal_one_by_one():
+    """A batch's like outcomes are counted, and its shared attempt time observed, in one
+    step each: the exposition is what as many single steps give."""
+    apart, together = Telemetry(), Telemetry()
+    for amount in (0.0004, 0.03, 0.25, 7.0, 1e9):  # in the first bucket, inside, past all
+        for _ in range(3):
+            apart.of(apart.attempt, "memory").observe(amount)
+            apart.on_outcome("memory", "acme", "failed", "throttled", retry=True, dead=False)
+        observe_many(together.of(together.attempt, "memory"), amount, 3)
+        together.on_outcome(
+            "memory", "acme", "failed", "throttled", retry=True, dead=False, count=3
+        )
+    scrape = samples(together.render().decode())
+    kept = {k: v for k, v in scrape.items() if not k[0].endswith("_created")}
+    assert kept == {
+        k: v for k, v in samples(apart.render().decode()).items() if not k[0].endswith("_created")
+    }
+    assert value(scrape, "outpost_attempt_duration_seconds_count", destination_type="memory") == 15
 
 
 @pytest.fixture

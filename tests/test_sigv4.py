@@ -80,6 +80,8 @@ DATA = '{"metadata":{"event-id":"évt_1"},"data":{"n":1,"s":"ünï ✓"}}'.encod
         ("eu-west-1", None, "FwoGZXIvYXdzEXAMPLE//token=="),
         ("us-east-1", "http://127.0.0.1:4566", None),
         ("ap-southeast-2", "https://vpce-1.kinesis.ap-southeast-2.vpce.amazonaws.com", "t"),
+        # the signer's own canonical host and path: a default port, a path to quote
+        ("us-east-1", "https://Kinesis.Example.com:443/a b/~c/", None),
     ],
 )
 async def test_put_record_is_signed_byte_identically(region, endpoint, token):
@@ -175,3 +177,34 @@ def test_errors_are_parsed_as_botocore_does(status, header, body, code, message)
     err = sigv4._error(status, header, body, raw)
     assert err["Error"] == {"Code": code, "Message": message}
     assert err["ResponseMetadata"]["HTTPStatusCode"] == status
+
+
+@pytest.mark.parametrize("stream", ["orders-stream", "arn:aws:kinesis:us-east-1:123:stream/s"])
+def test_put_records_body_is_what_json_dumps_gives(stream):
+    """The body written out directly is botocore's `json.dumps` of the same members, for
+    keys that need escaping and with explicit hash keys on some records."""
+    import base64
+    import json
+
+    records = [(DATA, 'a "quoted"\\key\n'), (b"\x00\xff", "ünï ✓ \U0001f600"), (b"", "k")]
+    hash_keys = ["340282366920938463463374607431768211455", None, "0"]
+    entries = []
+    for (data, key), hash_key in zip(records, hash_keys, strict=True):
+        entry = {"Data": base64.b64encode(data).decode(), "PartitionKey": key}
+        if hash_key:
+            entry["ExplicitHashKey"] = hash_key
+        entries.append(entry)
+    member = "StreamARN" if stream.startswith("arn:") else "StreamName"
+    expected = json.dumps({"Records": entries, member: stream}).encode()
+    assert sigv4.put_records_body(stream, records, hash_keys) == expected
+    assert (
+        sigv4.put_records_body(stream, records[:2])
+        == json.dumps(
+            {
+                "Records": [
+                    {k: v for k, v in e.items() if k != "ExplicitHashKey"} for e in entries[:2]
+                ],
+                member: stream,
+            }
+        ).encode()
+    )

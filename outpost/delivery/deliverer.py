@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from outpost.delivery import group
 from outpost.delivery.alerts import Alerts
 from outpost.delivery.breaker import Breakers, Key
 from outpost.deps import Deps
@@ -81,6 +82,24 @@ def span_attributes(task: Task, outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def log_delivery(entry: Entry, outcome: Outcome, started: float) -> None:
+    """The delivery's log line."""
+    task = entry.task
+    log.log(
+        _LEVELS.get(outcome.status, 30),
+        "delivery",
+        event_id=task.event_id,
+        tenant_id=task.tenant_id,
+        destination_id=task.destination_id,
+        attempt=task.attempt,
+        status=outcome.status,
+        code=outcome.code or None,
+        retry_in=None if outcome.retry_in is None else round(outcome.retry_in, 1),
+        dead=outcome.dead or None,
+        duration_ms=round((time.time() - started) * 1000, 1),
+    )
+
+
 @dataclass(frozen=True)
 class Sending:
     """A send under way: its result to await by `deadline` (the loop's clock)."""
@@ -139,27 +158,10 @@ class Deliverer:
     ) -> list[Outcome]:
         """Deliver many loaded tasks from one coroutine: every record is handed over
         (batching destinations gather them into PutRecords) before any result is awaited,
-        and the completions are queued together. For batching destinations, where a task
-        per event would cost more than its share of the call."""
-        started = time.time()
-        self.telemetry.inflight.inc(len(items))
-        try:
-            begun = [await self._begin(e, ev, raw) for e, ev, raw in items]
-            outcomes = []
-            for (entry, event, raw), b in zip(items, begun, strict=True):
-                outcome = await self._settle(entry, event, raw, b)
-                self._describe(entry, outcome, event, raw, started)
-                outcomes.append(outcome)
-        finally:
-            self.telemetry.inflight.dec(len(items))
-        done = [
-            self.queue.complete_soon(e, o, started)
-            for (e, _, _), o in zip(items, outcomes, strict=True)
-        ]
-        for (entry, _, _), outcome, completion in zip(items, outcomes, done, strict=True):
-            _, failures = await completion
-            await self._after(entry, outcome, failures, started)
-        return outcomes
+        and what the tasks of a destination share is done once (delivery/group.py). For
+        batching destinations, where a task per event would cost more than its share of
+        the call."""
+        return await group.process_group(self, items)
 
     def _describe(
         self,
@@ -183,22 +185,9 @@ class Deliverer:
         self, entry: Entry, outcome: Outcome, failures: int | None, started: float
     ) -> None:
         """Alerts, and the delivery's log line."""
-        task = entry.task
         if self.alerts is not None and outcome.status == "failed":
             await self._alert(entry, outcome, failures)
-        log.log(
-            _LEVELS.get(outcome.status, 30),
-            "delivery",
-            event_id=task.event_id,
-            tenant_id=task.tenant_id,
-            destination_id=task.destination_id,
-            attempt=task.attempt,
-            status=outcome.status,
-            code=outcome.code or None,
-            retry_in=None if outcome.retry_in is None else round(outcome.retry_in, 1),
-            dead=outcome.dead or None,
-            duration_ms=round((time.time() - started) * 1000, 1),
-        )
+        log_delivery(entry, outcome, started)
 
     async def _endpoint_allowed(self, dest: Destination) -> None:
         """The SSRF guard again at send time, on every URL the type takes from its config
@@ -305,11 +294,15 @@ class Deliverer:
         if isinstance(begun, Outcome):
             return begun
         assert event is not None and raw_dest is not None
+        result, scope = begun.result, None
         try:
-            async with asyncio.timeout_at(begun.deadline) as scope:
-                response = await begun.result
+            if isinstance(result, asyncio.Future) and result.done():
+                response = result.result()  # (a batch's results land together: no timer)
+            else:
+                async with asyncio.timeout_at(begun.deadline) as scope:
+                    response = await result
         except Exception as exc:
-            if scope.expired():
+            if scope is not None and scope.expired():
                 failure = self._overdue(entry)
             else:
                 provider = self.registry.get(self.destinations.parse(raw_dest).type)

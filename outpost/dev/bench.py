@@ -284,16 +284,17 @@ def _load_process(
     return result
 
 
-async def profile(n: int, batching: bool, top: int = 25) -> None:
+async def profile(n: int, batching: bool, out: str | None = None, top: int = 25) -> None:
     """One worker (in this process, under cProfile) drains `n` events to the bench
-    endpoint; prints the rate and the top entries by own time."""
+    endpoint; prints the rate, the Python calls per event and the top entries by own
+    time (`out`: also dump the stats there, for pstats)."""
     import cProfile
     import pstats
 
     from outpost import logs
     from outpost.deps import Deps
     from outpost.dev import devstack
-    from outpost.runtime import build_worker
+    from outpost.runtime import build_worker, settle_heap
     from outpost.settings import Settings
 
     logs.configure("error")
@@ -311,10 +312,16 @@ async def profile(n: int, batching: bool, top: int = 25) -> None:
             destinations_allow_private_endpoints=True,
         )
         worker = build_worker(Deps.build(settings, deps.redis), settings)
+        await settle_heap()  # as `outpost worker` does before it starts
         prof = cProfile.Profile()
         elapsed = await _drain_profiled(worker, deps, prof)
+        stats = pstats.Stats(prof)
+        calls = stats.total_calls  # type: ignore[attr-defined]
         print(f"{n} events in {elapsed:.2f} s under cProfile = {n / elapsed:.0f}/s")
-        pstats.Stats(prof).sort_stats("tottime").print_stats(top)
+        print(f"{calls} Python calls = {calls / n:.0f} per event")
+        if out:
+            stats.dump_stats(out)
+        stats.sort_stats("tottime").print_stats(top)
         await deps.redis.aclose()
     finally:
         ep.stop()
@@ -342,9 +349,10 @@ def main(argv: list[str]) -> None:
         print(__doc__)
         print("Arguments: name=value overrides (e.g. seconds=5 backlog=10000), or a part.")
         return
-    if argv and argv[0] == "profile":  # python -m outpost.dev.bench profile [N] [batched]
+    if argv and argv[0] == "profile":  # ... profile [N] [batched] [out=FILE]
         n = int(argv[1]) if len(argv) > 1 else 20_000
-        asyncio.run(profile(n, batching="batched" in argv))
+        out = next((a[4:] for a in argv if a.startswith("out=")), None)
+        asyncio.run(profile(n, batching="batched" in argv, out=out))
         return
     if argv and argv[0] == "endpoint":
         web.run_app(

@@ -9,9 +9,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class _Many:
+    """The callers' side of `submit_many`: one future for many items' results."""
+
+    done: asyncio.Future[list[Any]]
+    results: list[Any] = field(default_factory=list)
+    left: int = 0
+
+    def put(self, at: int, result: Any) -> None:
+        self.results[at] = result
+        self.left -= 1
+        if not self.left and not self.done.done():
+            self.done.set_result(self.results)
 
 
 class Coalescer(Generic[T]):
@@ -23,7 +39,8 @@ class Coalescer(Generic[T]):
         batch gets the exception."""
         self._run_many = run_many
         self._max = max_batch
-        self._pending: list[tuple[T, asyncio.Future[Any]]] = []
+        # each item with its caller: its own future, or (a `_Many`, its place in it)
+        self._pending: list[tuple[T, asyncio.Future[Any] | tuple[_Many, int]]] = []
         self._runner: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> Any:
@@ -34,25 +51,38 @@ class Coalescer(Generic[T]):
         all first, so they share one batch)."""
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((item, done))
+        self._wake()
+        return done
+
+    def submit_many(self, items: list[T]) -> asyncio.Future[list[Any]]:
+        """Queue many items now; one future for their results in order, each a result or
+        its own exception instance (never raised: the caller looks at each)."""
+        many = _Many(asyncio.get_running_loop().create_future(), [None] * len(items))
+        many.left = len(items)
+        if not items:
+            many.done.set_result([])
+        self._pending += [(item, (many, i)) for i, item in enumerate(items)]
+        self._wake()
+        return many.done
+
+    def _wake(self) -> None:
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
-        return done
 
     async def _run(self) -> None:
         while self._pending:
             batch = self._pending[: self._max]
             del self._pending[: self._max]
             try:
-                results = await self._run_many([item for item, _ in batch])
+                results: Sequence[Any] = await self._run_many([item for item, _ in batch])
             except Exception as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for (_, done), result in zip(batch, results, strict=True):
-                if done.done():
+                results = [exc] * len(batch)
+            for (_, caller), result in zip(batch, results, strict=True):
+                if isinstance(caller, tuple):
+                    caller[0].put(caller[1], result)
+                elif caller.done():
                     continue
-                if isinstance(result, BaseException):
-                    done.set_exception(result)
+                elif isinstance(result, BaseException):
+                    caller.set_exception(result)
                 else:
-                    done.set_result(result)
+                    caller.set_result(result)

@@ -123,20 +123,56 @@ def tenant_fence(queue_keys: Keys, tenant_id: str) -> dict[str, str]:
     }
 
 
+class Shared:
+    """What the tasks of one completion batch share, worked out once: the attempt time's
+    forms, each destination's keys, each stream's lane index and state hash."""
+
+    def __init__(self, queue_keys: Keys, attempt_time: float):
+        self.keys, self.time = queue_keys, attempt_time
+        self.time_iso = iso(datetime.fromtimestamp(attempt_time, UTC))
+        self.time_ms = str(int(attempt_time * 1000))
+        self._dests: dict[tuple[str, str], tuple[str, str]] = {}
+        self._streams: dict[str, tuple[str | None, str | None]] = {}
+
+    def destination(self, task: Task) -> tuple[str, str]:
+        """The destination's attempts index and failure counter."""
+        ids = (task.tenant_id, task.destination_id)
+        hit = self._dests.get(ids)
+        if hit is None:
+            hit = self._dests[ids] = (self.keys.attempts(*ids), self.keys.failures(*ids))
+        return hit
+
+    def stream(self, stream: str) -> tuple[str | None, str | None]:
+        """The stream's index of lanes and, for an ordered sub-lane, its state hash."""
+        hit = self._streams.get(stream)
+        if hit is None:
+            hit = self._streams[stream] = (
+                self.keys.lanes_of(stream),
+                self.keys.state_of(stream),
+            )
+        return hit
+
+
 def complete_item(
-    queue_keys: Keys, attempt_id: str, entry: Entry, outcome: Outcome, attempt_time: float
+    queue_keys: Keys,
+    attempt_id: str,
+    entry: Entry,
+    outcome: Outcome,
+    attempt_time: float,
+    shared: Shared | None = None,
 ) -> dict[str, Any]:
     """One task of a completion: what its tenant step (complete.lua) and its partition
-    step (ack.lua) need, keys by name (`indexed` turns them into indexes into KEYS)."""
+    step (ack.lua) need, keys by name (`indexed` turns them into indexes into KEYS);
+    `shared`: what it shares with the other tasks of its batch (of this attempt time)."""
+    shared = shared or Shared(queue_keys, attempt_time)
     task = entry.task
     call: dict[str, Any] = {"tenant_id": task.tenant_id, "stream": entry.stream}
     call["entry_id"] = entry.entry_id
-    lanes = queue_keys.lanes_of(entry.stream)
+    lanes, state = shared.stream(entry.stream)
     if lanes is not None:
         call["lanes"] = lanes
     if outcome.record_attempt:
-        call |= _attempt_fields(queue_keys, attempt_id, task, outcome, attempt_time)
-    state = queue_keys.state_of(entry.stream)
+        call |= _attempt_fields(shared, attempt_id, task, outcome)
     if state is not None:  # an ordered sub-lane: a retry stays at its head (ordered.py)
         call["state"] = state
     if outcome.retry_in is not None:
@@ -158,27 +194,29 @@ def complete_item(
 
 
 def _attempt_fields(
-    queue_keys: Keys, attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
+    shared: Shared, attempt_id: str, task: Task, outcome: Outcome
 ) -> dict[str, Any]:
     """What the completion needs to keep the attempt and count failures."""
-    record = attempt_record(attempt_id, task, outcome, attempt_time)
+    record = attempt_record(attempt_id, task, outcome, shared.time_iso)
+    attempts, failures = shared.destination(task)
     return {
         "record": True,
-        "attempt_key": queue_keys.attempt(attempt_id),
+        "attempt_key": shared.keys.attempt(attempt_id),
         "attempt": exactjson.dumps_stored(record).decode(),
         "attempt_id": attempt_id,
-        "time_ms": str(int(attempt_time * 1000)),
+        "time_ms": shared.time_ms,
         "success": outcome.status == "success",
         "trim": random.random() < TRIM_SHARE,
-        "event_attempts": queue_keys.event_attempts(task.tenant_id, task.event_id),
-        "destination_attempts": queue_keys.attempts(task.tenant_id, task.destination_id),
-        "failures": queue_keys.failures(task.tenant_id, task.destination_id),
+        "event_attempts": shared.keys.event_attempts(task.tenant_id, task.event_id),
+        "destination_attempts": attempts,
+        "failures": failures,
     }
 
 
 def attempt_record(
-    attempt_id: str, task: Task, outcome: Outcome, attempt_time: float
+    attempt_id: str, task: Task, outcome: Outcome, attempt_time: str
 ) -> dict[str, Any]:
+    """`attempt_time`: RFC 3339 (models.iso)."""
     return {
         "id": attempt_id,
         "tenant_id": task.tenant_id,
@@ -189,7 +227,7 @@ def attempt_record(
         "code": outcome.code or "ok",
         "response_data": outcome.response,
         "manual": task.manual,
-        "time": iso(datetime.fromtimestamp(attempt_time, UTC)),
+        "time": attempt_time,
         "topic": outcome.topic,
         "destination_type": outcome.destination_type,
     }
@@ -210,6 +248,15 @@ def retry_member(entry: Entry, spent: bool = True) -> str:
         },
         separators=(",", ":"),
     )
+
+
+def redrive_item(dead_id: str, task: Task, key: str | OrderedBy) -> dict[str, str]:
+    """One dead letter of redrive.lua: its ordering key (`o`) when it goes to an ordered
+    sub-lane."""
+    item = {"id": dead_id, "e": task.event_id, "d": task.destination_id}
+    if isinstance(key, OrderedBy):
+        item["o"] = key.key
+    return item
 
 
 def indexed(item: dict[str, Any], fields: Sequence[str], table: KeyTable) -> dict[str, Any]:

@@ -296,8 +296,7 @@ async def _create_group(redis: Client, stream: str) -> None:
 
 
 def _entry(stream: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
-    decoded = {k.decode(): v.decode() for k, v in fields.items()}
-    return Entry(stream, _s(entry_id), Task.from_fields(decoded))
+    return Entry(stream, _s(entry_id), Task.from_entry(fields))
 
 
 def _s(v: bytes | str) -> str:

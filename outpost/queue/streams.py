@@ -23,6 +23,7 @@ import structlog
 from outpost import exactjson
 from outpost.errors import DomainError, Invalid, NotFound
 from outpost.models import Event, OrderedBy, Task
+from outpost.queue import items as qi
 from outpost.queue.calls import Calls, Client, mget, raise_first
 from outpost.queue.coalesce import Coalescer
 from outpost.queue.completion import Completion
@@ -208,15 +209,39 @@ class Queue:
     ) -> Awaitable[tuple[str, int | None]]:
         """`complete`, queued now and awaited later: a caller completing many tasks queues
         them all first, so they share a batch."""
-        n = self.keys.partition_of(entry.stream) or 0  # (its record is written in its step)
-        attempt_id = self.keys.attempt_id(n, os.urandom(16).hex())  # 128 random bits
+        attempt_id = self._attempt_id(entry)
         task = complete_item(self.keys, attempt_id, entry, outcome, attempt_time)
         return self._completed(attempt_id, self._completions.submit_soon(task))
+
+    def complete_many(
+        self, done: list[tuple[Entry, Outcome]], attempt_time: float
+    ) -> Awaitable[list[tuple[str, int | None] | BaseException]]:
+        """`complete_soon` of many tasks, one future for all: for each, (attempt id,
+        consecutive-failure count) or its own exception."""
+        ids = [self._attempt_id(entry) for entry, _ in done]
+        at, shared = attempt_time, qi.Shared(self.keys, attempt_time)
+        tasks = [
+            complete_item(self.keys, i, *d, at, shared) for i, d in zip(ids, done, strict=True)
+        ]
+        return self._completed_many(ids, self._completions.submit_many(tasks))
+
+    def _attempt_id(self, entry: Entry) -> str:
+        n = self.keys.partition_of(entry.stream) or 0  # (its record is written in its step)
+        return self.keys.attempt_id(n, os.urandom(16).hex())  # 128 random bits
 
     @staticmethod
     async def _completed(attempt_id: str, done: Awaitable[Any]) -> tuple[str, int | None]:
         failures = await done
         return attempt_id, None if failures < 0 else int(failures)
+
+    @staticmethod
+    async def _completed_many(
+        ids: list[str], done: Awaitable[list[Any]]
+    ) -> list[tuple[str, int | None] | BaseException]:
+        return [
+            f if isinstance(f, BaseException) else (i, None if f < 0 else int(f))
+            for i, f in zip(ids, await done, strict=True)
+        ]
 
     async def promote_due(self, limit: int = 500) -> int:
         """Move retries whose time has come back into their lanes (one call per partition
@@ -344,7 +369,7 @@ class Queue:
         if not items:
             return 0
         await self.outbox.mark([tenant_id])
-        calls = [_redrive_item(dead_id, task, key) for dead_id, task, key in items]
+        calls = [qi.redrive_item(dead_id, task, key) for dead_id, task, key in items]
         keys = [self.keys.dead_letters(tenant_id), self.keys.outbox(tenant_id)]
         members: Any = await self._redrive(
             keys=keys, args=[int(time.time() * 1000), orjson.dumps(calls)]
@@ -365,15 +390,6 @@ class Queue:
         calls.command("SMEMBERS", self.keys.event_owners(event_id))  # (the key of before)
         found = raise_first(await calls.run(self.redis))
         return sorted({_s(m) for members in found for m in members})
-
-
-def _redrive_item(dead_id: str, task: Task, key: str | OrderedBy) -> dict[str, str]:
-    """One dead letter of redrive.lua: its ordering key (`o`) when it goes to an ordered
-    sub-lane."""
-    item = {"id": dead_id, "e": task.event_id, "d": task.destination_id}
-    if isinstance(key, OrderedBy):
-        item["o"] = key.key
-    return item
 
 
 def _s(v: bytes | str) -> str:

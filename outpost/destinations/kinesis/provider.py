@@ -149,15 +149,17 @@ class KinesisProvider(RoleAuth, DestinationType):
         cfg = destination.config
         target = await self.writer.target(destination)
         max_records = cfg.get("batch_max_records") or MAX_BATCH_RECORDS
-        add, stream = self.writer.batches.add, stream_id(destination)
         agg = bool(cfg.get("aggregation"))
-        out: list[Awaitable[Result]] = []
-        for record in records:
-            if fmt.size(record) <= MAX_RECORD_BYTES:
-                out.append(add(target, stream, record, max_records, agg))
-            else:  # over 1 MiB (a stream that allows more): alone, by PutRecord
-                out.append(asyncio.ensure_future(self._put_large(record, destination, target)))
-        return out
+        fits = [fmt.size(record) <= MAX_RECORD_BYTES for record in records]
+        small = [record for record, ok in zip(records, fits, strict=True) if ok]
+        added = iter(
+            self.writer.batches.add_many(target, stream_id(destination), small, max_records, agg)
+        )
+        # a record over 1 MiB (a stream that allows more) goes alone, by PutRecord
+        return [
+            next(added) if ok else asyncio.ensure_future(self._put_large(r, destination, target))
+            for r, ok in zip(records, fits, strict=True)
+        ]
 
     async def _put_large(
         self, record: Record, destination: Destination, target: sigv4.Target

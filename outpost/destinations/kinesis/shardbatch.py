@@ -78,18 +78,31 @@ class StreamBatcher:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def add(self, record: Record, max_records: int) -> asyncio.Future[dict[str, Any]]:
-        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        size = len(record.data) + len(record.partition_key.encode())
-        shard = None
-        if self.map is not None:
-            shard = self.map.shard_for(sh.hash_key(record.partition_key, record.hash_key))
-        self.pending.setdefault(shard, deque()).append(Entry(record, waiter, size, shard))
-        self.queued += 1
+        return self.add_many([record], max_records)[0]
+
+    def add_many(
+        self, records: list[Record], max_records: int
+    ) -> list[asyncio.Future[dict[str, Any]]]:
+        """The records into their shards' queues; a future per record."""
+        new_future, shard_map = asyncio.get_running_loop().create_future, self.map
+        waiters: list[asyncio.Future[dict[str, Any]]] = []
+        for record in records:
+            waiter: asyncio.Future[dict[str, Any]] = new_future()
+            size = len(record.data) + len(record.partition_key.encode())
+            shard = None
+            if shard_map is not None:
+                shard = shard_map.shard_for(sh.hash_key(record.partition_key, record.hash_key))
+            queue = self.pending.get(shard)
+            if queue is None:
+                queue = self.pending[shard] = deque()
+            queue.append(Entry(record, waiter, size, shard))
+            waiters.append(waiter)
+        self.queued += len(records)
         self.max_records = min(self.max_records, max_records)
         self._wake.set()
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run())
-        return waiter
+        return waiters
 
     async def _run(self) -> None:
         if self.map is None and not self._map_next:  # the stream's first records wait
@@ -348,12 +361,22 @@ class Batches:
         max_records: int,
         aggregation: bool = False,
     ) -> asyncio.Future[dict[str, Any]]:
+        return self.add_many(target, stream, [record], max_records, aggregation)[0]
+
+    def add_many(
+        self,
+        target: sigv4.Target,
+        stream: str,
+        records: list[Record],
+        max_records: int,
+        aggregation: bool = False,
+    ) -> list[asyncio.Future[dict[str, Any]]]:
         key = (id(target), stream, aggregation)
         batcher = self._streams.get(key)
         if batcher is None or batcher.target is not target:
             batcher = StreamBatcher(self._http, target, stream, aggregation)
             self._streams[key] = batcher
-        return batcher.add(record, max_records)
+        return batcher.add_many(records, max_records)
 
     async def close(self) -> None:
         await asyncio.gather(*(b.close() for b in self._streams.values()))

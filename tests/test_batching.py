@@ -83,7 +83,7 @@ async def test_partial_failures_retry_only_the_failed_records(deps, client, moto
 async def test_batches_stay_within_5_mib(deps, client, moto, moto_stream):
     proxy = await KinesisProxy(moto.url).start()
     try:
-        await setup_destination(
+        dest = await setup_destination(
             client,
             moto_stream,
             proxy.url,
@@ -96,7 +96,10 @@ async def test_batches_stay_within_5_mib(deps, client, moto, moto_stream):
         await worker.run_until_empty(limit=60)
     finally:
         await proxy.close()
-    assert sum(n for n, _ in proxy.batches) == 12
+    attempts = await deps.queue.attempts("acme", dest["id"])
+    assert {a["event_id"] for a in attempts if a["status"] == "success"} == set(ids)
+    # at least once: a call that timed out on a starved machine is sent again
+    assert sum(n for n, _ in proxy.batches) >= 12
     assert len(proxy.batches) >= 3
     assert all(size <= 5 * 1024 * 1024 for _, size in proxy.batches)
     assert max(n for n, _ in proxy.batches) > 1

@@ -132,6 +132,8 @@ async def test_the_fairness_run_prints_its_figures(redis_server, aiohttp_server)
     assert out["fair_b_arrived_idle"] > 0 and out["fair_b_arrived_with_backlog"] > 0
     assert out["fair_a_drain_alone_per_s"] > 0 and out["fair_a_drain_shared_per_s"] > 0
     assert out["fair_a_backlog_left"] > 0
+    # the machine was busy (a worker draining) and no core more than all the time
+    assert all(0 < out[f"fair_machine_busy_{p}"] <= 1.0 for p in ("alone", "shared"))
     # publish -> send start comes before publish -> receive (times to the millisecond)
     for phase in ("idle", "with_backlog"):
         start, receive = out[f"fair_b_send_start_p99_{phase}_ms"], out[f"fair_b_p99_{phase}_ms"]

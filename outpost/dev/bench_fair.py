@@ -136,13 +136,17 @@ async def _drained(deps: Any, seconds: float, pid: int) -> dict[str, float]:
     machine take from the worker does not move a rate per CPU second), and the depth at
     the end."""
     before, started, cpu = (await deps.queue.depth())["queued"], time.monotonic(), _cpu(pid)
+    busy = _busy()
     await asyncio.sleep(seconds)
     after = (await deps.queue.depth())["queued"]
+    elapsed = time.monotonic() - started
     return {
         "drained": before - after,
-        "seconds": time.monotonic() - started,
+        "seconds": elapsed,
         "cpu_s": _cpu(pid) - cpu,
         "left": after,
+        # of the machine's CPUs, how busy in all (1.0: every core all the time)
+        "machine_busy": (_busy() - busy) / elapsed / (os.cpu_count() or 1),
     }
 
 
@@ -271,6 +275,10 @@ def _figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "fair_a_drain_alone_per_cpu_s": alone_cpu,
         "fair_a_drain_shared_per_cpu_s": shared_cpu,
         "fair_a_drain_cpu_ratio": _ratio(shared_cpu, alone_cpu),
+        # how busy the machine was (1.0: every core): at ~1 alone, whatever B's side
+        # takes (its load, API, endpoint) comes out of A's drain
+        "fair_machine_busy_alone": max(r["alone"]["machine_busy"] for r in rounds),
+        "fair_machine_busy_shared": max(r["shared"]["machine_busy"] for r in rounds),
         "fair_a_backlog_left": rounds[-1]["shared"]["left"],
     }
 

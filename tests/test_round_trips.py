@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio.connection import AbstractConnection
 
 from outpost.models import Event
+from outpost.queue import lanes as lanes_module
 from outpost.queue.calls import Calls
 from outpost.queue.items import Outcome
 from outpost.queue.lua import register
@@ -128,3 +129,19 @@ async def test_a_pipelined_script_call_costs_no_script_exists_and_survives_a_flu
 
 def _owners_call(script):  # type: ignore[no-untyped-def]
     return Calls().script(script, ["{p:0}:owners:e1"], ["[]"])
+
+
+async def test_a_lane_the_bell_names_is_read_without_reading_every_index(deps, trips, monkeypatch):
+    """A lane joining its index rings its partition's bell with its name: the read that
+    hears it reads that lane at once (one more XREADGROUP), not every partition's index
+    first (a pipeline of SMEMBERS per partition): a tenant whose lane empties and refills
+    at each event cost a refresh of all the indexes per event."""
+    monkeypatch.setattr(lanes_module, "REFRESH_SECONDS", 60.0)  # no periodic read here
+    await deps.queue.ensure_groups()
+    assert await deps.queue.read("c1", count=10, block_ms=None) == []  # indexes read
+    now = datetime.now(UTC)
+    event = Event(id="e1", tenant_id="acme", topic="t", time=now, data={})
+    await deps.queue.publish_many([(event, [("d1", "")], ())])
+    spent, entries = await trips.of(deps.queue.read("c1", count=10, block_ms=None))
+    assert [e.task.event_id for e in entries] == ["e1"]
+    assert spent == 2  # the read that hears the bell, the read of the new lane

@@ -10,7 +10,9 @@ stream), `q` being the caller's free room spread over the lanes: a destination 1
 tasks behind takes its share of a read, not the whole of it, and a lane whose destination
 has no room (the worker's per-destination cap, `room`) is not read at all. Lanes are
 taken round-robin, at most MAX_READ_LANES per read. The partitions' bells are read with
-the lanes, so a worker blocked on the lanes it knows wakes for a new one. A lane that had
+the lanes, so a worker blocked on the lanes it knows wakes for a new one; a ring names
+its lane, which the reader adds to the lanes it knows at once (every partition's index
+is read again every REFRESH_SECONDS, not at each ring). A lane that had
 work stays among the lanes read for LINGER_SECONDS after it left the index: a destination
 whose few tasks each leave the index when acked (a tenant sending now and then, beside
 another's backlog) has its next task read by the next read, not a read and a refresh later.
@@ -66,6 +68,7 @@ class Lanes:
         self._seen: dict[str, float] = {}  # lane -> when it last had work (for LINGER_SECONDS)
         self._legacy: list[str] = []  # partition streams of before the lanes, not yet empty
         self._fresh_at = 0.0
+        self._joined: list[bytes] = []  # lanes the bells named since the last read
         self._rings: dict[str, list[str]] = {}  # bell -> rings read, acked at the next refresh
         self._turn = 0
         self._lanes: dict[tuple[str, str], Lane] = {}  # (tenant, destination) -> its lane
@@ -131,8 +134,8 @@ class Lanes:
             block = block_ms if watch or not self.capped else None
             reply = await self._read(consumer, lanes, q, block)
             entries, rang = self._split(reply)
-            if rang:  # a lane joined: the next read names it (this one, if it found nothing)
-                self._fresh_at = 0.0
+            if rang and not self._join():  # a lane joined: the next read names it
+                self._fresh_at = 0.0  # (a ring that names no lane: read the indexes)
             if entries or not rang:
                 return entries
         return []
@@ -198,6 +201,7 @@ class Lanes:
             stream = _s(raw_stream)
             if stream in self._bell_set:
                 self._rings.setdefault(stream, []).extend(_s(i) for i, _ in items)
+                self._joined += [f.get(b"l", b"") for _, f in items]
                 rang = True
                 if self.on_ordered and any(b"}:olane:" in f.get(b"l", b"") for _, f in items):
                     self.on_ordered()  # an ordered sub-lane got work (delivery/ordered.py)
@@ -205,6 +209,21 @@ class Lanes:
             entries.extend(_entry(stream, i, f) for i, f in items if f)
             self._seen[stream] = time.monotonic()
         return entries, rang
+
+    def _join(self) -> bool:
+        """The lanes the bells named join the lanes with work at once (a ring is a lane
+        joining its index), without reading every partition's index again: a tenant whose
+        lane empties and refills at each event (beside another's backlog) cost a refresh
+        of all the indexes per event. An ordered sub-lane's ring is the ordered reader's.
+        False when a ring named no lane (the indexes are then read again)."""
+        joined, self._joined = self._joined, []
+        if not all(joined):
+            return False
+        new = {_s(lane) for lane in joined if b"}:olane:" not in lane} - self.working
+        if new:
+            self.working |= new
+            self._known = sorted(set(self._known) | new)
+        return True
 
     async def refresh(self) -> None:
         """Read the indexes of lanes with work again (acking the rings heard meanwhile)."""

@@ -82,11 +82,21 @@ def missed(report: dict[str, Any]) -> list[str]:
     return [name for name, v in report.items() if not v["met"]]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat); with `children`,
+    those of its children that ended and were waited for too."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11 : 15 if children else 13]) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[float, float]:
+    """The machine's CPU seconds so far (/proc/stat, every core): busy (all but idle and
+    iowait), and in all."""
+    with open("/proc/stat", encoding="ascii") as f:  # user .. steal (guest is in user)
+        ticks = [int(t) for t in f.readline().split()[1:9]]
+    tick, total = os.sysconf("SC_CLK_TCK"), sum(ticks)
+    return (total - ticks[3] - ticks[4]) / tick, total / tick
 
 
 def kinesis_client(session: Any, endpoint: str, concurrency: int) -> Any:

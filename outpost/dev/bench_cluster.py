@@ -29,6 +29,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from outpost.dev.bench_ceilings import cpu_seconds, machine_cpu
+
 TENANTS = 40  # with two destinations each: lanes spread over every partition
 DESTINATIONS = ("d1", "d2")
 BATCH = 500  # events per publish_many call (as the API's coalescer makes them)
@@ -143,22 +145,9 @@ def drain(target: str, workers: int, servers: dict[str, list[int]]) -> dict[str,
     return out
 
 
-def machine_cpu() -> tuple[int, int]:
-    """The machine's CPU time so far (/proc/stat, in ticks): busy, and in all."""
-    with open("/proc/stat", encoding="ascii") as f:
-        ticks = [int(t) for t in f.readline().split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return sum(ticks) - idle, sum(ticks)
-
-
 def server_cpu(pids: list[int]) -> float:
     """CPU seconds (user + system) the processes `pids` used so far (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 def pids(servers: list[Any]) -> list[int]:

@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import ClientSession
 
+from outpost.dev.bench_ceilings import cpu_seconds, machine_cpu
 from outpost.dev.bench_parts import outpost_process, pct
 
 TENANTS = ("fair-a", "fair-b")
@@ -135,27 +136,19 @@ async def _drained(deps: Any, seconds: float, pid: int) -> dict[str, float]:
     many seconds and seconds of the worker's CPU time (what other processes on the
     machine take from the worker does not move a rate per CPU second), and the depth at
     the end."""
-    before, started, cpu = (await deps.queue.depth())["queued"], time.monotonic(), _cpu(pid)
-    busy = _busy()
+    before, started, cpu = (await deps.queue.depth())["queued"], time.monotonic(), cpu_seconds(pid)
+    busy = machine_cpu()[0]
     await asyncio.sleep(seconds)
     after = (await deps.queue.depth())["queued"]
     elapsed = time.monotonic() - started
     return {
         "drained": before - after,
         "seconds": elapsed,
-        "cpu_s": _cpu(pid) - cpu,
+        "cpu_s": cpu_seconds(pid) - cpu,
         "left": after,
         # of the machine's CPUs, how busy in all (1.0: every core all the time)
-        "machine_busy": (_busy() - busy) / elapsed / (os.cpu_count() or 1),
+        "machine_busy": (machine_cpu()[0] - busy) / elapsed / (os.cpu_count() or 1),
     }
-
-
-def _cpu(pid: int, children: bool = False) -> float:
-    """A process's CPU seconds so far (user + system, from /proc); with `children`, those
-    of its children that ended and were waited for too."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    used = sum(int(f) for f in fields[11 : 15 if children else 13])
-    return used / os.sysconf("SC_CLK_TCK")
 
 
 class Foreign:
@@ -163,18 +156,12 @@ class Foreign:
     machine's busy time (/proc/stat) less ours, over the wall time."""
 
     def __init__(self) -> None:
-        self.started, self.busy, self.ours = time.monotonic(), _busy(), _ours()
+        self.started, self.busy, self.ours = time.monotonic(), machine_cpu()[0], _ours()
 
     def cpus(self) -> float:
         elapsed = time.monotonic() - self.started
-        other = (_busy() - self.busy) - (_ours() - self.ours)
+        other = (machine_cpu()[0] - self.busy) - (_ours() - self.ours)
         return max(0.0, other / elapsed) if elapsed else 0.0
-
-
-def _busy() -> float:
-    """The machine's CPU seconds spent busy so far (all but idle and iowait)."""
-    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _ours() -> float:
@@ -194,7 +181,7 @@ def _ours() -> float:
     total = 0.0
     for pid in tree:
         with contextlib.suppress(OSError, ValueError, IndexError):
-            total += _cpu(pid, children=True)
+            total += cpu_seconds(pid, children=True)
     return total
 
 

@@ -172,10 +172,22 @@ class Deliverer:
         started: float,
     ) -> None:
         """The outcome's topic and type for its attempt record; its metrics and span."""
+        self._annotate(entry, outcome, event, raw_dest, started)
+        observe(self.telemetry, entry.task, outcome, event, started)
+
+    def _annotate(
+        self,
+        entry: Entry,
+        outcome: Outcome,
+        event: Event | None,
+        raw_dest: bytes | None,
+        started: float,
+    ) -> None:
+        """The outcome's topic and type for its attempt record, and its span (an attempt's:
+        one that kept no attempt, held ones included, has none)."""
         outcome.topic = event.topic if event is not None else ""
         if raw_dest is not None:
             outcome.destination_type = self.destinations.parse(raw_dest).type
-        observe(self.telemetry, entry.task, outcome, event, started)
         if self.tracing.enabled and outcome.record_attempt and event is not None:
             attributes = span_attributes(entry.task, outcome)
             error = "" if outcome.status == "success" else outcome.code

@@ -141,17 +141,14 @@ def _failed(
 
 
 def describe(d: Deliverer, items: Sequence[Item], outcomes: list[Outcome], started: float) -> None:
-    """The outcomes' topics and types for their attempt records; their metrics (like
-    outcomes counted together; the attempts' shared duration observed at once) and spans."""
-    from outpost.delivery.deliverer import span_attributes
-
+    """The outcomes' topics and types for their attempt records and their spans (as one
+    delivery's, `Deliverer._annotate`); their metrics (like outcomes counted together; the
+    attempts' shared duration observed at once)."""
     telemetry, now = d.telemetry, time.time()
     counts: Counter[tuple[str, str, str, str, bool, bool]] = Counter()
     attempts: Counter[str] = Counter()
     for (entry, event, raw), outcome in zip(items, outcomes, strict=True):
-        outcome.topic = event.topic if event is not None else ""
-        if raw is not None:
-            outcome.destination_type = d.destinations.parse(raw).type
+        d._annotate(entry, outcome, event, raw, started)
         dtype = outcome.destination_type or "unknown"
         retry = outcome.retry_in is not None
         counts[
@@ -162,10 +159,6 @@ def describe(d: Deliverer, items: Sequence[Item], outcomes: list[Outcome], start
         attempts[dtype] += 1
         if outcome.status == "success" and event is not None and event.published_at:
             telemetry.of(telemetry.latency, dtype).observe(max(0.0, now - event.published_at))
-        if d.tracing.enabled and event is not None:
-            error = "" if outcome.status == "success" else outcome.code
-            attributes = span_attributes(entry.task, outcome)
-            d.tracing.attempt(event.traceparent, attributes, int(started * 1e9), error)
     for (dtype, tenant, status, code, retry, dead), n in counts.items():
         telemetry.on_outcome(dtype, tenant, status, code, retry=retry, dead=dead, count=n)
     for dtype, n in attempts.items():

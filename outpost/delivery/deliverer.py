@@ -148,7 +148,8 @@ class Deliverer:
             outcome = await self._settle(entry, event, raw_dest, begun)
         finally:
             self.telemetry.inflight.dec()
-        self._describe(entry, outcome, event, raw_dest, started)
+        self._annotate(entry, outcome, event, raw_dest, started)
+        observe(self.telemetry, entry.task, outcome, event, started)
         _, failures = await self.queue.complete(entry, outcome, started)
         await self._after(entry, outcome, failures, started)
         return outcome
@@ -162,18 +163,6 @@ class Deliverer:
         batching destinations, where a task per event would cost more than its share of
         the call."""
         return await group.process_group(self, items)
-
-    def _describe(
-        self,
-        entry: Entry,
-        outcome: Outcome,
-        event: Event | None,
-        raw_dest: bytes | None,
-        started: float,
-    ) -> None:
-        """The outcome's topic and type for its attempt record; its metrics and span."""
-        self._annotate(entry, outcome, event, raw_dest, started)
-        observe(self.telemetry, entry.task, outcome, event, started)
 
     def _annotate(
         self,

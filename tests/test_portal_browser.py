@@ -253,20 +253,27 @@ async def test_a_late_answer_to_an_older_filter_is_not_shown(service, browser, m
     await until_attempts(service, failed, 1)
     await asyncio.to_thread(devstack.create_stream, moto.url, stream, 1)
     ok = await publish_one(service, {"n": 2})
-    await until_attempts(service, ok, 1)
+    await until_attempts(service, ok, 1, status="success")
 
-    held = asyncio.Event()
+    held, asked = asyncio.Event(), asyncio.Event()
+
+    def tab_list(url: str) -> bool:
+        """The Attempts tab's own first list: no filter (the destination's page shown
+        before it lists that destination's attempts)."""
+        return "/api/v1/attempts?" in url and "status=" not in url and "destination_id=" not in url
 
     async def hold_unfiltered(route):
-        if "status=" in route.request.url:
-            await route.continue_()
-            return
-        await held.wait()  # answered only after the filtered list is on the page
+        if tab_list(route.request.url):
+            asked.set()
+            await held.wait()  # answered only after the filtered list is on the page
         await route.continue_()
 
     await page.route("**/api/v1/attempts*", hold_unfiltered)
-    async with page.expect_response(lambda r: "/attempts" in r.url and "status=" not in r.url):
+    async with page.expect_response(lambda r: tab_list(r.url)):
         await page.get_by_role("link", name="Attempts").click()
+        # the tab is on the page (it asked for its list): its filter, not the destination
+        # page's (which has one too), is the one set next
+        await asyncio.wait_for(asked.wait(), WAIT / 1000)
         await page.select_option("select[name=status]", "success")
         rows = page.locator("tr.attempt")
         await expect(rows).to_have_count(1)
@@ -288,9 +295,11 @@ async def publish_one(service, data: dict) -> str:
         return str((await r.json())["id"])
 
 
-async def until_attempts(service, event_id: str, n: int) -> None:
-    """Wait until the event's attempt log holds `n` attempts (the worker runs beside)."""
-    url = service.make_url("/api/v1/attempts").with_query(tenant_id="acme", event_id=event_id)
+async def until_attempts(service, event_id: str, n: int, **only: str) -> None:
+    """Wait until the event's attempt log holds `n` attempts (`only`: of that status, say)
+    (the worker runs beside)."""
+    query = {"tenant_id": "acme", "event_id": event_id, **only}
+    url = service.make_url("/api/v1/attempts").with_query(query)
     async with aiohttp.ClientSession() as http:
         for _ in range(100):
             got = await (await http.get(url, headers=AUTH)).json()
